@@ -1,0 +1,63 @@
+"""CNNH+ (Xia, Pan, Lai, Liu & Yan, "Supervised hashing for image retrieval via image representation learning",
+AAAI 2014).
+
+Stage 1 (`baselines.cnnh_codes.approximate_codes`) factorises the label similarity matrix into approximate codes
+H in {-1, 1}^(N x bits). Stage 2 trains the network to output them: a sigmoid layer `hash_x` regresses (H + 1) / 2
+by binary cross-entropy and, for CNNH+, a softmax layer `y_predict` beside it (both read the same features, as in
+the paper's output layer of bits + classes units) predicts the class. The stage-1 codes travel through the tf.data
+pipeline with their images, so the shuffle can never misalign a target and its image.
+"""
+
+import keras
+import numpy as np
+
+from saeh.methods import DeepMethod
+from saeh.models import blocks, encoders
+from saeh.models.saeh_model import check_input_shape, check_positive_int
+
+
+def build_cnnh_plus(input_shape, num_classes, hash_bits, stack_num, encoder, multi_label, encoder_weights,
+                    stage1_iterations=None, code_weight=1.0):
+    """Encoder, then two heads on the same features: sigmoid `hash_x` (bits) and the classifier `y_predict`."""
+    input_shape = check_input_shape(input_shape)
+    check_positive_int("hash_bits", hash_bits)
+    check_positive_int("num_classes", num_classes)
+    images = keras.Input(shape=input_shape, name="image")
+    features, _ = encoders.encode_features(images, encoder, stack_num, 5e-4, encoder_weights)
+    code = blocks.dense(hash_bits, "hash_x", activation="sigmoid", dtype="float32")(features)
+    prediction = blocks.dense(num_classes, "y_predict", activation="sigmoid" if multi_label else "softmax",
+                              dtype="float32")(features)
+    return keras.Model(images, {"hash_x": code, "y_predict": prediction}, name="cnnh_plus")
+
+
+def cnnh_compile_arguments(multi_label, hash_bits, stage1_iterations=None, code_weight=1.0):
+    return {
+        "loss": {"hash_x": "binary_crossentropy",
+                 "y_predict": "binary_crossentropy" if multi_label else "categorical_crossentropy"},
+        "loss_weights": {"hash_x": float(code_weight), "y_predict": 1.0},
+        "metrics": {"y_predict": ["binary_accuracy" if multi_label else "accuracy"]},
+    }
+
+
+def stage1_targets(labels, hash_bits, seed, stage1_iterations=None, code_weight=1.0):
+    """Stage 1: approximate codes for the given labels, as 0/1 float targets of the sigmoid layer."""
+    from baselines.cnnh_codes import approximate_codes
+
+    options = {} if stage1_iterations is None else {"n_iter": int(stage1_iterations)}
+    codes = approximate_codes(labels, hash_bits, seed=seed, **options)
+    return {"code": ((np.asarray(codes, np.float32) + 1) / 2)}
+
+
+def _targets(images, batch):
+    return {"hash_x": batch["code"], "y_predict": batch["label"]}
+
+
+CNNH_PLUS = DeepMethod(
+    name="cnnh-plus",
+    summary="CNNH+: stage 1 factorises label similarity into codes; stage 2 regresses them and predicts labels",
+    build=build_cnnh_plus,
+    compile_arguments=cnnh_compile_arguments,
+    targets=_targets,
+    hyperparameters={"stage1_iterations": None, "code_weight": 1.0},  # None: approximate_codes' own default
+    prepare=stage1_targets,
+)

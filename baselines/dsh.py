@@ -1,0 +1,85 @@
+"""DSH (Liu, Wang, Shan & Chen, "Deep supervised hashing for fast image retrieval", CVPR 2016).
+
+A linear code layer `hash_x` (no classifier) trained on every pair (i, j) of a batch, with b the real outputs,
+D_ij = ||b_i - b_j||^2 and s_ij = 1 when the two images share a label:
+
+    pair loss  = 1/2 s_ij D_ij + 1/2 (1 - s_ij) max(margin - D_ij, 0)
+    regulariser = alpha (|| |b_i| - 1 ||_1 + || |b_j| - 1 ||_1)
+    loss = mean over the B(B-1)/2 pairs of (pair loss + regulariser)
+
+margin = 2 * bits and alpha = 0.01, the paper's settings. Codes are sign(b) (the dump's threshold is 0). The best
+epoch is the one with the lowest validation loss, since DSH has no classifier.
+"""
+
+import keras
+from keras import ops
+
+from saeh.methods import DeepMethod
+from saeh.models import blocks, encoders
+from saeh.models.saeh_model import check_input_shape, check_positive_int
+
+
+def pair_similarity(labels):
+    """s_ij = 1 when rows i and j of one-hot / multi-hot `labels` share a label, else 0."""
+    return ops.cast(ops.matmul(labels, ops.transpose(labels)) > 0, "float32")
+
+
+def dsh_loss(labels, codes, margin, alpha):
+    """The DSH objective of the module docstring over all pairs of a batch."""
+    similar = pair_similarity(labels)
+    squared_norms = ops.sum(ops.square(codes), axis=1)
+    distances = ops.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * ops.matmul(codes, ops.transpose(codes)), 0.0)
+    pair_loss = 0.5 * similar * distances + 0.5 * (1 - similar) * ops.relu(margin - distances)
+    regulariser = ops.sum(ops.abs(ops.abs(codes) - 1), axis=1)
+    pairwise = pair_loss + alpha * (regulariser[:, None] + regulariser[None, :])
+    batch = ops.shape(codes)[0]
+    upper = ops.triu(ops.ones((batch, batch)), k=1)
+    pairs = ops.maximum(ops.sum(upper), 1.0)
+    return ops.sum(pairwise * upper) / pairs
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class DSHLoss(keras.losses.Loss):
+    """`dsh_loss` on `hash_x`, whose target is the batch's labels (one-hot or multi-hot)."""
+
+    def __init__(self, margin, alpha=0.01, name="dsh", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.margin = float(margin)
+        self.alpha = float(alpha)
+
+    def call(self, y_true, y_pred):
+        return dsh_loss(ops.cast(y_true, "float32"), y_pred, self.margin, self.alpha)
+
+    def get_config(self):
+        return {**super().get_config(), "margin": self.margin, "alpha": self.alpha}
+
+
+def build_dsh(input_shape, num_classes, hash_bits, stack_num, encoder, multi_label, encoder_weights, margin=None,
+              alpha=0.01):
+    """Encoder then a linear `hash_x` of `hash_bits` units. `num_classes` is unused: DSH has no classifier."""
+    input_shape = check_input_shape(input_shape)
+    check_positive_int("hash_bits", hash_bits)
+    images = keras.Input(shape=input_shape, name="image")
+    features, _ = encoders.encode_features(images, encoder, stack_num, 5e-4, encoder_weights)
+    code = blocks.dense(hash_bits, "hash_x", dtype="float32")(features)
+    return keras.Model(images, {"hash_x": code}, name="dsh")
+
+
+def dsh_compile_arguments(multi_label, hash_bits, margin=None, alpha=0.01):
+    """margin=None means the paper's 2 * hash_bits."""
+    return {"loss": {"hash_x": DSHLoss(margin=2 * hash_bits if margin is None else margin, alpha=alpha)}}
+
+
+def _targets(images, batch):
+    return {"hash_x": batch["label"]}
+
+
+DSH = DeepMethod(
+    name="dsh",
+    summary="DSH: pairwise contrastive loss (margin 2*bits) + 0.01 * || |b| - 1 ||_1 on a linear code layer",
+    build=build_dsh,
+    compile_arguments=dsh_compile_arguments,
+    targets=_targets,
+    hyperparameters={"margin": None, "alpha": 0.01},  # margin None: 2 * hash_bits
+    monitor=("val_loss", "min"),
+)

@@ -1,0 +1,249 @@
+"""Shared plumbing of the shallow (numpy/scipy) hashing baselines: validation, fit/project/encode, save/load.
+
+A shallow hasher maps a feature matrix ``X`` (N, D) to real outputs ``project(X)`` (N, bits) and to 0/1 codes
+``encode(X) = [project(X) > 0]``. The real outputs are what a code dump stores as ``hash_org`` and the 0/1 codes
+its ``hash_bin``: ``saeh.codes.make_codes(hasher.project(X), labels, threshold=hasher.threshold)`` gives the same
+codes as ``encode``. An output of exactly 0 maps to 0.
+
+Subclasses (`baselines.itq.ITQ`, `baselines.ksh.KSH`) set ``name`` and ``defaults`` (their hyperparameters with
+default values), and implement ``_check_hyperparameters``, ``_fit`` (returning the fitted state as a dict of numpy
+arrays) and ``_project``. The fitted state and the configuration are all a saved model holds, so ``load`` rebuilds
+a hasher that gives identical codes.
+
+Features: raw pixels scaled to [0, 1] (`features_from_images`) are the default choice for images; any (N, D) float
+matrix works, e.g. deep features from a trained encoder.
+"""
+
+import json
+import numbers
+import os
+import zipfile
+
+import numpy as np
+
+from saeh.atomic import atomic_path
+from saeh.codes import binarize
+from saeh.errors import MissingDataError, SaehError
+
+# Rows handled at once where a whole (N, D) matrix would otherwise be copied to float64.
+CHUNK_ROWS = 8192
+
+CONFIG_KEY = "config"
+STATE_PREFIX = "state__"
+
+
+def check_positive_int(value, name):
+    """Return `value` as an int if it is a positive integer (bools refused), else raise SaehError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise SaehError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def check_seed(seed):
+    """A seed is a non-negative integer (what `np.random.default_rng` accepts reproducibly)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise SaehError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
+
+
+def check_features(features, name="features"):
+    """Return `features` as a 2-D float array (N >= 1 rows, D >= 1 columns, all finite), not copied if possible."""
+    array = np.asarray(features)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise SaehError(f"{name} must be a numeric array; got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise SaehError(f"{name} must be 2-D (N samples, D features); got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise SaehError(f"{name} must have at least one row and one column; got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float32)
+    for start in range(0, len(array), CHUNK_ROWS):
+        if not np.all(np.isfinite(array[start : start + CHUNK_ROWS])):
+            raise SaehError(f"{name} holds NaN or infinite values (first bad rows from index {start})")
+    return array
+
+
+def check_labels(labels, n_samples, name="labels"):
+    """Return `labels` as (N,) int64 class ids or (N, C) uint8 multi-hot; N must equal `n_samples`."""
+    array = np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim not in (1, 2):
+        raise SaehError(f"{name} must be (N,) class ids or (N, C) multi-hot; got shape {array.shape}")
+    if len(array) != n_samples:
+        raise SaehError(f"{name} has {len(array)} rows but the features have {n_samples}; they must match")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.number):
+        raise SaehError(f"{name} must be integers; got dtype {array.dtype}")
+    if not np.all(array == np.round(array)):
+        raise SaehError(f"{name} must hold integers; got non-integer values such as {array[array != np.round(array)][:3]}")
+    if array.ndim == 2:
+        if not np.all((array == 0) | (array == 1)):
+            raise SaehError(f"multi-hot {name} must hold only 0 and 1")
+        return array.astype(np.uint8)
+    return array.astype(np.int64)
+
+
+def labels_to_multi_hot(labels):
+    """(N,) class ids or (N, C) multi-hot -> (N, C') 0/1 float64 matrix Y with Y[i, c] = 1 iff sample i has label c."""
+    if labels.ndim == 2:
+        return labels.astype(np.float64)
+    _, class_index = np.unique(labels, return_inverse=True)
+    multi_hot = np.zeros((len(labels), class_index.max() + 1))
+    multi_hot[np.arange(len(labels)), class_index] = 1.0
+    return multi_hot
+
+
+def pairwise_similarity(labels):
+    """S = 2 * [share at least one label] - 1, an (N, N) float64 matrix of +-1 (diagonal +1)."""
+    multi_hot = labels_to_multi_hot(labels)
+    similarity = np.where(multi_hot @ multi_hot.T > 0, 1.0, -1.0)
+    np.fill_diagonal(similarity, 1.0)
+    return similarity
+
+
+def features_from_images(images):
+    """Raw-pixel features: (N, H, W) or (N, H, W, C) images -> (N, H*W*C) float32 in [0, 1].
+
+    Integer images are divided by 255 (so they must lie in 0..255); float images must already lie in [0, 1].
+    """
+    array = np.asarray(images)
+    if array.ndim not in (3, 4) or len(array) == 0:
+        raise SaehError(f"images must be (N, H, W) or (N, H, W, C) with N >= 1; got shape {array.shape}")
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise SaehError(f"integer images must lie in 0..255; got values from {low} to {high}")
+        return (array.reshape(len(array), -1).astype(np.float32) / np.float32(255.0)).astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        low, high = float(array.min()), float(array.max())
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0.0 or high > 1.0:
+            raise SaehError(
+                f"float images must already be scaled to [0, 1]; got values from {low} to {high} "
+                "(pass uint8 images to have them divided by 255)"
+            )
+        return array.reshape(len(array), -1).astype(np.float32)
+    raise SaehError(f"images must be integer or float arrays; got dtype {array.dtype}")
+
+
+def in_chunks(features, function, chunk_rows=CHUNK_ROWS):
+    """Apply `function` to float64 row chunks of `features` and stack the results (bounds the float64 copies)."""
+    parts = [
+        function(np.asarray(features[start : start + chunk_rows], dtype=np.float64))
+        for start in range(0, len(features), chunk_rows)
+    ]
+    return np.concatenate(parts, axis=0)
+
+
+class ShallowHasher:
+    """Base class: a hasher with numpy-array state, fitted on features (and labels for supervised methods).
+
+    ``hash_bits`` is the code length, ``seed`` drives every random choice (same seed, same data -> same codes),
+    other keyword arguments are the method's hyperparameters (see the subclass's ``defaults``).
+    """
+
+    name = "shallow"
+    threshold = 0.0
+    supervised = False
+    defaults = {}
+
+    def __init__(self, hash_bits=32, seed=0, **hyperparameters):
+        self.hash_bits = check_positive_int(hash_bits, "hash_bits")
+        self.seed = check_seed(seed)
+        unknown = sorted(set(hyperparameters) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise SaehError(f"{self.name}: unknown hyperparameter(s) {', '.join(unknown)}; known: {known}")
+        merged = dict(self.defaults)
+        merged.update(hyperparameters)
+        self.hyperparameters = self._check_hyperparameters(merged)
+        self.state = None
+        self.input_dim = None
+
+    # ---- subclass hooks -------------------------------------------------------------------------------------
+    def _check_hyperparameters(self, hyperparameters):
+        return hyperparameters
+
+    def _fit(self, features, labels):
+        raise NotImplementedError
+
+    def _project(self, features):
+        raise NotImplementedError
+
+    # ---- public API -----------------------------------------------------------------------------------------
+    @property
+    def is_fitted(self):
+        return self.state is not None
+
+    def fit(self, features, labels=None):
+        """Learn the hash functions from `features` (N, D) and, for supervised methods, `labels` (N,) or (N, C)."""
+        features = check_features(features)
+        if labels is not None:
+            labels = check_labels(labels, len(features))
+        elif self.supervised:
+            raise SaehError(f"{self.name} is supervised: fit needs labels, (N,) class ids or (N, C) multi-hot")
+        self.state = self._fit(features, labels)
+        self.input_dim = int(features.shape[1])
+        return self
+
+    def project(self, features):
+        """Real-valued outputs (N, bits) float32; the code is 1 where the output is > 0 (the dump's hash_org)."""
+        if not self.is_fitted:
+            raise SaehError(f"{self.name}: call fit (or load a saved model) before project/encode")
+        features = check_features(features)
+        if features.shape[1] != self.input_dim:
+            raise SaehError(
+                f"{self.name} was fitted on {self.input_dim}-dimensional features; got {features.shape[1]} dimensions"
+            )
+        return np.asarray(self._project(features), dtype=np.float32)
+
+    def encode(self, features):
+        """0/1 codes (N, bits) uint8: 1 where `project` > 0, 0 otherwise (0 itself maps to 0)."""
+        return binarize(self.project(features), self.threshold)
+
+    def get_config(self):
+        """Everything needed to rebuild an unfitted hasher: name, hash_bits, seed and hyperparameters."""
+        return {"name": self.name, "hash_bits": self.hash_bits, "seed": self.seed, **self.hyperparameters}
+
+    def save(self, path, overwrite=True):
+        """Write the configuration and fitted state to an `.npz` atomically (no pickled objects)."""
+        if not self.is_fitted:
+            raise SaehError(f"{self.name}: nothing to save; fit the hasher first")
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            raise SaehError(f"a shallow hasher is saved as .npz; got {path!r}")
+        config = dict(self.get_config(), input_dim=self.input_dim)
+        arrays = {CONFIG_KEY: np.array(json.dumps(config, sort_keys=True))}
+        arrays.update({STATE_PREFIX + key: np.asarray(value) for key, value in self.state.items()})
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Rebuild a fitted hasher saved by `save`; the file must hold this class's method."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise MissingDataError(f"saved hasher {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
+        except ValueError as error:
+            raise SaehError(f"saved hasher {path} holds pickled objects, which are refused for safety") from error
+        except (OSError, zipfile.BadZipFile) as error:
+            raise SaehError(f"saved hasher {path} is not a readable .npz file: {error}") from error
+        if CONFIG_KEY not in arrays:
+            raise SaehError(f"{path} is not a saved shallow hasher (no {CONFIG_KEY!r} entry)")
+        try:
+            config = json.loads(str(arrays.pop(CONFIG_KEY)))
+            name = config.pop("name")
+            input_dim = config.pop("input_dim")
+        except (ValueError, KeyError, TypeError) as error:
+            raise SaehError(f"saved hasher {path} has a corrupt configuration: {error}") from error
+        if name != cls.name:
+            raise SaehError(f"{path} holds a {name!r} hasher; load it with that method's class, not {cls.name!r}")
+        hasher = cls(**config)
+        hasher.state = {key[len(STATE_PREFIX) :]: value for key, value in arrays.items() if key.startswith(STATE_PREFIX)}
+        hasher.input_dim = int(input_dim)
+        return hasher

@@ -1,0 +1,70 @@
+"""ITQ and KSH as registered methods: fitted on raw-pixel features of the training set, then used to encode the
+query and database sets into the same dump format as the deep methods."""
+
+import dataclasses
+import os
+
+from saeh.atomic import check_writable, write_json
+from saeh.codes import make_codes
+from saeh.errors import SaehError
+
+
+@dataclasses.dataclass(frozen=True)
+class ShallowMethod:
+    """A shallow (numpy) method: `hasher` is a `baselines.shallow.ShallowHasher` subclass."""
+
+    name: str
+    summary: str
+    hasher: type
+    kind: str = "shallow"
+
+    @property
+    def hyperparameters(self):
+        return dict(self.hasher.defaults)
+
+    def resolve(self, overrides=None):
+        overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+        unknown = sorted(set(overrides) - set(self.hyperparameters))
+        if unknown:
+            raise SaehError(f"method {self.name!r} has no hyperparameter(s) {', '.join(unknown)}; "
+                            f"it takes {', '.join(sorted(self.hyperparameters)) or 'none'}")
+        return {**self.hyperparameters, **overrides}
+
+
+def _itq():
+    from baselines.itq import ITQ
+
+    return ITQ
+
+
+def _ksh():
+    from baselines.ksh import KSH
+
+    return KSH
+
+
+def shallow_methods():
+    return [
+        ShallowMethod("itq", "ITQ: PCA then an orthogonal rotation minimising quantisation error (unsupervised)", _itq()),
+        ShallowMethod("ksh", "KSH: supervised kernel hashing, greedy bit-by-bit against label similarity", _ksh()),
+    ]
+
+
+def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, settings=None, overwrite=False):
+    """Fit `method` on raw-pixel features of `split.train`, save it as `<run_dir>/model.npz`, and return the
+    codes of the query and database sets."""
+    from baselines.shallow import features_from_images
+
+    model_path = os.path.join(run_dir, "model.npz")
+    check_writable(model_path, overwrite)
+    hyperparameters = method.resolve(hyperparameters)
+    hasher = method.hasher(hash_bits=hash_bits, seed=seed, **hyperparameters)
+    write_json(os.path.join(run_dir, "run.json"),
+               {**(settings or {}), "method": method.name, "hash_bits": hash_bits, "seed": seed,
+                "hyperparameters": hyperparameters, "features": "raw pixels in [0, 1]"})
+    hasher.fit(features_from_images(split.train.images), split.train.labels)
+    hasher.save(model_path, overwrite=True)
+    print(f"{method.name} fitted on {len(split.train)} training images; model written to {model_path}")
+    return {name: make_codes(hasher.project(features_from_images(getattr(split, name).images)),
+                             getattr(split, name).labels, hasher.threshold)
+            for name in ("query", "database")}

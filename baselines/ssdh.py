@@ -1,0 +1,72 @@
+"""SSDH* (Yang, Lin & Chen, "Supervised learning of semantics-preserving hash via deep convolutional neural
+networks", TPAMI 2018; arXiv 1507.00101), with SAEH's encoders in place of AlexNet, as SAEH's Table 1 does.
+
+A sigmoid latent layer `hash_x` feeds a softmax classifier. With h the latent outputs (B images x K bits):
+
+    classification = cross-entropy of `y_predict`
+    forcing binary = -mean_{b,k} (h_bk - 0.5)^2                  (same as SAEH's binary term)
+    50% fire rate  = mean_b (mean_k h_bk - 0.5)^2                 (each IMAGE's bits half on; SAEH balances each bit)
+    total = classification + binary_weight * forcing binary + fire_rate_weight * 50% fire rate
+
+Weights 1 and 1: the loss weights of SSDH's released Caffe model (its training log prints "(* 1 = ...)" for both).
+"""
+
+import keras
+from keras import ops
+
+from saeh.losses import TermMean, binary_term
+from saeh.methods import DeepMethod, classification_targets
+from saeh.models import build_saeh
+
+
+def fire_rate_term(codes):
+    """SSDH's 50% fire rate: mean over images of (mean over bits of h - 0.5)^2."""
+    return ops.mean(ops.square(ops.mean(codes, axis=1) - 0.5))
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class SSDHTermMean(TermMean):
+    terms = {**TermMean.terms, "fire_rate": fire_rate_term}
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class SSDHHashLoss(keras.losses.Loss):
+    """binary_weight * forcing binary + fire_rate_weight * 50% fire rate on `hash_x`; the target is ignored."""
+
+    def __init__(self, binary_weight=1.0, fire_rate_weight=1.0, name="ssdh_hash_terms", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.binary_weight = float(binary_weight)
+        self.fire_rate_weight = float(fire_rate_weight)
+
+    def call(self, y_true, y_pred):
+        return self.binary_weight * binary_term(y_pred) + self.fire_rate_weight * fire_rate_term(y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "binary_weight": self.binary_weight, "fire_rate_weight": self.fire_rate_weight}
+
+
+def build_ssdh(input_shape, num_classes, hash_bits, stack_num, encoder, multi_label, encoder_weights,
+               binary_weight=1.0, fire_rate_weight=1.0):
+    """SAEH's network without the decoder: encoder, sigmoid `hash_x`, classifier `y_predict` on the codes."""
+    return build_saeh(input_shape, num_classes, hash_bits=hash_bits, stack_num=stack_num, encoder=encoder, gamma=0,
+                      multi_label=multi_label, encoder_weights=encoder_weights, name="ssdh")
+
+
+def ssdh_compile_arguments(multi_label, hash_bits, binary_weight=1.0, fire_rate_weight=1.0):
+    return {
+        "loss": {"y_predict": "binary_crossentropy" if multi_label else "categorical_crossentropy",
+                 "hash_x": SSDHHashLoss(binary_weight, fire_rate_weight)},
+        "loss_weights": {"y_predict": 1.0, "hash_x": 1.0},
+        "metrics": {"y_predict": ["binary_accuracy" if multi_label else "accuracy"],
+                    "hash_x": [SSDHTermMean("binary"), SSDHTermMean("fire_rate")]},
+    }
+
+
+SSDH = DeepMethod(
+    name="ssdh",
+    summary="SSDH*: classification + forcing-binary + per-image 50% fire rate on a sigmoid latent layer",
+    build=build_ssdh,
+    compile_arguments=ssdh_compile_arguments,
+    targets=classification_targets,
+    hyperparameters={"binary_weight": 1.0, "fire_rate_weight": 1.0},
+)

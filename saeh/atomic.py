@@ -1,0 +1,47 @@
+"""Write files so that a crash or a full disk never leaves a half-written file under the final name."""
+
+import contextlib
+import json
+import os
+import uuid
+
+from saeh.errors import SaehError
+
+
+def check_writable(path, overwrite):
+    """Raise SaehError if `path` exists and `overwrite` is false."""
+    if os.path.exists(path) and not overwrite:
+        raise SaehError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+
+
+@contextlib.contextmanager
+def atomic_path(path, overwrite=True):
+    """Yield a temporary path beside `path`; on success rename it to `path`, on failure delete it.
+
+    The temporary name ends with the final file name, so writers that insist on a suffix (`.keras`, `.npz`,
+    `.weights.h5`) accept it. `os.replace` is atomic on POSIX when both names are in one directory.
+    """
+    path = os.fspath(path)
+    check_writable(path, overwrite)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise SaehError(f"cannot create the output directory {directory}: {error.strerror}") from error
+    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}-{os.path.basename(path)}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as error:
+        raise SaehError(f"could not write {path}: {error.strerror or error}") from error
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_json(path, obj, overwrite=True):
+    """Write `obj` as indented JSON to `path` atomically."""
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        with open(temporary, "w") as handle:
+            json.dump(obj, handle, indent=2, sort_keys=True)
+            handle.write("\n")

@@ -1,0 +1,67 @@
+"""Pieces the command-line scripts share: data flags, loading a split, writing and scoring codes."""
+
+import os
+
+from saeh import defaults
+from saeh.errors import SaehError
+
+DATA_DIR_ENV = "SAEH_DATA_DIR"
+
+
+def add_data_arguments(parser, which_data=None):
+    """--which-data, --data-dir, --image-size, --protocol, --seed, --validation-size, --select-on-test."""
+    parser.add_argument("--which-data", default=which_data,
+                        help="dataset: mnist-sample (bundled), mnist, cifar10, svhn, folder, list, or a folder path "
+                             f"(default: {which_data})")
+    parser.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV),
+                        help=f"where the dataset files are (default: ${DATA_DIR_ENV}, else the Keras cache)")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                        help="resize images of folder/list datasets to this size")
+    parser.add_argument("--protocol", default=None,
+                        help=f"retrieval protocol: ssdh, dpsh or dsh (default: {defaults.PROTOCOL})")
+    parser.add_argument("--seed", type=int, default=None, help=f"seed of the split and training (default: {defaults.SEED})")
+    parser.add_argument("--validation-size", type=float, default=None,
+                        help=f"fraction (or count, if > 1) of the training part held out for model selection "
+                             f"(default: {defaults.VALIDATION_SIZE})")
+    parser.add_argument("--select-on-test", action="store_true", default=None,
+                        help="choose the best epoch on the query (test) set, as the original code did; off by default "
+                             "because it leaks the test set into model selection")
+
+
+def load_split(which_data, data_dir=None, image_size=None, protocol=defaults.PROTOCOL, seed=defaults.SEED,
+               validation_size=defaults.VALIDATION_SIZE, select_on_test=False):
+    """Load a dataset and apply a protocol: (LabelledData, Split)."""
+    from saeh.data import load_dataset, make_split
+
+    if not which_data:
+        raise SaehError("no dataset given; pass --which-data")
+    data = load_dataset(which_data, data_dir=data_dir, image_size=tuple(image_size) if image_size else None)
+    if validation_size is not None and validation_size >= 1 and float(validation_size).is_integer():
+        validation_size = int(validation_size)  # a count of images rather than a fraction
+    split = make_split(data, protocol=protocol, seed=seed, validation_size=validation_size,
+                       select_on_test=bool(select_on_test))
+    return data, split
+
+
+def write_codes(codes_by_set, out_dir, overwrite=False, formats=(".mat", ".npz"), log=print):
+    """Write each set's codes as `<out_dir>/<set>.mat` and `.npz`; return {set: npz path}."""
+    from saeh.codes import save_codes
+
+    paths = {}
+    for name, codes in codes_by_set.items():
+        for suffix in formats:
+            path = os.path.join(out_dir, f"{name}{suffix}")
+            save_codes(path, codes, overwrite=overwrite)
+            paths[name] = path
+        log(f"wrote {name} codes ({len(codes)} x {codes.bits} bits) to {os.path.join(out_dir, name)}"
+            f".{{{','.join(s.lstrip('.') for s in formats)}}}")
+    return paths
+
+
+def score(query, database, top_k=defaults.TOP_K, radius=defaults.RADIUS):
+    """mAP@top_k and precision within Hamming radius `radius` of query codes against database codes."""
+    from saeh.retrieval import map_at_k, precision_within_radius
+
+    mean_ap = map_at_k(query.hash_bin, database.hash_bin, query.label, database.label, k=top_k)
+    within = precision_within_radius(query.hash_bin, database.hash_bin, query.label, database.label, radius=radius)
+    return {f"map@{top_k}": mean_ap, f"precision@r{radius}": within.precision, f"empty@r{radius}": within.empty_fraction}

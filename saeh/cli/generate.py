@@ -1,0 +1,67 @@
+"""Dump the codes of a trained model: per set (query, database) a `.mat` with the original's fields `hash_org`,
+`hash_bin` and `label`, and an `.npz` with the same arrays.
+
+The data settings (dataset, protocol, seed, ...) default to those in the `run.json` beside the model, so the codes
+cover exactly the query and database sets the model was trained for.
+"""
+
+import argparse
+import json
+import os
+
+from saeh import defaults
+from saeh.cli import common
+from saeh.errors import SaehError
+
+
+def build_parser(load_path):
+    parser = argparse.ArgumentParser(
+        prog="generate_hash.py", description="Encode the query and database sets with a trained model.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--load-path", default=load_path, help="the trained model (.keras)")
+    common.add_data_arguments(parser)
+    parser.add_argument("--out", default=None, help="output directory (default: codes/ beside the model)")
+    parser.add_argument("--batch-size", type=int, default=1024, help="images per encoding batch")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing dumps")
+    parser.add_argument("--unsafe-load", action="store_true",
+                        help="turn Keras safe mode off (allows Lambda layers: only for model files you trust)")
+    return parser
+
+
+def run_settings(load_path):
+    """The settings recorded by the training run that wrote `load_path`, or {}."""
+    path = os.path.join(os.path.dirname(os.path.abspath(load_path)), "run.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def main(argv=None, load_path=None):
+    args = build_parser(load_path).parse_args(argv)
+    if not args.load_path:
+        raise SaehError("no model given: set load_path at the top of generate_hash.py or pass --load-path")
+    from saeh.inference import codes_for, hash_bits, load_hash_model
+
+    model = load_hash_model(args.load_path, safe_mode=not args.unsafe_load)
+    recorded = run_settings(args.load_path)
+
+    def setting(name, default=None):
+        value = getattr(args, name)
+        return value if value is not None else recorded.get(name, default)
+
+    which_data = setting("which_data")
+    if not which_data:
+        raise SaehError(f"no run.json beside {args.load_path} says which data it was trained on; pass --which-data")
+    data, split = common.load_split(
+        which_data, setting("data_dir"), setting("image_size"), setting("protocol", defaults.PROTOCOL),
+        setting("seed", defaults.SEED), setting("validation_size", defaults.VALIDATION_SIZE),
+        setting("select_on_test", False))
+    bits = recorded.get("hash_bits")
+    if bits is not None and bits != hash_bits(model):
+        raise SaehError(f"{args.load_path} has {hash_bits(model)} hash bits but its run.json says {bits}")
+    print(split.describe())
+    codes = {name: codes_for(model, getattr(split, name), args.batch_size) for name in ("query", "database")}
+    out_dir = args.out or os.path.join(os.path.dirname(os.path.abspath(args.load_path)), "codes")
+    common.write_codes(codes, out_dir, overwrite=args.overwrite)
+    return 0

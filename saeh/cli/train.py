@@ -1,0 +1,149 @@
+"""Train a hashing method (SAEH by default), dump the codes of the query and database sets, and score them.
+
+The settings of `hash_su_ae_train.py` (module-level names, as in the original script) are the defaults of the
+flags here; a flag given on the command line wins.
+"""
+
+import argparse
+import os
+
+from saeh import defaults
+from saeh.atomic import write_json
+from saeh.cli import common
+from saeh.errors import SaehError
+
+# The original script's settings, under their original names. hash_su_ae_train.py repeats them at its top for users
+# to edit; these are the fallbacks when a caller passes none.
+SETTINGS = {
+    "which_data": "cifar10",
+    "num_classes": None,  # None: taken from the data
+    "stack_num": defaults.STACK_NUM,
+    "batch_size": defaults.BATCH_SIZE,
+    "epochs": defaults.EPOCHS,
+    "alpha": defaults.ALPHA,
+    "beta": defaults.BETA,
+    "gamma": defaults.GAMMA,
+    "hash_bits": defaults.HASH_BITS,
+    "load_path": None,
+    "save_dir": "runs",
+}
+SAEH_WEIGHTS = ("alpha", "beta", "gamma")
+
+
+def parse_hyperparameter(text):
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE; got {text!r}")
+    try:
+        return name.replace("-", "_"), float(value) if "." in value or "e" in value.lower() else int(value)
+    except ValueError:
+        return name.replace("-", "_"), value
+
+
+def build_parser(settings):
+    parser = argparse.ArgumentParser(
+        prog="hash_su_ae_train.py",
+        description="Train SAEH (or a baseline with --method) and write the query/database codes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common.add_data_arguments(parser, settings["which_data"])
+    parser.add_argument("--method", default="saeh", help="registered method: see `python -m baselines`")
+    parser.add_argument("--num-classes", type=int, default=settings["num_classes"],
+                        help="checked against the data when given")
+    parser.add_argument("--stack-num", type=int, default=settings["stack_num"],
+                        help="residual blocks per stage of the resnet_cifar encoder (18 = the paper's ResNet-110)")
+    parser.add_argument("--hash-bits", type=int, default=settings["hash_bits"])
+    parser.add_argument("--epochs", type=int, default=settings["epochs"],
+                        help="the step schedule (lr 0.1, /5 at 30, 55, 75 of 90) is scaled to this many epochs")
+    parser.add_argument("--batch-size", type=int, default=settings["batch_size"])
+    for name in SAEH_WEIGHTS:
+        parser.add_argument(f"--{name}", type=float, default=None,
+                            help=f"SAEH's weight {name} (default: {settings[name]})")
+    parser.add_argument("--set", dest="hyperparameters", type=parse_hyperparameter, action="append", default=[],
+                        metavar="NAME=VALUE", help="a hyperparameter of the method (e.g. --set margin=24 for dsh)")
+    parser.add_argument("--encoder", default=defaults.ENCODER, help="resnet_cifar, resnet50 or dsh_cnn")
+    parser.add_argument("--encoder-weights", default=None,
+                        help="resnet50 only: 'imagenet' (downloads) or a local weights file")
+    parser.add_argument("--augment", action="store_true", help="random flips and pad-and-crop (the original used none)")
+    parser.add_argument("--load-path", default=settings["load_path"],
+                        help="a .keras model to continue training from (weights, optimiser state and epoch)")
+    parser.add_argument("--save-dir", default=settings["save_dir"], help="where run directories are created")
+    parser.add_argument("--run-name", default=None,
+                        help="run directory name (default: <method>_<data>_<bits>bits)")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing run of the same name")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="refuse to continue an unfinished run found in the run directory")
+    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPUs")
+    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA compilation")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow op determinism: the same seed gives the same codes (slower)")
+    parser.add_argument("--top-k", type=int, default=defaults.TOP_K, help="k of the mAP printed at the end")
+    parser.add_argument("--radius", type=int, default=defaults.RADIUS, help="Hamming radius of the precision printed")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras progress: 1 bar, 2 one line per epoch (default: bar on a terminal)")
+    return parser
+
+
+def method_hyperparameters(method, args, settings):
+    """SAEH's alpha/beta/gamma come from the flags or the script's settings; other methods take --set only."""
+    given = dict(args.hyperparameters)
+    for name in SAEH_WEIGHTS:
+        value = getattr(args, name)
+        if name in method.hyperparameters:
+            given.setdefault(name, value if value is not None else settings[name])
+        elif value is not None:
+            raise SaehError(f"--{name} is a weight of SAEH; method {method.name!r} takes "
+                            f"{', '.join(sorted(method.hyperparameters)) or 'no hyperparameters'} (use --set)")
+    return method.resolve(given)
+
+
+def main(argv=None, settings=None):
+    settings = {**SETTINGS, **(settings or {})}
+    args = build_parser(settings).parse_args(argv)
+    import baselines
+
+    method = baselines.get(args.method)
+    hyperparameters = method_hyperparameters(method, args, settings)
+    protocol = args.protocol or defaults.PROTOCOL
+    seed = defaults.SEED if args.seed is None else args.seed
+    validation_size = defaults.VALIDATION_SIZE if args.validation_size is None else args.validation_size
+    data, split = common.load_split(args.which_data, args.data_dir, args.image_size, protocol, seed, validation_size,
+                                    args.select_on_test)
+    if args.num_classes is not None and args.num_classes != data.num_classes:
+        raise SaehError(f"num_classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
+    print(split.describe())
+    run_name = args.run_name or f"{method.name}_{data.name}_{args.hash_bits}bits"
+    run_dir = os.path.join(args.save_dir, run_name)
+    data_settings = {"which_data": args.which_data, "data_dir": args.data_dir, "protocol": protocol, "seed": seed,
+                     "validation_size": validation_size, "select_on_test": bool(args.select_on_test),
+                     "image_size": args.image_size}
+    if method.kind == "shallow":
+        codes = baselines.fit_shallow(method, split, run_dir, hash_bits=args.hash_bits, seed=seed,
+                                      hyperparameters=hyperparameters, settings=data_settings,
+                                      overwrite=args.overwrite)
+    else:
+        codes = train_deep(method, data, split, run_dir, args, hyperparameters, data_settings)
+    paths = common.write_codes(codes, os.path.join(run_dir, "codes"), overwrite=True)
+    scores = common.score(codes["query"], codes["database"], top_k=args.top_k, radius=args.radius)
+    write_json(os.path.join(run_dir, "scores.json"), scores)
+    print(" ".join(f"{name} = {value:.4f}" for name, value in scores.items()))
+    print(f"evaluate in full with: python evaluate.py --query {paths['query']} --database {paths['database']}")
+    return 0
+
+
+def train_deep(method, data, split, run_dir, args, hyperparameters, data_settings):
+    from saeh import training
+    from saeh.inference import codes_for
+
+    for name in ("hash_bits", "stack_num", "epochs", "batch_size"):
+        value = getattr(args, name)
+        if value is None or value <= 0:
+            raise SaehError(f"--{name.replace('_', '-')} must be a positive integer; got {value!r}")
+    trained = training.train(
+        method, split, data.num_classes, run_dir, hash_bits=args.hash_bits, stack_num=args.stack_num,
+        encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,
+        epochs=args.epochs, batch_size=args.batch_size, seed=data_settings["seed"], augment=args.augment,
+        load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
+        mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
+        deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
+        settings=data_settings)
+    return {"query": codes_for(trained.model, split.query), "database": codes_for(trained.model, split.database)}

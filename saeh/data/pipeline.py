@@ -1,0 +1,111 @@
+"""tf.data pipelines: images in memory (uint8) to batches of floats in [0, 1] with each method's targets.
+
+Training batches are shuffled by a permutation drawn from (seed, epoch), so a run resumed at epoch e sees exactly
+the batches an uninterrupted run would have seen, and batches never straddle two epochs. Batches are built by
+gathering rows of the in-memory arrays (one gather per batch, not per image) and prefetched; on a GPU, Keras's
+distributed iterator copies the next batches to the device while the current one trains.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from saeh.errors import SaehError
+
+PAD = 4  # pixels of zero padding for the pad-and-crop augmentation (the usual CIFAR recipe)
+
+
+def label_matrix(labels, num_classes):
+    """Class ids (N,) to one-hot float32 (N, num_classes); multi-hot (N, C) labels pass through as float32."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        if labels.shape[1] != num_classes:
+            raise SaehError(f"multi-hot labels have {labels.shape[1]} columns; expected num_classes={num_classes}")
+        return labels.astype(np.float32)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise SaehError(f"labels must lie in [0, {num_classes - 1}]; got values from {labels.min()} to {labels.max()}")
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def scale_images(images):
+    """uint8 pixels to float32 in [0, 1] (the original's x / 255)."""
+    return tf.cast(images, tf.float32) / 255.0
+
+
+def augment_batch(images, seed):
+    """Random horizontal flip and pad-4-and-crop, independently per image, from a stateless `seed` (2 ints)."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    images = tf.image.stateless_random_flip_left_right(images, seeds[0])
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
+    offsets = tf.random.stateless_uniform([batch, 2], seeds[1], maxval=2 * PAD + 1, dtype=tf.int32)
+    rows = offsets[:, :1] + tf.range(height)[None, :]
+    columns = offsets[:, 1:] + tf.range(width)[None, :]
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(cropped, columns, axis=2, batch_dims=1)
+
+
+def _check_batch_size(batch_size, count, what):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise SaehError(f"batch_size must be a positive integer; got {batch_size!r}")
+    if count == 0:
+        raise SaehError(f"the {what} set is empty")
+
+
+def training_batches(images, per_sample, targets, batch_size, seed, epochs, initial_epoch=0, augment=False):
+    """Batches for `model.fit` covering epochs `initial_epoch` .. `epochs - 1`.
+
+    Args:
+        images: (N, H, W, C) uint8 array.
+        per_sample: dict of arrays with N rows each (labels, and e.g. CNNH's target codes); each batch holds the
+            rows of the same images, whatever the shuffle.
+        targets: function (float images, dict of per-sample batch tensors) -> dict of targets per output.
+        batch_size, seed, epochs, initial_epoch: as for `fit`; the last batch of an epoch may be smaller.
+        augment: random flip and pad-and-crop.
+
+    Returns:
+        (dataset, steps_per_epoch): pass both to `fit`.
+    """
+    count = len(images)
+    _check_batch_size(batch_size, count, "training")
+    if batch_size > count:
+        raise SaehError(f"batch_size {batch_size} is larger than the training set ({count} images)")
+    steps = math.ceil(count / batch_size)
+    images = tf.constant(images)
+    per_sample = {name: tf.constant(values) for name, values in per_sample.items()}
+
+    def epoch_batches(epoch):
+        order = tf.argsort(tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        return batches.enumerate().map(lambda step, indices: (epoch, step, indices))
+
+    def gather(epoch, step, indices):
+        batch_images = scale_images(tf.gather(images, indices))
+        if augment:
+            batch_images = augment_batch(batch_images, tf.stack([epoch, step]) + tf.cast(seed, tf.int64) * 7919)
+        batch = {name: tf.gather(values, indices) for name, values in per_sample.items()}
+        return batch_images, targets(batch_images, batch)
+
+    dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
+    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE), steps
+
+
+def evaluation_batches(images, per_sample, targets, batch_size):
+    """Batches in order, with targets, for validation and `evaluate`."""
+    _check_batch_size(batch_size, len(images), "evaluation")
+    dataset = tf.data.Dataset.from_tensor_slices((images, per_sample)).batch(batch_size)
+
+    def prepare(batch_images, batch):
+        batch_images = scale_images(batch_images)
+        return batch_images, targets(batch_images, batch)
+
+    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def image_batches(images, batch_size):
+    """Scaled images in order, for encoding."""
+    _check_batch_size(batch_size, len(images), "image")
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+    return dataset.map(scale_images, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

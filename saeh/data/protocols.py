@@ -1,0 +1,272 @@
+"""Named, seeded retrieval protocols: which images train the model, which select it, which are the queries and
+which form the database searched.
+
+Every split takes a seed; nothing here splits without one. The validation set used for model selection is carved
+from the training part with that seed. ``select_on_test=True`` instead makes the validation set the query set, as
+the original SAEH code did (it picked its checkpoint by test accuracy): a leak of the queries into model selection,
+kept only to reproduce the original and off by default.
+
+Protocols (sizes on CIFAR-10's 50,000/10,000 and MNIST's 60,000/10,000 train/test images, validation_size=0.1):
+
+- ``ssdh`` (default): SSDH's protocol. Query = the test set, database = the training set, model trained on the
+  training set minus the validation images. CIFAR-10: 10,000 queries, 50,000 database, 45,000 train, 5,000
+  validation; MNIST: 10,000 / 60,000 / 54,000 / 6,000. It is the default because SAEH's headline table reports
+  mAP@1000 against SSDH* (its strongest baseline, evaluated this way) and the SAEH paper states no split of its own.
+  The validation images stay in the database: they are training-set images, which is what the database holds.
+- ``dpsh``: DPSH's and ADSH's protocol. Train and test are pooled; query = 100 images per class (1,000 random
+  images for multi-label data), database = the rest of the pool, train = 500 images per class (5,000 random for
+  multi-label data) drawn from the database. The validation set is drawn from the database outside those training
+  images, so the 5,000 stay intact; its size is `validation_size` times the training set (500). CIFAR-10: 1,000
+  queries, 59,000 database, 5,000 train, 500 validation; MNIST: 1,000 / 69,000 / 5,000 / 500. The counts assume
+  classes of at least 6,000 images as in CIFAR-10; with smaller classes they shrink to CIFAR-10's proportions of
+  the smallest class (1/60 of it as queries, 1/12 as training images, at least one each), and `Split.describe`
+  says so. Example: the bundled MNIST sample (600 images per class) gets 10 queries and 50 training images per
+  class.
+- ``dsh``: DSH's protocol. Query = database = the test set (each query finds itself at distance 0); model trained
+  on the training set minus the validation images. CIFAR-10: 10,000 queries and database, 45,000 train, 5,000
+  validation.
+"""
+
+import dataclasses
+import numbers
+
+import numpy as np
+
+from saeh import defaults
+from saeh.data.loaders import ImageSet, LabelledData
+from saeh.errors import SaehError
+
+PROTOCOL_NAMES = ("ssdh", "dpsh", "dsh")
+DEFAULT_PROTOCOL = defaults.PROTOCOL
+
+# DPSH/ADSH counts, and the per-class size of CIFAR-10 (train + test) they were defined on.
+DPSH_QUERIES_PER_CLASS = 100
+DPSH_TRAIN_PER_CLASS = 500
+DPSH_QUERIES_MULTI_LABEL = 1000
+DPSH_TRAIN_MULTI_LABEL = 5000
+DPSH_REFERENCE_CLASS_SIZE = 6000
+DPSH_REFERENCE_POOL_SIZE = 60000
+
+_LEAK_NOTE = "the query set itself: select_on_test leaks the queries into model selection"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Split:
+    """A protocol applied to a dataset: the four image sets and how they were made.
+
+    `validation_is_query` is True only with ``select_on_test``, where `validation` is the very `query` object.
+    `note` records anything unusual (scaled-down counts).
+    """
+
+    protocol: str
+    seed: int
+    train: ImageSet
+    validation: ImageSet
+    query: ImageSet
+    database: ImageSet
+    validation_is_query: bool = False
+    dataset: str = ""
+    note: str = ""
+
+    def describe(self):
+        """One line for logs: the protocol, the seed and each set's size and origin."""
+        origins = _ORIGINS[self.protocol]
+        validation = _LEAK_NOTE if self.validation_is_query else origins["validation"]
+        parts = [
+            f"train {len(self.train)} ({origins['train'] if not self.validation_is_query else origins['train_all']})",
+            f"validation {len(self.validation)} ({validation})",
+            f"query {len(self.query)} ({origins['query']})",
+            f"database {len(self.database)} ({origins['database']})",
+        ]
+        head = f"{self.dataset}: " if self.dataset else ""
+        tail = f"; {self.note}" if self.note else ""
+        return f"{head}protocol {self.protocol}, seed {self.seed}: " + ", ".join(parts) + tail
+
+
+_ORIGINS = {
+    "ssdh": {
+        "train": "training set minus validation",
+        "train_all": "whole training set",
+        "validation": "carved from the training set",
+        "query": "test set",
+        "database": "training set",
+    },
+    "dpsh": {
+        "train": "drawn from the database",
+        "train_all": "drawn from the database",
+        "validation": "drawn from the database outside the training images",
+        "query": "drawn from train+test",
+        "database": "rest of train+test",
+    },
+    "dsh": {
+        "train": "training set minus validation",
+        "train_all": "whole training set",
+        "validation": "carved from the training set",
+        "query": "test set",
+        "database": "test set, the same images as the queries",
+    },
+}
+
+
+def protocol_names():
+    """The protocol names `make_split` understands; the first is the default."""
+    return PROTOCOL_NAMES
+
+
+def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_size=defaults.VALIDATION_SIZE,
+               select_on_test=False):
+    """Apply a named retrieval protocol (see the module docstring) to `data` with `seed`.
+
+    `validation_size`: a fraction in (0, 1) of the training part, or a number of images (int >= 1). It is ignored
+    with `select_on_test`, where the validation set is the query set and the whole training part trains.
+    The same data, protocol, seed and sizes always give the same split.
+    """
+    if not isinstance(data, LabelledData):
+        raise SaehError(f"data must be LabelledData (from load_dataset); got {type(data).__name__}")
+    if not isinstance(protocol, str) or protocol.strip().lower() not in PROTOCOL_NAMES:
+        raise SaehError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOL_NAMES)}")
+    protocol = protocol.strip().lower()
+    if seed is None:
+        raise SaehError("seed must be given: every split is seeded so that it can be reproduced; got None")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise SaehError(f"seed must be a non-negative integer; got {seed!r}")
+    seed = int(seed)
+    _check_validation_size(validation_size)
+    if not isinstance(select_on_test, bool):
+        raise SaehError(f"select_on_test must be True or False; got {select_on_test!r}")
+    rng = np.random.default_rng(seed)
+    if protocol == "dpsh":
+        return _dpsh_split(data, seed, rng, validation_size, select_on_test)
+    query = data.test
+    database = data.train if protocol == "ssdh" else data.test
+    if select_on_test:
+        train, validation = data.train, query
+    else:
+        train_index, validation_index = _carve(len(data.train), validation_size, rng, "the training set")
+        train, validation = data.train.subset(train_index), data.train.subset(validation_index)
+    return Split(
+        protocol=protocol,
+        seed=seed,
+        train=train,
+        validation=validation,
+        query=query,
+        database=database,
+        validation_is_query=select_on_test,
+        dataset=data.name,
+    )
+
+
+def _dpsh_split(data, seed, rng, validation_size, select_on_test):
+    pool = ImageSet(
+        np.concatenate([data.train.images, data.test.images]),
+        np.concatenate([data.train.labels, data.test.labels]),
+    )
+    note = ""
+    if data.multi_label:
+        query_index, train_index, note = _dpsh_multi_label(len(pool), rng)
+    else:
+        query_index, train_index, note = _dpsh_per_class(pool.labels, data.class_names, rng)
+    database_index = np.setdiff1d(np.arange(len(pool)), query_index)  # sorted
+    if select_on_test:
+        validation_index = None
+    else:
+        candidates = np.setdiff1d(database_index, train_index)
+        count = _validation_count(len(train_index), validation_size)
+        if count > len(candidates):
+            raise SaehError(
+                f"validation_size={validation_size!r} asks for {count} validation images but only "
+                f"{len(candidates)} database images lie outside the training images"
+            )
+        validation_index = np.sort(rng.choice(candidates, size=count, replace=False))
+    query = pool.subset(query_index)
+    return Split(
+        protocol="dpsh",
+        seed=seed,
+        train=pool.subset(train_index),
+        validation=query if select_on_test else pool.subset(validation_index),
+        query=query,
+        database=pool.subset(database_index),
+        validation_is_query=select_on_test,
+        dataset=data.name,
+        note=note,
+    )
+
+
+def _dpsh_per_class(labels, class_names, rng):
+    """Per class: draw queries, then training images from the rest (which stays in the database)."""
+    class_sizes = np.bincount(labels, minlength=len(class_names))
+    present = np.flatnonzero(class_sizes)
+    smallest = int(class_sizes[present].min())
+    queries, train = DPSH_QUERIES_PER_CLASS, DPSH_TRAIN_PER_CLASS
+    note = ""
+    if smallest < DPSH_REFERENCE_CLASS_SIZE:
+        scale = smallest / DPSH_REFERENCE_CLASS_SIZE
+        queries = max(1, round(DPSH_QUERIES_PER_CLASS * scale))
+        train = max(1, round(DPSH_TRAIN_PER_CLASS * scale))
+        note = (
+            f"dpsh counts scaled by {scale:.3g} to {queries} queries and {train} training images per class "
+            f"(smallest class: {smallest} images; the protocol assumes {DPSH_REFERENCE_CLASS_SIZE} as in CIFAR-10)"
+        )
+    query_parts, train_parts = [], []
+    for label in present:
+        members = np.flatnonzero(labels == label)
+        if len(members) < queries + train:
+            raise SaehError(
+                f"class {class_names[label]!r} has {len(members)} image(s); the dpsh protocol needs at least "
+                f"{queries + train} per class ({queries} queries + {train} training images)"
+            )
+        drawn = rng.permutation(members)
+        query_parts.append(drawn[:queries])
+        train_parts.append(drawn[queries : queries + train])
+    return np.sort(np.concatenate(query_parts)), np.sort(np.concatenate(train_parts)), note
+
+
+def _dpsh_multi_label(pool_size, rng):
+    """Multi-label data: random queries and training images, scaled when the pool is smaller than CIFAR-10's."""
+    queries, train = DPSH_QUERIES_MULTI_LABEL, DPSH_TRAIN_MULTI_LABEL
+    note = ""
+    if pool_size < DPSH_REFERENCE_POOL_SIZE:
+        scale = pool_size / DPSH_REFERENCE_POOL_SIZE
+        queries = max(1, round(DPSH_QUERIES_MULTI_LABEL * scale))
+        train = max(1, round(DPSH_TRAIN_MULTI_LABEL * scale))
+        note = (
+            f"dpsh counts scaled by {scale:.3g} to {queries} queries and {train} training images "
+            f"(pool: {pool_size} images; the protocol assumes {DPSH_REFERENCE_POOL_SIZE})"
+        )
+    if pool_size < queries + train:
+        raise SaehError(
+            f"the dpsh protocol needs at least {queries + train} images ({queries} queries + {train} training); "
+            f"the dataset has {pool_size}"
+        )
+    drawn = rng.permutation(pool_size)
+    return np.sort(drawn[:queries]), np.sort(drawn[queries : queries + train]), note
+
+
+def _check_validation_size(validation_size):
+    if isinstance(validation_size, bool) or not isinstance(validation_size, numbers.Real):
+        raise SaehError(
+            f"validation_size must be a fraction in (0, 1) or a number of images; got {validation_size!r}"
+        )
+    if isinstance(validation_size, numbers.Integral):
+        if validation_size < 1:
+            raise SaehError(f"validation_size as a count must be at least 1; got {validation_size!r}")
+    elif not 0 < validation_size < 1:
+        raise SaehError(f"validation_size as a fraction must lie strictly between 0 and 1; got {validation_size!r}")
+
+
+def _validation_count(total, validation_size):
+    """`validation_size` of `total` images: round(fraction * total), at least 1; or the count itself."""
+    if isinstance(validation_size, numbers.Integral):
+        return int(validation_size)
+    return max(1, int(round(validation_size * total)))
+
+
+def _carve(total, validation_size, rng, what):
+    """Random positions in range(total) → (training part, validation part), both sorted."""
+    count = _validation_count(total, validation_size)
+    if count >= total:
+        raise SaehError(
+            f"validation_size={validation_size!r} leaves no training images: {what} has {total} image(s)"
+        )
+    drawn = rng.permutation(total)
+    return np.sort(drawn[count:]), np.sort(drawn[:count])

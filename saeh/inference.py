@@ -1,0 +1,76 @@
+"""From a trained model to codes: load it safely, encode images in large batches, binarise."""
+
+import os
+
+import keras
+import numpy as np
+
+from saeh.codes import make_codes
+from saeh.data import pipeline
+from saeh.errors import MissingDataError, SaehError
+
+HASH_LAYER = "hash_x"
+ENCODE_BATCH_SIZE = 1024
+
+
+def load_hash_model(path, safe_mode=True):
+    """Load a `.keras` model that has a `hash_x` layer, without its training configuration.
+
+    Keras's safe mode stays on unless `safe_mode=False` is asked for explicitly: a model file holding a Lambda
+    layer (arbitrary code) is then refused with a clear message.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MissingDataError(f"model file {path} does not exist; expected a .keras file written by "
+                               "hash_su_ae_train.py")
+    if not path.endswith(".keras"):
+        raise SaehError(f"model file {path}: expected a .keras file")
+    import saeh.losses  # noqa: F401  (registers the custom loss and metric classes a full model refers to)
+    import saeh.models.encoders  # noqa: F401
+
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "Lambda" in str(error):
+            raise SaehError(f"model file {path} contains a Lambda layer (arbitrary code), refused in Keras safe mode; "
+                            "load it with --unsafe-load only if you trust the file") from error
+        raise SaehError(f"model file {path} could not be loaded: {str(error).splitlines()[0]}") from error
+    except (OSError, KeyError) as error:
+        raise SaehError(f"model file {path} is not a readable .keras model: {error}") from error
+    if HASH_LAYER not in [layer.name for layer in model.layers]:
+        raise SaehError(f"model file {path} has no layer named {HASH_LAYER!r}; it is not a hashing model")
+    return model
+
+
+def hash_threshold(model):
+    """The binarisation threshold implied by the hash layer: 0.5 for a sigmoid, 0 for tanh or linear outputs."""
+    activation = getattr(model.get_layer(HASH_LAYER), "activation", None)
+    return 0.5 if getattr(activation, "__name__", "") == "sigmoid" else 0.0
+
+
+def hash_bits(model):
+    return int(model.get_layer(HASH_LAYER).output.shape[-1])
+
+
+def check_images_fit(model, images, source="the data"):
+    """Raise SaehError when `images` do not have the model's input shape."""
+    expected = tuple(model.input_shape[1:])
+    got = tuple(np.shape(images)[1:])
+    if expected != got:
+        raise SaehError(f"{source} has images of shape {got}, but the model expects {expected}; use the dataset it "
+                        "was trained on (or resize the images)")
+
+
+def encode(model, images, batch_size=ENCODE_BATCH_SIZE):
+    """Real-valued hash outputs (N, bits) float32 for uint8 images (N, H, W, C), computing only the encoder."""
+    check_images_fit(model, images)
+    encoder = keras.Model(model.inputs, model.get_layer(HASH_LAYER).output, name="hash_encoder")
+    if len(images) == 0:
+        return np.zeros((0, hash_bits(model)), np.float32)
+    outputs = encoder.predict(pipeline.image_batches(images, batch_size), verbose=0)
+    return np.asarray(outputs, dtype=np.float32)
+
+
+def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE):
+    """`saeh.codes.Codes` of an image set (images and labels), binarised at the model's threshold."""
+    return make_codes(encode(model, image_set.images, batch_size), image_set.labels, hash_threshold(model))

@@ -1,0 +1,104 @@
+"""The terms of SAEH's objective (paper Eq. 7), each a small function of tensors, and the Keras objects that
+attach them to the model's outputs.
+
+With h the `hash_x` outputs of a batch (B images x K bits, in (0, 1)), x the input and x^ the decoded image:
+
+    E1 = categorical cross-entropy of `y_predict`                       (supervised)
+    E3 = -mean_{b,k} (h_bk - 0.5)^2                                      (binary: push outputs away from 0.5)
+    E4 = sum_k (mean_b h_bk - 0.5)^2                                     (balance: each bit fires for half the batch)
+    E2 = mean (x - x^)^2                                                 (recovery)
+    total = E1 + alpha * E3 + beta * E4 + gamma * E2
+
+Keras adds the L2 weight decay of the layers on top. Each term is reported on its own every epoch:
+`y_predict_loss` (E1), `y_decoded_loss` (E2), `hash_x_loss` (alpha*E3 + beta*E4), `hash_x_binary` (E3) and
+`hash_x_balance` (E4), in the progress bar, the history, the CSV log and TensorBoard.
+"""
+
+import keras
+from keras import ops
+
+from saeh import defaults
+
+
+def binary_term(codes):
+    """E3 = -mean((h - 0.5)^2) over the batch and the bits; lowest when every output is 0 or 1."""
+    return -ops.mean(ops.square(codes - 0.5))
+
+
+def balance_term(codes):
+    """E4 = sum over bits of (mean over the batch of h - 0.5)^2: SAEH balances each bit over the batch.
+
+    (SSDH's 50%-fire-rate term balances each image over its bits instead; see baselines.ssdh.)
+    """
+    return ops.sum(ops.square(ops.mean(codes, axis=0) - 0.5))
+
+
+def recovery_term(images, decoded):
+    """E2 = mean((x - x^)^2) over pixels and batch."""
+    return ops.mean(ops.square(images - decoded))
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class HashTermsLoss(keras.losses.Loss):
+    """alpha * E3 + beta * E4 on the `hash_x` output. Its target is ignored (the pipeline passes the labels)."""
+
+    def __init__(self, alpha=defaults.ALPHA, beta=defaults.BETA, name="hash_terms", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def call(self, y_true, y_pred):
+        return self.alpha * binary_term(y_pred) + self.beta * balance_term(y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "beta": self.beta}
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class RecoveryLoss(keras.losses.Loss):
+    """E2 on the `y_decoded` output; its target is the input image."""
+
+    def __init__(self, name="recovery", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return recovery_term(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class TermMean(keras.metrics.Mean):
+    """The batch average of one loss term computed on an output, so each term can be watched on its own.
+
+    `term` names one of `terms`; a baseline with terms of its own subclasses this and extends `terms`.
+    """
+
+    terms = {"binary": binary_term, "balance": balance_term}
+
+    def __init__(self, term, name=None, **kwargs):
+        super().__init__(name=name or term, **kwargs)
+        if term not in self.terms:
+            raise ValueError(f"unknown loss term {term!r}; expected one of {', '.join(sorted(self.terms))}")
+        self.term = term
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(self.terms[self.term](y_pred))
+
+    def get_config(self):
+        return {**super().get_config(), "term": self.term}
+
+
+def saeh_compile_arguments(alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defaults.GAMMA, multi_label=False):
+    """The `loss`, `loss_weights` and `metrics` arguments of `model.compile` for SAEH (and SAEH-minus)."""
+    loss = {
+        "y_predict": "binary_crossentropy" if multi_label else "categorical_crossentropy",
+        "hash_x": HashTermsLoss(alpha=alpha, beta=beta),
+    }
+    loss_weights = {"y_predict": 1.0, "hash_x": 1.0}
+    if gamma > 0:
+        loss["y_decoded"] = RecoveryLoss()
+        loss_weights["y_decoded"] = float(gamma)
+    metrics = {
+        "y_predict": ["binary_accuracy" if multi_label else "accuracy"],
+        "hash_x": [TermMean("binary"), TermMean("balance")],
+    }
+    return {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}

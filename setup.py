@@ -1,0 +1,30 @@
+"""Install saeh: the SAEH package, its baselines, and the three scripts of the original code."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="saeh",
+    version="0.1.0",
+    description="Deep Supervised Auto-Encoder Hashing (SAEH) in Keras 3, with baselines and a retrieval evaluator",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["saeh", "saeh.*", "baselines", "baselines.*"]),
+    package_data={"saeh.data": ["mnist_sample.npz"]},
+    py_modules=["hash_su_ae_train", "generate_hash", "evaluate"],
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "numpy>=2.0",  # np.bitwise_count
+        "scipy",
+        "h5py",
+        "matplotlib",
+        "pillow",
+        "tensorboard",
+    ],
+    extras_require={
+        "test": ["pytest"],
+        "faiss": ["faiss-cpu"],
+    },
+    license="MIT",
+)

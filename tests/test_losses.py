@@ -1,0 +1,103 @@
+"""Each loss term equals a numpy computation of its formula on fixed inputs."""
+
+import keras
+import numpy as np
+import pytest
+
+from saeh import losses
+
+RNG = np.random.default_rng(7)
+CODES = RNG.random((6, 12)).astype(np.float32)
+IMAGES = RNG.random((6, 8, 8, 3)).astype(np.float32)
+DECODED = RNG.random((6, 8, 8, 3)).astype(np.float32)
+LABELS = np.eye(4, dtype=np.float32)[[0, 1, 1, 2, 3, 0]]
+
+
+def value(tensor):
+    return float(keras.ops.convert_to_numpy(tensor))
+
+
+def test_binary_term():
+    expected = -np.mean((CODES.astype(np.float64) - 0.5) ** 2)
+    assert value(losses.binary_term(CODES)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_balance_term_is_per_bit_over_the_batch():
+    expected = np.sum((CODES.astype(np.float64).mean(axis=0) - 0.5) ** 2)
+    assert value(losses.balance_term(CODES)) == pytest.approx(expected, rel=1e-6)
+    # A batch where every image has half its bits on but each bit is always on or off is unbalanced for SAEH.
+    half = np.tile(np.array([1, 0] * 6, np.float32), (6, 1))
+    assert value(losses.balance_term(half)) == pytest.approx(12 * 0.25)
+
+
+def test_recovery_term():
+    expected = np.mean((IMAGES.astype(np.float64) - DECODED) ** 2)
+    assert value(losses.recovery_term(IMAGES, DECODED)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_hash_terms_loss_weights_and_config():
+    loss = losses.HashTermsLoss(alpha=0.3, beta=0.7)
+    expected = 0.3 * -np.mean((CODES - 0.5) ** 2) + 0.7 * np.sum((CODES.mean(axis=0) - 0.5) ** 2)
+    assert value(loss(LABELS, CODES)) == pytest.approx(expected, rel=1e-5)
+    clone = losses.HashTermsLoss.from_config(loss.get_config())
+    assert (clone.alpha, clone.beta) == (0.3, 0.7)
+
+
+def test_term_metric_reports_the_term():
+    metric = losses.TermMean("balance")
+    metric.update_state(LABELS, CODES)
+    metric.update_state(LABELS, CODES[::-1] * 0.5)
+    expected = np.mean([np.sum((CODES.mean(0) - 0.5) ** 2), np.sum(((CODES * 0.5).mean(0) - 0.5) ** 2)])
+    assert value(metric.result()) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="unknown loss term"):
+        losses.TermMean("nonsense")
+
+
+def test_total_loss_of_a_compiled_model_is_the_weighted_sum():
+    """E1 + alpha E3 + beta E4 + gamma E2 (+ weight decay, zero here) as Keras computes it in `evaluate`."""
+    inputs = keras.Input((8, 8, 3))
+    flat = keras.layers.Flatten()(inputs)
+    code = keras.layers.Dense(12, activation="sigmoid", name="hash_x")(flat)
+    prediction = keras.layers.Dense(4, activation="softmax", name="y_predict")(code)
+    decoded = keras.layers.Reshape((8, 8, 3), name="y_decoded")(keras.layers.Dense(192, activation="sigmoid")(code))
+    model = keras.Model(inputs, {"hash_x": code, "y_predict": prediction, "y_decoded": decoded})
+    model.compile(optimizer="sgd", **losses.saeh_compile_arguments(alpha=0.1, beta=0.2, gamma=3.0))
+    results = model.evaluate(IMAGES, {"hash_x": LABELS, "y_predict": LABELS, "y_decoded": IMAGES},
+                             batch_size=6, return_dict=True, verbose=0)
+    outputs = {name: keras.ops.convert_to_numpy(tensor) for name, tensor in model(IMAGES).items()}
+    h = outputs["hash_x"].astype(np.float64)
+    e1 = -np.mean(np.sum(LABELS * np.log(np.clip(outputs["y_predict"], 1e-7, 1)), axis=1))
+    e3 = -np.mean((h - 0.5) ** 2)
+    e4 = np.sum((h.mean(0) - 0.5) ** 2)
+    e2 = np.mean((IMAGES - outputs["y_decoded"]) ** 2)
+    assert results["y_predict_loss"] == pytest.approx(e1, rel=1e-4)
+    assert results["hash_x_binary"] == pytest.approx(e3, rel=1e-4)
+    assert results["hash_x_balance"] == pytest.approx(e4, rel=1e-4)
+    assert results["y_decoded_loss"] == pytest.approx(e2, rel=1e-4)
+    assert results["loss"] == pytest.approx(e1 + 0.1 * e3 + 0.2 * e4 + 3.0 * e2, rel=1e-4)
+
+
+def test_ssdh_fire_rate_is_per_image():
+    from baselines.ssdh import SSDHHashLoss, fire_rate_term
+
+    expected = np.mean((CODES.astype(np.float64).mean(axis=1) - 0.5) ** 2)
+    assert value(fire_rate_term(CODES)) == pytest.approx(expected, rel=1e-6)
+    loss = SSDHHashLoss(binary_weight=2.0, fire_rate_weight=0.5)
+    assert value(loss(LABELS, CODES)) == pytest.approx(2.0 * -np.mean((CODES - 0.5) ** 2) + 0.5 * expected, rel=1e-5)
+
+
+def test_dsh_loss_over_all_pairs():
+    from baselines.dsh import DSHLoss
+
+    codes = RNG.normal(size=(6, 12)).astype(np.float32)
+    margin, alpha = 24.0, 0.01
+    total, pairs = 0.0, 0
+    for i in range(6):
+        for j in range(i + 1, 6):
+            similar = float(LABELS[i] @ LABELS[j] > 0)
+            distance = np.sum((codes[i].astype(np.float64) - codes[j]) ** 2)
+            pair = 0.5 * similar * distance + 0.5 * (1 - similar) * max(margin - distance, 0.0)
+            regulariser = np.sum(np.abs(np.abs(codes[i]) - 1)) + np.sum(np.abs(np.abs(codes[j]) - 1))
+            total += pair + alpha * regulariser
+            pairs += 1
+    assert value(DSHLoss(margin=margin, alpha=alpha)(LABELS, codes)) == pytest.approx(total / pairs, rel=1e-4)

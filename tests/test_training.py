@@ -1,0 +1,134 @@
+"""The training loop: files of a run, resume at the right epoch and learning rate, refusals, divergence."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from saeh import defaults, training
+from saeh.errors import SaehError
+from saeh.methods import SAEH
+
+SETTINGS = dict(hash_bits=8, stack_num=1, batch_size=40, verbose=0, log=lambda message: None)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfterEpoch(keras.callbacks.Callback):
+    """Simulate a crash right after epoch `epoch` (1-based) was checkpointed."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise Crash
+
+
+class RecordLearningRate(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rates = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rates[epoch] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def test_run_files_and_history(separable_split, tmp_path):
+    run_dir = str(tmp_path / "run")
+    trained = training.train(SAEH, separable_split, 4, run_dir, epochs=2, settings={"which_data": "separable"},
+                             **SETTINGS)
+    for name in ("run.json", "history.json", "history.csv", "model.keras", "checkpoints/last.keras",
+                 "checkpoints/best.weights.h5", "logs"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]
+    with open(os.path.join(run_dir, "history.json")) as handle:
+        history = json.load(handle)
+    assert [row["epoch"] for row in history["epochs"]] == [1, 2]
+    for term in ("y_predict_loss", "y_decoded_loss", "hash_x_binary", "hash_x_balance", "hash_x_loss",
+                 "val_y_predict_accuracy", "learning_rate"):
+        assert term in history["epochs"][0], term
+    assert history["best_epoch"] == trained.best_epoch
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        assert json.load(handle)["which_data"] == "separable"
+
+
+def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, tmp_path):
+    epochs = 4
+    uninterrupted = training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs, **SETTINGS)
+
+    run_dir = str(tmp_path / "resumed")
+    with pytest.raises(Crash):
+        training.train(SAEH, separable_split, 4, run_dir, epochs=epochs, callbacks=[CrashAfterEpoch(2)], **SETTINGS)
+    assert not os.path.exists(os.path.join(run_dir, "model.keras"))
+    rates = RecordLearningRate()
+    messages = []
+    resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=epochs, callbacks=[rates],
+                             **{**SETTINGS, "log": messages.append})
+    assert sorted(rates.rates) == [2, 3]  # only epochs 3 and 4 were run again
+    for epoch, rate in rates.rates.items():
+        assert rate == pytest.approx(defaults.learning_rate(epoch, epochs))
+    assert any("resuming" in message and "epoch 3" in message for message in messages)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
+    # Same data order, same optimiser state: the resumed run ends where the uninterrupted one does.
+    for a, b in zip(uninterrupted.history, resumed.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+
+
+def test_finished_run_is_not_overwritten(separable_split, tmp_path):
+    run_dir = str(tmp_path / "run")
+    training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
+    with pytest.raises(SaehError, match="--overwrite"):
+        training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
+    training.train(SAEH, separable_split, 4, run_dir, epochs=1, overwrite=True, **SETTINGS)
+
+
+def test_unfinished_run_with_other_settings_is_refused(separable_split, tmp_path):
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(Crash):
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[CrashAfterEpoch(1)], **SETTINGS)
+    with pytest.raises(SaehError, match="hash_bits: 8 -> 16"):
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, **{**SETTINGS, "hash_bits": 16})
+
+
+def test_load_path_that_does_not_fit_is_a_clear_error(separable_split, tmp_path):
+    first = training.train(SAEH, separable_split, 4, str(tmp_path / "a"), epochs=1, **SETTINGS)
+    with pytest.raises(SaehError, match="does not fit"):
+        training.train(SAEH, separable_split, 4, str(tmp_path / "b"), epochs=1, load_path=first.model_path,
+                       **{**SETTINGS, "hash_bits": 16})
+
+
+def test_divergence_names_the_epoch_and_the_term(separable_split, tmp_path):
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(SaehError, match=r"diverged in epoch 2 .*(loss|hash_x).* became (nan|inf)") as raised:
+        training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[PoisonAfterEpoch(1)], **SETTINGS)
+    assert "intact" in str(raised.value)
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", "last.keras"))
+
+
+class PoisonAfterEpoch(keras.callbacks.Callback):
+    """Make the weights non-finite after epoch `epoch`, so the next batch's loss is NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            kernel = self.model.get_layer("hash_x").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+
+def test_bad_arguments(separable_split, tmp_path):
+    with pytest.raises(SaehError, match="epochs must be a positive integer; got 0"):
+        training.train(SAEH, separable_split, 4, str(tmp_path / "a"), epochs=0, **SETTINGS)
+    with pytest.raises(SaehError, match="batch_size 1000 is larger than the training set"):
+        training.train(SAEH, separable_split, 4, str(tmp_path / "b"), epochs=1, **{**SETTINGS, "batch_size": 1000})
+    with pytest.raises(SaehError, match="no hyperparameter"):
+        training.train(SAEH, separable_split, 4, str(tmp_path / "c"), epochs=1, hyperparameters={"margin": 3},
+                       **SETTINGS)
