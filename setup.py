@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["saeh", "saeh.*", "baselines", "baselines.*"]),
-    package_data={"saeh.data": ["mnist_sample.npz"]},
+    package_data={"saeh": ["published_results.json"], "saeh.data": ["mnist_sample.npz"]},
     py_modules=["hash_su_ae_train", "generate_hash", "evaluate"],
     install_requires=[
         "tensorflow>=2.16",

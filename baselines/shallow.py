@@ -17,12 +17,11 @@ matrix works, e.g. deep features from a trained encoder.
 import json
 import numbers
 import os
-import zipfile
 
 import numpy as np
 
 from saeh.atomic import atomic_path
-from saeh.codes import binarize
+from saeh.codes import binarize, read_npz
 from saeh.errors import MissingDataError, SaehError
 
 # Rows handled at once where a whole (N, D) matrix would otherwise be copied to float64.
@@ -226,13 +225,7 @@ class ShallowHasher:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise MissingDataError(f"saved hasher {path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except ValueError as error:
-            raise SaehError(f"saved hasher {path} holds pickled objects, which are refused for safety") from error
-        except (OSError, zipfile.BadZipFile) as error:
-            raise SaehError(f"saved hasher {path} is not a readable .npz file: {error}") from error
+        arrays = read_npz(path, "saved hasher")
         if CONFIG_KEY not in arrays:
             raise SaehError(f"{path} is not a saved shallow hasher (no {CONFIG_KEY!r} entry)")
         try:

@@ -6,7 +6,7 @@ import os
 
 from saeh.atomic import check_writable, write_json
 from saeh.codes import make_codes
-from saeh.errors import SaehError
+from saeh.methods import resolve_hyperparameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,12 +23,7 @@ class ShallowMethod:
         return dict(self.hasher.defaults)
 
     def resolve(self, overrides=None):
-        overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
-        unknown = sorted(set(overrides) - set(self.hyperparameters))
-        if unknown:
-            raise SaehError(f"method {self.name!r} has no hyperparameter(s) {', '.join(unknown)}; "
-                            f"it takes {', '.join(sorted(self.hyperparameters)) or 'none'}")
-        return {**self.hyperparameters, **overrides}
+        return resolve_hyperparameters(self.name, self.hyperparameters, overrides)
 
 
 def _itq():
@@ -50,21 +45,34 @@ def shallow_methods():
     ]
 
 
-def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, settings=None, overwrite=False):
-    """Fit `method` on raw-pixel features of `split.train`, save it as `<run_dir>/model.npz`, and return the
-    codes of the query and database sets."""
-    from baselines.shallow import features_from_images
+def feature_function(feature_model=None):
+    """images -> features: raw pixels in [0, 1] (the default, and what RESULTS.md uses), or, given the path of a
+    trained deep model, the features that model feeds its hash layer."""
+    if feature_model is None:
+        from baselines.shallow import features_from_images
 
+        return features_from_images
+    from saeh.inference import hash_layer_inputs, load_hash_model
+
+    model = load_hash_model(feature_model)
+    return lambda images: hash_layer_inputs(model, images)
+
+
+def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, settings=None, overwrite=False,
+                feature_model=None):
+    """Fit `method` on features of `split.train` (see `feature_function`), save it as `<run_dir>/model.npz`, and
+    return the codes of the query and database sets."""
     model_path = os.path.join(run_dir, "model.npz")
     check_writable(model_path, overwrite)
     hyperparameters = method.resolve(hyperparameters)
     hasher = method.hasher(hash_bits=hash_bits, seed=seed, **hyperparameters)
+    features = feature_function(feature_model)
     write_json(os.path.join(run_dir, "run.json"),
                {**(settings or {}), "method": method.name, "hash_bits": hash_bits, "seed": seed,
-                "hyperparameters": hyperparameters, "features": "raw pixels in [0, 1]"})
-    hasher.fit(features_from_images(split.train.images), split.train.labels)
+                "hyperparameters": hyperparameters, "features": feature_model or "raw pixels in [0, 1]"})
+    hasher.fit(features(split.train.images), split.train.labels)
     hasher.save(model_path, overwrite=True)
     print(f"{method.name} fitted on {len(split.train)} training images; model written to {model_path}")
-    return {name: make_codes(hasher.project(features_from_images(getattr(split, name).images)),
-                             getattr(split, name).labels, hasher.threshold)
+    return {name: make_codes(hasher.project(features(getattr(split, name).images)), getattr(split, name).labels,
+                             hasher.threshold)
             for name in ("query", "database")}

@@ -11,17 +11,19 @@ Methods, per case:
   codes its mAP depends on the sort's internals. Same subset and scaling.
 - bare scan: XOR + popcount of every pair with nothing else: the floor for any exact method.
 - faiss: faiss `IndexBinaryFlat` k-NN (top min(k, 1000)), single-threaded like the rest; skipped when faiss is
-  not installed. Its tie order is arbitrary.
+  not installed. faiss does not specify how it orders ties.
 - ours: `saeh.retrieval.map_at_k` (ties broken by database index) and with ties="average".
 
 Cases: Q x N = 1,000 x 59,000 with mAP over all (the DPSH/ADSH protocol) and 10,000 x 50,000 with mAP@1000 (SSDH),
 at 12/32/48/64 bits, on clustered and random codes (see `make_codes`); then 1,000 x 1,000,000 at 64 bits.
 
-Columns: time in seconds; 'vs ref' = reference time / method time (speed-up); 'vs scan' = method time / bare
-scan time; mAP over all queries, except '*' rows (the subset); 'd mAP' = the method's mAP minus the reference's on
-the same subset of queries; peak = tracemalloc peak of the allocations made during a separate, untimed run
-(numpy reports its buffers to tracemalloc; the input codes exist beforehand and are not counted). The per-query
-methods' peak does not grow with Q, so they are traced on 20 queries; faiss allocates in C++, unseen ('-').
+Columns: 'cpu s' = CPU seconds of this process (every method is single-threaded: BLAS and OpenMP are pinned to one
+thread), 'wall s' = elapsed seconds; on a shared machine CPU time is the steadier measure, so the ratios use it:
+'vs ref' = reference time / method time (speed-up), 'vs scan' = method time / bare scan time; mAP over all
+queries, except '*' rows (the subset); 'd mAP' = the method's mAP minus the reference's on the same subset of
+queries; peak = tracemalloc peak of the allocations made during a separate, untimed run (numpy reports its
+buffers to tracemalloc; the input codes exist beforehand and are not counted). The per-query methods' peak does
+not grow with Q, so they are traced on 20 queries; faiss allocates in C++, unseen ('-').
 """
 
 import argparse
@@ -30,7 +32,10 @@ import sys
 import time
 import tracemalloc
 
-import numpy as np
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # before numpy loads BLAS: keep every method single-threaded
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -104,9 +109,10 @@ def faiss_map(query, database, query_labels, db_labels, depth):
 
 
 def timed(function):
-    start = time.perf_counter()
+    """((cpu seconds, wall seconds), result)."""
+    cpu, wall = time.process_time(), time.perf_counter()
     result = function()
-    return time.perf_counter() - start, result
+    return (time.process_time() - cpu, time.perf_counter() - wall), result
 
 
 def traced_peak(function):
@@ -119,7 +125,7 @@ def traced_peak(function):
 
 
 def run_case(kind, n_query, n_database, bits, k, n_reference, seed, has_faiss):
-    """Rows (method, seconds, scaled?, mAP, d mAP, peak bytes) for one case."""
+    """Rows (method, (cpu s, wall s), scaled?, mAP, d mAP, peak bytes) for one case."""
     query, database, query_labels, db_labels = make_codes(kind, n_query, n_database, bits, seed)
     depth = n_database if k == "all" else min(k, n_database)
     subset = np.random.default_rng(seed).choice(n_query, size=min(n_reference, n_query), replace=False)
@@ -131,12 +137,13 @@ def run_case(kind, n_query, n_database, bits, k, n_reference, seed, has_faiss):
     ref_time, ref_scores = timed(lambda: per_query_map(*sub, depth, "stable"))
     reference_map = ref_scores.mean()
     tiny = (query[subset[:20]], database, query_labels[subset[:20]], db_labels)
-    rows.append(("reference", ref_time * scale, True, reference_map, 0.0,
+    rows.append(("reference", np.multiply(ref_time, scale), True, reference_map, 0.0,
                  traced_peak(lambda: per_query_map(*tiny, depth, "stable"))))
 
     pop_time, pop_scores = timed(lambda: per_query_map(*sub, depth, "quicksort"))
-    rows.append(("popular loop", pop_time * scale, True, pop_scores.mean(), pop_scores.mean() - reference_map,
-                 traced_peak(lambda: per_query_map(*tiny, depth, "quicksort"))))
+    pop_peak = traced_peak(lambda: per_query_map(*tiny, depth, "quicksort"))
+    rows.append(("popular loop", np.multiply(pop_time, scale), True, pop_scores.mean(),
+                 pop_scores.mean() - reference_map, pop_peak))
 
     scan_time, _ = timed(lambda: bare_scan(query, database))
     rows.append(("bare scan", scan_time, False, None, None, traced_peak(lambda: bare_scan(query, database))))
@@ -160,15 +167,20 @@ def run_case(kind, n_query, n_database, bits, k, n_reference, seed, has_faiss):
     return rows, worst
 
 
-HEADER = f"{'case':<31} {'method':<20} {'time s':>9} {'vs ref':>8} {'vs scan':>8} {'mAP':>7} {'d mAP':>8} {'peak MiB':>9}"
+HEADER = (
+    f"{'case':<31} {'method':<20} {'cpu s':>9} {'wall s':>9} {'vs ref':>8} {'vs scan':>8} {'mAP':>7} {'d mAP':>8} "
+    f"{'peak MiB':>9}"
+)
 
 
-def format_row(case, method, seconds, scaled, value, delta, peak, reference_time, scan_time):
+def format_row(case, method, seconds, scaled, value, delta, peak, reference_cpu, scan_cpu):
     if seconds is None:
         return f"{case:<31} {method:<20} (skipped: k=all is not a k-NN query)"
+    cpu, wall = seconds
+    mark = "*" if scaled else " "
     return (
-        f"{case:<31} {method:<20} {seconds:>8.3f}{'*' if scaled else ' '} {reference_time / seconds:>7.1f}x "
-        f"{seconds / scan_time:>7.1f}x {'' if value is None else f'{value:.4f}':>7} "
+        f"{case:<31} {method:<20} {cpu:>8.3f}{mark} {wall:>8.3f}{mark} {reference_cpu / cpu:>7.1f}x "
+        f"{cpu / scan_cpu:>7.1f}x {'' if value is None else f'{value:.4f}':>7} "
         f"{'' if delta is None else f'{delta:+.4f}':>8} {'-' if peak is None else f'{peak / 2**20:.1f}':>9}"
     )
 
@@ -200,7 +212,7 @@ def main(argv=None):
     cases += [(n_q, n_db, bits, k, "clustered") for n_q, n_db, k, bits in large]
 
     print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
-          f"one timed run per method, single-threaded")
+          f"one timed run per method, each single-threaded")
     if not has_faiss:
         print("faiss is not installed: its rows are skipped (pip install faiss-cpu to include them)")
     # Warm-up on a tiny case, so that one-off costs (imports, first allocations) are not charged to a timed run.
@@ -213,10 +225,10 @@ def main(argv=None):
         rows, worst = run_case(kind, n_query, n_database, bits, k, n_reference, args.seed, has_faiss)
         worst_overall = max(worst_overall, worst)
         case = f"{n_query}x{n_database} {bits}b {kind} @{k}"
-        reference_time = rows[0][1]
-        scan_time = next(row[1] for row in rows if row[0] == "bare scan")
+        reference_cpu = rows[0][1][0]
+        scan_cpu = next(row[1][0] for row in rows if row[0] == "bare scan")
         for row in rows:
-            print(format_row(case, *row, reference_time, scan_time), flush=True)
+            print(format_row(case, *row, reference_cpu, scan_cpu), flush=True)
         print(f"{'':<31} ours = reference on the {min(n_reference, n_query)} timed queries: "
               f"max |AP difference| = {worst:.1e}")
     print("-" * len(HEADER))

@@ -3,9 +3,13 @@
 import contextlib
 import json
 import os
+import re
 import uuid
 
 from saeh.errors import SaehError
+
+# Temporary names are ".tmp-<8 hex digits>-<final name>"; only files matching this are ever cleaned up.
+_TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{8}-.")
 
 
 def check_writable(path, overwrite):
@@ -37,6 +41,23 @@ def atomic_path(path, overwrite=True):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def remove_temporaries(directory):
+    """Delete the temporary files `atomic_path` left in `directory` (not below it); return their paths.
+
+    Only a process killed mid-write (SIGKILL, power loss) leaves one, since the clean-up above never ran. Call this
+    only where no other process is writing, e.g. when a run directory is taken over to resume it.
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if _TEMPORARY_NAME.match(name) and os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def write_json(path, obj, overwrite=True):

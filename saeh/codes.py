@@ -90,6 +90,18 @@ def save_codes(path, codes, overwrite=True):
                 np.savez_compressed(handle, **arrays)
 
 
+def read_npz(path, what):
+    """All arrays of an `.npz` file, read with ``allow_pickle=False``: a file holding pickled objects (which could
+    run code when loaded) is refused. `what` names the file in error messages ("code dump", "saved hasher")."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except ValueError as error:
+        raise SaehError(f"{what} {path} holds pickled objects, which are refused for safety") from error
+    except (OSError, zipfile.BadZipFile) as error:
+        raise SaehError(f"{what} {path} is not a readable .npz file: {error}") from error
+
+
 def load_codes(path):
     """Read a dump written by `save_codes` (or by the original `generate_hash.py`) into `Codes`.
 
@@ -107,13 +119,7 @@ def load_codes(path):
         except Exception as error:  # scipy raises several unrelated types for a bad file
             raise SaehError(f"code dump {path} is not a readable MATLAB file: {error}") from error
     elif suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                raw = {name: archive[name] for name in archive.files}
-        except ValueError as error:
-            raise SaehError(f"code dump {path} holds pickled objects, which are refused for safety") from error
-        except (OSError, zipfile.BadZipFile) as error:
-            raise SaehError(f"code dump {path} is not a readable .npz file: {error}") from error
+        raw = read_npz(path, "code dump")
     else:
         raise SaehError(f"code dump {path}: unknown format {suffix!r}; expected one of {', '.join(DUMP_SUFFIXES)}")
     missing = [name for name in ("hash_bin", "label") if name not in raw]

@@ -38,13 +38,14 @@ VALIDATION_SIZE = 0.1  # fraction of the training part held out for model select
 def learning_rate(epoch, epochs=EPOCHS, steps=LR_STEPS):
     """Learning rate of the original step schedule at `epoch` (0-based), rescaled to a run of `epochs` epochs.
 
-    The boundaries keep their place as a fraction of the run (30/90, 55/90, 75/90 of it), so a 12-epoch run
-    drops the rate after epochs 4, 7 and 10. With epochs=90 this is exactly the original schedule.
+    The boundaries keep their place as a fraction of the run (30/90, 55/90, 75/90 of it, rounded, and never
+    before the second epoch, so the first epoch always trains at the initial rate): a 12-epoch run drops the
+    rate after epochs 4, 7 and 10. With epochs=90 this is exactly the original schedule.
     """
     if epochs <= 0:
         raise ValueError(f"epochs must be positive; got {epochs!r}")
     rate = steps[0][1]
     for start, value in steps:
-        if epoch >= round(start * epochs / EPOCHS):
+        if epoch >= (max(1, round(start * epochs / EPOCHS)) if start else 0):
             rate = value
     return rate

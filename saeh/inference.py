@@ -1,6 +1,7 @@
 """From a trained model to codes: load it safely, encode images in large batches, binarise."""
 
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -25,6 +26,8 @@ def load_hash_model(path, safe_mode=True):
                                "hash_su_ae_train.py")
     if not path.endswith(".keras"):
         raise SaehError(f"model file {path}: expected a .keras file")
+    if not zipfile.is_zipfile(path):  # Keras would report a truncated file as "File not found"
+        raise SaehError(f"model file {path} is not a readable .keras model: not a zip archive (truncated or corrupt)")
     import saeh.losses  # noqa: F401  (registers the custom loss and metric classes a full model refers to)
     import saeh.models.encoders  # noqa: F401
 
@@ -69,6 +72,13 @@ def encode(model, images, batch_size=ENCODE_BATCH_SIZE):
         return np.zeros((0, hash_bits(model)), np.float32)
     outputs = encoder.predict(pipeline.image_batches(images, batch_size), verbose=0)
     return np.asarray(outputs, dtype=np.float32)
+
+
+def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
+    """The deep features (N, D) float32 that `model` feeds its hash layer, e.g. as features for ITQ or KSH."""
+    check_images_fit(model, images)
+    features = keras.Model(model.inputs, model.get_layer(HASH_LAYER).input, name="hash_features")
+    return np.asarray(features.predict(pipeline.image_batches(images, batch_size), verbose=0), dtype=np.float32)
 
 
 def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE):

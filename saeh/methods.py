@@ -43,12 +43,17 @@ class DeepMethod:
 
     def resolve(self, overrides=None):
         """The method's hyperparameters with `overrides` applied; unknown names are an error."""
-        overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
-        unknown = sorted(set(overrides) - set(self.hyperparameters))
-        if unknown:
-            raise SaehError(f"method {self.name!r} has no hyperparameter(s) {', '.join(unknown)}; "
-                            f"it takes {', '.join(sorted(self.hyperparameters)) or 'none'}")
-        return {**self.hyperparameters, **overrides}
+        return resolve_hyperparameters(self.name, self.hyperparameters, overrides)
+
+
+def resolve_hyperparameters(method_name, defaults, overrides=None):
+    """`defaults` updated with the non-None `overrides`; a name the method does not take raises SaehError."""
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise SaehError(f"method {method_name!r} has no hyperparameter(s) {', '.join(unknown)}; "
+                        f"it takes {', '.join(sorted(defaults)) or 'none'}")
+    return {**defaults, **overrides}
 
 
 def classification_targets(images, batch):

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from saeh import defaults
-from saeh.atomic import atomic_path, write_json
+from saeh.atomic import atomic_path, remove_temporaries, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
 
@@ -65,12 +65,14 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self.epoch = epoch
 
     def _check(self, logs, where):
-        for name, value in sorted((logs or {}).items()):
-            if isinstance(value, (int, float, np.floating)) and not math.isfinite(value):
-                last = os.path.join(self.checkpoint_dir, LAST)
-                kept = f"the last good checkpoint {last} is intact" if os.path.exists(last) else "no checkpoint yet"
-                raise SaehError(f"training diverged in epoch {self.epoch + 1} ({where}): {name} became {value}; "
-                                f"{kept}. Lower the learning rate or check the data")
+        # Every term that went non-finite is named: the first one alphabetically need not be the cause.
+        broken = [f"{name} became {value}" for name, value in sorted((logs or {}).items())
+                  if isinstance(value, (int, float, np.floating)) and not math.isfinite(value)]
+        if broken:
+            last = os.path.join(self.checkpoint_dir, LAST)
+            kept = f"the last good checkpoint {last} is intact" if os.path.exists(last) else "no checkpoint yet"
+            raise SaehError(f"training diverged in epoch {self.epoch + 1} ({where}): {', '.join(broken)}; {kept}. "
+                            "Check the data and the loss weights (--alpha, --beta, --gamma, --set)")
 
     def on_train_batch_end(self, batch, logs=None):
         self._check(logs, f"batch {batch + 1}")
@@ -134,18 +136,17 @@ def read_history(run_dir):
 
 
 def prepare_run_dir(run_dir, settings, resume, overwrite):
-    """Create the run directory, or check that the one there holds the same run. Returns True to resume."""
+    """Create the run directory, or check that the one there holds the same run. Returns True to resume.
+
+    An unfinished run with no checkpoint yet (it failed or was killed in its first epoch, e.g. on a bad argument)
+    holds nothing to lose: it is started again with the new settings rather than refused.
+    """
     run_file = os.path.join(run_dir, RUN)
-    if os.path.exists(run_file) and overwrite:
-        for name in (CHECKPOINTS, "logs"):
-            shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
-        for name in (RUN, HISTORY, "history.csv", MODEL):
-            if os.path.exists(os.path.join(run_dir, name)):
-                os.remove(os.path.join(run_dir, name))
-    elif os.path.exists(run_file):
-        if os.path.exists(os.path.join(run_dir, MODEL)):
-            raise SaehError(f"{run_dir} already holds a finished run ({MODEL}); pass --overwrite to train again or "
-                            "choose another --save-dir")
+    checkpoint = os.path.join(run_dir, CHECKPOINTS, LAST)
+    if os.path.exists(run_file) and not overwrite and os.path.exists(os.path.join(run_dir, MODEL)):
+        raise SaehError(f"{run_dir} already holds a finished run ({MODEL}); pass --overwrite to train again or "
+                        "choose another --save-dir")
+    if os.path.exists(run_file) and not overwrite and os.path.exists(checkpoint):
         with open(run_file) as handle:
             previous = json.load(handle)
         changed = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
@@ -155,7 +156,17 @@ def prepare_run_dir(run_dir, settings, resume, overwrite):
                             "start again or choose another --save-dir")
         if not resume:
             raise SaehError(f"{run_dir} holds an unfinished run; drop --no-resume to continue it or pass --overwrite")
-        return os.path.exists(os.path.join(run_dir, CHECKPOINTS, LAST))
+        # A process killed while writing leaves its temporary file behind; nobody else writes here now.
+        for directory in (run_dir, os.path.join(run_dir, CHECKPOINTS)):
+            remove_temporaries(directory)
+        return True
+    if os.path.exists(run_file):
+        for name in (CHECKPOINTS, "logs"):
+            shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
+        for name in (RUN, HISTORY, "history.csv", MODEL):
+            if os.path.exists(os.path.join(run_dir, name)):
+                os.remove(os.path.join(run_dir, name))
+        remove_temporaries(run_dir)
     write_json(run_file, settings)
     return False
 
@@ -219,6 +230,11 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise SaehError(f"{name} must be a positive integer; got {value!r}")
+    # Checked before the run directory is touched, so that a mistyped command leaves nothing behind.
+    if batch_size > len(split.train):
+        raise SaehError(f"batch_size {batch_size} is larger than the training set ({len(split.train)} images)")
+    if load_path is not None and not os.path.isfile(load_path):
+        raise SaehError(f"load_path {load_path} does not exist; expected a .keras file written by a previous run")
     hyperparameters = method.resolve(hyperparameters)
     settings = dict(settings or {})
     settings.update(method=method.name, hyperparameters=hyperparameters, hash_bits=hash_bits, stack_num=stack_num,

@@ -77,7 +77,8 @@ def test_query_and_database_give_table_json_and_figures(dumps, tmp_path, capsys)
 
 
 def test_one_dump_is_queries_and_database(dumps, capsys, tmp_path):
-    code, out, err = run_cli([dumps["database"], "--top-k", "all", "--radius", "0", "--json", str(tmp_path / "r.json")], capsys)
+    argv = [dumps["database"], "--top-k", "all", "--radius", "0", "--json", str(tmp_path / "r.json")]
+    code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     assert "each query stays in the database" in out
     (record,) = json.loads((tmp_path / "r.json").read_text())["runs"]
@@ -88,7 +89,8 @@ def test_one_dump_is_queries_and_database(dumps, capsys, tmp_path):
 def test_several_runs_draw_precision_against_bits(dumps, tmp_path, capsys):
     out_dir = tmp_path / "figures"
     code, out, err = run_cli(
-        ["--run", f"SAEH={dumps['query12']},{dumps['database12']}", "--run", f"SAEH={dumps['query']},{dumps['database']}",
+        ["--run", f"SAEH={dumps['query12']},{dumps['database12']}",
+         "--run", f"SAEH={dumps['query']},{dumps['database']}",
          "--run", f"self={dumps['database']}", "--out-dir", str(out_dir), "--plots"],
         capsys,
     )

@@ -65,3 +65,17 @@ def test_registry_lookup_and_errors():
         baselines.get("nope")
     with pytest.raises(ValueError, match="no hyperparameter"):
         baselines.get("dsh").resolve({"gamma": 1.0})
+
+
+def test_shallow_method_on_deep_features(separable_split, tmp_path):
+    """ITQ/KSH can hash the features a trained deep model feeds its hash layer instead of raw pixels."""
+    from saeh import training
+    from saeh.methods import SAEH_MINUS
+
+    trained = training.train(SAEH_MINUS, separable_split, CLASSES, str(tmp_path / "deep"), hash_bits=BITS,
+                             stack_num=1, epochs=2, batch_size=32, verbose=0, log=lambda message: None)
+    codes = baselines.fit_shallow(baselines.get("itq"), separable_split, str(tmp_path / "itq"), hash_bits=BITS,
+                                  seed=0, feature_model=trained.model_path)
+    hasher = baselines.get("itq").hasher.load(str(tmp_path / "itq" / "model.npz"))
+    assert hasher.input_dim == trained.model.get_layer("hash_x").input.shape[-1]  # deep features, not 256 pixels
+    assert codes["query"].hash_bin.shape == (len(separable_split.query), BITS)

@@ -138,3 +138,23 @@ def test_faiss_backend_without_faiss_is_a_clear_error():
 def test_errors_are_clear(call, message):
     with pytest.raises(SaehError, match=re.escape(message)):
         call(HammingIndex(np.zeros((4, 8), dtype=np.uint8)))
+
+
+def test_retrieval_grid_draws_a_query_and_its_results(tmp_path):
+    from saeh.retrieval import plot_retrieval_grid
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (30, 12, 12, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, 30)
+    codes = (images.reshape(30, -1)[:, :24] > 127).astype(np.uint8)
+    ids, distances = HammingIndex(codes[1:]).search(codes[:1], 7)
+    path = tmp_path / "grid" / "query.png"
+    returned = plot_retrieval_grid(
+        images[0], images[1:][ids[0]], distances[0], labels[1:][ids[0]] == labels[0], path, columns=4
+    )
+    assert str(returned) == str(path) and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plot_retrieval_grid(images[0, :, :, 0] / 255.0, images[1:4, :, :, 0] / 255.0, [0, 1, 2], [True, False, True],
+                        tmp_path / "grey.png")  # grey float images
+    assert (tmp_path / "grey.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SaehError, match="one distance and one relevance flag per result image"):
+        plot_retrieval_grid(images[0], images[1:4], [0, 1], [True, False, True], tmp_path / "bad.png")

@@ -43,10 +43,29 @@ def load_split(which_data, data_dir=None, image_size=None, protocol=defaults.PRO
     return data, split
 
 
-def write_codes(codes_by_set, out_dir, overwrite=False, formats=(".mat", ".npz"), log=print):
+CODE_SETS = ("query", "database")
+CODE_FORMATS = (".mat", ".npz")
+
+
+def code_paths(out_dir, names=CODE_SETS, formats=CODE_FORMATS):
+    """Every file `write_codes` writes into `out_dir`."""
+    return [os.path.join(out_dir, f"{name}{suffix}") for name in names for suffix in formats]
+
+
+def check_codes_writable(out_dir, overwrite, names=CODE_SETS, formats=CODE_FORMATS):
+    """Refuse before any work (and before any file is written) when a dump exists and `overwrite` is false, so that
+    old and new dumps are never mixed in one folder."""
+    from saeh.atomic import check_writable
+
+    for path in code_paths(out_dir, names, formats):
+        check_writable(path, overwrite)
+
+
+def write_codes(codes_by_set, out_dir, overwrite=False, formats=CODE_FORMATS, log=print):
     """Write each set's codes as `<out_dir>/<set>.mat` and `.npz`; return {set: npz path}."""
     from saeh.codes import save_codes
 
+    check_codes_writable(out_dir, overwrite, tuple(codes_by_set), formats)
     paths = {}
     for name, codes in codes_by_set.items():
         for suffix in formats:

@@ -85,7 +85,8 @@ def _runs(args):
     if args.dump:
         runs.append((os.path.splitext(os.path.basename(args.dump))[0], args.dump, args.dump))
     if args.query:
-        runs.append((os.path.splitext(os.path.basename(args.query))[0], args.query, args.database))
+        stems = [os.path.splitext(os.path.basename(path))[0] for path in (args.query, args.database)]
+        runs.append((" vs ".join(stems), args.query, args.database))
     runs += [_parse_run(text) for text in args.run]
     if not runs:
         raise SaehError("nothing to evaluate: give DUMP, --query Q --database D, or --run LABEL=QUERY,DATABASE")

@@ -43,7 +43,9 @@ def main(argv=None, load_path=None):
         raise SaehError("no model given: set load_path at the top of generate_hash.py or pass --load-path")
     from saeh.inference import codes_for, hash_bits, load_hash_model
 
+    out_dir = args.out or os.path.join(os.path.dirname(os.path.abspath(args.load_path)), "codes")
     model = load_hash_model(args.load_path, safe_mode=not args.unsafe_load)
+    common.check_codes_writable(out_dir, args.overwrite)
     recorded = run_settings(args.load_path)
 
     def setting(name, default=None):
@@ -62,6 +64,5 @@ def main(argv=None, load_path=None):
         raise SaehError(f"{args.load_path} has {hash_bits(model)} hash bits but its run.json says {bits}")
     print(split.describe())
     codes = {name: codes_for(model, getattr(split, name), args.batch_size) for name in ("query", "database")}
-    out_dir = args.out or os.path.join(os.path.dirname(os.path.abspath(args.load_path)), "codes")
     common.write_codes(codes, out_dir, overwrite=args.overwrite)
     return 0

@@ -6,6 +6,7 @@ flags here; a flag given on the command line wins.
 
 import argparse
 import os
+import time
 
 from saeh import defaults
 from saeh.atomic import write_json
@@ -60,6 +61,9 @@ def build_parser(settings):
                             help=f"SAEH's weight {name} (default: {settings[name]})")
     parser.add_argument("--set", dest="hyperparameters", type=parse_hyperparameter, action="append", default=[],
                         metavar="NAME=VALUE", help="a hyperparameter of the method (e.g. --set margin=24 for dsh)")
+    parser.add_argument("--features", default=None, metavar="MODEL.keras",
+                        help="itq/ksh only: use the features a trained deep model feeds its hash layer instead of "
+                             "raw pixels (the default)")
     parser.add_argument("--encoder", default=defaults.ENCODER, help="resnet_cifar, resnet50 or dsh_cnn")
     parser.add_argument("--encoder-weights", default=None,
                         help="resnet50 only: 'imagenet' (downloads) or a local weights file")
@@ -99,6 +103,7 @@ def method_hyperparameters(method, args, settings):
 def main(argv=None, settings=None):
     settings = {**SETTINGS, **(settings or {})}
     args = build_parser(settings).parse_args(argv)
+    started = time.time()
     import baselines
 
     method = baselines.get(args.method)
@@ -109,22 +114,26 @@ def main(argv=None, settings=None):
     data, split = common.load_split(args.which_data, args.data_dir, args.image_size, protocol, seed, validation_size,
                                     args.select_on_test)
     if args.num_classes is not None and args.num_classes != data.num_classes:
-        raise SaehError(f"num_classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
+        raise SaehError(f"--num-classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
     print(split.describe())
     run_name = args.run_name or f"{method.name}_{data.name}_{args.hash_bits}bits"
     run_dir = os.path.join(args.save_dir, run_name)
     data_settings = {"which_data": args.which_data, "data_dir": args.data_dir, "protocol": protocol, "seed": seed,
                      "validation_size": validation_size, "select_on_test": bool(args.select_on_test),
                      "image_size": args.image_size}
+    if args.features and method.kind != "shallow":
+        raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     if method.kind == "shallow":
         codes = baselines.fit_shallow(method, split, run_dir, hash_bits=args.hash_bits, seed=seed,
                                       hyperparameters=hyperparameters, settings=data_settings,
-                                      overwrite=args.overwrite)
+                                      overwrite=args.overwrite, feature_model=args.features)
     else:
         codes = train_deep(method, data, split, run_dir, args, hyperparameters, data_settings)
     paths = common.write_codes(codes, os.path.join(run_dir, "codes"), overwrite=True)
     scores = common.score(codes["query"], codes["database"], top_k=args.top_k, radius=args.radius)
-    write_json(os.path.join(run_dir, "scores.json"), scores)
+    write_json(os.path.join(run_dir, "scores.json"),
+               {**scores, "seconds": round(time.time() - started, 1), "bits": codes["query"].bits,
+                "n_query": len(codes["query"]), "n_database": len(codes["database"])})
     print(" ".join(f"{name} = {value:.4f}" for name, value in scores.items()))
     print(f"evaluate in full with: python evaluate.py --query {paths['query']} --database {paths['database']}")
     return 0

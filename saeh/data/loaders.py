@@ -230,6 +230,11 @@ def load_dataset(which_data, data_dir=None, image_size=None):
             data = load_image_folder(path, image_size=image_size)
     elif os.path.isfile(which_data) and name.endswith(".npz"):
         data = load_npz(which_data)
+    elif not os.path.exists(which_data) and (name.endswith(".npz") or os.sep in name):
+        raise MissingDataError(
+            f"dataset path {os.fspath(which_data)} does not exist; expected an image folder or a Keras-layout "
+            ".npz file"
+        )
     else:
         raise SaehError(
             f"unknown dataset {os.fspath(which_data)!r}; expected one of {', '.join(DATASET_NAMES)}, "

@@ -197,16 +197,10 @@ def _dpsh_per_class(labels, class_names, rng):
     class_sizes = np.bincount(labels, minlength=len(class_names))
     present = np.flatnonzero(class_sizes)
     smallest = int(class_sizes[present].min())
-    queries, train = DPSH_QUERIES_PER_CLASS, DPSH_TRAIN_PER_CLASS
-    note = ""
-    if smallest < DPSH_REFERENCE_CLASS_SIZE:
-        scale = smallest / DPSH_REFERENCE_CLASS_SIZE
-        queries = max(1, round(DPSH_QUERIES_PER_CLASS * scale))
-        train = max(1, round(DPSH_TRAIN_PER_CLASS * scale))
-        note = (
-            f"dpsh counts scaled by {scale:.3g} to {queries} queries and {train} training images per class "
-            f"(smallest class: {smallest} images; the protocol assumes {DPSH_REFERENCE_CLASS_SIZE} as in CIFAR-10)"
-        )
+    queries, train, note = _dpsh_counts(
+        DPSH_QUERIES_PER_CLASS, DPSH_TRAIN_PER_CLASS, smallest, DPSH_REFERENCE_CLASS_SIZE,
+        "training images per class", f"smallest class: {smallest} images; the protocol assumes "
+        f"{DPSH_REFERENCE_CLASS_SIZE} as in CIFAR-10")
     query_parts, train_parts = [], []
     for label in present:
         members = np.flatnonzero(labels == label)
@@ -221,18 +215,21 @@ def _dpsh_per_class(labels, class_names, rng):
     return np.sort(np.concatenate(query_parts)), np.sort(np.concatenate(train_parts)), note
 
 
+def _dpsh_counts(queries, train, available, reference, unit, why):
+    """DPSH's query and training counts, scaled by available / reference when the data is smaller than CIFAR-10's
+    (at least 1 each); returns (queries, train, note), the note empty when nothing was scaled."""
+    if available >= reference:
+        return queries, train, ""
+    scale = available / reference
+    queries, train = max(1, round(queries * scale)), max(1, round(train * scale))
+    return queries, train, f"dpsh counts scaled by {scale:.3g} to {queries} queries and {train} {unit} ({why})"
+
+
 def _dpsh_multi_label(pool_size, rng):
     """Multi-label data: random queries and training images, scaled when the pool is smaller than CIFAR-10's."""
-    queries, train = DPSH_QUERIES_MULTI_LABEL, DPSH_TRAIN_MULTI_LABEL
-    note = ""
-    if pool_size < DPSH_REFERENCE_POOL_SIZE:
-        scale = pool_size / DPSH_REFERENCE_POOL_SIZE
-        queries = max(1, round(DPSH_QUERIES_MULTI_LABEL * scale))
-        train = max(1, round(DPSH_TRAIN_MULTI_LABEL * scale))
-        note = (
-            f"dpsh counts scaled by {scale:.3g} to {queries} queries and {train} training images "
-            f"(pool: {pool_size} images; the protocol assumes {DPSH_REFERENCE_POOL_SIZE})"
-        )
+    queries, train, note = _dpsh_counts(
+        DPSH_QUERIES_MULTI_LABEL, DPSH_TRAIN_MULTI_LABEL, pool_size, DPSH_REFERENCE_POOL_SIZE, "training images",
+        f"pool: {pool_size} images; the protocol assumes {DPSH_REFERENCE_POOL_SIZE}")
     if pool_size < queries + train:
         raise SaehError(
             f"the dpsh protocol needs at least {queries + train} images ({queries} queries + {train} training); "

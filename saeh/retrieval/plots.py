@@ -84,7 +84,7 @@ def plot_precision_vs_bits(points, path, radius=2, overwrite=True):
 
 def plot_retrieval_grid(query_image, result_images, distances, relevant_mask, path, overwrite=True, columns=10):
     """A PNG grid: the query image first, then its top-k results, titled with their Hamming distances and framed
-    green (relevant) or red (not relevant).
+    green (relevant), red (not relevant) or grey (relevance unknown: a flag of None).
 
     Images are (H, W) grey or (H, W, 3) colour, uint8 0..255 or floats in 0..1.
     """
@@ -118,6 +118,6 @@ def plot_retrieval_grid(query_image, result_images, distances, relevant_mask, pa
             figure.add_subplot(grid[row + 1, column]),
             image,
             f"#{position + 1} d={int(distance)}",
-            "green" if relevant else "red",
+            "grey" if relevant is None else "green" if relevant else "red",
         )
     return _save(figure, path, overwrite)

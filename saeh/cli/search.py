@@ -1,0 +1,103 @@
+"""Search a trained model's database with a query image and draw the query and its top-k results as a PNG grid.
+
+    python -m saeh.cli.search --model runs/RUN/model.keras --image photo.jpg --out grid.png
+    python -m saeh.cli.search --model runs/RUN/model.keras --query-index 7 --top-k 20 --out grid.png
+
+The database is the one the model was trained for (its run.json): its codes are read from `--database` (a dump of
+generate_hash.py, e.g. runs/RUN/codes/database.npz) or encoded on the fly, and its images come from the dataset.
+With --query-index the query is an image of the query set, so results are framed by relevance (green: shares a
+label); a query image from a file has no label, so results are framed neutrally.
+"""
+
+import argparse
+
+import numpy as np
+
+from saeh import defaults
+from saeh.cli import common
+from saeh.errors import SaehError
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m saeh.cli.search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a trained model (.keras) with its run.json beside it")
+    query = parser.add_mutually_exclusive_group(required=True)
+    query.add_argument("--image", help="a query image file (resized to the model's input)")
+    query.add_argument("--query-index", type=int, help="the position of a query-set image")
+    parser.add_argument("--database", help="database codes written by generate_hash.py (default: encode them)")
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--backend", choices=("numpy", "faiss", "auto"), default="numpy")
+    parser.add_argument("--out", required=True, help="the PNG grid to write")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--unsafe-load", action="store_true", help="turn Keras safe mode off (trusted files only)")
+    return parser
+
+
+def read_query_image(path, shape):
+    """Decode one image file to the model's (H, W, C) uint8 input."""
+    from saeh.data import decode_images, resize_images
+
+    image = decode_images([path], source=path)
+    if image.shape[-1] != shape[-1]:
+        image = image.mean(axis=-1, keepdims=True).astype(np.uint8) if shape[-1] == 1 else np.repeat(image, 3, -1)
+    if image.shape[1:3] != shape[:2]:
+        image = resize_images(image, shape[:2])
+    return image
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from saeh.atomic import check_writable
+    from saeh.cli.generate import run_settings
+    from saeh.codes import load_codes
+    from saeh.inference import codes_for, encode, hash_threshold, load_hash_model
+    from saeh.retrieval import HammingIndex, plot_retrieval_grid
+
+    if args.top_k <= 0:
+        raise SaehError(f"--top-k must be a positive integer; got {args.top_k}")
+    check_writable(args.out, args.overwrite)
+    model = load_hash_model(args.model, safe_mode=not args.unsafe_load)
+    recorded = run_settings(args.model)
+    if not recorded.get("which_data"):
+        raise SaehError(f"no run.json beside {args.model} says which data the model was trained on")
+    _, split = common.load_split(
+        recorded["which_data"], recorded.get("data_dir"), recorded.get("image_size"),
+        recorded.get("protocol", defaults.PROTOCOL), recorded.get("seed", defaults.SEED),
+        recorded.get("validation_size", defaults.VALIDATION_SIZE), recorded.get("select_on_test", False))
+    database = load_codes(args.database) if args.database else codes_for(model, split.database)
+    if len(database) != len(split.database):
+        raise SaehError(f"{args.database} holds {len(database)} codes but the database set has "
+                        f"{len(split.database)} images; dump it with generate_hash.py for this model")
+    if args.query_index is not None:
+        if not 0 <= args.query_index < len(split.query):
+            raise SaehError(f"--query-index must lie in [0, {len(split.query) - 1}]; got {args.query_index}")
+        query_image = split.query.images[args.query_index:args.query_index + 1]
+        query_label = split.query.labels[args.query_index]
+    else:
+        query_image = read_query_image(args.image, tuple(model.input_shape[1:]))
+        query_label = None
+    query_code = (encode(model, query_image) > hash_threshold(model)).astype(np.uint8)
+    ids, distances = HammingIndex(database.hash_bin, backend=args.backend).search(query_code, args.top_k)
+    ids, distances = ids[0], distances[0]
+    if query_label is None:
+        relevant = [None] * len(ids)
+    elif split.database.labels.ndim == 2:
+        relevant = [bool(np.any(split.database.labels[i] & query_label)) for i in ids]
+    else:
+        relevant = [bool(split.database.labels[i] == query_label) for i in ids]
+    squeeze = (lambda image: image[..., 0]) if query_image.shape[-1] == 1 else (lambda image: image)
+    plot_retrieval_grid(squeeze(query_image[0]), [squeeze(split.database.images[i]) for i in ids], distances,
+                        relevant, args.out, overwrite=args.overwrite)
+    for rank, (index, distance) in enumerate(zip(ids, distances), start=1):
+        print(f"{rank:3d}. database image {index} at Hamming distance {distance}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from saeh.cli import run
+
+    sys.exit(run(main))

@@ -1,0 +1,25 @@
+"""The paper's published numbers (Tables 1 and 2), read from `published_results.json`: one data file that
+RESULTS.md, the gamma notebook and the comparison scripts all read."""
+
+import json
+import os
+
+PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "published_results.json")
+
+
+def published_results():
+    """The whole file as a dict: `table1_map_at_1000` (per method and dataset, 12/24/32/48 bits) and
+    `table2_gamma` (CIFAR-10, 32 bits, mAP@1000 and precision within radius 2 for each gamma)."""
+    with open(PATH) as handle:
+        return json.load(handle)
+
+
+def table1_map(method, dataset, bits):
+    """The paper's mAP@1000 (%) of `method` (registry name) on `dataset` at `bits` bits, or None."""
+    table = published_results()["table1_map_at_1000"]
+    if bits not in table["bits"]:
+        return None
+    for row in table["rows"]:
+        if row["method"] == method and dataset in row:
+            return row[dataset][table["bits"].index(bits)]
+    return None

@@ -1,0 +1,303 @@
+"""The three scripts end to end on a tiny image folder the test writes: `hash_su_ae_train.py` trains one epoch and
+dumps codes, `generate_hash.py` dumps them again from the saved model, the dumps load, `evaluate.py` scores them.
+
+The training run is shared by the whole module (each Keras training costs seconds of tracing); it runs in a
+subprocess, as a user runs it. The other scripts run in this process through `runpy` (the real files, without a
+second TensorFlow start-up) unless a fresh process is the point.
+"""
+
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from saeh.codes import load_codes
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN, GENERATE, EVALUATE = "hash_su_ae_train.py", "generate_hash.py", "evaluate.py"
+CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SIDE = 3, 24, 6, 16
+GRAYSCALE_WARNING = "are grayscale; converted them to RGB"
+
+# The tiny folder holds one grayscale image on purpose; in-process runs would repeat its warning in the summary.
+pytestmark = pytest.mark.filterwarnings(f"ignore:.*{GRAYSCALE_WARNING}")
+
+
+def write_image_folder(root, classes=CLASSES, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
+                       side=SIDE, seed=0, odd_modes=True):
+    """`root/{train,test}/class<c>/*.png`: RGB noise with a bright band whose position is the class. With
+    `odd_modes`, one grayscale and one RGBA image join the training set (the loader converts both to RGB)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    band = side // classes
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for label in range(classes):
+            folder = os.path.join(root, split, f"class{label}")
+            os.makedirs(folder, exist_ok=True)
+            for index in range(count):
+                image = rng.integers(0, 60, (side, side, 3)).astype(np.uint8)
+                image[label * band:(label + 1) * band] += 150
+                Image.fromarray(image).save(os.path.join(folder, f"{index:03d}.png"))
+    if odd_modes:
+        gray = rng.integers(0, 255, (side, side)).astype(np.uint8)
+        Image.fromarray(gray, mode="L").save(os.path.join(root, "train", "class0", "gray.png"))
+        rgba = rng.integers(0, 255, (side, side, 4)).astype(np.uint8)
+        Image.fromarray(rgba, mode="RGBA").save(os.path.join(root, "train", "class1", "rgba.png"))
+    return str(root)
+
+
+def train_arguments(data_dir, save_dir):
+    return ["--which-data", "folder", "--data-dir", data_dir, "--save-dir", save_dir, "--stack-num", "1",
+            "--hash-bits", "8", "--batch-size", "16", "--epochs", "1", "--verbose", "2"]
+
+
+def run_subprocess(script, args, cwd):
+    """Run a top-level script in a fresh Python, as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=900)
+
+
+def run_script(script, args, monkeypatch, capsys):
+    """Run a top-level script in this process (as `__main__`); returns (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    capsys.readouterr()
+    try:
+        runpy.run_path(os.path.join(REPO, script), run_name="__main__")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err, script):
+    """The one line a script prints for a user's mistake; fails unless stderr is exactly that line (apart from
+    Python warnings, which are shown or not depending on what ran before in this process)."""
+    lines = [line for line in err.strip().splitlines()
+             if not re.match(r"^\S+:\d+: \w*Warning: ", line) and not line.startswith("  ")]
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), err
+    return lines[0]
+
+
+def files_under(folder):
+    return sorted(os.path.relpath(os.path.join(parent, name), folder)
+                  for parent, _, names in os.walk(folder) for name in names)
+
+
+def snapshot(folder):
+    """{relative path: bytes} of every file under `folder`, to show that nothing was changed."""
+    result = {}
+    for name in files_under(folder):
+        with open(os.path.join(folder, name), "rb") as handle:
+            result[name] = handle.read()
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One epoch of SAEH on the tiny folder, through `python hash_su_ae_train.py` in a subprocess."""
+    base = tmp_path_factory.mktemp("cli")
+    data_dir = write_image_folder(str(base / "data"))
+    save_dir = str(base / "runs")
+    args = train_arguments(data_dir, save_dir)
+    result = run_subprocess(TRAIN, args, cwd=str(base))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_dir = os.path.join(save_dir, "saeh_data_8bits")
+    return {"base": str(base), "data_dir": data_dir, "save_dir": save_dir, "args": args, "run_dir": run_dir,
+            "model": os.path.join(run_dir, "model.keras"), "codes": os.path.join(run_dir, "codes"),
+            "out": result.stdout, "err": result.stderr}
+
+
+def test_training_writes_a_complete_run(trained):
+    run_dir = trained["run_dir"]
+    for name in ("run.json", "history.json", "history.csv", "model.keras", "checkpoints/last.keras",
+                 "checkpoints/best.weights.h5", "scores.json", "codes/query.mat", "codes/query.npz",
+                 "codes/database.mat", "codes/database.npz"):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+    assert not [name for name in files_under(run_dir) if ".tmp-" in name]
+    with open(os.path.join(run_dir, "history.json")) as handle:
+        history = json.load(handle)
+    assert [row["epoch"] for row in history["epochs"]] == [1]
+    for term in ("y_predict_loss", "y_decoded_loss", "hash_x_binary", "hash_x_balance", "learning_rate"):
+        assert term in history["epochs"][0], term
+    assert "map@1000 = " in trained["out"] and "precision@r2 = " in trained["out"]
+    assert "Traceback" not in trained["err"]
+    # One grayscale image among RGB ones: converted, and said once; the RGBA image is read as RGB.
+    assert trained["err"].count(GRAYSCALE_WARNING) == 1, trained["err"]
+    assert "gray.png" in trained["err"]
+
+
+def test_codes_load_with_the_original_fields(trained):
+    for name, count in (("query", CLASSES * TEST_PER_CLASS), ("database", CLASSES * TRAIN_PER_CLASS + 2)):
+        mat = load_codes(os.path.join(trained["codes"], f"{name}.mat"))
+        npz = load_codes(os.path.join(trained["codes"], f"{name}.npz"))
+        assert mat.hash_bin.shape == (count, 8) and mat.hash_bin.dtype == np.uint8
+        assert mat.hash_org.dtype == np.float32 and mat.label.shape == (count,)
+        np.testing.assert_array_equal(mat.hash_bin, (mat.hash_org > 0.5).astype(np.uint8))
+        np.testing.assert_array_equal(mat.hash_bin, npz.hash_bin)
+        np.testing.assert_array_equal(mat.hash_org, npz.hash_org)
+        np.testing.assert_array_equal(mat.label, npz.label)
+        assert set(np.unique(mat.label)) == set(range(CLASSES))
+
+
+def test_generate_hash_dumps_the_codes_the_training_wrote(trained, tmp_path):
+    out = str(tmp_path / "codes")
+    result = run_subprocess(GENERATE, ["--load-path", trained["model"], "--out", out], cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "wrote query codes (18 x 8 bits)" in result.stdout
+    assert sorted(os.listdir(out)) == ["database.mat", "database.npz", "query.mat", "query.npz"]
+    for name in ("query", "database"):
+        again = load_codes(os.path.join(out, f"{name}.mat"))
+        first = load_codes(os.path.join(trained["codes"], f"{name}.npz"))
+        np.testing.assert_array_equal(again.hash_bin, first.hash_bin)
+        np.testing.assert_array_equal(again.label, first.label)
+        np.testing.assert_allclose(again.hash_org, first.hash_org, atol=1e-6)
+
+
+def test_evaluate_scores_the_dumps_as_the_training_did(trained, tmp_path, monkeypatch, capsys):
+    query, database = (os.path.join(trained["codes"], f"{name}.npz") for name in ("query", "database"))
+    summary = str(tmp_path / "summary.json")
+    code, out, err = run_script(EVALUATE, ["--query", query, "--database", database, "--json", summary],
+                                monkeypatch, capsys)
+    assert code == 0, err
+    assert "precision r<=2" in out
+    with open(summary) as handle:
+        (record,) = json.load(handle)["runs"]
+    with open(os.path.join(trained["run_dir"], "scores.json")) as handle:
+        scores = json.load(handle)
+    # 72 + 2 database images < 1000: mAP@1000 ranks the whole database.
+    assert record["metrics"]["mAP@all"] == pytest.approx(scores["map@1000"], abs=1e-9)
+    assert record["metrics"]["precision r<=2"] == pytest.approx(scores["precision@r2"], abs=1e-9)
+    # Existing results are kept unless --overwrite is given.
+    before = snapshot(str(tmp_path))
+    code, out, err = run_script(EVALUATE, ["--query", query, "--database", database, "--json", summary],
+                                monkeypatch, capsys)
+    assert code == 2 and f"{summary} already exists; pass --overwrite" in error_line(err, EVALUATE)
+    assert snapshot(str(tmp_path)) == before
+
+
+def test_same_seed_gives_the_same_codes(trained, tmp_path, monkeypatch, capsys):
+    """A second run of the same command (here in this process, the first in a fresh one) gives identical codes on
+    a CPU, without --deterministic."""
+    args = train_arguments(trained["data_dir"], str(tmp_path / "again"))
+    code, out, err = run_script(TRAIN, args, monkeypatch, capsys)
+    assert code == 0, err
+    for name in ("query", "database"):
+        first = load_codes(os.path.join(trained["codes"], f"{name}.npz"))
+        second = load_codes(str(tmp_path / "again" / "saeh_data_8bits" / "codes" / f"{name}.npz"))
+        assert 0 < first.hash_bin.mean() < 1  # real codes, not a constant that would match anyway
+        np.testing.assert_array_equal(first.hash_bin, second.hash_bin)
+        np.testing.assert_array_equal(first.hash_org, second.hash_org)
+
+
+def test_finished_run_is_not_overwritten(trained, monkeypatch, capsys):
+    before = snapshot(trained["run_dir"])
+    code, out, err = run_script(TRAIN, trained["args"], monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err, TRAIN)
+    assert f"{trained['run_dir']} already holds a finished run" in line and "--overwrite" in line
+    assert snapshot(trained["run_dir"]) == before
+
+
+def test_generate_hash_keeps_existing_dumps(trained, monkeypatch, capsys):
+    before = snapshot(trained["codes"])
+    code, out, err = run_script(GENERATE, ["--load-path", trained["model"]], monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err, GENERATE)
+    assert os.path.join(trained["codes"], "query.mat") + " already exists; pass --overwrite" in line
+    assert snapshot(trained["codes"]) == before
+
+
+def test_generate_hash_never_mixes_old_and_new_dumps(trained, tmp_path, monkeypatch, capsys):
+    """Only the database dumps exist: the query dumps are not written either, so the folder never pairs new query
+    codes with an older model's database codes."""
+    out = tmp_path / "codes"
+    out.mkdir()
+    for name in ("database.mat", "database.npz"):
+        (out / name).write_bytes(open(os.path.join(trained["codes"], name), "rb").read())
+    before = snapshot(str(out))
+    code, _, err = run_script(GENERATE, ["--load-path", trained["model"], "--out", str(out)], monkeypatch, capsys)
+    assert code == 2
+    assert f"{out / 'database.mat'} already exists; pass --overwrite" in error_line(err, GENERATE)
+    assert snapshot(str(out)) == before
+
+
+def test_generate_hash_write_error_leaves_the_old_dumps(trained, tmp_path, monkeypatch, capsys):
+    """A full disk while writing a dump: the error names the file and the reason, the old dumps stay whole and no
+    temporary file is left."""
+    import errno
+
+    import scipy.io
+
+    out = tmp_path / "codes"
+    out.mkdir()
+    for name, content in snapshot(trained["codes"]).items():
+        (out / name).write_bytes(content)
+    before = snapshot(str(out))
+
+    def disk_full(path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"MATLAB 5.0 MAT-file, trunc")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(scipy.io, "savemat", disk_full)
+    code, out_text, err = run_script(GENERATE, ["--load-path", trained["model"], "--out", str(out), "--overwrite"],
+                                     monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err, GENERATE)
+    assert f"could not write {out / 'query.mat'}: No space left on device" in line
+    assert snapshot(str(out)) == before  # no partial file under a final name, no temporary left
+
+
+def test_generate_hash_on_images_of_another_shape(trained, tmp_path, monkeypatch, capsys):
+    other = tmp_path / "small.npz"
+    rng = np.random.default_rng(0)
+    np.savez(other, x_train=rng.integers(0, 255, (20, 12, 12), dtype=np.uint8), y_train=np.arange(20) % 2,
+             x_test=rng.integers(0, 255, (6, 12, 12), dtype=np.uint8), y_test=np.arange(6) % 2)
+    out = tmp_path / "codes"
+    code, _, err = run_script(GENERATE, ["--load-path", trained["model"], "--which-data", str(other),
+                                         "--out", str(out)], monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err, GENERATE)
+    assert "images of shape (12, 12, 1), but the model expects (16, 16, 3)" in line
+    assert not out.exists()
+
+
+def test_generate_hash_checks_bits_against_the_run(trained, tmp_path, monkeypatch, capsys):
+    (tmp_path / "model.keras").write_bytes(open(trained["model"], "rb").read())
+    with open(os.path.join(trained["run_dir"], "run.json")) as handle:
+        settings = json.load(handle)
+    (tmp_path / "run.json").write_text(json.dumps({**settings, "hash_bits": 16}))
+    code, _, err = run_script(GENERATE, ["--load-path", str(tmp_path / "model.keras")], monkeypatch, capsys)
+    assert code == 2
+    assert "has 8 hash bits but its run.json says 16" in error_line(err, GENERATE)
+    assert not (tmp_path / "codes").exists()
+
+
+def test_search_draws_the_top_k_of_a_query(trained, tmp_path, capsys):
+    """`python -m saeh.cli.search`: a query-set image and an image file, against the model's database."""
+    from PIL import Image
+
+    from saeh.cli.search import main as search
+
+    grid = str(tmp_path / "grid.png")
+    database = os.path.join(trained["codes"], "database.npz")
+    assert search(["--model", trained["model"], "--query-index", "2", "--top-k", "5", "--database", database,
+                   "--out", grid]) == 0
+    out = capsys.readouterr().out
+    assert out.count("database image") == 5 and f"wrote {grid}" in out
+    assert Image.open(grid).size[0] > 100
+    image_file = str(tmp_path / "query.png")
+    Image.fromarray(np.full((30, 20), 200, np.uint8)).save(image_file)  # grey, another size: converted
+    assert search(["--model", trained["model"], "--image", image_file, "--out", str(tmp_path / "g2.png")]) == 0
+    from saeh.errors import SaehError
+
+    with pytest.raises(SaehError, match="already exists"):
+        search(["--model", trained["model"], "--query-index", "0", "--out", grid])
+    with pytest.raises(SaehError, match="--query-index must lie in"):
+        search(["--model", trained["model"], "--query-index", "999", "--out", str(tmp_path / "g3.png")])
