@@ -61,8 +61,8 @@ def main():
 
     print(f"device: {'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}, {os.cpu_count()} cores; "
           f"input {tuple(args.shape)}, stack_num {args.stack_num}, {args.hash_bits} bits, {args.images} images")
-    print(f"{"way":54s} {'seconds':>8s} {'images/s':>9s} {'ratio':>6s}")
-    print(f"{"original (predict 10 images per call)":54s} {original_seconds:8.2f} "
+    print(f"{'way':54s} {'seconds':>8s} {'images/s':>9s} {'ratio':>6s}")
+    print(f"{'original (predict 10 images per call)':54s} {original_seconds:8.2f} "
           f"{args.images / original_seconds:9.0f} {1.0:6.2f}")
     print(f"{f'generate_hash.py (tf.data, batch {args.batch_size}, encoder only)':54s} {our_seconds:8.2f} "
           f"{args.images / our_seconds:9.0f} {original_seconds / our_seconds:6.2f}")

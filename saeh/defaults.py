@@ -35,8 +35,9 @@ PROTOCOL = "ssdh"
 VALIDATION_SIZE = 0.1  # fraction of the training part held out for model selection
 
 
-def learning_rate(epoch, epochs=EPOCHS, steps=LR_STEPS):
-    """Learning rate of the original step schedule at `epoch` (0-based), rescaled to a run of `epochs` epochs.
+def learning_rate(epoch, epochs=EPOCHS, base=LEARNING_RATE, steps=LR_STEPS):
+    """Learning rate of the original step schedule at `epoch` (0-based), rescaled to a run of `epochs` epochs and
+    to a starting rate `base` (the steps keep their ratios: base, base/5, base/25, base/125).
 
     The boundaries keep their place as a fraction of the run (30/90, 55/90, 75/90 of it, rounded, and never
     before the second epoch, so the first epoch always trains at the initial rate): a 12-epoch run drops the
@@ -48,4 +49,4 @@ def learning_rate(epoch, epochs=EPOCHS, steps=LR_STEPS):
     for start, value in steps:
         if epoch >= (max(1, round(start * epochs / EPOCHS)) if start else 0):
             rate = value
-    return rate
+    return rate if base == steps[0][1] else rate * base / steps[0][1]

@@ -26,6 +26,8 @@ class DeepMethod:
             `label` (one-hot or multi-hot float) and whatever `prepare` added.
         hyperparameters: defaults of the method's own settings, each documented where the method is defined.
         monitor: (history key, "max" or "min") for choosing the best epoch on the validation set.
+        learning_rate: the starting rate of the step schedule (the original's 0.1 unless the method's own
+            recipe needs another; the steps keep their ratios).
         prepare: optional (labels, hash_bits, seed, **hyperparameters) -> dict of per-sample arrays that travel
             with the images through the pipeline (CNNH's stage-1 codes); called once on the training and validation
             labels together, so both sets get targets from one consistent solution.
@@ -38,6 +40,7 @@ class DeepMethod:
     targets: Callable
     hyperparameters: Mapping = dataclasses.field(default_factory=dict)
     monitor: tuple = ("val_y_predict_accuracy", "max")
+    learning_rate: float = defaults.LEARNING_RATE
     prepare: Optional[Callable] = None
     kind: str = "deep"
 

@@ -179,7 +179,8 @@ def distribution_strategy():
 
 
 def build_compiled(method, hyperparameters, input_shape, num_classes, multi_label, hash_bits, stack_num, encoder,
-                   encoder_weights=None, epochs=defaults.EPOCHS, mixed_precision=False, jit_compile="auto"):
+                   encoder_weights=None, epochs=defaults.EPOCHS, mixed_precision=False, jit_compile="auto",
+                   learning_rate=None):
     """Build the method's model and compile it with the original optimiser (SGD, Nesterov momentum 0.9)."""
     previous_policy = keras.config.dtype_policy()
     if mixed_precision:
@@ -189,7 +190,8 @@ def build_compiled(method, hyperparameters, input_shape, num_classes, multi_labe
                              multi_label=multi_label, encoder_weights=encoder_weights, **hyperparameters)
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    optimizer = keras.optimizers.SGD(learning_rate=defaults.learning_rate(0, epochs), momentum=defaults.MOMENTUM,
+    base = method.learning_rate if learning_rate is None else learning_rate
+    optimizer = keras.optimizers.SGD(learning_rate=defaults.learning_rate(0, epochs, base), momentum=defaults.MOMENTUM,
                                      nesterov=defaults.NESTEROV)
     model.compile(optimizer=optimizer, jit_compile=jit_compile,
                   **method.compile_arguments(multi_label=multi_label, hash_bits=hash_bits, **hyperparameters))
@@ -210,7 +212,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
           encoder=defaults.ENCODER, encoder_weights=None, hyperparameters=None, epochs=defaults.EPOCHS,
           batch_size=defaults.BATCH_SIZE, seed=defaults.SEED, augment=False, load_path=None, resume=True,
           overwrite=False, mixed_precision=False, jit_compile="auto", deterministic=False, verbose="auto",
-          settings=None, callbacks=(), log=print):
+          learning_rate=None, settings=None, callbacks=(), log=print):
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
@@ -222,6 +224,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         load_path: a `.keras` file to start from (weights, optimiser state and epoch), as the original's load_path.
         resume: continue an unfinished run found in `run_dir` (default), instead of refusing.
         overwrite: discard whatever `run_dir` holds and start again.
+        learning_rate: starting rate of the step schedule (default: the method's, 0.1 for SAEH).
         settings: a dict describing the run (written to run.json and compared on resume).
         deterministic: enable TensorFlow's op determinism (slower; the same seed then gives the same codes).
         callbacks: extra Keras callbacks, run after the built-in ones.
@@ -236,9 +239,17 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     if load_path is not None and not os.path.isfile(load_path):
         raise SaehError(f"load_path {load_path} does not exist; expected a .keras file written by a previous run")
     hyperparameters = method.resolve(hyperparameters)
+    base_rate = method.learning_rate if learning_rate is None else float(learning_rate)
+    if not base_rate > 0:
+        raise SaehError(f"learning_rate must be positive; got {learning_rate!r}")
+
+    def schedule(epoch):
+        return defaults.learning_rate(epoch, epochs, base_rate)
+
     settings = dict(settings or {})
     settings.update(method=method.name, hyperparameters=hyperparameters, hash_bits=hash_bits, stack_num=stack_num,
-                    encoder=encoder, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment)
+                    encoder=encoder, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
+                    learning_rate=base_rate)
     resuming = prepare_run_dir(run_dir, settings, resume, overwrite)
 
     keras.utils.set_random_seed(seed)
@@ -255,14 +266,14 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     multi_label = split.train.labels.ndim == 2
     with distribution_strategy().scope():
         model = build_compiled(method, hyperparameters, input_shape, num_classes, multi_label, hash_bits, stack_num,
-                               encoder, encoder_weights, epochs, mixed_precision, jit_compile)
+                               encoder, encoder_weights, epochs, mixed_precision, jit_compile, base_rate)
     steps = math.ceil(len(split.train) / batch_size)
     start_from = os.path.join(run_dir, CHECKPOINTS, LAST) if resuming else load_path
     initial_epoch = restore(model, start_from, steps) if start_from else 0
     history = read_history(run_dir)[:initial_epoch] if resuming else []
     if initial_epoch:
         log(f"resuming from {start_from} at epoch {initial_epoch + 1} (learning rate "
-            f"{defaults.learning_rate(initial_epoch, epochs)})")
+            f"{schedule(initial_epoch)})")
     if split.validation_is_query:
         log("model selection uses the query (test) set as validation, as the original code did (--select-on-test)")
 
@@ -273,9 +284,9 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     validation_batches = pipeline.evaluation_batches(split.validation.images, validation_per_sample, targets,
                                                      max(batch_size, 256))
     monitor, mode = method.monitor
-    checkpoint = RunCheckpoint(run_dir, monitor, mode, history, lambda epoch: defaults.learning_rate(epoch, epochs))
+    checkpoint = RunCheckpoint(run_dir, monitor, mode, history, schedule)
     callbacks = [
-        keras.callbacks.LearningRateScheduler(lambda epoch: defaults.learning_rate(epoch, epochs)),
+        keras.callbacks.LearningRateScheduler(schedule),
         NonFiniteGuard(os.path.join(run_dir, CHECKPOINTS)),
         checkpoint,
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),

@@ -8,8 +8,6 @@ second TensorFlow start-up) unless a fresh process is the point.
 
 import json
 import os
-import re
-import runpy
 import subprocess
 import sys
 
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 
 from saeh.codes import load_codes
+from script_helpers import error_line, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, GENERATE, EVALUATE = "hash_su_ae_train.py", "generate_hash.py", "evaluate.py"
@@ -60,28 +59,6 @@ def run_subprocess(script, args, cwd):
     """Run a top-level script in a fresh Python, as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=900)
-
-
-def run_script(script, args, monkeypatch, capsys):
-    """Run a top-level script in this process (as `__main__`); returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", [script, *args])
-    capsys.readouterr()
-    try:
-        runpy.run_path(os.path.join(REPO, script), run_name="__main__")
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def error_line(err, script):
-    """The one line a script prints for a user's mistake; fails unless stderr is exactly that line (apart from
-    Python warnings, which are shown or not depending on what ran before in this process)."""
-    lines = [line for line in err.strip().splitlines()
-             if not re.match(r"^\S+:\d+: \w*Warning: ", line) and not line.startswith("  ")]
-    assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), err
-    return lines[0]
 
 
 def files_under(folder):

@@ -25,3 +25,8 @@ def test_shorter_runs_keep_the_steps_in_proportion(epochs, expected):
 def test_bad_epochs():
     with pytest.raises(ValueError, match="epochs must be positive"):
         defaults.learning_rate(0, 0)
+
+
+def test_another_starting_rate_keeps_the_ratios():
+    rates = [defaults.learning_rate(epoch, 12, base=0.01) for epoch in (0, 4, 7, 10)]
+    assert rates == pytest.approx([0.01, 0.002, 0.0004, 0.00008])

@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import re
-import runpy
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from saeh import defaults
+from script_helpers import error_line, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, GENERATE, EVALUATE = "hash_su_ae_train.py", "generate_hash.py", "evaluate.py"
@@ -79,26 +79,6 @@ def write_folder(root, classes=("a", "b"), per_class=4, side=8, seed=0):
                 image = rng.integers(0, 255, (side, side, 3)).astype(np.uint8)
                 Image.fromarray(image).save(os.path.join(root, split, name, f"{index}.png"))
     return str(root)
-
-
-def run_script(script, args, monkeypatch, capsys):
-    """Run a top-level script in this process (as `__main__`); returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", [script, *args])
-    capsys.readouterr()
-    try:
-        runpy.run_path(os.path.join(REPO, script), run_name="__main__")
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def error_line(err, script):
-    """The one line a script prints for a user's mistake; fails unless stderr is exactly that line."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), err
-    return lines[0]
 
 
 def files_under(folder):

@@ -56,6 +56,8 @@ def build_parser(settings):
     parser.add_argument("--epochs", type=int, default=settings["epochs"],
                         help="the step schedule (lr 0.1, /5 at 30, 55, 75 of 90) is scaled to this many epochs")
     parser.add_argument("--batch-size", type=int, default=settings["batch_size"])
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="starting rate of the step schedule (default: the method's; 0.1 for SAEH)")
     for name in SAEH_WEIGHTS:
         parser.add_argument(f"--{name}", type=float, default=None,
                             help=f"SAEH's weight {name} (default: {settings[name]})")
@@ -154,5 +156,6 @@ def train_deep(method, data, split, run_dir, args, hyperparameters, data_setting
         load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
         mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
+        learning_rate=args.learning_rate,
         settings=data_settings)
     return {"query": codes_for(trained.model, split.query), "database": codes_for(trained.model, split.database)}

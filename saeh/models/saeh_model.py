@@ -1,7 +1,6 @@
 """The SAEH network: a shared encoder, a sigmoid hash layer, a classifier on the codes, and an image decoder."""
 
 import keras
-from keras import layers
 
 from saeh import defaults
 from saeh.errors import SaehError

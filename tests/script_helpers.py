@@ -1,0 +1,30 @@
+"""Running the top-level scripts from tests: in this process (as `__main__`), and reading their one error line."""
+
+import os
+import re
+import runpy
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_script(script, args, monkeypatch, capsys):
+    """Run a top-level script in this process (as `__main__`); returns (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    capsys.readouterr()
+    try:
+        runpy.run_path(os.path.join(REPO, script), run_name="__main__")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err, script):
+    """The one line a script prints for a user's mistake; fails unless stderr is exactly that line (apart from
+    Python warnings, which are shown or not depending on what ran before in this process)."""
+    lines = [line for line in err.strip().splitlines()
+             if not re.match(r"^\S+:\d+: \w*Warning: ", line) and not line.startswith("  ")]
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), err
+    return lines[0]
