@@ -132,3 +132,14 @@ def test_bad_arguments(separable_split, tmp_path):
     with pytest.raises(SaehError, match="no hyperparameter"):
         training.train(SAEH, separable_split, 4, str(tmp_path / "c"), epochs=1, hyperparameters={"margin": 3},
                        **SETTINGS)
+
+
+def test_mixed_precision_trains_and_leaves_the_global_policy_alone(separable_split, tmp_path):
+    policy = keras.config.dtype_policy().name
+    trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, mixed_precision=True,
+                             **SETTINGS)
+    assert keras.config.dtype_policy().name == policy
+    assert trained.model.get_layer("encoder_conv0").compute_dtype == "float16"
+    outputs = trained.model(separable_split.query.images[:4].astype("float32") / 255)
+    assert all(keras.backend.standardize_dtype(value.dtype) == "float32" for value in outputs.values())
+    assert np.isfinite(trained.history[0]["loss"])

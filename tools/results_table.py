@@ -38,10 +38,11 @@ def main():
         method, data = run["method"], run["which_data"]
         paper = table1_map(method, PAPER_DATASET.get(data, data), run["hash_bits"])
         epochs = f"{run['epochs']} ({best})" if "epochs" in run else "-"
+        minutes = f"{scores['seconds'] / 60:.1f}" if "seconds" in scores else "-"
         print(f"| {method} | {data} | {run['hash_bits']} | {epochs} | {run.get('stack_num', '-')} | "
               f"{100 * scores['map@1000']:.2f} | {'-' if paper is None else f'{paper:.2f}'} | "
               f"{100 * scores['precision@r2']:.2f} | {100 * scores['empty@r2']:.2f} | "
-              f"{scores.get('seconds', float('nan')) / 60:.1f} |")
+              f"{minutes} |")
 
 
 if __name__ == "__main__":
