@@ -11,6 +11,7 @@ pipeline with their images, so the shuffle can never misalign a target and its i
 import keras
 import numpy as np
 
+from saeh import defaults
 from saeh.methods import DeepMethod
 from saeh.models import blocks, encoders
 from saeh.models.saeh_model import check_input_shape, check_positive_int
@@ -23,7 +24,7 @@ def build_cnnh_plus(input_shape, num_classes, hash_bits, stack_num, encoder, mul
     check_positive_int("hash_bits", hash_bits)
     check_positive_int("num_classes", num_classes)
     images = keras.Input(shape=input_shape, name="image")
-    features, _ = encoders.encode_features(images, encoder, stack_num, 5e-4, encoder_weights)
+    features, _ = encoders.encode_features(images, encoder, stack_num, defaults.WEIGHT_DECAY, encoder_weights)
     code = blocks.dense(hash_bits, "hash_x", activation="sigmoid", dtype="float32")(features)
     prediction = blocks.dense(num_classes, "y_predict", activation="sigmoid" if multi_label else "softmax",
                               dtype="float32")(features)

@@ -18,6 +18,7 @@ while 0.01 trains (DSH's own Caffe recipe also uses a small base rate).
 import keras
 from keras import ops
 
+from saeh import defaults
 from saeh.methods import DeepMethod
 from saeh.models import blocks, encoders
 from saeh.models.saeh_model import check_input_shape, check_positive_int
@@ -64,7 +65,7 @@ def build_dsh(input_shape, num_classes, hash_bits, stack_num, encoder, multi_lab
     input_shape = check_input_shape(input_shape)
     check_positive_int("hash_bits", hash_bits)
     images = keras.Input(shape=input_shape, name="image")
-    features, _ = encoders.encode_features(images, encoder, stack_num, 5e-4, encoder_weights)
+    features, _ = encoders.encode_features(images, encoder, stack_num, defaults.WEIGHT_DECAY, encoder_weights)
     code = blocks.dense(hash_bits, "hash_x", dtype="float32")(features)
     return keras.Model(images, {"hash_x": code}, name="dsh")
 

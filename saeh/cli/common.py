@@ -1,5 +1,6 @@
 """Pieces the command-line scripts share: data flags, loading a split, writing and scoring codes."""
 
+import json
 import os
 
 from saeh import defaults
@@ -41,6 +42,33 @@ def load_split(which_data, data_dir=None, image_size=None, protocol=defaults.PRO
     split = make_split(data, protocol=protocol, seed=seed, validation_size=validation_size,
                        select_on_test=bool(select_on_test))
     return data, split
+
+
+DATA_SETTINGS = ("which_data", "data_dir", "image_size", "protocol", "seed", "validation_size", "select_on_test")
+
+
+def run_settings(model_path):
+    """The settings recorded in the run.json beside a trained model (as hash_su_ae_train.py writes it), or {}."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def split_of_run(model_path, overrides=None):
+    """The (data, split) a model was trained for: the data settings of its run.json, where `overrides` (flags the
+    user gave; None means not given) do not replace them."""
+    recorded = run_settings(model_path)
+    settings = {name: recorded.get(name) for name in DATA_SETTINGS}
+    settings.update({name: value for name, value in (overrides or {}).items() if value is not None})
+    if not settings["which_data"]:
+        raise SaehError(f"no run.json beside {model_path} says which data it was trained on; pass --which-data")
+    return load_split(
+        settings["which_data"], settings["data_dir"], settings["image_size"], settings["protocol"] or defaults.PROTOCOL,
+        defaults.SEED if settings["seed"] is None else settings["seed"],
+        defaults.VALIDATION_SIZE if settings["validation_size"] is None else settings["validation_size"],
+        bool(settings["select_on_test"]))
 
 
 CODE_SETS = ("query", "database")

@@ -6,10 +6,8 @@ cover exactly the query and database sets the model was trained for.
 """
 
 import argparse
-import json
 import os
 
-from saeh import defaults
 from saeh.cli import common
 from saeh.errors import SaehError
 
@@ -28,15 +26,6 @@ def build_parser(load_path):
     return parser
 
 
-def run_settings(load_path):
-    """The settings recorded by the training run that wrote `load_path`, or {}."""
-    path = os.path.join(os.path.dirname(os.path.abspath(load_path)), "run.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
-
-
 def main(argv=None, load_path=None):
     args = build_parser(load_path).parse_args(argv)
     if not args.load_path:
@@ -46,20 +35,8 @@ def main(argv=None, load_path=None):
     out_dir = args.out or os.path.join(os.path.dirname(os.path.abspath(args.load_path)), "codes")
     model = load_hash_model(args.load_path, safe_mode=not args.unsafe_load)
     common.check_codes_writable(out_dir, args.overwrite)
-    recorded = run_settings(args.load_path)
-
-    def setting(name, default=None):
-        value = getattr(args, name)
-        return value if value is not None else recorded.get(name, default)
-
-    which_data = setting("which_data")
-    if not which_data:
-        raise SaehError(f"no run.json beside {args.load_path} says which data it was trained on; pass --which-data")
-    data, split = common.load_split(
-        which_data, setting("data_dir"), setting("image_size"), setting("protocol", defaults.PROTOCOL),
-        setting("seed", defaults.SEED), setting("validation_size", defaults.VALIDATION_SIZE),
-        setting("select_on_test", False))
-    bits = recorded.get("hash_bits")
+    data, split = common.split_of_run(args.load_path, {name: getattr(args, name) for name in common.DATA_SETTINGS})
+    bits = common.run_settings(args.load_path).get("hash_bits")
     if bits is not None and bits != hash_bits(model):
         raise SaehError(f"{args.load_path} has {hash_bits(model)} hash bits but its run.json says {bits}")
     print(split.describe())

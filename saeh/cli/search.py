@@ -13,7 +13,6 @@ import argparse
 
 import numpy as np
 
-from saeh import defaults
 from saeh.cli import common
 from saeh.errors import SaehError
 
@@ -49,7 +48,6 @@ def read_query_image(path, shape):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from saeh.atomic import check_writable
-    from saeh.cli.generate import run_settings
     from saeh.codes import load_codes
     from saeh.inference import codes_for, encode, hash_threshold, load_hash_model
     from saeh.retrieval import HammingIndex, plot_retrieval_grid
@@ -58,13 +56,7 @@ def main(argv=None):
         raise SaehError(f"--top-k must be a positive integer; got {args.top_k}")
     check_writable(args.out, args.overwrite)
     model = load_hash_model(args.model, safe_mode=not args.unsafe_load)
-    recorded = run_settings(args.model)
-    if not recorded.get("which_data"):
-        raise SaehError(f"no run.json beside {args.model} says which data the model was trained on")
-    _, split = common.load_split(
-        recorded["which_data"], recorded.get("data_dir"), recorded.get("image_size"),
-        recorded.get("protocol", defaults.PROTOCOL), recorded.get("seed", defaults.SEED),
-        recorded.get("validation_size", defaults.VALIDATION_SIZE), recorded.get("select_on_test", False))
+    _, split = common.split_of_run(args.model)
     database = load_codes(args.database) if args.database else codes_for(model, split.database)
     if len(database) != len(split.database):
         raise SaehError(f"{args.database} holds {len(database)} codes but the database set has "
