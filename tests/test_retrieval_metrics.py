@@ -362,6 +362,52 @@ def test_real_codes_match_reference():
     assert abs(got.recall - expected[:, 1].mean()) < TOLERANCE
 
 
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+def test_duplicate_queries_are_scored_once_and_spread_back(multi):
+    """The metrics score each distinct (code, labels) pair once; every query must still get its own numbers."""
+    query, database, query_labels, db_labels = make_case("clustered", 12, multi, "01", seed=9, n_query=12)
+    rng = np.random.default_rng(1)
+    # 80 queries from 12: the same code with the same labels, and the same code with other labels.
+    pick_code, pick_label = rng.integers(0, 12, 80), rng.integers(0, 12, 80)
+    pick_label[::3] = pick_code[::3]
+    query, query_labels = query[pick_code], query_labels[pick_label]
+    for k in (5, 60, "all"):
+        expected = reference_map(query, database, query_labels, db_labels, k)
+        got = map_at_k(query, database, query_labels, db_labels, k, per_query=True, chunk_pairs=700)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+    ks = [1, 7, 100, "all"]
+    expected_precision, expected_recall = reference_precision_recall(query, database, query_labels, db_labels, ks)
+    got = precision_recall_at_k(query, database, query_labels, db_labels, ks, per_query=True, chunk_pairs=700)
+    np.testing.assert_allclose(got["precision"], expected_precision, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(got["recall"], expected_recall, rtol=0, atol=TOLERANCE)
+    curve = pr_curve_by_radius(query, database, query_labels, db_labels, chunk_pairs=700)
+    for radius in (0, 2, 12):
+        expected = reference_radius(query, database, query_labels, db_labels, radius)
+        got = precision_within_radius(query, database, query_labels, db_labels, radius, chunk_pairs=700)
+        assert abs(got.precision - expected[:, 0].mean()) < TOLERANCE
+        assert abs(got.recall - expected[:, 1].mean()) < TOLERANCE
+        assert abs(got.empty_fraction - expected[:, 2].mean()) < TOLERANCE
+        assert abs(curve["precision"][radius] - expected[:, 0].mean()) < TOLERANCE
+        assert abs(curve["empty_fraction"][radius] - expected[:, 2].mean()) < TOLERANCE
+    # The tie-averaged AP too: each query alone (nothing to share) gives what it gets among its duplicates.
+    averaged = map_at_k(query, database, query_labels, db_labels, "all", ties="average", per_query=True)
+    alone = [map_at_k(query[i : i + 1], database, query_labels[i : i + 1], db_labels, "all", ties="average")
+             for i in range(len(query))]
+    np.testing.assert_allclose(averaged, alone, rtol=0, atol=TOLERANCE)
+
+
+def test_codes_longer_than_255_bits_match_reference():
+    """Distances above 255 need 16-bit counters in the scans."""
+    query, database, query_labels, db_labels = make_case("clustered", 300, False, "01", seed=300)
+    for k in (1, 5, 60, "all"):
+        expected = reference_map(query, database, query_labels, db_labels, k)
+        got = map_at_k(query, database, query_labels, db_labels, k, per_query=True, chunk_pairs=900)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+    expected = reference_radius(query, database, query_labels, db_labels, 140)
+    got = precision_within_radius(query, database, query_labels, db_labels, 140)
+    assert abs(got.precision - expected[:, 0].mean()) < TOLERANCE
+
+
 def _valid():
     rng = np.random.default_rng(0)
     return rng.integers(0, 2, (5, 8)), rng.integers(0, 2, (9, 8)), rng.integers(0, 3, 5), rng.integers(0, 3, 9)

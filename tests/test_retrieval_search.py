@@ -83,17 +83,20 @@ def test_radius_search_matches_a_scan(bits):
             np.testing.assert_array_equal(ball, distances[row][expected_ids])
 
 
-def test_wide_keys_give_the_same_ranking():
-    # Large N x bits switch the sort keys from uint32 to uint64; force it on a small case.
+@pytest.mark.parametrize("n_query, chunk_pairs", [(2000, 1 << 19), (30, 700)], ids=["wide-sort-key", "small-chunks"])
+def test_top_k_by_counting_matches_a_full_sort(n_query, chunk_pairs):
+    """The top k is chosen by counting distances, then only it is sorted by (row, distance) as one integer key:
+    16 bits when a chunk's rows x (bits + 1) fits, else wider (here 7,489 rows of a 70-item database x 41)."""
     rng = np.random.default_rng(4)
-    query, database = clustered(rng, 9, 40), clustered(rng, 70, 40)
-    scanner = HammingScanner(pack_codes(database), 40)
-    assert scanner.key_dtype == np.uint32
-    scanner.key_dtype = np.uint64
-    ids, distances = scanner.ranked(scanner.narrow(pack_codes(query)), 70)
-    expected_ids, expected_distances = reference_search(query, database, 70)
-    np.testing.assert_array_equal(ids, expected_ids)
-    np.testing.assert_array_equal(distances, expected_distances)
+    query, database = clustered(rng, n_query, 40), clustered(rng, 70, 40)
+    scanner = HammingScanner(pack_codes(database), 40, chunk_pairs)
+    words = scanner.narrow(pack_codes(query))
+    for depth in (1, 20, 69):
+        expected_ids, expected_distances = reference_search(query, database, depth)
+        for rows in scanner.chunks(n_query):
+            ids, distances = scanner.ranked(words[rows], depth)
+            np.testing.assert_array_equal(ids, expected_ids[rows])
+            np.testing.assert_array_equal(distances, expected_distances[rows])
 
 
 @pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed (optional: pip install faiss-cpu)")

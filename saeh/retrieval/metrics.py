@@ -125,27 +125,44 @@ def _share_a_label(query_words, db_words):
 
 
 class _Retrieval:
-    """A query set and a database, packed and validated, with the two exact scans."""
+    """A query set and a database, packed and validated, with the two exact scans.
+
+    Queries with the same code and the same labels have the same ranking and the same relevant items, hence the
+    same scores; a trained model gives many such duplicates (most queries of a class share its code). The scans
+    therefore run over the `n_distinct` distinct (code, labels) pairs, and `expand` turns per-pair values into
+    per-query ones (`multiplicity` counts the queries of each pair).
+    """
 
     def __init__(self, query_codes, db_codes, query_labels, db_labels, chunk_pairs=DEFAULT_CHUNK_PAIRS):
         query_words, db_words, self.bits = _pack_pair(query_codes, db_codes)
         self.scanner = HammingScanner(db_words, self.bits, chunk_pairs)
-        self.query_words = self.scanner.narrow(query_words)
         self.n_query, self.n_database = len(query_words), len(db_words)
         self.relevance = _Relevance(query_labels, db_labels, self.n_query, self.n_database)
+        keys = np.column_stack([query_words, self.relevance.query.reshape(self.n_query, -1).astype(np.uint64)])
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        self.inverse = inverse.reshape(-1)
+        self.multiplicity = np.bincount(self.inverse, minlength=len(first))
+        self.n_distinct = len(first)
+        self.query_words = self.scanner.narrow(query_words[first])
+        self.relevance.query = self.relevance.query[first]
+
+    def expand(self, values):
+        """Per-query values (Q, ...) from per-pair values (n_distinct, ...)."""
+        return values[self.inverse]
 
     def ranked_chunks(self, depth):
-        """Yield (rows, hits, totals) per chunk of queries: `hits` locates the relevant items among the first
-        `depth` of each query's stable ranking; totals (q,) counts each query's relevant database items."""
-        for rows in self.scanner.chunks(self.n_query):
+        """Yield (rows, hits, totals) per chunk of distinct queries: `hits` locates the relevant items among the
+        first `depth` of each one's stable ranking; totals (q,) counts its relevant database items."""
+        for rows in self.scanner.chunks(self.n_distinct):
             ids, _ = self.scanner.ranked(self.query_words[rows], depth, with_distances=False)
             yield rows, _Hits(self.relevance.relevant(rows, ids)), self.relevance.totals(rows)
 
     def histogram_chunks(self):
-        """Yield (rows, sizes, relevant_sizes): per query, items and relevant items at each distance, (q, bits+1)."""
+        """Yield (rows, sizes, relevant_sizes) per chunk of distinct queries: items and relevant items at each
+        distance, (q, bits+1)."""
         groups = self.bits + 1
         small = np.min_scalar_type(2 * groups - 1)
-        for rows in self.scanner.chunks(self.n_query):
+        for rows in self.scanner.chunks(self.n_distinct):
             distances = self.scanner.distances(self.query_words[rows])
             n_rows = len(distances)
             # One bincount per chunk over bins (row, relevant?, distance); the bin is built in a small type first.
@@ -157,17 +174,16 @@ class _Retrieval:
 
 
 class _Hits:
-    """Relevant items in ranked lists: for each, its query row and its 1-based rank position (row-major order)."""
+    """Relevant items in ranked lists, in row-major order: per row how many there are (`counts`) and where its run
+    starts (`first`); per item its 1-based rank position (`positions`, increasing within a row)."""
 
     def __init__(self, relevant):
         self.n_rows, self.depth = relevant.shape
-        flat = np.flatnonzero(relevant)  # faster than a 2-D nonzero
-        self.rows = flat // self.depth
-        self.positions = flat - self.rows * self.depth + 1
-
-    def _within(self, depth):
-        keep = self.positions <= depth
-        return self.rows[keep], self.positions[keep]
+        self.counts = np.count_nonzero(relevant, axis=1)
+        self.first = np.cumsum(self.counts) - self.counts
+        positions = np.flatnonzero(relevant)  # row-major; faster than a 2-D nonzero
+        positions -= np.repeat(np.arange(self.n_rows) * self.depth - 1, self.counts)
+        self.positions = positions
 
     def average_precision(self, depth, totals, normalize):
         """Per row AP@depth = (1/R) * sum over relevant items at positions i <= depth of hits_i / i.
@@ -175,16 +191,23 @@ class _Hits:
         hits_i = relevant items in positions 1..i (so the j-th relevant item has hits = j); R = relevant items
         within the depth (normalize="retrieved") or `totals` (normalize="all"); AP = 0 where R = 0.
         """
-        rows, positions = self._within(depth)
-        retrieved = np.bincount(rows, minlength=self.n_rows)
-        first_of_row = np.cumsum(retrieved) - retrieved
-        hits = np.arange(1, len(rows) + 1) - first_of_row[rows]
-        precision_sum = np.bincount(rows, weights=hits / positions, minlength=self.n_rows)
+        hits = np.arange(1, len(self.positions) + 1, dtype=np.float64)
+        hits -= np.repeat(self.first, self.counts)
+        terms = hits / self.positions
+        retrieved = self.counts
+        if depth < self.depth:
+            terms[self.positions > depth] = 0.0
+            retrieved = self.count_within([depth])[:, 0]
+        precision_sum = np.zeros(self.n_rows)
+        nonempty = self.counts > 0
+        if nonempty.any():  # each non-empty row's terms are one contiguous run
+            precision_sum[nonempty] = np.add.reduceat(terms, self.first[nonempty])
         return _safe_divide(precision_sum, retrieved if normalize == "retrieved" else totals)
 
     def count_within(self, depths):
         """(rows, len(depths)): relevant items among the first d positions, for each d in `depths`."""
-        key = self.rows * (self.depth + 1) + self.positions  # increasing: nonzero is row-major
+        rows = np.repeat(np.arange(self.n_rows), self.counts)
+        key = rows * (self.depth + 1) + self.positions  # increasing: nonzero is row-major
         row_base = np.arange(self.n_rows)[:, None] * (self.depth + 1)
         return np.searchsorted(key, row_base + np.asarray(depths)[None, :], side="right") - np.searchsorted(
             key, row_base, side="right"
@@ -315,13 +338,14 @@ def map_at_k(
     _check_choice(normalize, ("retrieved", "all"), "normalize")
     problem = _Retrieval(query_codes, db_codes, query_labels, db_labels, chunk_pairs)
     depth = _depth(k, problem.n_database)
-    scores = np.empty(problem.n_query)
+    scores = np.empty(problem.n_distinct)
     if ties == "index":
         for rows, hits, totals in problem.ranked_chunks(depth):
             scores[rows] = hits.average_precision(depth, totals, normalize)
     else:
         for rows, sizes, relevant_sizes in problem.histogram_chunks():
             scores[rows] = _tie_averaged_average_precision(sizes, relevant_sizes, depth, normalize)
+    scores = problem.expand(scores)
     return scores if per_query else float(scores.mean())
 
 
@@ -330,13 +354,13 @@ def _precision_recall(problem, ks):
     depths = np.array([_depth(k, problem.n_database, "each k in ks") for k in ks])
     if not len(depths):
         raise SaehError("ks must hold at least one k; got an empty list")
-    precision = np.empty((problem.n_query, len(depths)))
-    recall = np.empty((problem.n_query, len(depths)))
+    precision = np.empty((problem.n_distinct, len(depths)))
+    recall = np.empty((problem.n_distinct, len(depths)))
     for rows, hits, totals in problem.ranked_chunks(int(depths.max())):
         counts = hits.count_within(depths)
         precision[rows] = counts / depths
         recall[rows] = _safe_divide(counts, totals[:, None])
-    return precision, recall
+    return problem.expand(precision), problem.expand(recall)
 
 
 def precision_recall_at_k(
@@ -434,11 +458,11 @@ def precision_within_radius(
     """
     radius = _check_radius(radius)
     problem = _Retrieval(query_codes, db_codes, query_labels, db_labels, chunk_pairs)
-    per_query = [np.empty(problem.n_query), np.empty(problem.n_query), np.empty(problem.n_query, dtype=bool)]
+    per_pair = [np.empty(problem.n_distinct), np.empty(problem.n_distinct), np.empty(problem.n_distinct, dtype=bool)]
     for rows, sizes, relevant_sizes in problem.histogram_chunks():
-        for target, values in zip(per_query, _radius_statistics(sizes, relevant_sizes, radius)):
+        for target, values in zip(per_pair, _radius_statistics(sizes, relevant_sizes, radius)):
             target[rows] = values
-    return _summarize_radius(*per_query, radius)
+    return _summarize_radius(*map(problem.expand, per_pair), radius)
 
 
 def _radius_curves(sizes, relevant_sizes):
@@ -457,8 +481,9 @@ def pr_curve_by_radius(query_codes, db_codes, query_labels, db_labels, *, chunk_
     `precision_within_radius`). Returns {"radius", "precision", "recall", "empty_fraction"} as arrays."""
     problem = _Retrieval(query_codes, db_codes, query_labels, db_labels, chunk_pairs)
     sums = np.zeros((3, problem.bits + 1))
-    for _, sizes, relevant_sizes in problem.histogram_chunks():
-        sums += [values.sum(axis=0) for values in _radius_curves(sizes, relevant_sizes)]
+    for rows, sizes, relevant_sizes in problem.histogram_chunks():
+        weights = problem.multiplicity[rows]
+        sums += [weights @ values for values in _radius_curves(sizes, relevant_sizes)]
     precision, recall, empty_fraction = sums / problem.n_query
     return {
         "radius": np.arange(problem.bits + 1),

@@ -63,29 +63,34 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
     k_points = _rank_grid(depth, 50)
     checkpoints = np.unique(np.concatenate([ks, rank_points, k_points]))
 
-    ap_top, ap_all = np.empty(n_query), np.empty(n_query)
-    counts = np.empty((n_query, len(checkpoints)), dtype=np.int64)
-    totals = np.empty(n_query, dtype=np.int64)
+    # Per distinct (code, labels) pair of the queries; `problem.expand` spreads them to the queries.
+    n_distinct = problem.n_distinct
+    ap_top, ap_all = np.empty(n_distinct), np.empty(n_distinct)
+    counts = np.empty((n_distinct, len(checkpoints)), dtype=np.int64)
+    totals = np.empty(n_distinct, dtype=np.int64)
     for rows, hits, row_totals in problem.ranked_chunks(n_database):
         ap_top[rows] = hits.average_precision(depth, row_totals, "retrieved")
         ap_all[rows] = hits.average_precision(n_database, row_totals, "retrieved")
         counts[rows] = hits.count_within(checkpoints)
         totals[rows] = row_totals
+    ap_top, ap_all, counts, totals = map(problem.expand, (ap_top, ap_all, counts, totals))
     precision_at_checkpoint = (counts / checkpoints).mean(axis=0)
     recall_at_checkpoint = np.divide(counts, totals[:, None], out=np.zeros(counts.shape), where=totals[:, None] > 0)
     recall_at_checkpoint = recall_at_checkpoint.mean(axis=0)
     column = {int(k): position for position, k in enumerate(checkpoints)}
 
-    averaged_top, averaged_all = np.empty(n_query), np.empty(n_query)
-    ball = [np.empty(n_query), np.empty(n_query), np.empty(n_query, dtype=bool)]
+    averaged_top, averaged_all = np.empty(n_distinct), np.empty(n_distinct)
+    ball = [np.empty(n_distinct), np.empty(n_distinct), np.empty(n_distinct, dtype=bool)]
     curve_sums = np.zeros((3, problem.bits + 1))
     for rows, sizes, relevant_sizes in problem.histogram_chunks():
         averaged_top[rows] = _tie_averaged_average_precision(sizes, relevant_sizes, depth, "retrieved")
         averaged_all[rows] = _tie_averaged_average_precision(sizes, relevant_sizes, n_database, "retrieved")
         for target, values in zip(ball, _radius_statistics(sizes, relevant_sizes, radius)):
             target[rows] = values
-        curve_sums += [values.sum(axis=0) for values in _radius_curves(sizes, relevant_sizes)]
-    within = _summarize_radius(*ball, radius)
+        weights = problem.multiplicity[rows]
+        curve_sums += [weights @ values for values in _radius_curves(sizes, relevant_sizes)]
+    averaged_top, averaged_all = problem.expand(averaged_top), problem.expand(averaged_all)
+    within = _summarize_radius(*map(problem.expand, ball), radius)
     curve_precision, curve_recall, curve_empty = curve_sums / n_query
 
     metrics = {

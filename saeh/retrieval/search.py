@@ -5,10 +5,9 @@ Codes are 0/1 (bool, uint8, ...) or ±1 arrays of shape (N, bits), any bit lengt
 The Hamming distance is ``sum over words of popcount(a XOR b)``.
 
 Ranking is exact and deterministic: by distance, ties broken by database index (a stable order). The whole
-ranking is a stable (radix) argsort of the small integer distances. For a top k < N, each pair gets the integer
-key ``distance << s | index`` (``2**s > N``); keys are distinct, so any sort of them yields the stable order, and a
-per-row partition at position k followed by a sort of the first k keys gives the exact top k without sorting
-the rest.
+ranking is a stable (radix) argsort of the small integer distances. A top k < N is found by counting: a histogram
+of each query's distances (bits + 1 values) gives the distance at which the top k ends; the items closer than it,
+and the first ones by index at it, are the top k, and only they are sorted.
 """
 
 import numpy as np
@@ -91,8 +90,6 @@ class HammingScanner:
         self.word_dtype = db_words.dtype
         self.db_columns = [np.ascontiguousarray(db_words[:, word]) for word in range(db_words.shape[1])]
         self.rows_per_chunk = max(1, int(chunk_pairs) // self.n_database)
-        self.shift = max(1, (self.n_database - 1).bit_length())
-        self.key_dtype = np.uint32 if (self.bits + 1) << self.shift <= 1 << 32 else np.uint64
         self.distance_dtype = np.uint8 if self.bits <= 255 else np.uint16
         self._buffers = {}
 
@@ -133,26 +130,51 @@ class HammingScanner:
         """The first `depth` database items of each query in the stable order: (ids int64, distances int32 or None).
 
         The whole ranking is a stable argsort of the small integer distances (numpy radix-sorts 8- and 16-bit
-        keys); a top k < N partitions the keys at k and sorts only the first k.
+        keys). A top k < N is found by counting instead (`_first_by_counting`), without ordering the rest.
         """
+        distances = self.distances(query_words)
         if depth >= self.n_database:
-            distances = self.distances(query_words)
             ids = np.argsort(distances, axis=1, kind="stable")
             if not with_distances:
                 return ids, None
             return ids, np.take_along_axis(distances, ids, axis=1).astype(np.int32)
-        key = self._popcount_into(query_words, self._buffer("key", len(query_words), self.key_dtype))
-        index = self._buffers.get("index")
-        if index is None or index.dtype != self.key_dtype:
-            index = self._buffers["index"] = np.arange(self.n_database, dtype=self.key_dtype)
-        np.left_shift(key, self.key_dtype(self.shift), out=key)
-        np.bitwise_or(key, index, out=key)
-        key.partition(depth - 1, axis=1)
-        top = np.sort(key[:, :depth], axis=1)
-        ids = (top & self.key_dtype((1 << self.shift) - 1)).astype(np.int64)
+        chosen = self._first_by_counting(distances, depth)
+        rows, n_database = distances.shape
+        ids = (chosen - np.repeat(np.arange(rows) * n_database, depth)).reshape(rows, depth)
         if not with_distances:
             return ids, None
-        return ids, (top >> self.key_dtype(self.shift)).astype(np.int32)
+        return ids, distances.ravel()[chosen].reshape(rows, depth).astype(np.int32)
+
+    def _first_by_counting(self, distances, depth):
+        """Flat positions (row-major) in `distances` of the first `depth` items of each row in the stable order.
+
+        Distances take bits + 1 values, so a histogram per row gives the cut: the distance c at which the top
+        `depth` ends. Every item closer than c is in, and of the items at c the first ones by index, as many as are
+        missing; a stable sort of the chosen items by (row, distance) then orders them. This reads each distance
+        twice and sorts only rows x depth items, where a full sort would order all N.
+        """
+        rows = len(distances)
+        groups = self.bits + 1
+        counts = np.stack([np.bincount(row, minlength=groups) for row in distances])
+        cumulative = np.cumsum(counts, axis=1)
+        cut = np.count_nonzero(cumulative < depth, axis=1)  # first distance whose cumulative count reaches depth
+        every_row = np.arange(rows)
+        before_cut = cumulative[every_row, cut] - counts[every_row, cut]
+        cut_column = cut.astype(distances.dtype)[:, None]
+        closer = np.flatnonzero(distances < cut_column)
+        at_cut = np.flatnonzero(distances == cut_column)
+        at_cut_counts = counts[every_row, cut]
+        first_at_cut = np.cumsum(at_cut_counts) - at_cut_counts
+        at_cut_rows = np.repeat(every_row, at_cut_counts)
+        taken = np.arange(len(at_cut)) - first_at_cut[at_cut_rows] < (depth - before_cut)[at_cut_rows]
+        chosen = np.concatenate([closer, at_cut[taken]])
+        # Both parts are in row-major (index) order, and no (row, distance) pair is in both: a stable sort by
+        # (row, distance) leaves each distance's items in index order.
+        # (row, distance) as one small integer, so that numpy radix-sorts it when it fits in 16 bits.
+        key_type = np.min_scalar_type(rows * groups - 1)
+        order_key = (chosen // distances.shape[1]).astype(key_type) * key_type.type(groups)
+        order_key += distances.ravel()[chosen]
+        return chosen[np.argsort(order_key, kind="stable")]
 
 
 def hamming_distances(query_codes, db_codes, chunk_pairs=DEFAULT_CHUNK_PAIRS):
