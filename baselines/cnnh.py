@@ -5,7 +5,11 @@ Stage 1 (`baselines.cnnh_codes.approximate_codes`) factorises the label similari
 H in {-1, 1}^(N x bits). Stage 2 trains the network to output them: a sigmoid layer `hash_x` regresses (H + 1) / 2
 by binary cross-entropy and, for CNNH+, a softmax layer `y_predict` beside it (both read the same features, as in
 the paper's output layer of bits + classes units) predicts the class. The stage-1 codes travel through the tf.data
-pipeline with their images, so the shuffle can never misalign a target and its image.
+pipeline with their images, so the shuffle can never misalign a target and its image (tests/test_pipeline.py and
+tests/test_methods.py check both). Stage 1 sees the training labels only.
+
+code_weight = 1 (the code regression and the classification weigh the same) is our choice, not a number taken
+from the paper. Encoder, optimiser, schedule and weight decay are SAEH's, as for DSH (see baselines/dsh.py).
 """
 
 import keras
@@ -40,13 +44,31 @@ def cnnh_compile_arguments(multi_label, hash_bits, stage1_iterations=None, code_
     }
 
 
-def stage1_targets(labels, hash_bits, seed, stage1_iterations=None, code_weight=1.0):
-    """Stage 1: approximate codes for the given labels, as 0/1 float targets of the sigmoid layer."""
+def stage1_targets(train_labels, validation_labels, hash_bits, seed, stage1_iterations=None, code_weight=1.0):
+    """Stage 1 on the training labels only: their approximate codes as 0/1 float targets of the sigmoid layer.
+
+    The validation images (the query set under --select-on-test) never enter stage 1, so their labels cannot
+    shape the training targets. Each gets the mean stage-1 code of the training images with exactly its labels
+    (on single-label data: its class's code), or 0.5 in every bit when no training image has them; these targets
+    only feed the reported validation loss.
+    """
     from baselines.cnnh_codes import approximate_codes
 
     options = {} if stage1_iterations is None else {"n_iter": int(stage1_iterations)}
-    codes = approximate_codes(labels, hash_bits, seed=seed, **options)
-    return {"code": ((np.asarray(codes, np.float32) + 1) / 2)}
+    codes = (np.asarray(approximate_codes(train_labels, hash_bits, seed=seed, **options), np.float32) + 1) / 2
+    train_keys = np.asarray(train_labels).reshape(len(codes), -1)
+    validation_keys = np.asarray(validation_labels).reshape(len(validation_labels), -1)
+    label_sets, which = np.unique(train_keys, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    mean_codes = np.zeros((len(label_sets), hash_bits))
+    np.add.at(mean_codes, which, codes)
+    mean_codes /= np.bincount(which, minlength=len(label_sets))[:, None]
+    position = {key.tobytes(): index for index, key in enumerate(label_sets.astype(validation_keys.dtype))}
+    validation_codes = np.full((len(validation_keys), hash_bits), 0.5, np.float32)
+    for row, key in enumerate(validation_keys):
+        if key.tobytes() in position:
+            validation_codes[row] = mean_codes[position[key.tobytes()]]
+    return {"code": codes}, {"code": validation_codes}
 
 
 def _targets(images, batch):
@@ -61,4 +83,5 @@ CNNH_PLUS = DeepMethod(
     targets=_targets,
     hyperparameters={"stage1_iterations": None, "code_weight": 1.0},  # None: approximate_codes' own default
     prepare=stage1_targets,
+    constraints={"stage1_iterations": "positive integer", "code_weight": "non-negative"},
 )

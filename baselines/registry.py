@@ -21,9 +21,10 @@ def names():
 
 
 def get(name):
-    """The method registered as `name` (case-insensitive; "saeh-" and "saeh_minus" name SAEH-minus too)."""
+    """The method registered as `name` (case-insensitive; the paper's spellings "SAEH-", "SAEH⁻", "SSDH*" and
+    "CNNH+" too). Plain "cnnh" is not CNNH+ (CNNH has no classifier) and is not registered."""
     key = str(name).lower().replace("_", "-")
-    key = {"saeh-": "saeh-minus", "saeh⁻": "saeh-minus", "ssdh*": "ssdh", "cnnh+": "cnnh-plus", "cnnh": "cnnh-plus"}.get(key, key)
+    key = {"saeh-": "saeh-minus", "saeh⁻": "saeh-minus", "ssdh*": "ssdh", "cnnh+": "cnnh-plus"}.get(key, key)
     methods = _methods()
     if key not in methods:
         raise SaehError(f"unknown method {name!r}; expected one of {', '.join(methods)}")

@@ -9,6 +9,10 @@ A sigmoid latent layer `hash_x` feeds a softmax classifier. With h the latent ou
     total = classification + binary_weight * forcing binary + fire_rate_weight * 50% fire rate
 
 Weights 1 and 1: the loss weights of SSDH's released Caffe model (its training log prints "(* 1 = ...)" for both).
+Those weights multiply the values its Caffe loss layers compute, and the layers do not normalise the two terms as
+the means above do (the logged forcing-binary value is far smaller than -mean((h - 0.5)^2) would be), so equal
+weights here are not the released model's exact balance between the terms; they are SSDH's stated choice of equal
+weights on the terms as defined above. `--set binary_weight=... --set fire_rate_weight=...` changes them.
 """
 
 import keras
@@ -69,4 +73,5 @@ SSDH = DeepMethod(
     compile_arguments=ssdh_compile_arguments,
     targets=classification_targets,
     hyperparameters={"binary_weight": 1.0, "fire_rate_weight": 1.0},
+    constraints={"binary_weight": "non-negative", "fire_rate_weight": "non-negative"},
 )

@@ -14,20 +14,36 @@ HASH_LAYER = "hash_x"
 ENCODE_BATCH_SIZE = 1024
 
 
+def check_model_file(path, what="model file"):
+    """Raise a clear error unless `path` is an existing `.keras` archive (zip); return it as a str.
+
+    Keras itself reports a truncated archive as "File not found" or a zipfile traceback, far from the cause.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MissingDataError(f"{what} {path} does not exist; expected a .keras file written by "
+                               "hash_su_ae_train.py")
+    if not path.endswith(".keras"):
+        raise SaehError(f"{what} {path}: expected a .keras file")
+    if not zipfile.is_zipfile(path):
+        raise SaehError(f"{what} {path} is not a readable .keras model: not a zip archive (truncated or corrupt)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise SaehError(f"{what} {path} is not a readable .keras model: {error}") from error
+    if broken is not None:
+        raise SaehError(f"{what} {path} is not a readable .keras model: {broken} inside it is corrupt")
+    return path
+
+
 def load_hash_model(path, safe_mode=True):
     """Load a `.keras` model that has a `hash_x` layer, without its training configuration.
 
     Keras's safe mode stays on unless `safe_mode=False` is asked for explicitly: a model file holding a Lambda
     layer (arbitrary code) is then refused with a clear message.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise MissingDataError(f"model file {path} does not exist; expected a .keras file written by "
-                               "hash_su_ae_train.py")
-    if not path.endswith(".keras"):
-        raise SaehError(f"model file {path}: expected a .keras file")
-    if not zipfile.is_zipfile(path):  # Keras would report a truncated file as "File not found"
-        raise SaehError(f"model file {path} is not a readable .keras model: not a zip archive (truncated or corrupt)")
+    path = check_model_file(path)
     import saeh.losses  # noqa: F401  (registers the custom loss and metric classes a full model refers to)
     import saeh.models.encoders  # noqa: F401
 

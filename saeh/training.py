@@ -5,7 +5,7 @@ A run directory holds:
 
     run.json                 the settings of the run (checked on resume, so a resumed run is the same run)
     checkpoints/last.keras   model + optimiser state after the last complete epoch (written atomically)
-    checkpoints/best.weights.h5  weights of the best epoch on the validation set (written atomically)
+    checkpoints/best-epoch-N.weights.h5  weights of the best epoch N on the validation set (written atomically)
     history.json             every epoch's logs (each loss term, accuracy, learning rate) and the best epoch
     history.csv              the same, one row per epoch
     logs/                    TensorBoard
@@ -13,14 +13,18 @@ A run directory holds:
 
 The epoch to resume at is read from the optimiser's step counter inside `last.keras`, so the weights, the
 optimiser state and the epoch can never disagree; the learning rate follows from the epoch, and the data order from
-(seed, epoch).
+(seed, epoch). Each epoch's files are written in the order best weights, history, last state, and the best weights
+carry their epoch in their name, so a crash between two writes never pairs a history with weights of an epoch it
+does not describe: the resumed run drops whatever is newer than `last.keras` and redoes that epoch.
 """
 
+import csv
 import dataclasses
 import json
 import math
 import os
 import shutil
+import zipfile
 
 import keras
 import numpy as np
@@ -30,11 +34,14 @@ from saeh import defaults
 from saeh.atomic import atomic_path, remove_temporaries, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
+from saeh.inference import check_model_file
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.keras"
-BEST = "best.weights.h5"
+BEST_PREFIX = "best-epoch-"
+BEST_SUFFIX = ".weights.h5"
 HISTORY = "history.json"
+HISTORY_CSV = "history.csv"
 MODEL = "model.keras"
 RUN = "run.json"
 
@@ -81,8 +88,32 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self._check(logs, "validation")
 
 
+def best_weights_path(run_dir, epoch):
+    return os.path.join(run_dir, CHECKPOINTS, f"{BEST_PREFIX}{epoch}{BEST_SUFFIX}")
+
+
+def remove_best_weights_except(run_dir, epoch):
+    """Delete every best-weights file but the one of `epoch` (older bests, or one of an epoch being redone)."""
+    directory = os.path.join(run_dir, CHECKPOINTS)
+    keep = os.path.basename(best_weights_path(run_dir, epoch))
+    for name in os.listdir(directory) if os.path.isdir(directory) else ():
+        if name.startswith(BEST_PREFIX) and name.endswith(BEST_SUFFIX) and name != keep:
+            os.remove(os.path.join(directory, name))
+
+
+def write_history_csv(path, history):
+    """history.csv: one row per epoch (1-based, as in history.json), a column per logged value."""
+    columns = ["epoch", *sorted({name for row in history for name in row} - {"epoch"})]
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(history)
+
+
 class RunCheckpoint(keras.callbacks.Callback):
-    """After each epoch: the best weights (if the monitored value improved), the history, then the last state.
+    """After each epoch: the best weights (if the monitored value improved), the history (JSON and CSV), then the
+    last state, then older best weights are deleted.
 
     Each file is written to a temporary name and renamed, so a crash at any point leaves every file whole. The
     order makes a crash between two writes harmless: the epoch is redone and its history row replaced.
@@ -106,15 +137,16 @@ class RunCheckpoint(keras.callbacks.Callback):
             raise SaehError(f"cannot select the best epoch: {self.monitor} is not among the logged values "
                             f"({', '.join(sorted(logs))})")
         improved = self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value)
-        checkpoints = os.path.join(self.run_dir, CHECKPOINTS)
         if improved:
             self.best_epoch, self.best_value = epoch + 1, value
-            with atomic_path(os.path.join(checkpoints, BEST)) as temporary:
+            with atomic_path(best_weights_path(self.run_dir, self.best_epoch)) as temporary:
                 self.model.save_weights(temporary)
         write_json(os.path.join(self.run_dir, HISTORY),
                    {"monitor": self.monitor, "mode": self.mode, "best_epoch": self.best_epoch, "epochs": self.history})
-        with atomic_path(os.path.join(checkpoints, LAST)) as temporary:
+        write_history_csv(os.path.join(self.run_dir, HISTORY_CSV), self.history)
+        with atomic_path(os.path.join(self.run_dir, CHECKPOINTS, LAST)) as temporary:
             self.model.save(temporary)
+        remove_best_weights_except(self.run_dir, self.best_epoch)
 
 
 def best_so_far(history, monitor, mode):
@@ -135,46 +167,61 @@ def read_history(run_dir):
         return json.load(handle)["epochs"]
 
 
-def prepare_run_dir(run_dir, settings, resume, overwrite):
-    """Create the run directory, or check that the one there holds the same run. Returns True to resume.
+NEW, RESUME, FINISHED = "new", "resume", "finished"
 
-    An unfinished run with no checkpoint yet (it failed or was killed in its first epoch, e.g. on a bad argument)
-    holds nothing to lose: it is started again with the new settings rather than refused.
+
+def _changed_settings(run_file, settings):
+    with open(run_file) as handle:
+        previous = json.load(handle)
+    changed = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
+    return "; ".join(f"{key}: {previous.get(key)!r} -> {settings.get(key)!r}" for key in changed)
+
+
+def prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished=False):
+    """Create the run directory, or check that the one there holds the same run.
+
+    Returns NEW (train from scratch), RESUME (an unfinished run with a checkpoint: continue it) or FINISHED (a
+    finished run of the same settings, only with `reuse_finished`: its model is used as it is). A finished run is
+    otherwise refused unless `overwrite`. An unfinished run with no checkpoint yet (it failed or was killed in its
+    first epoch) holds nothing to lose: it is started again with the new settings rather than refused.
     """
     run_file = os.path.join(run_dir, RUN)
     checkpoint = os.path.join(run_dir, CHECKPOINTS, LAST)
     if os.path.exists(run_file) and not overwrite and os.path.exists(os.path.join(run_dir, MODEL)):
-        raise SaehError(f"{run_dir} already holds a finished run ({MODEL}); pass --overwrite to train again or "
-                        "choose another --save-dir")
+        if not reuse_finished or _changed_settings(run_file, settings):
+            raise SaehError(f"{run_dir} already holds a finished run ({MODEL}); pass --overwrite to train again or "
+                            "choose another --save-dir")
+        return FINISHED
     if os.path.exists(run_file) and not overwrite and os.path.exists(checkpoint):
-        with open(run_file) as handle:
-            previous = json.load(handle)
-        changed = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
+        changed = _changed_settings(run_file, settings)
         if changed:
-            details = "; ".join(f"{key}: {previous.get(key)!r} -> {settings.get(key)!r}" for key in changed)
-            raise SaehError(f"{run_dir} holds an unfinished run with other settings ({details}); pass --overwrite to "
+            raise SaehError(f"{run_dir} holds an unfinished run with other settings ({changed}); pass --overwrite to "
                             "start again or choose another --save-dir")
         if not resume:
             raise SaehError(f"{run_dir} holds an unfinished run; drop --no-resume to continue it or pass --overwrite")
         # A process killed while writing leaves its temporary file behind; nobody else writes here now.
         for directory in (run_dir, os.path.join(run_dir, CHECKPOINTS)):
             remove_temporaries(directory)
-        return True
+        return RESUME
     if os.path.exists(run_file):
         for name in (CHECKPOINTS, "logs"):
             shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
-        for name in (RUN, HISTORY, "history.csv", MODEL):
+        for name in (RUN, HISTORY, HISTORY_CSV, MODEL):
             if os.path.exists(os.path.join(run_dir, name)):
                 os.remove(os.path.join(run_dir, name))
         remove_temporaries(run_dir)
     write_json(run_file, settings)
-    return False
+    return NEW
 
 
 def distribution_strategy():
-    """MirroredStrategy over all GPUs when there are several, else the default (one device)."""
-    if len(tf.config.list_physical_devices("GPU")) > 1:
+    """MirroredStrategy over all GPUs when there are several; OneDeviceStrategy on a single GPU, whose distributed
+    dataset copies the next batches to the GPU while the current one trains; else the default strategy (CPU)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
+    if gpus:
+        return tf.distribute.OneDeviceStrategy("/gpu:0")
     return tf.distribute.get_strategy()
 
 
@@ -212,7 +259,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
           encoder=defaults.ENCODER, encoder_weights=None, hyperparameters=None, epochs=defaults.EPOCHS,
           batch_size=defaults.BATCH_SIZE, seed=defaults.SEED, augment=False, load_path=None, resume=True,
           overwrite=False, mixed_precision=False, jit_compile="auto", deterministic=False, verbose="auto",
-          learning_rate=None, settings=None, callbacks=(), log=print):
+          learning_rate=None, settings=None, reuse_finished=False, callbacks=(), log=print):
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
@@ -224,6 +271,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         load_path: a `.keras` file to start from (weights, optimiser state and epoch), as the original's load_path.
         resume: continue an unfinished run found in `run_dir` (default), instead of refusing.
         overwrite: discard whatever `run_dir` holds and start again.
+        reuse_finished: when `run_dir` holds a finished run of the same settings, return it (its model.keras)
+            instead of refusing; for a caller whose own work after training was interrupted.
         learning_rate: starting rate of the step schedule (default: the method's, 0.1 for SAEH).
         settings: a dict describing the run (written to run.json and compared on resume).
         deterministic: enable TensorFlow's op determinism (slower; the same seed then gives the same codes).
@@ -233,11 +282,12 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise SaehError(f"{name} must be a positive integer; got {value!r}")
-    # Checked before the run directory is touched, so that a mistyped command leaves nothing behind.
+    # Everything that can be checked is checked, and the model built, before the run directory is touched, so that
+    # a mistyped command leaves nothing behind.
     if batch_size > len(split.train):
         raise SaehError(f"batch_size {batch_size} is larger than the training set ({len(split.train)} images)")
-    if load_path is not None and not os.path.isfile(load_path):
-        raise SaehError(f"load_path {load_path} does not exist; expected a .keras file written by a previous run")
+    if load_path is not None:
+        check_model_file(load_path, "load_path")
     hyperparameters = method.resolve(hyperparameters)
     base_rate = method.learning_rate if learning_rate is None else float(learning_rate)
     if not base_rate > 0:
@@ -246,31 +296,33 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     def schedule(epoch):
         return defaults.learning_rate(epoch, epochs, base_rate)
 
-    settings = dict(settings or {})
-    settings.update(method=method.name, hyperparameters=hyperparameters, hash_bits=hash_bits, stack_num=stack_num,
-                    encoder=encoder, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
-                    learning_rate=base_rate)
-    resuming = prepare_run_dir(run_dir, settings, resume, overwrite)
-
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     per_sample = {"label": pipeline.label_matrix(split.train.labels, num_classes)}
     validation_per_sample = {"label": pipeline.label_matrix(split.validation.labels, num_classes)}
     if method.prepare is not None:
-        labels = np.concatenate([split.train.labels, split.validation.labels])
-        extras = method.prepare(labels, hash_bits=hash_bits, seed=seed, **hyperparameters)
-        for name, values in extras.items():
-            per_sample[name], validation_per_sample[name] = values[:len(split.train)], values[len(split.train):]
+        extras, validation_extras = method.prepare(split.train.labels, split.validation.labels, hash_bits=hash_bits,
+                                                   seed=seed, **hyperparameters)
+        per_sample.update(extras)
+        validation_per_sample.update(validation_extras)
     input_shape = tuple(split.train.images.shape[1:])
     multi_label = split.train.labels.ndim == 2
     with distribution_strategy().scope():
         model = build_compiled(method, hyperparameters, input_shape, num_classes, multi_label, hash_bits, stack_num,
                                encoder, encoder_weights, epochs, mixed_precision, jit_compile, base_rate)
+
+    settings = dict(settings or {})
+    settings.update(method=method.name, hyperparameters=hyperparameters, hash_bits=hash_bits, stack_num=stack_num,
+                    encoder=encoder, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
+                    learning_rate=base_rate)
+    state = prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished)
+    if state == FINISHED:
+        return finished_run(model, run_dir, log)
     steps = math.ceil(len(split.train) / batch_size)
-    start_from = os.path.join(run_dir, CHECKPOINTS, LAST) if resuming else load_path
+    start_from = os.path.join(run_dir, CHECKPOINTS, LAST) if state == RESUME else load_path
     initial_epoch = restore(model, start_from, steps) if start_from else 0
-    history = read_history(run_dir)[:initial_epoch] if resuming else []
+    history = read_history(run_dir)[:initial_epoch] if state == RESUME else []
     if initial_epoch:
         log(f"resuming from {start_from} at epoch {initial_epoch + 1} (learning rate "
             f"{schedule(initial_epoch)})")
@@ -285,18 +337,20 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
                                                      max(batch_size, 256))
     monitor, mode = method.monitor
     checkpoint = RunCheckpoint(run_dir, monitor, mode, history, schedule)
+    # Best weights of an epoch later than last.keras (a crash between the two writes) belong to an epoch that is
+    # about to be redone.
+    remove_best_weights_except(run_dir, checkpoint.best_epoch)
     callbacks = [
         keras.callbacks.LearningRateScheduler(schedule),
         NonFiniteGuard(os.path.join(run_dir, CHECKPOINTS)),
         checkpoint,
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0),
         *callbacks,
     ]
     if initial_epoch < epochs:
         model.fit(train_batches, steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
                   validation_data=validation_batches, callbacks=callbacks, verbose=verbose)
-    best_path = os.path.join(run_dir, CHECKPOINTS, BEST)
+    best_path = best_weights_path(run_dir, checkpoint.best_epoch)
     if os.path.exists(best_path):
         model.load_weights(best_path)
     with atomic_path(os.path.join(run_dir, MODEL)) as temporary:
@@ -306,15 +360,28 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     return TrainedRun(model=model, history=checkpoint.history, best_epoch=checkpoint.best_epoch, run_dir=run_dir)
 
 
+def finished_run(model, run_dir, log=print):
+    """The TrainedRun of a finished run directory: `model` (built for its settings) with the weights of its
+    model.keras, and its history."""
+    path = os.path.join(run_dir, MODEL)
+    restore(model, path, steps_per_epoch=1)
+    with open(os.path.join(run_dir, HISTORY)) as handle:
+        history = json.load(handle)
+    log(f"{run_dir} already holds a finished run of these settings; using its {MODEL} (best epoch "
+        f"{history['best_epoch']})")
+    return TrainedRun(model=model, history=history["epochs"], best_epoch=history["best_epoch"], run_dir=run_dir)
+
+
 def restore(model, path, steps_per_epoch):
-    """Load weights and optimiser state from a `.keras` file; return the epoch to continue at."""
-    if not os.path.isfile(path):
-        raise SaehError(f"load_path {path} does not exist; expected a .keras file written by a previous run")
+    """Load weights and optimiser state from a `.keras` file (checked by `check_model_file` where it comes from the
+    user); return the epoch to continue at."""
     model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(path)
     except (ValueError, KeyError) as error:
         raise SaehError(f"{path} does not fit the model being trained (other hash bits, classes, encoder or "
                         f"stack_num?): {str(error).splitlines()[0]}") from error
+    except (OSError, zipfile.BadZipFile) as error:
+        raise SaehError(f"{path} is not a readable .keras model: {error}") from error
     iterations = int(model.optimizer.iterations.numpy())
     return iterations // steps_per_epoch

@@ -65,6 +65,29 @@ def test_registry_lookup_and_errors():
         baselines.get("nope")
     with pytest.raises(ValueError, match="no hyperparameter"):
         baselines.get("dsh").resolve({"gamma": 1.0})
+    with pytest.raises(ValueError, match="unknown method 'cnnh'"):  # CNNH (no classifier) is not CNNH+
+        baselines.get("cnnh")
+
+
+@pytest.mark.parametrize("name, overrides, message", [
+    ("dsh", {"margin": -5}, "margin of method 'dsh' must be a positive number; got -5"),
+    ("dsh", {"alpha": "-0.1"}, "alpha of method 'dsh' must be a non-negative number; got -0.1"),
+    ("ssdh", {"fire_rate_weight": -1}, "fire_rate_weight of method 'ssdh' must be a non-negative number"),
+    ("cnnh-plus", {"stage1_iterations": 2.5}, "stage1_iterations of method 'cnnh-plus' must be a positive integer"),
+    ("cnnh-plus", {"stage1_iterations": 0}, "stage1_iterations of method 'cnnh-plus' must be a positive integer"),
+    ("cnnh-plus", {"code_weight": -2.0}, "code_weight of method 'cnnh-plus' must be a non-negative number"),
+    ("saeh", {"gamma": -1}, "gamma of method 'saeh' must be a non-negative number"),
+    ("saeh-minus", {"beta": -0.5}, "beta of method 'saeh-minus' must be a non-negative number"),
+])
+def test_hyperparameters_out_of_range_are_refused(name, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        baselines.get(name).resolve(overrides)
+
+
+def test_hyperparameters_in_range_pass():
+    assert baselines.get("dsh").resolve({"margin": "24"}) == {"margin": 24, "alpha": 0.01}
+    assert baselines.get("cnnh-plus").resolve({"stage1_iterations": 3})["stage1_iterations"] == 3
+    assert baselines.get("saeh").resolve({"gamma": 0})["gamma"] == 0.0
 
 
 def test_shallow_method_on_deep_features(separable_split, tmp_path):
@@ -79,3 +102,48 @@ def test_shallow_method_on_deep_features(separable_split, tmp_path):
     hasher = baselines.get("itq").hasher.load(str(tmp_path / "itq" / "model.npz"))
     assert hasher.input_dim == trained.model.get_layer("hash_x").input.shape[-1]  # deep features, not 256 pixels
     assert codes["query"].hash_bin.shape == (len(separable_split.query), BITS)
+
+
+DEEP = [name for name in baselines.names() if baselines.get(name).kind == "deep"]
+
+
+@pytest.mark.parametrize("name", [name for name in DEEP if name != "saeh"])  # saeh: tests/test_cli.py
+def test_deep_method_is_deterministic_on_the_cpu(name, separable_split, tmp_path):
+    from saeh import training
+    from saeh.inference import encode
+
+    runs = [training.train(baselines.get(name), separable_split, CLASSES, str(tmp_path / str(attempt)),
+                           hash_bits=BITS, stack_num=1, epochs=2, batch_size=32, seed=4, verbose=0,
+                           log=lambda message: None) for attempt in range(2)]
+    np.testing.assert_array_equal(encode(runs[0].model, separable_split.query.images),
+                                  encode(runs[1].model, separable_split.query.images))
+
+
+def test_cnnh_plus_learns_each_images_own_stage1_code(separable_split, tmp_path):
+    """CNNH+ regresses the stage-1 code of each training image; codes out of step with their images (shuffled
+    apart) could still cluster by class through the classifier head, so the harness's mAP cannot tell."""
+    from saeh import training
+    from saeh.inference import codes_for
+
+    method = baselines.get("cnnh-plus")
+    targets, _ = method.prepare(separable_split.train.labels, separable_split.validation.labels, hash_bits=BITS,
+                                seed=0, **method.resolve())
+    trained = training.train(method, separable_split, CLASSES, str(tmp_path / "run"), hash_bits=BITS, stack_num=1,
+                             epochs=6, batch_size=32, verbose=0, log=lambda message: None)
+    learned = codes_for(trained.model, separable_split.train).hash_bin
+    agreement = (learned == targets["code"].astype(np.uint8)).mean()
+    assert agreement > 0.9, f"training codes agree with their stage-1 codes on {agreement:.0%} of bits"
+
+
+def test_cnnh_plus_validation_targets_never_enter_stage_1():
+    """Stage 1 sees the training labels only (under --select-on-test the validation set is the query set); each
+    validation image gets the mean stage-1 code of the training images with its labels, 0.5 for unseen labels."""
+    method = baselines.get("cnnh-plus")
+    train_labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    targets, validation = method.prepare(train_labels, np.array([1, 0, 7]), hash_bits=BITS, seed=0,
+                                         **method.resolve())
+    alone, _ = method.prepare(train_labels, np.array([5]), hash_bits=BITS, seed=0, **method.resolve())
+    np.testing.assert_array_equal(targets["code"], alone["code"])  # the validation labels changed nothing
+    np.testing.assert_allclose(validation["code"][0], targets["code"][train_labels == 1].mean(axis=0))
+    np.testing.assert_allclose(validation["code"][1], targets["code"][train_labels == 0].mean(axis=0))
+    np.testing.assert_array_equal(validation["code"][2], np.full(BITS, 0.5))

@@ -45,7 +45,7 @@ def paper_network():
 
 
 def test_paper_network_parameter_count(paper_network):
-    assert paper_network.count_params() == expected_parameters(18, 3, 32, 32, 10)
+    assert paper_network.count_params() == expected_parameters(18, 3, 32, 32, 10) == 3_715_917
     # 110 = 1 + 3 stages x 18 blocks x 2 convolutions + the hash layer: the paper's ResNet-110 depth.
     convolutions = [layer for layer in paper_network.layers
                     if layer.name.startswith("encoder") and type(layer).__name__ == "Conv2D"
@@ -125,3 +125,52 @@ def test_resnet50_missing_weights_file():
 def test_bad_arguments(arguments, message):
     with pytest.raises(SaehError, match=message):
         build_saeh(**arguments)
+
+
+def producers(model, layer_name):
+    """Names of the layers whose outputs `layer_name` reads."""
+    node = model.get_layer(layer_name)._inbound_nodes[0]
+    return [tensor._keras_history.operation.name for tensor in node.input_tensors]
+
+
+def test_the_wiring_is_the_originals():
+    """What a parameter count cannot see: which tensor each layer reads (REFERENCE.md's description)."""
+    model = build_saeh((32, 32, 3), 10, hash_bits=8, stack_num=2)
+    expected = {
+        # Identity blocks add the raw block input; the first block's input is the stem convolution.
+        "encoder_stage1_block1_pre1_bn": ["encoder_conv0"],
+        "encoder_stage1_block1_add": ["encoder_stage1_block1_conv2", "encoder_conv0"],
+        "encoder_stage1_block2_add": ["encoder_stage1_block2_conv2", "encoder_stage1_block1_add"],
+        # The increase block: pre-activation and the 1x1 projection both read the raw block input.
+        "encoder_stage2_block1_pre1_bn": ["encoder_stage1_block2_add"],
+        "encoder_stage2_block1_conv1": ["encoder_stage2_block1_pre1_relu"],
+        "encoder_stage2_block1_shortcut": ["encoder_stage1_block2_add"],
+        "encoder_stage2_block1_add": ["encoder_stage2_block1_conv2", "encoder_stage2_block1_shortcut"],
+        "encoder_post_bn": ["encoder_stage3_block2_add"],
+        "encoder_flatten": ["encoder_post_relu"],
+        "hash_x": ["encoder_flatten"],
+        "y_predict": ["hash_x"],
+        "decoder_dense": ["hash_x"],
+        "decoder_stage3_block1_pre1_bn": ["decoder_reshape"],
+        # The decrease block: upsampling first; pre-activation and projection read the upsampled tensor.
+        "decoder_stage2_block1_upsample": ["decoder_stage3_block1_add"],
+        "decoder_stage2_block1_pre1_bn": ["decoder_stage2_block1_upsample"],
+        "decoder_stage2_block1_shortcut": ["decoder_stage2_block1_upsample"],
+        "decoder_stage1_block1_upsample": ["decoder_stage2_block2_add"],
+        "decoder_post_bn": ["decoder_stage1_block3_add"],
+        "y_decoded": ["decoder_post_relu"],
+    }
+    for layer, inputs in expected.items():
+        assert producers(model, layer) == inputs, layer
+    strides = {name: model.get_layer(name).strides for name in (
+        "encoder_stage2_block1_conv1", "encoder_stage2_block1_conv2", "encoder_stage2_block1_shortcut",
+        "encoder_stage1_block1_conv1", "decoder_stage2_block1_conv1", "decoder_stage2_block1_shortcut")}
+    assert strides == {"encoder_stage2_block1_conv1": (2, 2), "encoder_stage2_block1_conv2": (1, 1),
+                       "encoder_stage2_block1_shortcut": (2, 2), "encoder_stage1_block1_conv1": (1, 1),
+                       "decoder_stage2_block1_conv1": (1, 1), "decoder_stage2_block1_shortcut": (1, 1)}
+    # Stage sizes: stack_num blocks per encoder stage; stack_num - 1, stack_num and stack_num + 1 in the decoder
+    # (the decrease blocks open stages 2 and 1).
+    adds = [layer.name for layer in model.layers if layer.name.endswith("_add")]
+    for stage, count in (("encoder_stage1", 2), ("encoder_stage2", 2), ("encoder_stage3", 2),
+                         ("decoder_stage3", 1), ("decoder_stage2", 2), ("decoder_stage1", 3)):
+        assert sum(name.startswith(stage + "_") for name in adds) == count, stage

@@ -1,7 +1,9 @@
 """The training loop: files of a run, resume at the right epoch and learning rate, refusals, divergence."""
 
+import csv
 import json
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -44,15 +46,22 @@ def test_run_files_and_history(separable_split, tmp_path):
     trained = training.train(SAEH, separable_split, 4, run_dir, epochs=2, settings={"which_data": "separable"},
                              **SETTINGS)
     for name in ("run.json", "history.json", "history.csv", "model.keras", "checkpoints/last.keras",
-                 "checkpoints/best.weights.h5", "logs"):
+                 f"checkpoints/best-epoch-{trained.best_epoch}.weights.h5", "logs"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]
+    # Only the best epoch's weights are kept.
+    assert [name for name in os.listdir(os.path.join(run_dir, "checkpoints")) if name.startswith("best")] == [
+        f"best-epoch-{trained.best_epoch}.weights.h5"]
     with open(os.path.join(run_dir, "history.json")) as handle:
         history = json.load(handle)
+    with open(os.path.join(run_dir, "history.csv")) as handle:
+        rows = list(csv.DictReader(handle))
     assert [row["epoch"] for row in history["epochs"]] == [1, 2]
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
     for term in ("y_predict_loss", "y_decoded_loss", "hash_x_binary", "hash_x_balance", "hash_x_loss",
                  "val_y_predict_accuracy", "learning_rate"):
         assert term in history["epochs"][0], term
+        assert float(rows[1][term]) == pytest.approx(history["epochs"][1][term]), term
     assert history["best_epoch"] == trained.best_epoch
     with open(os.path.join(run_dir, "run.json")) as handle:
         assert json.load(handle)["which_data"] == "separable"
@@ -80,6 +89,41 @@ def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, 
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
 
 
+def test_weights_of_an_epoch_newer_than_the_checkpoint_are_dropped(separable_split, tmp_path):
+    """A crash after an epoch's best weights were written but before its last.keras: that epoch is redone, and its
+    stale best weights must never become the final model's."""
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(Crash):
+        training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[CrashAfterEpoch(1)], **SETTINGS)
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    with open(os.path.join(checkpoints, "best-epoch-2.weights.h5"), "wb") as handle:
+        handle.write(b"weights of an epoch last.keras does not hold")
+
+    class ListCheckpoints(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.names = sorted(os.listdir(checkpoints))
+
+    listing = ListCheckpoints()
+    resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[listing], **SETTINGS)
+    assert listing.names == ["best-epoch-1.weights.h5", "last.keras"]
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    assert sorted(os.listdir(checkpoints)) == [f"best-epoch-{resumed.best_epoch}.weights.h5", "last.keras"]
+
+
+def test_a_finished_run_is_reused_only_when_asked(separable_split, tmp_path):
+    run_dir = str(tmp_path / "run")
+    first = training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
+    messages = []
+    again = training.train(SAEH, separable_split, 4, run_dir, epochs=1, reuse_finished=True,
+                           **{**SETTINGS, "log": messages.append})
+    assert any("already holds a finished run" in message for message in messages)
+    assert again.best_epoch == first.best_epoch and again.history == first.history
+    for a, b in zip(first.model.get_weights(), again.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(SaehError, match="already holds a finished run"):  # other settings: refused all the same
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, reuse_finished=True, **SETTINGS)
+
+
 def test_finished_run_is_not_overwritten(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
     training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
@@ -96,6 +140,42 @@ def test_unfinished_run_with_other_settings_is_refused(separable_split, tmp_path
         training.train(SAEH, separable_split, 4, run_dir, epochs=2, **{**SETTINGS, "hash_bits": 16})
 
 
+@pytest.mark.parametrize("content", [b"PK\x03\x04 not really a zip", b"plain text", None])
+def test_unreadable_load_path_is_a_clear_error_and_leaves_nothing(separable_split, tmp_path, content):
+    path = tmp_path / "bad.keras"
+    if content is None:  # a real archive, cut short
+        first = training.train(SAEH, separable_split, 4, str(tmp_path / "a"), epochs=1, **SETTINGS)
+        data = open(first.model_path, "rb").read()
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(content)
+    run_dir = tmp_path / "b"
+    with pytest.raises(SaehError, match=f"load_path {path} is not a readable .keras model"):
+        training.train(SAEH, separable_split, 4, str(run_dir), epochs=1, load_path=str(path), **SETTINGS)
+    assert not run_dir.exists()
+
+
+def test_a_model_that_cannot_be_built_leaves_no_run_folder(separable_split, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(SaehError, match="unknown encoder"):
+        training.train(SAEH, separable_split, 4, str(run_dir), epochs=1, encoder="nonsense", **SETTINGS)
+    with pytest.raises(SaehError, match="gamma of method .saeh. must be a non-negative number"):
+        training.train(SAEH, separable_split, 4, str(run_dir), epochs=1, hyperparameters={"gamma": -1.0},
+                       **SETTINGS)
+    assert not run_dir.exists()
+
+
+def test_training_under_a_one_device_strategy(separable_split, tmp_path, monkeypatch):
+    """On one GPU the loop trains under OneDeviceStrategy (whose dataset prefetches to the GPU); the same code path
+    runs here on the CPU device."""
+    import tensorflow as tf
+
+    monkeypatch.setattr(training, "distribution_strategy", lambda: tf.distribute.OneDeviceStrategy("/cpu:0"))
+    trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, **SETTINGS)
+    assert np.isfinite(trained.history[0]["loss"])
+    assert trained.model.distribute_strategy.__class__.__name__ == "OneDeviceStrategy"
+
+
 def test_load_path_that_does_not_fit_is_a_clear_error(separable_split, tmp_path):
     first = training.train(SAEH, separable_split, 4, str(tmp_path / "a"), epochs=1, **SETTINGS)
     with pytest.raises(SaehError, match="does not fit"):
@@ -108,7 +188,10 @@ def test_divergence_names_the_epoch_and_the_term(separable_split, tmp_path):
     with pytest.raises(SaehError, match=r"diverged in epoch 2 .*(loss|hash_x).* became (nan|inf)") as raised:
         training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[PoisonAfterEpoch(1)], **SETTINGS)
     assert "intact" in str(raised.value)
-    assert os.path.exists(os.path.join(run_dir, "checkpoints", "last.keras"))
+    last = os.path.join(run_dir, "checkpoints", "last.keras")
+    assert zipfile.is_zipfile(last)
+    kept = keras.models.load_model(last, compile=False)
+    assert all(np.isfinite(weights).all() for weights in kept.get_weights())
 
 
 class PoisonAfterEpoch(keras.callbacks.Callback):
