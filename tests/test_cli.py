@@ -93,9 +93,11 @@ def trained(tmp_path_factory):
 def test_training_writes_a_complete_run(trained):
     run_dir = trained["run_dir"]
     for name in ("run.json", "history.json", "history.csv", "model.keras", "checkpoints/last.keras",
-                 "checkpoints/best.weights.h5", "scores.json", "codes/query.mat", "codes/query.npz",
+                 "scores.json", "codes/query.mat", "codes/query.npz",
                  "codes/database.mat", "codes/database.npz"):
         assert os.path.isfile(os.path.join(run_dir, name)), name
+    assert [name for name in os.listdir(os.path.join(run_dir, "checkpoints")) if name.startswith("best")] == [
+        "best-epoch-1.weights.h5"]
     assert not [name for name in files_under(run_dir) if ".tmp-" in name]
     with open(os.path.join(run_dir, "history.json")) as handle:
         history = json.load(handle)
@@ -104,9 +106,10 @@ def test_training_writes_a_complete_run(trained):
         assert term in history["epochs"][0], term
     assert "map@1000 = " in trained["out"] and "precision@r2 = " in trained["out"]
     assert "Traceback" not in trained["err"]
-    # One grayscale image among RGB ones: converted, and said once; the RGBA image is read as RGB.
+    # One grayscale image among RGB ones: converted, and said once; the RGBA image is read as RGB, said once too.
     assert trained["err"].count(GRAYSCALE_WARNING) == 1, trained["err"]
     assert "gray.png" in trained["err"]
+    assert trained["err"].count("have an alpha (transparency) channel") == 1, trained["err"]
 
 
 def test_codes_load_with_the_original_fields(trained):
@@ -179,6 +182,79 @@ def test_finished_run_is_not_overwritten(trained, monkeypatch, capsys):
     line = error_line(err, TRAIN)
     assert f"{trained['run_dir']} already holds a finished run" in line and "--overwrite" in line
     assert snapshot(trained["run_dir"]) == before
+
+
+def test_a_run_killed_before_its_scores_is_finished_by_the_same_command(trained, tmp_path, monkeypatch, capsys):
+    """A kill after model.keras but before the codes and scores (encoding a large database takes minutes): the same
+    command dumps and scores the trained model instead of refusing the run or training again."""
+    import shutil
+
+    save_dir = tmp_path / "runs"
+    shutil.copytree(trained["save_dir"], save_dir)
+    run_dir = save_dir / "saeh_data_8bits"
+    shutil.rmtree(run_dir / "codes")
+    os.remove(run_dir / "scores.json")
+    model_before = (run_dir / "model.keras").read_bytes()
+    args = train_arguments(trained["data_dir"], str(save_dir))
+    code, out, err = run_script(TRAIN, args, monkeypatch, capsys)
+    assert code == 0, err
+    assert "already holds a finished run of these settings; using its model.keras" in out
+    assert "Epoch 1/1" not in out  # not trained again
+    assert (run_dir / "model.keras").read_bytes() == model_before
+    with open(run_dir / "scores.json") as handle, open(os.path.join(trained["run_dir"], "scores.json")) as original:
+        scores, expected = json.load(handle), json.load(original)
+    assert scores["map@1000"] == expected["map@1000"]
+    for name in ("query", "database"):
+        np.testing.assert_array_equal(load_codes(str(run_dir / "codes" / f"{name}.npz")).hash_bin,
+                                      load_codes(os.path.join(trained["codes"], f"{name}.npz")).hash_bin)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--top-k", "0"], "--top-k must be a positive integer; got 0"),
+    (["--radius", "-1"], "--radius must be a non-negative integer; got -1"),
+])
+def test_scoring_flags_are_checked_before_training(trained, tmp_path, monkeypatch, capsys, flags, message):
+    args = train_arguments(trained["data_dir"], str(tmp_path / "runs"))
+    code, out, err = run_script(TRAIN, [*args, *flags], monkeypatch, capsys)
+    assert code == 2 and message in error_line(err, TRAIN)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("method, flags", [
+    ("dsh", ["--set", "margin=12"]),
+    ("itq", ["--epochs", "3"]),
+])
+def test_a_baseline_trains_through_the_script_into_the_same_dump(trained, tmp_path, monkeypatch, capsys, method,
+                                                                   flags):
+    """Any registered method runs through hash_su_ae_train.py and writes the dump generate_hash.py writes; DSH's
+    linear code layer is binarised at 0; a flag a shallow method does not use is named, not silently dropped."""
+    args = train_arguments(trained["data_dir"], str(tmp_path / "runs"))
+    code, out, err = run_script(TRAIN, [*args, "--method", method, *flags], monkeypatch, capsys)
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / f"{method}_data_8bits"
+    with open(run_dir / "run.json") as handle:
+        assert json.load(handle)["method"] == method
+    query = load_codes(str(run_dir / "codes" / "query.mat"))
+    assert query.hash_bin.shape == (CLASSES * TEST_PER_CLASS, 8) and query.hash_bin.dtype == np.uint8
+    if method == "dsh":
+        with open(run_dir / "run.json") as handle:  # its own alpha (0.01), not SAEH's (0.1)
+            assert json.load(handle)["hyperparameters"] == {"margin": 12, "alpha": 0.01}
+        np.testing.assert_array_equal(query.hash_bin, (query.hash_org > 0).astype(np.uint8))
+        assert (query.hash_org < 0).any()  # real-valued outputs around 0, not sigmoid outputs
+    else:
+        note = next(line for line in out.splitlines() if line.startswith("note: "))
+        assert note.startswith("note: itq is not trained by the Keras loop and ignores ") and "--epochs" in note
+    assert "map@1000 = " in out
+
+
+def test_a_flag_for_another_method_is_refused(trained, tmp_path, monkeypatch, capsys):
+    args = train_arguments(trained["data_dir"], str(tmp_path / "runs"))
+    code, out, err = run_script(TRAIN, [*args, "--method", "dsh", "--alpha", "0.2"], monkeypatch, capsys)
+    assert code == 2 and "--alpha is a weight of SAEH; method 'dsh' takes alpha, margin" in error_line(err, TRAIN)
+    code, out, err = run_script(TRAIN, [*args, "--method", "dsh", "--features", trained["model"]], monkeypatch,
+                                capsys)
+    assert code == 2 and "--features is for the shallow methods" in error_line(err, TRAIN)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_generate_hash_keeps_existing_dumps(trained, monkeypatch, capsys):

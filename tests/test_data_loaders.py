@@ -460,7 +460,8 @@ def test_folder_rgba_becomes_rgb(tmp_path):
     write_folder(tmp_path, rng, classes=("a", "b"), per_class=(1, 1), size=(4, 4))
     rgba = rng.integers(0, 256, size=(4, 4, 4), dtype=np.uint8)
     write_image(str(tmp_path / "train" / "b" / "alpha.png"), rgba)
-    data = load_dataset("folder", data_dir=tmp_path)
+    with pytest.warns(UserWarning, match=r"1 of 5 images .* alpha .*alpha\.png"):
+        data = load_dataset("folder", data_dir=tmp_path)
     np.testing.assert_array_equal(data.train.images[2], rgba[..., :3])
 
 

@@ -9,24 +9,42 @@ from saeh.errors import SaehError
 DATA_DIR_ENV = "SAEH_DATA_DIR"
 
 
-def add_data_arguments(parser, which_data=None):
-    """--which-data, --data-dir, --image-size, --protocol, --seed, --validation-size, --select-on-test."""
+def stated_default(help_text):
+    """`help_text`, which states its flag's default in words, marked so that argparse's ArgumentDefaultsHelpFormatter
+    adds no "(default: None)" of its own: that formatter skips help holding '%(default)', and '%(default).0s'
+    prints nothing under any formatter."""
+    return help_text + "%(default).0s"
+
+
+def add_data_arguments(parser, which_data=None, from_run=False):
+    """--which-data, --data-dir, --image-size, --protocol, --seed, --validation-size, --select-on-test.
+
+    Each help states its default, and reads the same under any help formatter. With `from_run`, flags left out take
+    the values of the run.json beside the model (generate_hash.py), and the help says so.
+    """
+    recorded = "as in the model's run.json, else " if from_run else ""
+    dataset_default = "as in the model's run.json" if from_run else which_data
     parser.add_argument("--which-data", default=which_data,
-                        help="dataset: mnist-sample (bundled), mnist, cifar10, svhn, folder, list, or a folder path "
-                             f"(default: {which_data})")
+                        help=stated_default("dataset: mnist-sample (bundled), mnist, cifar10, svhn, folder, list, or a "
+                                            f"folder path (default: {dataset_default})"))
     parser.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV),
-                        help=f"where the dataset files are (default: ${DATA_DIR_ENV}, else the Keras cache)")
+                        help=stated_default(f"where the dataset files are (default: ${DATA_DIR_ENV} if set, else "
+                                            f"{recorded}the Keras cache)"))
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="resize images of folder/list datasets to this size")
+                        help=stated_default(f"resize images of folder/list datasets to this size (default: "
+                                            f"{recorded}their own size)"))
     parser.add_argument("--protocol", default=None,
-                        help=f"retrieval protocol: ssdh, dpsh or dsh (default: {defaults.PROTOCOL})")
-    parser.add_argument("--seed", type=int, default=None, help=f"seed of the split and training (default: {defaults.SEED})")
+                        help=stated_default(f"retrieval protocol: ssdh, dpsh or dsh (default: {recorded}"
+                                            f"{defaults.PROTOCOL})"))
+    parser.add_argument("--seed", type=int, default=None,
+                        help=stated_default(f"seed of the split and training (default: {recorded}{defaults.SEED})"))
     parser.add_argument("--validation-size", type=float, default=None,
-                        help=f"fraction (or count, if > 1) of the training part held out for model selection "
-                             f"(default: {defaults.VALIDATION_SIZE})")
+                        help=stated_default("fraction (or count, if > 1) of the training part held out for model "
+                                            f"selection (default: {recorded}{defaults.VALIDATION_SIZE})"))
     parser.add_argument("--select-on-test", action="store_true", default=None,
-                        help="choose the best epoch on the query (test) set, as the original code did; off by default "
-                             "because it leaks the test set into model selection")
+                        help=stated_default("choose the best epoch on the query (test) set, as the original code did "
+                                            f"(default: {recorded}off, because it leaks the test set into model "
+                                            "selection)"))
 
 
 def load_split(which_data, data_dir=None, image_size=None, protocol=defaults.PROTOCOL, seed=defaults.SEED,

@@ -46,8 +46,10 @@ def build_parser():
         metavar="LABEL=QUERY,DATABASE",
         help="a labelled run (LABEL=DUMP for one set used as both); repeat it to compare methods and bit lengths",
     )
-    parser.add_argument("--top-k", default="1000", help="depth of mAP@k: a positive integer or 'all' (default 1000)")
-    parser.add_argument("--radius", type=int, default=2, help="Hamming radius for the precision (default 2)")
+    parser.add_argument(
+        "--top-k", default="1000", help="depth of mAP@k: a positive integer or 'all' (default: %(default)s)"
+    )
+    parser.add_argument("--radius", type=int, default=2, help="Hamming radius for the precision (default: %(default)s)")
     parser.add_argument("--out-dir", help=f"write {RESULTS_NAME} here, and the figures with --plots")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--plots", action="store_true", help="draw PNG figures into --out-dir")

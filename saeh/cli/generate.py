@@ -13,13 +13,15 @@ from saeh.errors import SaehError
 
 
 def build_parser(load_path):
-    parser = argparse.ArgumentParser(
-        prog="generate_hash.py", description="Encode the query and database sets with a trained model.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--load-path", default=load_path, help="the trained model (.keras)")
-    common.add_data_arguments(parser)
+    parser = argparse.ArgumentParser(prog="generate_hash.py",
+                                     description="Encode the query and database sets with a trained model.")
+    where_set = "load_path at the top of generate_hash.py"
+    parser.add_argument("--load-path", default=load_path,
+                        help=f"the trained model (.keras) (default: %(default)s, from {where_set})" if load_path
+                        else f"the trained model (.keras); needed unless {where_set} names one")
+    common.add_data_arguments(parser, from_run=True)
     parser.add_argument("--out", default=None, help="output directory (default: codes/ beside the model)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="images per encoding batch")
+    parser.add_argument("--batch-size", type=int, default=1024, help="images per encoding batch (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing dumps")
     parser.add_argument("--unsafe-load", action="store_true",
                         help="turn Keras safe mode off (allows Lambda layers: only for model files you trust)")

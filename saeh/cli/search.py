@@ -24,11 +24,14 @@ def build_parser():
     query = parser.add_mutually_exclusive_group(required=True)
     query.add_argument("--image", help="a query image file (resized to the model's input)")
     query.add_argument("--query-index", type=int, help="the position of a query-set image")
-    parser.add_argument("--database", help="database codes written by generate_hash.py (default: encode them)")
-    parser.add_argument("--top-k", type=int, default=10)
-    parser.add_argument("--backend", choices=("numpy", "faiss", "auto"), default="numpy")
+    parser.add_argument("--database",
+                        help="database codes written by generate_hash.py (default: encode the database set)")
+    parser.add_argument("--top-k", type=int, default=10, help="how many results to show (default: %(default)s)")
+    parser.add_argument("--backend", choices=("numpy", "faiss", "auto"), default="numpy",
+                        help="Hamming search: numpy, faiss (pip install faiss-cpu) or auto (faiss when installed); "
+                             "the results are the same (default: %(default)s)")
     parser.add_argument("--out", required=True, help="the PNG grid to write")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
     parser.add_argument("--unsafe-load", action="store_true", help="turn Keras safe mode off (trusted files only)")
     return parser
 

@@ -29,6 +29,10 @@ SETTINGS = {
     "save_dir": "runs",
 }
 SAEH_WEIGHTS = ("alpha", "beta", "gamma")
+SAEH_METHODS = ("saeh", "saeh-minus")  # the methods whose weights --alpha, --beta, --gamma are
+# Flags of the Keras training loop, which the shallow methods (fit in numpy) do not use.
+DEEP_ONLY = ("stack_num", "epochs", "batch_size", "learning_rate", "encoder", "encoder_weights", "augment",
+             "load_path", "mixed_precision", "jit_compile", "deterministic")
 
 
 def parse_hyperparameter(text):
@@ -49,35 +53,43 @@ def build_parser(settings):
     common.add_data_arguments(parser, settings["which_data"])
     parser.add_argument("--method", default="saeh", help="registered method: see `python -m baselines`")
     parser.add_argument("--num-classes", type=int, default=settings["num_classes"],
-                        help="checked against the data when given")
+                        help=common.stated_default("number of classes, checked against the data (default: taken from "
+                                                   "the data)"))
     parser.add_argument("--stack-num", type=int, default=settings["stack_num"],
                         help="residual blocks per stage of the resnet_cifar encoder (18 = the paper's ResNet-110)")
-    parser.add_argument("--hash-bits", type=int, default=settings["hash_bits"])
+    parser.add_argument("--hash-bits", type=int, default=settings["hash_bits"], help="code length in bits")
     parser.add_argument("--epochs", type=int, default=settings["epochs"],
                         help="the step schedule (lr 0.1, /5 at 30, 55, 75 of 90) is scaled to this many epochs")
-    parser.add_argument("--batch-size", type=int, default=settings["batch_size"])
+    parser.add_argument("--batch-size", type=int, default=settings["batch_size"], help="images per training step")
     parser.add_argument("--learning-rate", type=float, default=None,
-                        help="starting rate of the step schedule (default: the method's; 0.1 for SAEH)")
+                        help=common.stated_default("starting rate of the step schedule (default: the method's; 0.1 "
+                                                   "for SAEH)"))
     for name in SAEH_WEIGHTS:
         parser.add_argument(f"--{name}", type=float, default=None,
-                            help=f"SAEH's weight {name} (default: {settings[name]})")
+                            help=common.stated_default(f"SAEH's weight {name} (default: {settings[name]})"))
     parser.add_argument("--set", dest="hyperparameters", type=parse_hyperparameter, action="append", default=[],
-                        metavar="NAME=VALUE", help="a hyperparameter of the method (e.g. --set margin=24 for dsh)")
+                        metavar="NAME=VALUE",
+                        help=common.stated_default("a hyperparameter of the method, repeatable (e.g. --set "
+                                                   "margin=24 for dsh; `python -m baselines` lists them)"))
     parser.add_argument("--features", default=None, metavar="MODEL.keras",
-                        help="itq/ksh only: use the features a trained deep model feeds its hash layer instead of "
-                             "raw pixels (the default)")
+                        help=common.stated_default("itq/ksh only: use the features a trained deep model feeds its "
+                                                   "hash layer (default: raw pixels)"))
     parser.add_argument("--encoder", default=defaults.ENCODER, help="resnet_cifar, resnet50 or dsh_cnn")
     parser.add_argument("--encoder-weights", default=None,
-                        help="resnet50 only: 'imagenet' (downloads) or a local weights file")
+                        help=common.stated_default("resnet50 only: 'imagenet' (downloads) or a local weights file "
+                                                   "(default: random initialisation)"))
     parser.add_argument("--augment", action="store_true", help="random flips and pad-and-crop (the original used none)")
     parser.add_argument("--load-path", default=settings["load_path"],
-                        help="a .keras model to continue training from (weights, optimiser state and epoch)")
+                        help=common.stated_default("a .keras model to continue training from (weights, optimiser "
+                                                   "state and epoch) (default: load_path in hash_su_ae_train.py, "
+                                                   f"{settings['load_path']})"))
     parser.add_argument("--save-dir", default=settings["save_dir"], help="where run directories are created")
     parser.add_argument("--run-name", default=None,
-                        help="run directory name (default: <method>_<data>_<bits>bits)")
+                        help=common.stated_default("run directory name (default: <method>_<data>_<bits>bits)"))
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run of the same name")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
-                        help="refuse to continue an unfinished run found in the run directory")
+                        help=common.stated_default("refuse to continue an unfinished run found in the run directory "
+                                                   "(default: continue it)"))
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPUs")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA compilation")
     parser.add_argument("--deterministic", action="store_true",
@@ -85,16 +97,18 @@ def build_parser(settings):
     parser.add_argument("--top-k", type=int, default=defaults.TOP_K, help="k of the mAP printed at the end")
     parser.add_argument("--radius", type=int, default=defaults.RADIUS, help="Hamming radius of the precision printed")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                        help="Keras progress: 1 bar, 2 one line per epoch (default: bar on a terminal)")
+                        help=common.stated_default("Keras progress: 0 none, 1 bar, 2 one line per epoch (default: "
+                                                   "a bar on a terminal, else one line per epoch)"))
     return parser
 
 
 def method_hyperparameters(method, args, settings):
-    """SAEH's alpha/beta/gamma come from the flags or the script's settings; other methods take --set only."""
+    """SAEH's alpha/beta/gamma come from the flags or the script's settings, for SAEH and SAEH-minus only; other
+    methods take --set only (DSH's own alpha, its regulariser weight, is not SAEH's alpha)."""
     given = dict(args.hyperparameters)
     for name in SAEH_WEIGHTS:
         value = getattr(args, name)
-        if name in method.hyperparameters:
+        if method.name in SAEH_METHODS and name in method.hyperparameters:
             given.setdefault(name, value if value is not None else settings[name])
         elif value is not None:
             raise SaehError(f"--{name} is a weight of SAEH; method {method.name!r} takes "
@@ -104,12 +118,21 @@ def method_hyperparameters(method, args, settings):
 
 def main(argv=None, settings=None):
     settings = {**SETTINGS, **(settings or {})}
-    args = build_parser(settings).parse_args(argv)
+    parser = build_parser(settings)
+    args = parser.parse_args(argv)
     started = time.time()
     import baselines
 
     method = baselines.get(args.method)
     hyperparameters = method_hyperparameters(method, args, settings)
+    # Checked now rather than after hours of training, when they are first used.
+    for name in ("top_k", "hash_bits"):
+        if getattr(args, name) is None or getattr(args, name) <= 0:
+            raise SaehError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)!r}")
+    if args.radius < 0:
+        raise SaehError(f"--radius must be a non-negative integer; got {args.radius!r}")
+    if args.features and method.kind != "shallow":
+        raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     protocol = args.protocol or defaults.PROTOCOL
     seed = defaults.SEED if args.seed is None else args.seed
     validation_size = defaults.VALIDATION_SIZE if args.validation_size is None else args.validation_size
@@ -123,9 +146,11 @@ def main(argv=None, settings=None):
     data_settings = {"which_data": args.which_data, "data_dir": args.data_dir, "protocol": protocol, "seed": seed,
                      "validation_size": validation_size, "select_on_test": bool(args.select_on_test),
                      "image_size": args.image_size}
-    if args.features and method.kind != "shallow":
-        raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     if method.kind == "shallow":
+        ignored = [f"--{name.replace('_', '-')}" for name in DEEP_ONLY
+                   if getattr(args, name) != parser.get_default(name)]
+        if ignored:
+            print(f"note: {method.name} is not trained by the Keras loop and ignores {', '.join(ignored)}")
         codes = baselines.fit_shallow(method, split, run_dir, hash_bits=args.hash_bits, seed=seed,
                                       hyperparameters=hyperparameters, settings=data_settings,
                                       overwrite=args.overwrite, feature_model=args.features)
@@ -145,7 +170,7 @@ def train_deep(method, data, split, run_dir, args, hyperparameters, data_setting
     from saeh import training
     from saeh.inference import codes_for
 
-    for name in ("hash_bits", "stack_num", "epochs", "batch_size"):
+    for name in ("stack_num", "epochs", "batch_size"):
         value = getattr(args, name)
         if value is None or value <= 0:
             raise SaehError(f"--{name.replace('_', '-')} must be a positive integer; got {value!r}")
@@ -156,6 +181,7 @@ def train_deep(method, data, split, run_dir, args, hyperparameters, data_setting
         load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
         mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
-        learning_rate=args.learning_rate,
-        settings=data_settings)
+        learning_rate=args.learning_rate, settings=data_settings,
+        # A run killed after its model was written but before its scores: the same command dumps and scores it.
+        reuse_finished=not os.path.exists(os.path.join(run_dir, "scores.json")))
     return {"query": codes_for(trained.model, split.query), "database": codes_for(trained.model, split.database)}

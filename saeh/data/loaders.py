@@ -502,7 +502,7 @@ def load_image_folder(root, image_size=None, name=None):
     Classes are the ``train`` sub-folders numbered in alphabetical order (CIFAR-10's folders give its standard
     labels); ``test`` may lack a class but may not add one. Files are read in sorted order. If some images are
     grayscale and others colour, the grayscale ones are converted to RGB with one warning; RGBA and palette images
-    become RGB. Images of different sizes need `image_size` (H, W). An unreadable image, an empty class folder or
+    become RGB, with one warning when an alpha channel is dropped. Images of different sizes need `image_size` (H, W). An unreadable image, an empty class folder or
     a missing split raises SaehError naming it; nothing is skipped silently (files with other extensions are
     ignored with a warning).
     """
@@ -680,9 +680,17 @@ def decode_images(paths, image_size=None, source=None):
     if workers > 1:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as executor:
             results = executor.map(lambda chunk: _decode_chunk(chunk, image_size), chunks)
-            decoded = [array for chunk in results for array in chunk]
+            decoded_with_alpha = [item for chunk in results for item in chunk]
     else:
-        decoded = [array for chunk in chunks for array in _decode_chunk(chunk, image_size)]
+        decoded_with_alpha = [item for chunk in chunks for item in _decode_chunk(chunk, image_size)]
+    decoded = [array for array, _ in decoded_with_alpha]
+    with_alpha = [index for index, (_, had_alpha) in enumerate(decoded_with_alpha) if had_alpha]
+    if with_alpha:
+        warnings.warn(
+            f"{len(with_alpha)} of {len(decoded)} images under {source} have an alpha (transparency) channel; "
+            f"dropped it and kept their colour values (first: {paths[with_alpha[0]]})",
+            stacklevel=2,
+        )
     sizes = {array.shape[:2] for array in decoded}
     if len(sizes) > 1:
         first_shape = decoded[0].shape[:2]
@@ -737,7 +745,7 @@ def _decode_chunk(paths, image_size):
 
 
 def _decode_one(path, image_size):
-    """One file → (H, W) uint8 for grayscale or (H, W, 3) uint8 for colour."""
+    """One file → ((H, W) uint8 for grayscale or (H, W, 3) uint8 for colour, whether an alpha channel was dropped)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -752,6 +760,7 @@ def _decode_one(path, image_size):
                 # Let libjpeg decode at a reduced scale when shrinking large photos (never below the target size).
                 picture.draft(picture.mode, (image_size[1], image_size[0]))
             picture.load()
+            had_alpha = "A" in picture.mode or "transparency" in picture.info
             picture = _to_eight_bit(picture, path)
             if image_size is not None and picture.size != (image_size[1], image_size[0]):
                 picture = picture.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
@@ -762,7 +771,8 @@ def _decode_one(path, image_size):
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise SaehError(f"cannot decode image {path}: {error}") from error
-    return array.reshape(height, width, channels) if channels == 3 else array.reshape(height, width)
+    image = array.reshape(height, width, channels) if channels == 3 else array.reshape(height, width)
+    return image, had_alpha
 
 
 def _to_eight_bit(picture, path):
