@@ -226,3 +226,15 @@ def test_mixed_precision_trains_and_leaves_the_global_policy_alone(separable_spl
     outputs = trained.model(separable_split.query.images[:4].astype("float32") / 255)
     assert all(keras.backend.standardize_dtype(value.dtype) == "float32" for value in outputs.values())
     assert np.isfinite(trained.history[0]["loss"])
+
+
+def test_selecting_on_the_test_set_is_said(separable_split, tmp_path):
+    import dataclasses
+
+    leaky = dataclasses.replace(separable_split, validation=separable_split.query, validation_is_query=True)
+    messages = []
+    training.train(SAEH, leaky, 4, str(tmp_path / "run"), epochs=1, **{**SETTINGS, "log": messages.append})
+    assert any("model selection uses the query (test) set as validation" in message for message in messages)
+    messages.clear()
+    training.train(SAEH, separable_split, 4, str(tmp_path / "clean"), epochs=1, **{**SETTINGS, "log": messages.append})
+    assert not any("query (test) set" in message for message in messages)
