@@ -116,6 +116,14 @@ def method_hyperparameters(method, args, settings):
     return method.resolve(given)
 
 
+def check_positive_flags(args, names):
+    """Raise SaehError naming the first flag among `names` that is not a positive integer."""
+    for name in names:
+        value = getattr(args, name)
+        if value is None or value <= 0:
+            raise SaehError(f"--{name.replace('_', '-')} must be a positive integer; got {value!r}")
+
+
 def main(argv=None, settings=None):
     settings = {**SETTINGS, **(settings or {})}
     parser = build_parser(settings)
@@ -126,9 +134,7 @@ def main(argv=None, settings=None):
     method = baselines.get(args.method)
     hyperparameters = method_hyperparameters(method, args, settings)
     # Checked now rather than after hours of training, when they are first used.
-    for name in ("top_k", "hash_bits"):
-        if getattr(args, name) is None or getattr(args, name) <= 0:
-            raise SaehError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)!r}")
+    check_positive_flags(args, ("top_k", "hash_bits"))
     if args.radius < 0:
         raise SaehError(f"--radius must be a non-negative integer; got {args.radius!r}")
     if args.features and method.kind != "shallow":
@@ -170,10 +176,7 @@ def train_deep(method, data, split, run_dir, args, hyperparameters, data_setting
     from saeh import training
     from saeh.inference import codes_for
 
-    for name in ("stack_num", "epochs", "batch_size"):
-        value = getattr(args, name)
-        if value is None or value <= 0:
-            raise SaehError(f"--{name.replace('_', '-')} must be a positive integer; got {value!r}")
+    check_positive_flags(args, ("stack_num", "epochs", "batch_size"))
     trained = training.train(
         method, split, data.num_classes, run_dir, hash_bits=args.hash_bits, stack_num=args.stack_num,
         encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,

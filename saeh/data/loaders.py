@@ -502,9 +502,9 @@ def load_image_folder(root, image_size=None, name=None):
     Classes are the ``train`` sub-folders numbered in alphabetical order (CIFAR-10's folders give its standard
     labels); ``test`` may lack a class but may not add one. Files are read in sorted order. If some images are
     grayscale and others colour, the grayscale ones are converted to RGB with one warning; RGBA and palette images
-    become RGB, with one warning when an alpha channel is dropped. Images of different sizes need `image_size` (H, W). An unreadable image, an empty class folder or
-    a missing split raises SaehError naming it; nothing is skipped silently (files with other extensions are
-    ignored with a warning).
+    become RGB, with one warning when an alpha channel is dropped. Images of different sizes need `image_size`
+    (H, W). An unreadable image, an empty class folder or a missing split raises SaehError naming it; nothing is
+    skipped silently (files with other extensions are ignored with a warning).
     """
     root = os.fspath(root)
     image_size = _check_image_size(image_size)

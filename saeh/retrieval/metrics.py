@@ -89,6 +89,10 @@ class _Relevance:
             self.query, self.database = inverse[:n_query], inverse[n_query:]
             self._class_sizes = np.bincount(self.database, minlength=len(classes))
 
+    def keep_queries(self, rows):
+        """Keep only the queries at `rows` (in that order), e.g. one per distinct (code, labels) pair."""
+        self.query = self.query[rows]
+
     def relevant(self, rows, ids=None):
         """Bool (q, m): query rows against database items `ids` (q, m), or against the whole database."""
         query = self.query[rows]
@@ -144,7 +148,7 @@ class _Retrieval:
         self.multiplicity = np.bincount(self.inverse, minlength=len(first))
         self.n_distinct = len(first)
         self.query_words = self.scanner.narrow(query_words[first])
-        self.relevance.query = self.relevance.query[first]
+        self.relevance.keep_queries(first)
 
     def expand(self, values):
         """Per-query values (Q, ...) from per-pair values (n_distinct, ...)."""

@@ -159,18 +159,18 @@ class HammingScanner:
         cumulative = np.cumsum(counts, axis=1)
         cut = np.count_nonzero(cumulative < depth, axis=1)  # first distance whose cumulative count reaches depth
         every_row = np.arange(rows)
-        before_cut = cumulative[every_row, cut] - counts[every_row, cut]
+        at_cut_counts = counts[every_row, cut]
+        before_cut = cumulative[every_row, cut] - at_cut_counts
         cut_column = cut.astype(distances.dtype)[:, None]
         closer = np.flatnonzero(distances < cut_column)
         at_cut = np.flatnonzero(distances == cut_column)
-        at_cut_counts = counts[every_row, cut]
         first_at_cut = np.cumsum(at_cut_counts) - at_cut_counts
         at_cut_rows = np.repeat(every_row, at_cut_counts)
         taken = np.arange(len(at_cut)) - first_at_cut[at_cut_rows] < (depth - before_cut)[at_cut_rows]
         chosen = np.concatenate([closer, at_cut[taken]])
         # Both parts are in row-major (index) order, and no (row, distance) pair is in both: a stable sort by
-        # (row, distance) leaves each distance's items in index order.
-        # (row, distance) as one small integer, so that numpy radix-sorts it when it fits in 16 bits.
+        # (row, distance), as one small integer that numpy radix-sorts when it fits in 16 bits, leaves each
+        # distance's items in index order.
         key_type = np.min_scalar_type(rows * groups - 1)
         order_key = (chosen // distances.shape[1]).astype(key_type) * key_type.type(groups)
         order_key += distances.ravel()[chosen]
