@@ -20,7 +20,7 @@ alpha = defaults.ALPHA  # 0.1, binary term
 beta = defaults.BETA  # 0.1, balance term
 gamma = defaults.GAMMA  # 1.0, decoder (recovery) term; 0 is SAEH-minus
 hash_bits = defaults.HASH_BITS  # 32
-load_path = None  # a .keras model to continue training from
+load_path = None  # weights to start from (.keras or .weights.h5): weights only, then the whole schedule
 save_dir = "runs"
 
 if __name__ == "__main__":

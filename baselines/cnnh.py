@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from saeh import defaults
+from saeh.losses import classifier_loss, classifier_metrics
 from saeh.methods import DeepMethod
 from saeh.models import blocks, encoders
 from saeh.models.saeh_model import check_input_shape, check_positive_int
@@ -37,10 +38,9 @@ def build_cnnh_plus(input_shape, num_classes, hash_bits, stack_num, encoder, mul
 
 def cnnh_compile_arguments(multi_label, hash_bits, stage1_iterations=None, code_weight=1.0):
     return {
-        "loss": {"hash_x": "binary_crossentropy",
-                 "y_predict": "binary_crossentropy" if multi_label else "categorical_crossentropy"},
+        "loss": {"hash_x": "binary_crossentropy", "y_predict": classifier_loss(multi_label)},
         "loss_weights": {"hash_x": float(code_weight), "y_predict": 1.0},
-        "metrics": {"y_predict": ["binary_accuracy" if multi_label else "accuracy"]},
+        "metrics": {"y_predict": classifier_metrics(multi_label)},
     }
 
 

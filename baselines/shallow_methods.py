@@ -2,11 +2,11 @@
 query and database sets into the same dump format as the deep methods."""
 
 import dataclasses
-import os
 
 from saeh.atomic import check_writable, write_json
 from saeh.codes import make_codes
 from saeh.methods import resolve_hyperparameters
+from saeh.run_folder import RunFolder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +62,14 @@ def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, s
                 feature_model=None):
     """Fit `method` on features of `split.train` (see `feature_function`), save it as `<run_dir>/model.npz`, and
     return the codes of the query and database sets."""
-    model_path = os.path.join(run_dir, "model.npz")
+    folder = RunFolder(run_dir)
+    model_path = folder.shallow_model
     check_writable(model_path, overwrite)
+    folder.clear()  # an overwritten run leaves none of its files (codes, scores) beside the new one
     hyperparameters = method.resolve(hyperparameters)
     hasher = method.hasher(hash_bits=hash_bits, seed=seed, **hyperparameters)
     features = feature_function(feature_model)
-    write_json(os.path.join(run_dir, "run.json"),
+    write_json(folder.run_file,
                {**(settings or {}), "method": method.name, "hash_bits": hash_bits, "seed": seed,
                 "hyperparameters": hyperparameters, "features": feature_model or "raw pixels in [0, 1]"})
     hasher.fit(features(split.train.images), split.train.labels)

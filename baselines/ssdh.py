@@ -18,7 +18,7 @@ weights on the terms as defined above. `--set binary_weight=... --set fire_rate_
 import keras
 from keras import ops
 
-from saeh.losses import TermMean, binary_term
+from saeh.losses import TermMean, binary_term, classifier_loss, classifier_metrics
 from saeh.methods import DeepMethod, classification_targets
 from saeh.models import build_saeh
 
@@ -58,10 +58,9 @@ def build_ssdh(input_shape, num_classes, hash_bits, stack_num, encoder, multi_la
 
 def ssdh_compile_arguments(multi_label, hash_bits, binary_weight=1.0, fire_rate_weight=1.0):
     return {
-        "loss": {"y_predict": "binary_crossentropy" if multi_label else "categorical_crossentropy",
-                 "hash_x": SSDHHashLoss(binary_weight, fire_rate_weight)},
+        "loss": {"y_predict": classifier_loss(multi_label), "hash_x": SSDHHashLoss(binary_weight, fire_rate_weight)},
         "loss_weights": {"y_predict": 1.0, "hash_x": 1.0},
-        "metrics": {"y_predict": ["binary_accuracy" if multi_label else "accuracy"],
+        "metrics": {"y_predict": classifier_metrics(multi_label),
                     "hash_x": [SSDHTermMean("binary"), SSDHTermMean("fire_rate")]},
     }
 

@@ -1,12 +1,22 @@
 """Hash codes: binarise real outputs, and dump/load them in the original `generate_hash.py` format.
 
-A dump holds three arrays, the original's field names:
+A dump holds three arrays, the original's field names: ``hash_org`` (the real-valued outputs of the hash layer),
+``hash_bin`` (the 0/1 codes, ``hash_org > threshold``) and ``label``. It is written as MATLAB ``.mat`` (as the
+original did) or numpy ``.npz``, chosen by the file suffix. The types suit each reader:
 
-- ``hash_org``: (N, bits) float32, the real-valued outputs of the hash layer;
-- ``hash_bin``: (N, bits) uint8, the 0/1 codes (``hash_org > threshold``);
-- ``label``: (N,) integer class ids, or (N, C) multi-hot uint8.
+- ``.mat`` (`save_codes`), for MATLAB/Octave: ``hash_org`` (N, bits) single; ``hash_bin`` (N, bits) logical, so that
+  ``2*B-1`` gives -1/1 and ``B*B'`` multiplies (on uint8 the first saturates to 0/1 and the second is an error);
+  ``label`` an N x 1 column of class ids, or N x C multi-hot logical (``L*L'`` counts shared labels).
+- ``.npz`` (`save_codes`), for numpy, unchanged from earlier versions so that code reading it keeps working:
+  ``hash_org`` (N, bits) float32, ``hash_bin`` (N, bits) uint8, ``label`` (N,) class ids or (N, C) multi-hot
+  (numpy keeps 1-D arrays 1-D; cast ``hash_bin`` to a signed type before arithmetic such as ``2*B-1``, since uint8
+  wraps around).
+- ``.mat`` in the original script's exact types (`save_original_dump`): ``hash_org`` (N, bits) double, ``hash_bin``
+  (N, bits) int64 0/1 and ``label`` as the dataset loader gave it (Keras: N x 1 for CIFAR-10/SVHN, N for MNIST, which
+  MATLAB reads as a 1 x N row), uncompressed.
 
-It is written as MATLAB ``.mat`` (as the original did) or numpy ``.npz``, chosen by the file suffix.
+`load_codes` reads all of these, and dumps of earlier versions (uint8 ``hash_bin``, 1 x N row labels): any 0/1
+``hash_bin`` (logical, uint8, int64, double) becomes uint8, a 1 x N row or N x 1 column of class ids becomes (N,).
 """
 
 import dataclasses
@@ -73,13 +83,30 @@ def _normalize_labels(label):
     return label
 
 
-def save_codes(path, codes, overwrite=True):
-    """Write `codes` to `path` (``.mat`` or ``.npz``) atomically."""
-    path = os.fspath(path)
+def _check_zero_one(hash_bin, path):
+    if hash_bin.size and not np.all((hash_bin == 0) | (hash_bin == 1)):
+        raise SaehError(f"code dump {path}: hash_bin must hold only 0 and 1")
+
+
+def _checked_suffix(path):
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in DUMP_SUFFIXES:
         raise SaehError(f"code dump {path}: unknown format {suffix!r}; expected one of {', '.join(DUMP_SUFFIXES)}")
-    arrays = {"hash_org": codes.hash_org, "hash_bin": codes.hash_bin, "label": codes.label}
+    return suffix
+
+
+def save_codes(path, codes, overwrite=True):
+    """Write `codes` to `path` (``.mat`` or ``.npz``, by suffix) atomically, in the types the module docstring lists:
+    for ``.mat`` a logical ``hash_bin`` and a column of class ids, for ``.npz`` uint8 and (N,)."""
+    path = os.fspath(path)
+    suffix = _checked_suffix(path)
+    _check_zero_one(codes.hash_bin, path)
+    if suffix == ".mat":
+        # MATLAB would read (N,) as a row; multi-hot 0/1 as logical, so that L*L' (shared labels) multiplies.
+        label = codes.label[:, None] if codes.label.ndim == 1 else codes.label.astype(bool)
+        arrays = {"hash_org": codes.hash_org, "hash_bin": codes.hash_bin.astype(bool), "label": label}
+    else:
+        arrays = {"hash_org": codes.hash_org, "hash_bin": codes.hash_bin.astype(np.uint8), "label": codes.label}
     with atomic_path(path, overwrite=overwrite) as temporary:
         if suffix == ".mat":
             import scipy.io
@@ -88,6 +115,40 @@ def save_codes(path, codes, overwrite=True):
         else:
             with open(temporary, "wb") as handle:
                 np.savez_compressed(handle, **arrays)
+
+
+def save_original_dump(path, codes, label=None, overwrite=True):
+    """Write `codes` to the ``.mat`` file `path` atomically, in the exact types of the original `generate_hash.py`.
+
+    The original wrote ``{"hash_org": outputs, "hash_bin": np.where(outputs > 0.5, 1, 0), "label": y_test}``
+    uncompressed: ``hash_org`` double (N, bits), ``hash_bin`` int64 0/1 (N, bits), and the labels exactly as its
+    dataset loader gave them.
+
+    Args:
+        path: the ``.mat`` file to write.
+        codes: `Codes`; ``hash_bin`` is written as it is (binarised at the model's threshold).
+        label: the labels to write, in the shape and type to write them, e.g. Keras's (N, 1) uint8 for CIFAR-10 and
+            SVHN or (N,) for MNIST (MATLAB reads (N,) as a 1 x N row); (N,) or (N, C) with N = ``len(codes)``.
+            None writes ``codes.label`` as it is.
+        overwrite: replace an existing file.
+    """
+    path = os.fspath(path)
+    if os.path.splitext(path)[1].lower() != ".mat":
+        raise SaehError(f"original-format code dump {path}: expected a .mat file (the original wrote MATLAB files)")
+    _check_zero_one(codes.hash_bin, path)
+    label = codes.label if label is None else np.asarray(label)
+    if label.ndim not in (1, 2) or len(label) != len(codes):
+        raise SaehError(f"original-format code dump {path}: label must be (N,) or (N, C) with N = {len(codes)} rows, "
+                        f"one per code; got shape {label.shape}")
+    arrays = {
+        "hash_org": codes.hash_org.astype(np.float64),
+        "hash_bin": codes.hash_bin.astype(np.int64),
+        "label": label,
+    }
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        import scipy.io
+
+        scipy.io.savemat(temporary, arrays)
 
 
 def read_npz(path, what):
@@ -103,35 +164,33 @@ def read_npz(path, what):
 
 
 def load_codes(path):
-    """Read a dump written by `save_codes` (or by the original `generate_hash.py`) into `Codes`.
+    """Read a dump written by `save_codes`, `save_original_dump`, the original `generate_hash.py` or an earlier
+    version of this module into `Codes` (uint8 ``hash_bin``, float32 ``hash_org``, (N,) or (N, C) labels).
 
     `.npz` files are read with ``allow_pickle=False``: a dump holding pickled objects is refused.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MissingDataError(f"code dump {path} does not exist")
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".mat":
+    is_mat = _checked_suffix(path) == ".mat"
+    if is_mat:
         import scipy.io
 
         try:
             raw = scipy.io.loadmat(path)
         except Exception as error:  # scipy raises several unrelated types for a bad file
             raise SaehError(f"code dump {path} is not a readable MATLAB file: {error}") from error
-    elif suffix == ".npz":
-        raw = read_npz(path, "code dump")
     else:
-        raise SaehError(f"code dump {path}: unknown format {suffix!r}; expected one of {', '.join(DUMP_SUFFIXES)}")
+        raw = read_npz(path, "code dump")
     missing = [name for name in ("hash_bin", "label") if name not in raw]
     if missing:
         raise SaehError(f"code dump {path} lacks the field(s) {', '.join(missing)}; expected {', '.join(DUMP_FIELDS)}")
     hash_bin = np.asarray(raw["hash_bin"])
-    if hash_bin.size and not np.all((hash_bin == 0) | (hash_bin == 1)):
-        raise SaehError(f"code dump {path}: hash_bin must hold only 0 and 1")
+    _check_zero_one(hash_bin, path)
     hash_bin = hash_bin.astype(np.uint8)
     hash_org = np.asarray(raw.get("hash_org", hash_bin), dtype=np.float32)
     label = np.asarray(raw["label"])
-    if suffix == ".mat" and label.ndim == 2 and label.shape[0] == 1 and label.shape[1] == len(hash_bin):
+    if is_mat and label.ndim == 2 and label.shape[0] == 1 and label.shape[1] == len(hash_bin):
         label = label[0]  # MATLAB stores 1-D arrays as row vectors
     try:
         return Codes(hash_org=hash_org, hash_bin=hash_bin, label=_normalize_labels(label))

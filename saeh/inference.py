@@ -37,6 +37,21 @@ def check_model_file(path, what="model file"):
     return path
 
 
+def check_weights_file(path, what="weights file"):
+    """Raise a clear error unless `path` is a `.keras` model (see `check_model_file`) or an HDF5 `.weights.h5` file
+    (as `save_weights` and the best-epoch checkpoints write); return it as a str."""
+    path = os.fspath(path)
+    if not path.endswith(".h5"):
+        return check_model_file(path, what)
+    if not os.path.isfile(path):
+        raise MissingDataError(f"{what} {path} does not exist; expected a .keras or .weights.h5 file")
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        raise SaehError(f"{what} {path} is not a readable weights file: not HDF5 (truncated or corrupt)")
+    return path
+
+
 def load_hash_model(path, safe_mode=True):
     """Load a `.keras` model that has a `hash_x` layer, without its training configuration.
 

@@ -12,6 +12,11 @@ With h the `hash_x` outputs of a batch (B images x K bits, in (0, 1)), x the inp
 Keras adds the L2 weight decay of the layers on top. Each term is reported on its own every epoch:
 `y_predict_loss` (E1), `y_decoded_loss` (E2), `hash_x_loss` (alpha*E3 + beta*E4), `hash_x_binary` (E3) and
 `hash_x_balance` (E4), in the progress bar, the history, the CSV log and TensorBoard.
+
+The classifier `y_predict` of SAEH, SSDH and CNNH+ takes its loss and metric from `classifier_loss` and
+`classifier_metrics`: softmax cross-entropy on class ids, sigmoid (binary) cross-entropy on multi-hot labels, and
+one accuracy named `accuracy` for both, logged as `y_predict_accuracy` / `val_y_predict_accuracy`, the value the
+methods choose their best epoch by.
 """
 
 import keras
@@ -87,10 +92,31 @@ class TermMean(keras.metrics.Mean):
         return {**super().get_config(), "term": self.term}
 
 
+CLASSIFIER_ACCURACY = "accuracy"
+
+
+def classifier_loss(multi_label):
+    """E1: categorical cross-entropy of a softmax over classes, or binary cross-entropy of one sigmoid per label
+    for multi-hot labels."""
+    return "binary_crossentropy" if multi_label else "categorical_crossentropy"
+
+
+def classifier_metrics(multi_label):
+    """The metrics of the classifier `y_predict`: its accuracy, named `CLASSIFIER_ACCURACY` whatever the labels.
+
+    On class ids it is the share of images whose top class is right. On multi-hot labels it is the share of
+    (image, label) decisions a 0.5 threshold on the sigmoid gets right (Keras's binary accuracy); the share of
+    images with every label right would be too coarse to rank epochs on a small validation set.
+    """
+    if multi_label:
+        return [keras.metrics.BinaryAccuracy(name=CLASSIFIER_ACCURACY)]
+    return [keras.metrics.CategoricalAccuracy(name=CLASSIFIER_ACCURACY)]
+
+
 def saeh_compile_arguments(alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defaults.GAMMA, multi_label=False):
     """The `loss`, `loss_weights` and `metrics` arguments of `model.compile` for SAEH (and SAEH-minus)."""
     loss = {
-        "y_predict": "binary_crossentropy" if multi_label else "categorical_crossentropy",
+        "y_predict": classifier_loss(multi_label),
         "hash_x": HashTermsLoss(alpha=alpha, beta=beta),
     }
     loss_weights = {"y_predict": 1.0, "hash_x": 1.0}
@@ -98,7 +124,7 @@ def saeh_compile_arguments(alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defau
         loss["y_decoded"] = RecoveryLoss()
         loss_weights["y_decoded"] = float(gamma)
     metrics = {
-        "y_predict": ["binary_accuracy" if multi_label else "accuracy"],
+        "y_predict": classifier_metrics(multi_label),
         "hash_x": [TermMean("binary"), TermMean("balance")],
     }
     return {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}

@@ -10,7 +10,7 @@ from typing import Callable, Mapping, Optional
 
 from saeh import defaults
 from saeh.errors import SaehError
-from saeh.losses import saeh_compile_arguments
+from saeh.losses import CLASSIFIER_ACCURACY, saeh_compile_arguments
 from saeh.models import build_saeh
 
 
@@ -44,7 +44,7 @@ class DeepMethod:
     compile_arguments: Callable
     targets: Callable
     hyperparameters: Mapping = dataclasses.field(default_factory=dict)
-    monitor: tuple = ("val_y_predict_accuracy", "max")
+    monitor: tuple = (f"val_y_predict_{CLASSIFIER_ACCURACY}", "max")
     learning_rate: float = defaults.LEARNING_RATE
     prepare: Optional[Callable] = None
     constraints: Mapping = dataclasses.field(default_factory=dict)

@@ -1,21 +1,17 @@
 """The one training loop for every deep method: Keras `fit` with the original optimiser and schedule, crash-safe
 checkpoints, resume, and model selection on a validation set.
 
-A run directory holds:
+A run folder's files are named by `saeh.run_folder.RunFolder`. After each epoch the loop writes, in this order, the
+best weights (when the epoch is the best so far; their file carries the epoch), the history, then
+`checkpoints/last.keras`: weights, optimiser state and the number of completed epochs, in one file written
+atomically. The epoch to resume at is that stored count (not the optimiser's step counter, which a mixed-precision
+loss-scale optimiser does not advance on the steps it skips), so the weights, the optimiser state and the epoch
+can never disagree; the learning rate follows from the epoch, and the data order from (seed, epoch). A crash
+between two writes never pairs a history with weights of an epoch it does not describe: the resumed run drops
+whatever is newer than `last.keras` and redoes that epoch.
 
-    run.json                 the settings of the run (checked on resume, so a resumed run is the same run)
-    checkpoints/last.keras   model + optimiser state after the last complete epoch (written atomically)
-    checkpoints/best-epoch-N.weights.h5  weights of the best epoch N on the validation set (written atomically)
-    history.json             every epoch's logs (each loss term, accuracy, learning rate) and the best epoch
-    history.csv              the same, one row per epoch
-    logs/                    TensorBoard
-    model.keras              the final model: the best epoch's weights
-
-The epoch to resume at is read from the optimiser's step counter inside `last.keras`, so the weights, the
-optimiser state and the epoch can never disagree; the learning rate follows from the epoch, and the data order from
-(seed, epoch). Each epoch's files are written in the order best weights, history, last state, and the best weights
-carry their epoch in their name, so a crash between two writes never pairs a history with weights of an epoch it
-does not describe: the resumed run drops whatever is newer than `last.keras` and redoes that epoch.
+`load_path`, as in the original script, loads weights only: the run starts at epoch 0 at the first rate of the
+schedule with a fresh optimiser, whatever the file's own history.
 """
 
 import csv
@@ -23,7 +19,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import zipfile
 
 import keras
@@ -31,41 +26,38 @@ import numpy as np
 import tensorflow as tf
 
 from saeh import defaults
-from saeh.atomic import atomic_path, remove_temporaries, write_json
+from saeh.atomic import atomic_path, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
-from saeh.inference import check_model_file
+from saeh.inference import check_weights_file
+from saeh.run_folder import RunFolder
 
-CHECKPOINTS = "checkpoints"
-LAST = "last.keras"
-BEST_PREFIX = "best-epoch-"
-BEST_SUFFIX = ".weights.h5"
-HISTORY = "history.json"
-HISTORY_CSV = "history.csv"
-MODEL = "model.keras"
-RUN = "run.json"
+# The number of completed epochs, stored inside the checkpoint's .keras archive (Keras ignores other members).
+TRAINING_STATE = "saeh_training_state.json"
+FINAL_WEIGHTS = ("best", "last")
 
 
 @dataclasses.dataclass
 class TrainedRun:
-    """What `train` returns: the model holding the best epoch's weights, and where everything was written."""
+    """What `train` returns: the model holding the final weights, and where everything was written."""
 
     model: keras.Model
     history: list
     best_epoch: int
     run_dir: str
+    final_epoch: int = 0
 
     @property
     def model_path(self):
-        return os.path.join(self.run_dir, MODEL)
+        return RunFolder(self.run_dir).model
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
     """Stop at the first non-finite loss term, naming the epoch, the batch and the term; checkpoints stay intact."""
 
-    def __init__(self, checkpoint_dir):
+    def __init__(self, folder):
         super().__init__()
-        self.checkpoint_dir = checkpoint_dir
+        self.folder = folder
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -76,7 +68,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
         broken = [f"{name} became {value}" for name, value in sorted((logs or {}).items())
                   if isinstance(value, (int, float, np.floating)) and not math.isfinite(value)]
         if broken:
-            last = os.path.join(self.checkpoint_dir, LAST)
+            last = self.folder.last_checkpoint
             kept = f"the last good checkpoint {last} is intact" if os.path.exists(last) else "no checkpoint yet"
             raise SaehError(f"training diverged in epoch {self.epoch + 1} ({where}): {', '.join(broken)}; {kept}. "
                             "Check the data and the loss weights (--alpha, --beta, --gamma, --set)")
@@ -86,19 +78,6 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs, "validation")
-
-
-def best_weights_path(run_dir, epoch):
-    return os.path.join(run_dir, CHECKPOINTS, f"{BEST_PREFIX}{epoch}{BEST_SUFFIX}")
-
-
-def remove_best_weights_except(run_dir, epoch):
-    """Delete every best-weights file but the one of `epoch` (older bests, or one of an epoch being redone)."""
-    directory = os.path.join(run_dir, CHECKPOINTS)
-    keep = os.path.basename(best_weights_path(run_dir, epoch))
-    for name in os.listdir(directory) if os.path.isdir(directory) else ():
-        if name.startswith(BEST_PREFIX) and name.endswith(BEST_SUFFIX) and name != keep:
-            os.remove(os.path.join(directory, name))
 
 
 def write_history_csv(path, history):
@@ -111,6 +90,22 @@ def write_history_csv(path, history):
             writer.writerows(history)
 
 
+def save_checkpoint(model, path, completed_epochs):
+    """Write model + optimiser state and the number of completed epochs as one `.keras` file, atomically."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+        with zipfile.ZipFile(temporary, "a") as archive:
+            archive.writestr(TRAINING_STATE, json.dumps({"completed_epochs": int(completed_epochs)}))
+
+
+def completed_epochs(path):
+    """The completed epochs stored in a checkpoint by `save_checkpoint`, or None for a file without them."""
+    with zipfile.ZipFile(path) as archive:
+        if TRAINING_STATE not in archive.namelist():
+            return None
+        return int(json.loads(archive.read(TRAINING_STATE))["completed_epochs"])
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch: the best weights (if the monitored value improved), the history (JSON and CSV), then the
     last state, then older best weights are deleted.
@@ -119,9 +114,9 @@ class RunCheckpoint(keras.callbacks.Callback):
     order makes a crash between two writes harmless: the epoch is redone and its history row replaced.
     """
 
-    def __init__(self, run_dir, monitor, mode, history, learning_rate):
+    def __init__(self, folder, monitor, mode, history, learning_rate):
         super().__init__()
-        self.run_dir = run_dir
+        self.folder = folder
         self.monitor = monitor
         self.mode = mode
         self.history = history
@@ -136,17 +131,19 @@ class RunCheckpoint(keras.callbacks.Callback):
         if value is None:
             raise SaehError(f"cannot select the best epoch: {self.monitor} is not among the logged values "
                             f"({', '.join(sorted(logs))})")
-        improved = self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value)
-        if improved:
+        if is_better(value, self.best_value, self.mode):
             self.best_epoch, self.best_value = epoch + 1, value
-            with atomic_path(best_weights_path(self.run_dir, self.best_epoch)) as temporary:
+            with atomic_path(self.folder.best_weights(self.best_epoch)) as temporary:
                 self.model.save_weights(temporary)
-        write_json(os.path.join(self.run_dir, HISTORY),
+        write_json(self.folder.history,
                    {"monitor": self.monitor, "mode": self.mode, "best_epoch": self.best_epoch, "epochs": self.history})
-        write_history_csv(os.path.join(self.run_dir, HISTORY_CSV), self.history)
-        with atomic_path(os.path.join(self.run_dir, CHECKPOINTS, LAST)) as temporary:
-            self.model.save(temporary)
-        remove_best_weights_except(self.run_dir, self.best_epoch)
+        write_history_csv(self.folder.history_csv, self.history)
+        save_checkpoint(self.model, self.folder.last_checkpoint, epoch + 1)
+        self.folder.remove_best_weights_except(self.best_epoch)
+
+
+def is_better(value, best, mode):
+    return best is None or (value > best if mode == "max" else value < best)
 
 
 def best_so_far(history, monitor, mode):
@@ -154,63 +151,60 @@ def best_so_far(history, monitor, mode):
     best_epoch, best_value = 0, None
     for row in history:
         value = row.get(monitor)
-        if value is not None and (best_value is None or (value > best_value if mode == "max" else value < best_value)):
+        if value is not None and is_better(value, best_value, mode):
             best_epoch, best_value = row["epoch"], value
     return best_epoch, best_value
 
 
-def read_history(run_dir):
-    path = os.path.join(run_dir, HISTORY)
-    if not os.path.exists(path):
+def read_history(folder):
+    if not os.path.exists(folder.history):
         return []
-    with open(path) as handle:
+    with open(folder.history) as handle:
         return json.load(handle)["epochs"]
 
 
 NEW, RESUME, FINISHED = "new", "resume", "finished"
 
 
-def _changed_settings(run_file, settings):
-    with open(run_file) as handle:
-        previous = json.load(handle)
+def as_recorded(settings):
+    """`settings` as run.json records them (tuples become lists, keys strings), so that settings in memory and
+    settings read back compare equal."""
+    return json.loads(json.dumps(settings))
+
+
+def _changed_settings(folder, settings):
+    previous = folder.settings()
     changed = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
     return "; ".join(f"{key}: {previous.get(key)!r} -> {settings.get(key)!r}" for key in changed)
 
 
 def prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished=False):
-    """Create the run directory, or check that the one there holds the same run.
+    """Create the run folder, or check that the one there holds the same run.
 
     Returns NEW (train from scratch), RESUME (an unfinished run with a checkpoint: continue it) or FINISHED (a
     finished run of the same settings, only with `reuse_finished`: its model is used as it is). A finished run is
     otherwise refused unless `overwrite`. An unfinished run with no checkpoint yet (it failed or was killed in its
-    first epoch) holds nothing to lose: it is started again with the new settings rather than refused.
+    first epoch) holds nothing to lose: it is started again with the new settings rather than refused. Starting
+    again removes every file of the old run (`RunFolder.clear`: its codes and scores too), nothing else.
     """
-    run_file = os.path.join(run_dir, RUN)
-    checkpoint = os.path.join(run_dir, CHECKPOINTS, LAST)
-    if os.path.exists(run_file) and not overwrite and os.path.exists(os.path.join(run_dir, MODEL)):
-        if not reuse_finished or _changed_settings(run_file, settings):
-            raise SaehError(f"{run_dir} already holds a finished run ({MODEL}); pass --overwrite to train again or "
-                            "choose another --save-dir")
+    folder = RunFolder(run_dir)
+    settings = as_recorded(settings)
+    if folder.is_finished() and not overwrite:
+        if not reuse_finished or _changed_settings(folder, settings):
+            raise SaehError(f"{run_dir} already holds a finished run ({os.path.basename(folder.model)}); pass "
+                            "--overwrite to train again or choose another --save-dir")
         return FINISHED
-    if os.path.exists(run_file) and not overwrite and os.path.exists(checkpoint):
-        changed = _changed_settings(run_file, settings)
+    if folder.has_checkpoint() and not overwrite:
+        changed = _changed_settings(folder, settings)
         if changed:
             raise SaehError(f"{run_dir} holds an unfinished run with other settings ({changed}); pass --overwrite to "
                             "start again or choose another --save-dir")
         if not resume:
             raise SaehError(f"{run_dir} holds an unfinished run; drop --no-resume to continue it or pass --overwrite")
-        # A process killed while writing leaves its temporary file behind; nobody else writes here now.
-        for directory in (run_dir, os.path.join(run_dir, CHECKPOINTS)):
-            remove_temporaries(directory)
+        folder.remove_temporaries()
         return RESUME
-    if os.path.exists(run_file):
-        for name in (CHECKPOINTS, "logs"):
-            shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
-        for name in (RUN, HISTORY, HISTORY_CSV, MODEL):
-            if os.path.exists(os.path.join(run_dir, name)):
-                os.remove(os.path.join(run_dir, name))
-        remove_temporaries(run_dir)
-    write_json(run_file, settings)
+    folder.clear()
+    write_json(folder.run_file, settings)
     return NEW
 
 
@@ -259,21 +253,24 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
           encoder=defaults.ENCODER, encoder_weights=None, hyperparameters=None, epochs=defaults.EPOCHS,
           batch_size=defaults.BATCH_SIZE, seed=defaults.SEED, augment=False, load_path=None, resume=True,
           overwrite=False, mixed_precision=False, jit_compile="auto", deterministic=False, verbose="auto",
-          learning_rate=None, settings=None, reuse_finished=False, callbacks=(), log=print):
+          learning_rate=None, final_weights="best", settings=None, reuse_finished=False, callbacks=(), log=print):
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
         method: a `saeh.methods.DeepMethod`.
         split: a `saeh.data.Split` (train / validation / query / database sets).
         num_classes: classes of the labels.
-        run_dir: where checkpoints, logs, history and the final model go.
+        run_dir: where checkpoints, logs, history and the final model go (`saeh.run_folder.RunFolder`).
         hyperparameters: overrides of the method's own (e.g. alpha, beta, gamma for SAEH).
-        load_path: a `.keras` file to start from (weights, optimiser state and epoch), as the original's load_path.
+        load_path: weights to start from (a `.keras` model or a `.weights.h5` file), as the original's load_path:
+            weights only; the whole schedule then runs from epoch 0 with a fresh optimiser.
         resume: continue an unfinished run found in `run_dir` (default), instead of refusing.
-        overwrite: discard whatever `run_dir` holds and start again.
+        overwrite: discard whatever run `run_dir` holds and start again.
         reuse_finished: when `run_dir` holds a finished run of the same settings, return it (its model.keras)
             instead of refusing; for a caller whose own work after training was interrupted.
         learning_rate: starting rate of the step schedule (default: the method's, 0.1 for SAEH).
+        final_weights: "best" (default): model.keras holds the best validation epoch's weights; "last": the last
+            epoch's, as the original script saved them (its best-epoch checkpoint was a side file).
         settings: a dict describing the run (written to run.json and compared on resume).
         deterministic: enable TensorFlow's op determinism (slower; the same seed then gives the same codes).
         callbacks: extra Keras callbacks, run after the built-in ones.
@@ -282,12 +279,14 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise SaehError(f"{name} must be a positive integer; got {value!r}")
+    if final_weights not in FINAL_WEIGHTS:
+        raise SaehError(f"final_weights must be one of {', '.join(FINAL_WEIGHTS)}; got {final_weights!r}")
     # Everything that can be checked is checked, and the model built, before the run directory is touched, so that
     # a mistyped command leaves nothing behind.
     if batch_size > len(split.train):
         raise SaehError(f"batch_size {batch_size} is larger than the training set ({len(split.train)} images)")
     if load_path is not None:
-        check_model_file(load_path, "load_path")
+        check_weights_file(load_path, "load_path")
     hyperparameters = method.resolve(hyperparameters)
     base_rate = method.learning_rate if learning_rate is None else float(learning_rate)
     if not base_rate > 0:
@@ -315,73 +314,102 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     settings = dict(settings or {})
     settings.update(method=method.name, hyperparameters=hyperparameters, hash_bits=hash_bits, stack_num=stack_num,
                     encoder=encoder, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
-                    learning_rate=base_rate)
+                    learning_rate=base_rate, final_weights=final_weights)
+    folder = RunFolder(run_dir)
     state = prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished)
     if state == FINISHED:
         return finished_run(model, run_dir, log)
-    steps = math.ceil(len(split.train) / batch_size)
-    start_from = os.path.join(run_dir, CHECKPOINTS, LAST) if state == RESUME else load_path
-    initial_epoch = restore(model, start_from, steps) if start_from else 0
-    history = read_history(run_dir)[:initial_epoch] if state == RESUME else []
-    if initial_epoch:
-        log(f"resuming from {start_from} at epoch {initial_epoch + 1} (learning rate "
+    initial_epoch = 0
+    if state == RESUME:
+        initial_epoch = restore(model, folder.last_checkpoint, math.ceil(len(split.train) / batch_size))
+        log(f"resuming from {folder.last_checkpoint} at epoch {initial_epoch + 1} (learning rate "
             f"{schedule(initial_epoch)})")
+    elif load_path is not None:
+        load_initial_weights(model, load_path)
+        log(f"starting from the weights of {load_path}: all {epochs} epochs of the schedule, from learning rate "
+            f"{schedule(0)}")
+    history = read_history(folder)[:initial_epoch]
     if split.validation_is_query:
-        log("model selection uses the query (test) set as validation, as the original code did (--select-on-test)")
+        log("model selection uses the query (test) set as validation, which the original code watched as its "
+            "validation data")
 
     targets = targets_for(model, method)
     train_batches, steps = pipeline.training_batches(
         split.train.images, per_sample, targets, batch_size, seed, epochs, initial_epoch=initial_epoch,
         augment=augment)
-    validation_batches = pipeline.evaluation_batches(split.validation.images, validation_per_sample, targets,
-                                                     max(batch_size, 256))
+    # Validation batches of the training size in a seeded mixed order: batch statistics (SAEH's balance term,
+    # DSH's pairs) then mean what they mean in training, even for data stored class by class.
+    validation_batches = pipeline.validation_batches(split.validation.images, validation_per_sample, targets,
+                                                     batch_size, seed)
     monitor, mode = method.monitor
-    checkpoint = RunCheckpoint(run_dir, monitor, mode, history, schedule)
+    checkpoint = RunCheckpoint(folder, monitor, mode, history, schedule)
     # Best weights of an epoch later than last.keras (a crash between the two writes) belong to an epoch that is
     # about to be redone.
-    remove_best_weights_except(run_dir, checkpoint.best_epoch)
+    folder.remove_best_weights_except(checkpoint.best_epoch)
     callbacks = [
         keras.callbacks.LearningRateScheduler(schedule),
-        NonFiniteGuard(os.path.join(run_dir, CHECKPOINTS)),
+        NonFiniteGuard(folder),
         checkpoint,
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0),
+        keras.callbacks.TensorBoard(folder.logs, profile_batch=0),
         *callbacks,
     ]
     if initial_epoch < epochs:
         model.fit(train_batches, steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
                   validation_data=validation_batches, callbacks=callbacks, verbose=verbose)
-    best_path = best_weights_path(run_dir, checkpoint.best_epoch)
-    if os.path.exists(best_path):
-        model.load_weights(best_path)
-    with atomic_path(os.path.join(run_dir, MODEL)) as temporary:
+    # After fit (or the restore of a checkpoint at the last epoch) the model holds the last epoch's weights.
+    final_epoch = len(checkpoint.history)
+    if final_weights == "best":
+        final_epoch = checkpoint.best_epoch
+        model.load_weights(folder.best_weights(final_epoch))
+    with atomic_path(folder.model) as temporary:
         model.save(temporary)
-    log(f"best epoch {checkpoint.best_epoch} by {monitor} = {checkpoint.best_value}; model written to "
-        f"{os.path.join(run_dir, MODEL)}")
-    return TrainedRun(model=model, history=checkpoint.history, best_epoch=checkpoint.best_epoch, run_dir=run_dir)
+    which = "the best" if final_weights == "best" else "the last (as the original script saved it)"
+    log(f"best epoch {checkpoint.best_epoch} by {monitor} = {checkpoint.best_value}; {folder.model} holds {which} "
+        f"epoch's weights, epoch {final_epoch}")
+    return TrainedRun(model=model, history=checkpoint.history, best_epoch=checkpoint.best_epoch, run_dir=run_dir,
+                      final_epoch=final_epoch)
 
 
 def finished_run(model, run_dir, log=print):
-    """The TrainedRun of a finished run directory: `model` (built for its settings) with the weights of its
+    """The TrainedRun of a finished run folder: `model` (built for its settings) with the weights of its
     model.keras, and its history."""
-    path = os.path.join(run_dir, MODEL)
-    restore(model, path, steps_per_epoch=1)
-    with open(os.path.join(run_dir, HISTORY)) as handle:
+    folder = RunFolder(run_dir)
+    restore(model, folder.model, steps_per_epoch=1)
+    with open(folder.history) as handle:
         history = json.load(handle)
-    log(f"{run_dir} already holds a finished run of these settings; using its {MODEL} (best epoch "
-        f"{history['best_epoch']})")
-    return TrainedRun(model=model, history=history["epochs"], best_epoch=history["best_epoch"], run_dir=run_dir)
+    final = history["best_epoch"] if folder.settings().get("final_weights", "best") == "best" else len(history["epochs"])
+    log(f"{run_dir} already holds a finished run of these settings; using its {os.path.basename(folder.model)} "
+        f"(epoch {final})")
+    return TrainedRun(model=model, history=history["epochs"], best_epoch=history["best_epoch"], run_dir=run_dir,
+                      final_epoch=final)
 
 
-def restore(model, path, steps_per_epoch):
-    """Load weights and optimiser state from a `.keras` file (checked by `check_model_file` where it comes from the
-    user); return the epoch to continue at."""
-    model.optimizer.build(model.trainable_variables)
+def _load_weights(model, path):
     try:
         model.load_weights(path)
     except (ValueError, KeyError) as error:
         raise SaehError(f"{path} does not fit the model being trained (other hash bits, classes, encoder or "
                         f"stack_num?): {str(error).splitlines()[0]}") from error
     except (OSError, zipfile.BadZipFile) as error:
-        raise SaehError(f"{path} is not a readable .keras model: {error}") from error
-    iterations = int(model.optimizer.iterations.numpy())
-    return iterations // steps_per_epoch
+        raise SaehError(f"{path} is not a readable model or weights file: {error}") from error
+
+
+def restore(model, path, steps_per_epoch):
+    """Load weights and optimiser state from a `.keras` checkpoint; return the number of completed epochs (stored
+    by `save_checkpoint`; for a checkpoint without it, the optimiser's steps // `steps_per_epoch`)."""
+    model.optimizer.build(model.trainable_variables)
+    _load_weights(model, path)
+    stored = completed_epochs(path)
+    if stored is not None:
+        return stored
+    return int(model.optimizer.iterations.numpy()) // steps_per_epoch
+
+
+def load_initial_weights(model, path):
+    """The original's load_path: the model's weights from `path` (`.keras` or `.weights.h5`), and nothing else:
+    the optimiser keeps its fresh state (step 0, no momentum), whatever the file holds."""
+    model.optimizer.build(model.trainable_variables)
+    fresh = [variable.numpy() for variable in model.optimizer.variables]
+    _load_weights(model, path)
+    for variable, value in zip(model.optimizer.variables, fresh):
+        variable.assign(value)

@@ -1,5 +1,7 @@
-"""Shared fixtures: small separable image data, and where the real datasets are (for tests that use them)."""
+"""Shared fixtures: small separable image data (single- and multi-label), and where the real datasets are (for tests
+that use them)."""
 
+import itertools
 import os
 
 # KSH's many small BLAS calls slow down badly with 2 OpenBLAS threads on a busy 2-core machine, and the thread count
@@ -35,6 +37,35 @@ def separable_split():
     query = ImageSet(*separable_images(40, seed=3))
     return Split(protocol="ssdh", seed=0, train=train, validation=validation, query=query, database=train,
                  dataset="separable")
+
+
+def separable_multi_hot_images(count, classes=4, side=16, seed=0):
+    """Multi-hot images: each has one or two of `classes` (at most 4) labels, every single and every pair equally
+    often, and a bright quadrant per label over uniform noise, so the label set is written in the pixels."""
+    rng = np.random.default_rng(seed)
+    label_sets = [*itertools.combinations(range(classes), 1), *itertools.combinations(range(classes), 2)]
+    drawn = np.arange(count) % len(label_sets)
+    rng.shuffle(drawn)
+    labels = np.zeros((count, classes), np.uint8)
+    images = rng.integers(0, 60, size=(count, side, side, 1), dtype=np.uint8)
+    half = side // 2
+    for index, which in enumerate(drawn):
+        for label in label_sets[which]:
+            labels[index, label] = 1
+            row, column = divmod(label, 2)
+            images[index, row * half:(row + 1) * half, column * half:(column + 1) * half] += 150
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def multi_hot_split():
+    """The multi-label counterpart of `separable_split`, made as a loaded dataset is: LabelledData, then the ssdh
+    protocol (240 training, 40 validation, 40 query images; the database is all 280 training images)."""
+    from saeh.data import ImageSet, LabelledData, make_split
+
+    data = LabelledData(name="separable-multi-hot", train=ImageSet(*separable_multi_hot_images(280, seed=1)),
+                        test=ImageSet(*separable_multi_hot_images(40, seed=3)), class_names=("0", "1", "2", "3"))
+    return make_split(data, protocol="ssdh", seed=0, validation_size=40)
 
 
 @pytest.fixture(scope="session")

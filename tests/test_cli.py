@@ -333,21 +333,47 @@ def test_generate_hash_checks_bits_against_the_run(trained, tmp_path, monkeypatc
 
 
 def test_search_draws_the_top_k_of_a_query(trained, tmp_path, capsys):
-    """`python -m saeh.cli.search`: a query-set image and an image file, against the model's database."""
+    """`python -m saeh.cli.search`: a query-set image and an image file, against the model's database. The results
+    it prints are the evaluator's ranking: the k smallest Hamming distances, ties broken by database index."""
+    import re
+
     from PIL import Image
 
     from saeh.cli.search import main as search
+    from saeh.cli.search import read_query_image
+    from saeh.inference import encode, hash_threshold, load_hash_model
+    from saeh.retrieval import hamming_distances
+
+    def printed_results(out):
+        return [(int(index), int(distance)) for index, distance in
+                re.findall(r"^ *\d+\. database image (\d+) at Hamming distance (\d+)$", out, flags=re.M)]
+
+    def expected_results(query_code, database_codes, k):
+        distances = hamming_distances(query_code[None, :], database_codes)[0]
+        assert np.array_equal(distances, np.count_nonzero(query_code != database_codes, axis=1))
+        ranking = np.argsort(distances, kind="stable")[:k]  # stable: equal distances stay in database order
+        return [(int(index), int(distances[index])) for index in ranking]
 
     grid = str(tmp_path / "grid.png")
-    database = os.path.join(trained["codes"], "database.npz")
-    assert search(["--model", trained["model"], "--query-index", "2", "--top-k", "5", "--database", database,
-                   "--out", grid]) == 0
+    database_dump = os.path.join(trained["codes"], "database.npz")
+    database = load_codes(database_dump)
+    # The last query (last class) and a k past one class's images: its neighbours are not the first database
+    # items, and the top k spans several distances with ties.
+    last_query, top_k = CLASSES * TEST_PER_CLASS - 1, TRAIN_PER_CLASS + 6
+    assert search(["--model", trained["model"], "--query-index", str(last_query), "--top-k", str(top_k),
+                   "--database", database_dump, "--out", grid]) == 0
     out = capsys.readouterr().out
-    assert out.count("database image") == 5 and f"wrote {grid}" in out
+    query_code = load_codes(os.path.join(trained["codes"], "query.npz")).hash_bin[last_query]
+    assert printed_results(out) == expected_results(query_code, database.hash_bin, top_k)
+    assert f"wrote {grid}" in out
     assert Image.open(grid).size[0] > 100
     image_file = str(tmp_path / "query.png")
     Image.fromarray(np.full((30, 20), 200, np.uint8)).save(image_file)  # grey, another size: converted
     assert search(["--model", trained["model"], "--image", image_file, "--out", str(tmp_path / "g2.png")]) == 0
+    model = load_hash_model(trained["model"])
+    image_code = encode(model, read_query_image(image_file, tuple(model.input_shape[1:])))[0] > hash_threshold(model)
+    assert printed_results(capsys.readouterr().out) == expected_results(image_code.astype(np.uint8),
+                                                                        database.hash_bin, 10)  # default --top-k
     from saeh.errors import SaehError
 
     with pytest.raises(SaehError, match="already exists"):

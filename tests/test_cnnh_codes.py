@@ -1,6 +1,6 @@
 """CNNH stage 1 (baselines.cnnh_codes): approximate codes from the label similarity matrix."""
 
-import math
+import re
 
 import numpy as np
 import pytest
@@ -112,10 +112,21 @@ def test_multi_label_data_uses_the_dense_path():
 
 
 def test_memory_limit_for_multi_label_data_names_the_largest_size():
-    multi_hot = np.ones((300, 3), dtype=np.uint8)
-    with pytest.raises(SaehError, match=r"N = 300 samples.*at most 200 samples"):
-        approximate_codes(multi_hot, 8, max_dense_bytes=200 * 200)
-    assert math.isqrt(200 * 200) == 200
+    """The error names the largest N that fits: N = that size runs, one sample more is refused."""
+    multi_hot = (np.random.default_rng(0).random((300, 3)) < 0.5).astype(np.uint8)
+    multi_hot[:, 0] |= multi_hot.sum(axis=1) == 0  # at least one label each
+    limit = 200 * 200 + 400  # 200^2 <= limit < 201^2 = 40,401 pairs of one byte
+    too_many = r"multi-label data needs the N x N similarity matrix; N = 300 samples"
+    with pytest.raises(SaehError, match=too_many) as error:
+        approximate_codes(multi_hot, 8, max_dense_bytes=limit)
+    named = re.search(r"which handles at most ([\d,]+) samples", str(error.value))
+    assert named is not None, str(error.value)
+    largest = int(named.group(1).replace(",", ""))
+    assert largest == 200
+    codes = approximate_codes(multi_hot[:largest], 8, n_iter=1, max_dense_bytes=limit)
+    assert codes.shape == (largest, 8)
+    with pytest.raises(SaehError, match=r"N = 201 samples.*at most 200 samples"):
+        approximate_codes(multi_hot[:largest + 1], 8, n_iter=1, max_dense_bytes=limit)
 
 
 @pytest.mark.parametrize(

@@ -101,3 +101,82 @@ def test_dsh_loss_over_all_pairs():
             total += pair + alpha * regulariser
             pairs += 1
     assert value(DSHLoss(margin=margin, alpha=alpha)(LABELS, codes)) == pytest.approx(total / pairs, rel=1e-4)
+
+
+
+# ------------------------------------------------------------------------------------------------ classifier metric
+# Multi-hot rows and sigmoid outputs: 8 of the 12 (image, label) decisions at 0.5 are right, so the accuracy is 2/3.
+MULTI_HOT = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 0, 1]], np.float32)
+SIGMOIDS = np.array([[0.9, 0.2, 0.4, 0.1],   # 3 right (the third label missed)
+                     [0.6, 0.7, 0.1, 0.3],   # 3 right (the first label wrongly on)
+                     [0.8, 0.3, 0.1, 0.2]],  # 2 right (the second and fourth labels missed)
+                    np.float32)
+# One-hot rows and softmax outputs: the top class is right for 4 of the 6 images, so the accuracy is 2/3 again.
+SOFTMAX = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.5, 0.3, 0.1, 0.1],
+                    [0.1, 0.1, 0.7, 0.1], [0.2, 0.2, 0.2, 0.4], [0.1, 0.8, 0.05, 0.05]], np.float32)
+# Multi-hot labels for IMAGES: each image has its class of LABELS and the mirrored one (3 - class).
+TWO_LABELS = LABELS + LABELS[:, ::-1]
+
+
+def compiled_classifier(multi_label):
+    """A hash layer and the classifier `y_predict` on it, compiled as SAEH-minus is (its classifier loss and
+    metrics are those of SSDH and CNNH+ too)."""
+    inputs = keras.Input((8, 8, 3))
+    code = keras.layers.Dense(12, activation="sigmoid", name="hash_x")(keras.layers.Flatten()(inputs))
+    prediction = keras.layers.Dense(4, activation="sigmoid" if multi_label else "softmax", name="y_predict")(code)
+    model = keras.Model(inputs, {"hash_x": code, "y_predict": prediction})
+    model.compile(optimizer="sgd", **losses.saeh_compile_arguments(gamma=0, multi_label=multi_label))
+    return model
+
+
+def evaluate(model, labels):
+    return model.evaluate(IMAGES, {"hash_x": labels, "y_predict": labels}, batch_size=6, return_dict=True,
+                          verbose=0)
+
+
+def test_classifier_accuracy_has_one_name_for_single_and_multi_label():
+    """The history key the methods choose their best epoch by is the same whatever the labels."""
+    names = {multi_label: [metric.name for metric in losses.classifier_metrics(multi_label)]
+             for multi_label in (False, True)}
+    assert names[False] == names[True] == [losses.CLASSIFIER_ACCURACY]
+    for multi_label, labels in ((False, LABELS), (True, TWO_LABELS)):
+        results = evaluate(compiled_classifier(multi_label), labels)
+        assert "y_predict_accuracy" in results, sorted(results)
+
+
+def test_every_classifier_method_compiles_the_same_accuracy():
+    from baselines.cnnh import cnnh_compile_arguments
+    from baselines.ssdh import ssdh_compile_arguments
+
+    for multi_label in (False, True):
+        for arguments in (losses.saeh_compile_arguments(multi_label=multi_label),
+                          ssdh_compile_arguments(multi_label=multi_label, hash_bits=12),
+                          cnnh_compile_arguments(multi_label=multi_label, hash_bits=12)):
+            (accuracy,) = arguments["metrics"]["y_predict"]
+            assert accuracy.name == losses.CLASSIFIER_ACCURACY
+            assert type(accuracy) is type(losses.classifier_metrics(multi_label)[0])
+            assert arguments["loss"]["y_predict"] == losses.classifier_loss(multi_label)
+
+
+@pytest.mark.parametrize("multi_label, labels, outputs", [
+    (True, MULTI_HOT, SIGMOIDS),
+    (False, LABELS, SOFTMAX),
+])
+def test_classifier_accuracy_values(multi_label, labels, outputs):
+    (accuracy,) = losses.classifier_metrics(multi_label)
+    accuracy.update_state(labels, outputs)
+    assert value(accuracy.result()) == pytest.approx(2 / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("multi_label, labels", [(False, LABELS), (True, TWO_LABELS)])
+def test_a_saved_model_with_the_accuracy_loads_and_compiles(multi_label, labels, tmp_path):
+    """Saved with its compile configuration, the model loads compiled (the metric comes back under its name), and
+    loaded without it, as `load_hash_model` does, it compiles again with the same arguments."""
+    model = compiled_classifier(multi_label)
+    expected = evaluate(model, labels)["y_predict_accuracy"]
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    uncompiled = keras.models.load_model(path, compile=False)
+    uncompiled.compile(optimizer="sgd", **losses.saeh_compile_arguments(gamma=0, multi_label=multi_label))
+    for loaded in (keras.models.load_model(path), uncompiled):
+        assert evaluate(loaded, labels)["y_predict_accuracy"] == pytest.approx(expected)

@@ -2,6 +2,8 @@
 port scores chance because its stage-1 codes do not), epochs are permutations drawn from (seed, epoch), a resumed
 run sees the batches an uninterrupted run would have seen, and augmentation keeps images and targets together."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -46,7 +48,8 @@ def test_targets_travel_with_their_images_through_the_shuffle(augment):
             seen.extend(image_index)
         assert sorted(seen) == list(range(COUNT))  # each epoch is a permutation
         orders.append(seen)
-    assert orders[0] != orders[1] != orders[2]
+    for first, second in itertools.combinations(range(len(orders)), 2):
+        assert orders[first] != orders[second], f"epochs {first} and {second} have the same order"
     assert orders[0] != list(range(COUNT))
 
 

@@ -1,7 +1,8 @@
 """Pieces the command-line scripts share: data flags, loading a split, writing and scoring codes."""
 
-import json
 import os
+
+import numpy as np
 
 from saeh import defaults
 from saeh.errors import SaehError
@@ -42,9 +43,9 @@ def add_data_arguments(parser, which_data=None, from_run=False):
                         help=stated_default("fraction (or count, if > 1) of the training part held out for model "
                                             f"selection (default: {recorded}{defaults.VALIDATION_SIZE})"))
     parser.add_argument("--select-on-test", action="store_true", default=None,
-                        help=stated_default("choose the best epoch on the query (test) set, as the original code did "
-                                            f"(default: {recorded}off, because it leaks the test set into model "
-                                            "selection)"))
+                        help=stated_default("choose the best epoch on the query (test) set, which the original code "
+                                            "watched as validation (its whole procedure is --original) (default: "
+                                            f"{recorded}off, because it leaks the test set into model selection)"))
 
 
 def load_split(which_data, data_dir=None, image_size=None, protocol=defaults.PROTOCOL, seed=defaults.SEED,
@@ -66,12 +67,10 @@ DATA_SETTINGS = ("which_data", "data_dir", "image_size", "protocol", "seed", "va
 
 
 def run_settings(model_path):
-    """The settings recorded in the run.json beside a trained model (as hash_su_ae_train.py writes it), or {}."""
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
+    """The settings recorded in the run.json of the run folder a trained model belongs to, or {}."""
+    from saeh.run_folder import RunFolder
+
+    return RunFolder.of_model(model_path).settings()
 
 
 def split_of_run(model_path, overrides=None):
@@ -121,6 +120,46 @@ def write_codes(codes_by_set, out_dir, overwrite=False, formats=CODE_FORMATS, lo
         log(f"wrote {name} codes ({len(codes)} x {codes.bits} bits) to {os.path.join(out_dir, name)}"
             f".{{{','.join(s.lstrip('.') for s in formats)}}}")
     return paths
+
+
+# Datasets whose Keras loader gives single labels as (N,) (MATLAB reads them as a 1 x N row); the others' loaders
+# (CIFAR-10, SVHN) give (N, 1). The original's dump wrote the labels as its loader gave them.
+ROW_LABEL_DATASETS = ("mnist", "mnist-sample")
+
+
+def original_label_layout(labels, dataset):
+    """`labels` ((N,) class ids or (N, C) multi-hot) in the shape the original's dataset loader gave them, and in
+    Keras's uint8 where the class ids fit."""
+    if labels.ndim == 2:
+        return labels
+    if labels.size and labels.max() < 256:
+        labels = labels.astype(np.uint8)
+    return labels if dataset in ROW_LABEL_DATASETS else labels[:, None]
+
+
+def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=None, log=print):
+    """Encode and write the codes of a run, as its procedure (`settings["procedure"]`) dumps them.
+
+    Default procedure: the query and database sets, each as `.mat` and `.npz` in `out_dir`. Original procedure: the
+    test (query) set only, in the original script's file name and types, in `out_dir`; it is then both the queries
+    and the database of the scores (protocol dsh). Returns ({"query": Codes, "database": Codes}, {set: path}).
+    """
+    from saeh.codes import save_original_dump
+    from saeh.inference import ENCODE_BATCH_SIZE, codes_for, hash_bits
+    from saeh.run_folder import original_dump_name
+
+    batch_size = batch_size or ENCODE_BATCH_SIZE
+    if settings.get("procedure") != "original":
+        codes = {name: codes_for(model, getattr(split, name), batch_size) for name in CODE_SETS}
+        return codes, write_codes(codes, out_dir, overwrite=overwrite, log=log)
+    from saeh.atomic import check_writable
+
+    path = os.path.join(out_dir, original_dump_name(split.dataset, hash_bits(model)))
+    check_writable(path, overwrite)
+    test = codes_for(model, split.query, batch_size)
+    save_original_dump(path, test, original_label_layout(test.label, split.dataset), overwrite=overwrite)
+    log(f"wrote the test set's codes ({len(test)} x {test.bits} bits) to {path}, as the original generate_hash.py")
+    return {"query": test, "database": test}, {"query": path, "database": path}
 
 
 def score(query, database, top_k=defaults.TOP_K, radius=defaults.RADIUS):

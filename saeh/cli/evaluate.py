@@ -14,7 +14,7 @@ from saeh.errors import SaehError
 DESCRIPTION = """\
 Evaluate hash codes for retrieval. Give the query set and the database as two dumps (--query Q --database D),
 or one dump (DUMP) used as both: then each query stays in the database and retrieves itself at distance 0,
-as in DSH's protocol. --run LABEL=QUERY,DATABASE (or LABEL=DUMP) adds a labelled run; several runs that share
+as in DSH's protocol, or a run folder of hash_su_ae_train.py (RUN_DIR) for the dumps it wrote. --run LABEL=QUERY,DATABASE (or LABEL=DUMP) adds a labelled run; several runs that share
 a LABEL at different code lengths give the precision-vs-bits figure (one line per LABEL).
 
 Ranking is by Hamming distance with ties broken by database index; the 'ties averaged' rows give the expected
@@ -35,7 +35,9 @@ def build_parser():
         prog="evaluate.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "dump", nargs="?", help="one dump used as both queries and database (each query kept in the database)"
+        "dump", nargs="?",
+        help="one dump used as both queries and database (each query kept in the database), or a run folder of "
+        "hash_su_ae_train.py (its dumps)"
     )
     parser.add_argument("--query", metavar="Q", help="dump of the query codes")
     parser.add_argument("--database", metavar="D", help="dump of the database codes")
@@ -84,7 +86,13 @@ def _runs(args):
         raise SaehError("give either DUMP or --query and --database, not both")
     if bool(args.query) != bool(args.database):
         raise SaehError("--query and --database go together; for one set used as both, pass it as DUMP")
-    if args.dump:
+    if args.dump and os.path.isdir(args.dump):
+        # A run folder of hash_su_ae_train.py: the dumps its procedure wrote.
+        from saeh.run_folder import RunFolder
+
+        query, database = RunFolder(args.dump).code_dumps()
+        runs.append((os.path.basename(os.path.normpath(args.dump)), query, database))
+    elif args.dump:
         runs.append((os.path.splitext(os.path.basename(args.dump))[0], args.dump, args.dump))
     if args.query:
         stems = [os.path.splitext(os.path.basename(path))[0] for path in (args.query, args.database)]

@@ -1,12 +1,12 @@
 """Dump the codes of a trained model: per set (query, database) a `.mat` with the original's fields `hash_org`,
-`hash_bin` and `label`, and an `.npz` with the same arrays.
+`hash_bin` and `label`, and an `.npz` with the same arrays. A model of an `--original` run gets the original's
+dump instead: the test set only, in the original's file name and types, in its run folder.
 
 The data settings (dataset, protocol, seed, ...) default to those in the `run.json` beside the model, so the codes
 cover exactly the query and database sets the model was trained for.
 """
 
 import argparse
-import os
 
 from saeh.cli import common
 from saeh.errors import SaehError
@@ -20,7 +20,7 @@ def build_parser(load_path):
                         help=f"the trained model (.keras) (default: %(default)s, from {where_set})" if load_path
                         else f"the trained model (.keras); needed unless {where_set} names one")
     common.add_data_arguments(parser, from_run=True)
-    parser.add_argument("--out", default=None, help="output directory (default: codes/ beside the model)")
+    parser.add_argument("--out", default=None, help="output directory (default: the run folder's codes/, or the run folder for an --original run)")
     parser.add_argument("--batch-size", type=int, default=1024, help="images per encoding batch (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing dumps")
     parser.add_argument("--unsafe-load", action="store_true",
@@ -32,16 +32,19 @@ def main(argv=None, load_path=None):
     args = build_parser(load_path).parse_args(argv)
     if not args.load_path:
         raise SaehError("no model given: set load_path at the top of generate_hash.py or pass --load-path")
-    from saeh.inference import codes_for, hash_bits, load_hash_model
+    from saeh.inference import hash_bits, load_hash_model
+    from saeh.run_folder import RunFolder
 
-    out_dir = args.out or os.path.join(os.path.dirname(os.path.abspath(args.load_path)), "codes")
+    folder = RunFolder.of_model(args.load_path)
+    recorded = folder.settings()
+    out_dir = args.out or folder.dump_directory(recorded.get("procedure"))
     model = load_hash_model(args.load_path, safe_mode=not args.unsafe_load)
-    common.check_codes_writable(out_dir, args.overwrite)
+    if recorded.get("procedure") != "original":
+        common.check_codes_writable(out_dir, args.overwrite)
     data, split = common.split_of_run(args.load_path, {name: getattr(args, name) for name in common.DATA_SETTINGS})
-    bits = common.run_settings(args.load_path).get("hash_bits")
+    bits = recorded.get("hash_bits")
     if bits is not None and bits != hash_bits(model):
         raise SaehError(f"{args.load_path} has {hash_bits(model)} hash bits but its run.json says {bits}")
     print(split.describe())
-    codes = {name: codes_for(model, getattr(split, name), args.batch_size) for name in ("query", "database")}
-    common.write_codes(codes, out_dir, overwrite=args.overwrite)
+    common.dump_run_codes(model, split, recorded, out_dir, overwrite=args.overwrite, batch_size=args.batch_size)
     return 0

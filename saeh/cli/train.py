@@ -8,10 +8,11 @@ import argparse
 import os
 import time
 
-from saeh import defaults
+from saeh import defaults, presets
 from saeh.atomic import write_json
 from saeh.cli import common
 from saeh.errors import SaehError
+from saeh.run_folder import RunFolder
 
 # The original script's settings, under their original names. hash_su_ae_train.py repeats them at its top for users
 # to edit; these are the fallbacks when a caller passes none.
@@ -36,13 +37,11 @@ DEEP_ONLY = ("stack_num", "epochs", "batch_size", "learning_rate", "encoder", "e
 
 
 def parse_hyperparameter(text):
+    """NAME=VALUE with VALUE kept as text: the method converts it to its hyperparameter's own type."""
     name, separator, value = text.partition("=")
     if not separator or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE; got {text!r}")
-    try:
-        return name.replace("-", "_"), float(value) if "." in value or "e" in value.lower() else int(value)
-    except ValueError:
-        return name.replace("-", "_"), value
+    return name.replace("-", "_"), value
 
 
 def build_parser(settings):
@@ -59,7 +58,8 @@ def build_parser(settings):
                         help="residual blocks per stage of the resnet_cifar encoder (18 = the paper's ResNet-110)")
     parser.add_argument("--hash-bits", type=int, default=settings["hash_bits"], help="code length in bits")
     parser.add_argument("--epochs", type=int, default=settings["epochs"],
-                        help="the step schedule (lr 0.1, /5 at 30, 55, 75 of 90) is scaled to this many epochs")
+                        help="the original step schedule (rate 0.1, divided by 5 from epochs 31, 56 and 76 of 90, "
+                        "counted from 0) is scaled to this many epochs")
     parser.add_argument("--batch-size", type=int, default=settings["batch_size"], help="images per training step")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help=common.stated_default("starting rate of the step schedule (default: the method's; 0.1 "
@@ -79,17 +79,26 @@ def build_parser(settings):
                         help=common.stated_default("resnet50 only: 'imagenet' (downloads) or a local weights file "
                                                    "(default: random initialisation)"))
     parser.add_argument("--augment", action="store_true", help="random flips and pad-and-crop (the original used none)")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=False,
+                        help=common.stated_default("no augmentation, where a --preset turns it on"))
+    presets.add_preset_argument(parser)
     parser.add_argument("--load-path", default=settings["load_path"],
-                        help=common.stated_default("a .keras model to continue training from (weights, optimiser "
-                                                   "state and epoch) (default: load_path in hash_su_ae_train.py, "
+                        help=common.stated_default("weights to start from (.keras or .weights.h5), as the original's "
+                                                   "load_path: weights only, then the whole schedule from epoch 0 "
+                                                   "(default: load_path in hash_su_ae_train.py, "
                                                    f"{settings['load_path']})"))
+    parser.add_argument("--original", action="store_true",
+                        help="the original script's procedure: train on the whole training set, watch the test set "
+                        "as validation, keep the last epoch's weights, dump the test set only in the original's "
+                        "format, score it under the dsh protocol (the test set against itself)")
     parser.add_argument("--save-dir", default=settings["save_dir"], help="where run directories are created")
     parser.add_argument("--run-name", default=None,
                         help=common.stated_default("run directory name (default: <method>_<data>_<bits>bits)"))
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run of the same name")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help=common.stated_default("refuse to continue an unfinished run found in the run directory "
-                                                   "(default: continue it)"))
+                                                   "(default: the same command resumes a killed run at its next "
+                                                   "epoch)"))
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPUs")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA compilation")
     parser.add_argument("--deterministic", action="store_true",
@@ -124,10 +133,27 @@ def check_positive_flags(args, names):
             raise SaehError(f"--{name.replace('_', '-')} must be a positive integer; got {value!r}")
 
 
+ORIGINAL_PROTOCOL = "dsh"  # what the original's test-set dump can be scored under: the test set against itself
+
+
+def check_original_flags(args, method):
+    """--original fixes the data procedure; flags that would change it are refused rather than ignored."""
+    if not args.original:
+        return
+    if method.kind == "shallow":
+        raise SaehError(f"--original is the deep methods' training procedure; {method.name!r} is not trained by it")
+    if args.protocol not in (None, ORIGINAL_PROTOCOL):
+        raise SaehError(f"--original scores the test set against itself (protocol {ORIGINAL_PROTOCOL}); got "
+                        f"--protocol {args.protocol}")
+    if args.validation_size is not None:
+        raise SaehError("--original trains on the whole training set and watches the test set; --validation-size "
+                        "does not apply")
+
+
 def main(argv=None, settings=None):
     settings = {**SETTINGS, **(settings or {})}
     parser = build_parser(settings)
-    args = parser.parse_args(argv)
+    args = presets.parse_args(parser, argv)  # a --preset's settings, then the flags given
     started = time.time()
     import baselines
 
@@ -139,52 +165,64 @@ def main(argv=None, settings=None):
         raise SaehError(f"--radius must be a non-negative integer; got {args.radius!r}")
     if args.features and method.kind != "shallow":
         raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
-    protocol = args.protocol or defaults.PROTOCOL
+    check_original_flags(args, method)
+    protocol = ORIGINAL_PROTOCOL if args.original else args.protocol or defaults.PROTOCOL
+    select_on_test = bool(args.select_on_test or args.original)
     seed = defaults.SEED if args.seed is None else args.seed
     validation_size = defaults.VALIDATION_SIZE if args.validation_size is None else args.validation_size
     data, split = common.load_split(args.which_data, args.data_dir, args.image_size, protocol, seed, validation_size,
-                                    args.select_on_test)
+                                    select_on_test)
     if args.num_classes is not None and args.num_classes != data.num_classes:
         raise SaehError(f"--num-classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
     print(split.describe())
-    run_name = args.run_name or f"{method.name}_{data.name}_{args.hash_bits}bits"
-    run_dir = os.path.join(args.save_dir, run_name)
+    run_name = args.run_name or f"{method.name}_{data.name}_{args.hash_bits}bits" + ("_original" if args.original
+                                                                                     else "")
+    folder = RunFolder(os.path.join(args.save_dir, run_name))
     data_settings = {"which_data": args.which_data, "data_dir": args.data_dir, "protocol": protocol, "seed": seed,
-                     "validation_size": validation_size, "select_on_test": bool(args.select_on_test),
-                     "image_size": args.image_size}
+                     "validation_size": validation_size, "select_on_test": select_on_test,
+                     "image_size": args.image_size, "procedure": "original" if args.original else "default",
+                     "preset": args.preset}
     if method.kind == "shallow":
         ignored = [f"--{name.replace('_', '-')}" for name in DEEP_ONLY
                    if getattr(args, name) != parser.get_default(name)]
         if ignored:
             print(f"note: {method.name} is not trained by the Keras loop and ignores {', '.join(ignored)}")
-        codes = baselines.fit_shallow(method, split, run_dir, hash_bits=args.hash_bits, seed=seed,
+        codes = baselines.fit_shallow(method, split, folder.run_dir, hash_bits=args.hash_bits, seed=seed,
                                       hyperparameters=hyperparameters, settings=data_settings,
                                       overwrite=args.overwrite, feature_model=args.features)
+        paths = common.write_codes(codes, folder.codes, overwrite=True)
     else:
-        codes = train_deep(method, data, split, run_dir, args, hyperparameters, data_settings)
-    paths = common.write_codes(codes, os.path.join(run_dir, "codes"), overwrite=True)
+        model = train_deep(method, data, split, folder, args, hyperparameters, data_settings)
+        codes, paths = common.dump_run_codes(model, split, data_settings,
+                                             folder.dump_directory(data_settings["procedure"]), overwrite=True)
     scores = common.score(codes["query"], codes["database"], top_k=args.top_k, radius=args.radius)
-    write_json(os.path.join(run_dir, "scores.json"),
+    write_json(folder.scores,
                {**scores, "seconds": round(time.time() - started, 1), "bits": codes["query"].bits,
+                "protocol": protocol, "procedure": data_settings["procedure"],
                 "n_query": len(codes["query"]), "n_database": len(codes["database"])})
+    if args.original:
+        print(f"scores of the original procedure's dump, protocol {ORIGINAL_PROTOCOL}: the {len(codes['query'])} "
+              "test images as queries and as the database (each finds itself)")
     print(" ".join(f"{name} = {value:.4f}" for name, value in scores.items()))
-    print(f"evaluate in full with: python evaluate.py --query {paths['query']} --database {paths['database']}")
+    print(f"evaluate in full with: python evaluate.py {folder.run_dir}  (or --query {paths['query']} --database "
+          f"{paths['database']})")
     return 0
 
 
-def train_deep(method, data, split, run_dir, args, hyperparameters, data_settings):
+def train_deep(method, data, split, folder, args, hyperparameters, data_settings):
+    """Train (or resume, or reuse a finished run of) a deep method; return the model that makes the codes."""
     from saeh import training
-    from saeh.inference import codes_for
 
     check_positive_flags(args, ("stack_num", "epochs", "batch_size"))
     trained = training.train(
-        method, split, data.num_classes, run_dir, hash_bits=args.hash_bits, stack_num=args.stack_num,
+        method, split, data.num_classes, folder.run_dir, hash_bits=args.hash_bits, stack_num=args.stack_num,
         encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,
         epochs=args.epochs, batch_size=args.batch_size, seed=data_settings["seed"], augment=args.augment,
         load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
         mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
-        learning_rate=args.learning_rate, settings=data_settings,
+        learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
+        settings=data_settings,
         # A run killed after its model was written but before its scores: the same command dumps and scores it.
-        reuse_finished=not os.path.exists(os.path.join(run_dir, "scores.json")))
-    return {"query": codes_for(trained.model, split.query), "database": codes_for(trained.model, split.database)}
+        reuse_finished=not folder.is_scored())
+    return trained.model

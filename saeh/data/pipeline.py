@@ -104,6 +104,15 @@ def evaluation_batches(images, per_sample, targets, batch_size):
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
+def validation_batches(images, per_sample, targets, batch_size, seed):
+    """Like `evaluation_batches`, in one mixed order drawn from `seed` (the same every epoch), so that no batch of
+    data stored class by class holds a single class and batch statistics are those of a training batch."""
+    _check_batch_size(batch_size, len(images), "validation")
+    order = np.random.default_rng(seed).permutation(len(images))
+    return evaluation_batches(images[order], {name: np.asarray(values)[order] for name, values in per_sample.items()},
+                              targets, batch_size)
+
+
 def image_batches(images, batch_size):
     """Scaled images in order, for encoding."""
     _check_batch_size(batch_size, len(images), "image")

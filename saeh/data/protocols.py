@@ -3,8 +3,9 @@ which form the database searched.
 
 Every split takes a seed; nothing here splits without one. The validation set used for model selection is carved
 from the training part with that seed. ``select_on_test=True`` instead makes the validation set the query set, as
-the original SAEH code did (it picked its checkpoint by test accuracy): a leak of the queries into model selection,
-kept only to reproduce the original and off by default.
+the original SAEH code watched the test set as its validation data (and kept a best-by-test-accuracy checkpoint
+beside the last epoch's model it used): a leak of the queries into model selection, kept only to reproduce the
+original (`--original`) and off by default.
 
 Protocols (sizes on CIFAR-10's 50,000/10,000 and MNIST's 60,000/10,000 train/test images, validation_size=0.1):
 

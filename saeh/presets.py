@@ -1,0 +1,141 @@
+"""Named bundles of training settings: `hash_su_ae_train.py --preset NAME`.
+
+A preset gives every setting in `PRESET_SETTINGS`; a setting it leaves out keeps the paper's value
+(`PAPER_SETTINGS`). Flags given on the command line still win; the settings at the top of `hash_su_ae_train.py`
+do not (the user asked for the preset explicitly). The code length (`--hash-bits`) is no part of a preset: it is an
+axis of the paper's tables.
+
+A preset's deviations from the paper are worked out from its settings (`deviations`), so that changing a preset is
+an edit of its settings alone and the list printed beside it stays true. `python -m saeh.presets` lists them.
+"""
+
+import dataclasses
+import sys
+
+from saeh import defaults
+from saeh.errors import SaehError
+
+# The settings a preset may give, as the flags of hash_su_ae_train.py name them (dest names).
+PRESET_SETTINGS = ("stack_num", "epochs", "batch_size", "augment", "learning_rate", "mixed_precision")
+
+# The paper's (and the original code's) setting. learning_rate None is each method's registered starting rate:
+# 0.1 for SAEH, as the paper (DSH registers 0.01; 0.1 collapsed its codes).
+PAPER_SETTINGS = {
+    "stack_num": defaults.STACK_NUM,
+    "epochs": defaults.EPOCHS,
+    "batch_size": defaults.BATCH_SIZE,
+    "augment": False,
+    "learning_rate": None,
+    "mixed_precision": False,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    settings: dict  # only what differs from PAPER_SETTINGS, or restates it
+
+
+PRESETS = {preset.name: preset for preset in (
+    Preset("paper", "the paper's setting: ResNet-110 (stack_num 18), 90 epochs, batch 64; a GPU job", {}),
+    # Provisional: to be tuned by measurement. Edit the settings here; the deviations follow.
+    Preset("cifar10-cpu", "CIFAR-10 on a CPU in hours rather than days",
+           {"stack_num": 2, "epochs": 12, "batch_size": 64, "augment": True}),
+    Preset("mnist-cpu", "MNIST on a CPU in minutes (the README's Table 1 rows)",
+           {"stack_num": 1, "epochs": 3, "batch_size": 64}),
+    Preset("tiny", "seconds: for tests and the notebook's headless run, not for numbers",
+           {"stack_num": 1, "epochs": 1, "batch_size": 64}),
+)}
+
+
+def names():
+    """The preset names, in the order they are listed."""
+    return tuple(PRESETS)
+
+
+def get(name):
+    """The preset called `name`; SaehError naming the known ones otherwise."""
+    if name not in PRESETS:
+        raise SaehError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def settings(name):
+    """Every setting of `PRESET_SETTINGS` under preset `name`: its own values over the paper's."""
+    preset = get(name)
+    unknown = sorted(set(preset.settings) - set(PRESET_SETTINGS))
+    if unknown:
+        raise SaehError(f"preset {name!r} sets {', '.join(unknown)}; a preset may set {', '.join(PRESET_SETTINGS)}")
+    return {**PAPER_SETTINGS, **preset.settings}
+
+
+def resnet_depth(stack_num):
+    """Layers of the resnet_cifar encoder with `stack_num` blocks per stage: two convs a block, three stages, the
+    first conv and the classifier (18 gives the paper's ResNet-110)."""
+    return 6 * stack_num + 2
+
+
+def epochs_per_rate(epochs):
+    """How many epochs a run of `epochs` trains at each rate of the scaled step schedule."""
+    starts = [min(start, epochs) for start in defaults.step_starts(epochs)] + [epochs]
+    return [end - start for start, end in zip(starts, starts[1:])]
+
+
+def deviations(name):
+    """The ways preset `name` departs from the paper's setting, one sentence each (none for `paper`)."""
+    values, paper = settings(name), PAPER_SETTINGS
+    found = []
+    if values["stack_num"] != paper["stack_num"]:
+        found.append(f"stack_num {values['stack_num']} (ResNet-{resnet_depth(values['stack_num'])}-like) instead of "
+                     f"{paper['stack_num']} (ResNet-{resnet_depth(paper['stack_num'])})")
+    if values["epochs"] != paper["epochs"]:
+        split = " / ".join(str(count) for count in epochs_per_rate(values["epochs"]))
+        found.append(f"{values['epochs']} epoch{'s' if values['epochs'] != 1 else ''} instead of {paper['epochs']}, "
+                     f"the step schedule scaled (saeh.defaults.step_starts): {split} epochs at the four rates")
+    if values["batch_size"] != paper["batch_size"]:
+        found.append(f"batch {values['batch_size']} instead of {paper['batch_size']}")
+    if values["augment"] != paper["augment"]:
+        found.append("random flips and pad-and-crop augmentation (the original used none)" if values["augment"]
+                     else "no augmentation")
+    if values["learning_rate"] != paper["learning_rate"]:
+        found.append(f"starting rate {values['learning_rate']} instead of each method's own (0.1 for SAEH)")
+    if values["mixed_precision"] != paper["mixed_precision"]:
+        found.append("float16 mixed precision (the original computed in float32)")
+    return found
+
+
+def describe(name):
+    """A few lines for a listing: the name, the description, the settings and the deviations."""
+    values = settings(name)
+    lines = [f"{name}: {get(name).description}",
+             "    " + ", ".join(f"{key} {'(the method’s own)' if values[key] is None else values[key]}"
+                           for key in PRESET_SETTINGS)]
+    lines += [f"    - {deviation}" for deviation in deviations(name)] or ["    - no deviation from the paper"]
+    return "\n".join(lines)
+
+
+def add_preset_argument(parser):
+    """--preset NAME, for a parser whose other flags carry the dest names of `PRESET_SETTINGS`."""
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help=f"a bundle of training settings ({', '.join(PRESETS)}; `python -m saeh.presets` lists "
+                        "them); flags given on the command line override it%(default).0s")
+
+
+def parse_args(parser, argv=None):
+    """Parse `argv`; with --preset, parse it again with the preset's settings as the defaults, so that a flag given
+    on the command line still wins. An unknown preset is refused here, before anything runs."""
+    args = parser.parse_args(argv)
+    if args.preset is None:
+        return args
+    parser.set_defaults(**settings(args.preset))
+    return parser.parse_args(argv)
+
+
+def main():
+    print("\n\n".join(describe(name) for name in PRESETS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Presets: named bundles of training settings for `hash_su_ae_train.py --preset NAME`."""
+
+import json
+import os
+
+import pytest
+
+from saeh import defaults, presets
+from saeh.cli import train
+from saeh.errors import SaehError
+from script_helpers import error_line, run_script
+
+
+def parse(argv, **script_settings):
+    parser = train.build_parser({**train.SETTINGS, **script_settings})
+    return presets.parse_args(parser, argv)
+
+
+def test_every_preset_gives_every_setting_and_only_those():
+    for name in presets.names():
+        values = presets.settings(name)
+        assert set(values) == set(presets.PRESET_SETTINGS)
+        assert "hash_bits" not in presets.get(name).settings  # a table axis, not a preset's
+
+
+def test_the_paper_preset_is_the_papers_setting_with_no_deviation():
+    values = presets.settings("paper")
+    assert (values["stack_num"], values["epochs"], values["batch_size"], values["augment"]) == (18, 90, 64, False)
+    assert values["learning_rate"] is None  # each method's own: 0.1 for SAEH
+    assert presets.deviations("paper") == []
+
+
+def test_deviations_follow_the_settings():
+    assert presets.deviations("cifar10-cpu") == [
+        "stack_num 2 (ResNet-14-like) instead of 18 (ResNet-110)",
+        "12 epochs instead of 90, the step schedule scaled (saeh.defaults.step_starts): 4 / 3 / 3 / 2 epochs at the "
+        "four rates",
+        "random flips and pad-and-crop augmentation (the original used none)",
+    ]
+    assert len(presets.deviations("mnist-cpu")) == 2 and len(presets.deviations("tiny")) == 2
+    for epochs in (1, 3, 12, 90):
+        assert sum(presets.epochs_per_rate(epochs)) == epochs
+    assert presets.resnet_depth(defaults.STACK_NUM) == 110
+
+
+def test_a_preset_replaces_the_scripts_settings_and_flags_replace_the_preset():
+    assert parse([], stack_num=7).stack_num == 7
+    args = parse(["--preset", "cifar10-cpu"], stack_num=7, epochs=5)
+    assert (args.stack_num, args.epochs, args.batch_size, args.augment) == (2, 12, 64, True)
+    args = parse(["--preset", "cifar10-cpu", "--epochs", "3", "--no-augment", "--stack-num", "4"])
+    assert (args.stack_num, args.epochs, args.augment, args.preset) == (4, 3, False, "cifar10-cpu")
+    assert parse(["--preset", "mnist-cpu", "--augment"]).augment is True
+
+
+def test_an_unknown_preset_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    save_dir = tmp_path / "runs"
+    code, _, err = run_script("hash_su_ae_train.py", ["--which-data", "mnist-sample", "--preset", "fast",
+                                                      "--save-dir", str(save_dir)], monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err, "hash_su_ae_train.py")
+    assert "'fast'" in line and all(name in line for name in presets.names())
+    assert not save_dir.exists()
+    with pytest.raises(SaehError, match="known presets"):
+        presets.settings("fast")
+
+
+def test_run_json_records_the_preset(tmp_path, monkeypatch, capsys):
+    code, out, err = run_script("hash_su_ae_train.py", [
+        "--method", "itq", "--which-data", "mnist-sample", "--hash-bits", "12", "--preset", "tiny",
+        "--save-dir", str(tmp_path)], monkeypatch, capsys)
+    assert code == 0, err
+    assert "ignores" not in out  # the preset's deep settings are no flags the user gave
+    with open(tmp_path / "itq_mnist-sample_12bits" / "run.json") as handle:
+        assert json.load(handle)["preset"] == "tiny"
+
+
+def test_a_run_is_not_resumed_under_another_preset(tmp_path):
+    from saeh import training
+    from saeh.run_folder import RunFolder
+
+    run_dir = str(tmp_path / "run")
+    training.prepare_run_dir(run_dir, {"method": "saeh", "preset": "tiny"}, resume=True, overwrite=False)
+    folder = RunFolder(run_dir)
+    os.makedirs(folder.checkpoints)
+    open(folder.last_checkpoint, "wb").close()  # an unfinished run with a checkpoint
+    with pytest.raises(SaehError, match="other settings.*preset: 'tiny' -> 'mnist-cpu'"):
+        training.prepare_run_dir(run_dir, {"method": "saeh", "preset": "mnist-cpu"}, resume=True, overwrite=False)
+
+
+def test_the_listing_names_every_preset_and_its_deviations(capsys):
+    assert presets.main() == 0
+    out = capsys.readouterr().out
+    for name in presets.names():
+        assert f"{name}: {presets.get(name).description}" in out
+    assert "no deviation from the paper" in out and "ResNet-14-like" in out
