@@ -101,7 +101,7 @@ def deviations(name):
     if values["learning_rate"] != paper["learning_rate"]:
         found.append(f"starting rate {values['learning_rate']} instead of each method's own (0.1 for SAEH)")
     if values["mixed_precision"] != paper["mixed_precision"]:
-        found.append("float16 mixed precision (the original computed in float32)")
+        found.append("mixed precision, bfloat16 on a CPU and float16 on a GPU (the original computed in float32)")
     return found
 
 

@@ -219,13 +219,32 @@ def distribution_strategy():
     return tf.distribute.get_strategy()
 
 
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
+def mixed_precision_policy(mixed_precision):
+    """The Keras dtype policy for `mixed_precision`: None (float32) when false; for True, mixed float16 on a GPU
+    and mixed bfloat16 on a CPU (float16 has no fast path on CPUs; bfloat16 is fast on CPUs with AMX or
+    AVX512-BF16 and emulated elsewhere: `benchmarks/bench_train.py` measures it); or a policy named explicitly."""
+    if not mixed_precision:
+        return None
+    if mixed_precision is True:
+        return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    if mixed_precision not in MIXED_POLICIES:
+        raise SaehError(f"mixed_precision must be True, False or one of {', '.join(MIXED_POLICIES)}; got "
+                        f"{mixed_precision!r}")
+    return mixed_precision
+
+
 def build_compiled(method, hyperparameters, input_shape, num_classes, multi_label, hash_bits, stack_num, encoder,
                    encoder_weights=None, epochs=defaults.EPOCHS, mixed_precision=False, jit_compile="auto",
                    learning_rate=None):
-    """Build the method's model and compile it with the original optimiser (SGD, Nesterov momentum 0.9)."""
+    """Build the method's model and compile it with the original optimiser (SGD, Nesterov momentum 0.9);
+    `mixed_precision` as `mixed_precision_policy` reads it (float16 gets Keras's loss scaling)."""
+    policy = mixed_precision_policy(mixed_precision)
     previous_policy = keras.config.dtype_policy()
-    if mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
+    if policy:
+        keras.config.set_dtype_policy(policy)
     try:
         model = method.build(input_shape, num_classes, hash_bits=hash_bits, stack_num=stack_num, encoder=encoder,
                              multi_label=multi_label, encoder_weights=encoder_weights, **hyperparameters)
@@ -272,6 +291,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         final_weights: "best" (default): model.keras holds the best validation epoch's weights; "last": the last
             epoch's, as the original script saved them (its best-epoch checkpoint was a side file).
         settings: a dict describing the run (written to run.json and compared on resume).
+        mixed_precision: False (float32), True (mixed bfloat16 on a CPU, float16 on a GPU) or a policy name.
         deterministic: enable TensorFlow's op determinism (slower; the same seed then gives the same codes).
         callbacks: extra Keras callbacks, run after the built-in ones.
         log: where progress lines go (print by default).

@@ -136,7 +136,7 @@ class OverflowingLossScale(keras.callbacks.Callback):
 
 def test_resume_under_mixed_precision_continues_at_the_next_epoch(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
-    settings = dict(SETTINGS, mixed_precision=True)
+    settings = dict(SETTINGS, mixed_precision="mixed_float16")  # the loss-scaled policy (a GPU's)
     overflow = OverflowingLossScale()
     with pytest.raises(Crash):
         training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[overflow, CrashAfterEpoch(2)],

@@ -217,12 +217,15 @@ def test_bad_arguments(separable_split, tmp_path):
                        **SETTINGS)
 
 
-def test_mixed_precision_trains_and_leaves_the_global_policy_alone(separable_split, tmp_path):
+@pytest.mark.parametrize("mixed_precision, compute", [(True, "bfloat16"), ("mixed_float16", "float16")])
+def test_mixed_precision_trains_and_leaves_the_global_policy_alone(mixed_precision, compute, separable_split,
+                                                                     tmp_path):
+    # True means bfloat16 on a CPU (this machine), float16 on a GPU.
     policy = keras.config.dtype_policy().name
-    trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, mixed_precision=True,
-                             **SETTINGS)
+    trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1,
+                             mixed_precision=mixed_precision, **SETTINGS)
     assert keras.config.dtype_policy().name == policy
-    assert trained.model.get_layer("encoder_conv0").compute_dtype == "float16"
+    assert trained.model.get_layer("encoder_conv0").compute_dtype == compute
     outputs = trained.model(separable_split.query.images[:4].astype("float32") / 255)
     assert all(keras.backend.standardize_dtype(value.dtype) == "float32" for value in outputs.values())
     assert np.isfinite(trained.history[0]["loss"])
@@ -238,3 +241,22 @@ def test_selecting_on_the_test_set_is_said(separable_split, tmp_path):
     messages.clear()
     training.train(SAEH, separable_split, 4, str(tmp_path / "clean"), epochs=1, **{**SETTINGS, "log": messages.append})
     assert not any("query (test) set" in message for message in messages)
+
+
+def test_bfloat16_codes_agree_with_float32_on_the_same_weights(separable_split):
+    images = np.concatenate([separable_split.query.images, separable_split.train.images[:200]])
+    arguments = dict(hyperparameters=SAEH.resolve(), input_shape=(16, 16, 1), num_classes=4, multi_label=False,
+                     hash_bits=32, stack_num=1, encoder="resnet_cifar")
+    full = training.build_compiled(SAEH, **arguments)
+    full.fit(separable_split.train.images.astype("float32") / 255,
+             {"hash_x": np.zeros((240, 4)), "y_predict": np.eye(4)[separable_split.train.labels],
+              "y_decoded": separable_split.train.images.astype("float32") / 255}, batch_size=40, epochs=2, verbose=0)
+    half = training.build_compiled(SAEH, mixed_precision="mixed_bfloat16", **arguments)
+    half.set_weights(full.get_weights())
+    from saeh.inference import encode
+
+    full_codes, half_codes = encode(full, images) > 0.5, encode(half, images) > 0.5
+    agreement = (full_codes == half_codes).mean()
+    assert agreement >= 0.97, agreement
+    with pytest.raises(SaehError, match="mixed_precision must be True, False or one of"):
+        training.mixed_precision_policy("float16")

@@ -99,7 +99,9 @@ def build_parser(settings):
                         help=common.stated_default("refuse to continue an unfinished run found in the run directory "
                                                    "(default: the same command resumes a killed run at its next "
                                                    "epoch)"))
-    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPUs")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="mixed precision: float16 compute on a GPU, bfloat16 on a CPU (fast only with AMX or "
+                        "AVX512-BF16 units; benchmarks/bench_train.py measures it)")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA compilation")
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: the same seed gives the same codes (slower)")

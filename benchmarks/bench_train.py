@@ -1,0 +1,126 @@
+"""Training throughput: images/s of a training step of SAEH (gamma = 1, with the decoder) and SAEH-minus (no
+decoder) at several depths, float32 against mixed precision, batch 64 against a larger batch, and the real input
+pipeline against the same steps on one cached batch (the pipeline's overhead), all measured in one run.
+
+Each row builds and compiles the model as the training loop does (`saeh.training.build_compiled`: the original
+SGD with Nesterov momentum, the method's losses), traces it on a few warm-up steps, then times whole steps until
+`--seconds` have passed. The table gives images/s, the ratio to the first row of the same model (float32, batch
+64, cached batch), and the pipeline's overhead as a share of the step time. The CPU model and whether it has
+bfloat16 units (AMX, AVX512-BF16) are printed first: mixed bfloat16 on a CPU without them is emulated and slow.
+
+    python benchmarks/bench_train.py                            # the default grid (tens of minutes on 2 cores)
+    python benchmarks/bench_train.py --stack-nums 2 --batch-sizes 64 --seconds 10
+    python benchmarks/bench_train.py --encoders resnet50 --image-side 224 --stack-nums 1 --methods saeh-minus
+"""
+
+import argparse
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+WARM_UP_STEPS = 3
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_description():
+    """(CPU model, the bfloat16 instruction flags it has)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, sorted(flags & set(BF16_FLAGS))
+
+
+def steps_per_second(model, batches, seconds):
+    """Whole training steps per second of `model.fit` over `batches`, after warm-up steps (tracing)."""
+    model.fit(batches, steps_per_epoch=WARM_UP_STEPS, epochs=1, verbose=0, shuffle=False)
+    steps, started = 0, time.perf_counter()
+    while True:
+        # Ever longer fits, so that the few calls' own set-up is a small share of the time.
+        chunk = max(2, steps // 2)
+        model.fit(batches, steps_per_epoch=chunk, epochs=1, verbose=0, shuffle=False)
+        steps += chunk
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return steps / elapsed
+
+
+def measure(method_name, *, encoder, stack_num, side, channels, batch_size, precision, seconds, images):
+    """(cached-batch steps/s, real-pipeline steps/s) for one configuration."""
+    import keras
+    import tensorflow as tf
+
+    import baselines
+    from saeh import training
+    from saeh.data import pipeline
+
+    method = baselines.get(method_name)
+    hyperparameters = method.resolve()
+    keras.utils.set_random_seed(0)
+    model = training.build_compiled(method, hyperparameters, (side, side, channels), 10, False, 32, stack_num,
+                                    encoder, mixed_precision=precision != "float32" and precision)
+    labels = np.arange(len(images)) % 10
+    per_sample = {"label": pipeline.label_matrix(labels, 10)}
+    targets = training.targets_for(model, method)
+    real, _ = pipeline.training_batches(images, per_sample, targets, batch_size, seed=0, epochs=10_000)
+    first = next(iter(real))
+    cached = tf.data.Dataset.from_tensors(first).repeat()
+    return steps_per_second(model, cached, seconds), steps_per_second(model, real, seconds)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=["saeh", "saeh-minus"])
+    parser.add_argument("--encoders", nargs="+", default=["resnet_cifar"], help="resnet_cifar, resnet50, dsh_cnn")
+    parser.add_argument("--stack-nums", type=int, nargs="+", default=[1, 2, 3, 18])
+    parser.add_argument("--image-side", type=int, default=32, help="square inputs of this side (CIFAR: 32)")
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
+                        help="float32, mixed_bfloat16 or mixed_float16")
+    parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per measurement (after warm-up)")
+    parser.add_argument("--images", type=int, default=2048, help="random uint8 images behind the real pipeline")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    model_name, bf16 = cpu_description()
+    print(f"CPU: {model_name}; {os.cpu_count()} cores; bfloat16 units: {', '.join(bf16) or 'none'}; GPUs: "
+          f"{len(tf.config.list_physical_devices('GPU'))}; TensorFlow {tf.__version__}; "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    images = np.random.default_rng(0).integers(0, 256, (args.images, args.image_side, args.image_side,
+                                                        args.channels), dtype=np.uint8)
+    header = (f"{'method':10s} {'encoder':12s} {'stack':>5s} {'precision':>14s} {'batch':>5s} "
+              f"{'img/s cached':>12s} {'ratio':>6s} {'img/s pipeline':>14s} {'overhead':>8s}")
+    print(header)
+    print("-" * len(header))
+    for method in args.methods:
+        for encoder in args.encoders:
+            for stack_num in args.stack_nums if encoder == "resnet_cifar" else args.stack_nums[:1]:
+                reference = None
+                for precision in args.precisions:
+                    for batch_size in args.batch_sizes:
+                        cached, real = measure(method, encoder=encoder, stack_num=stack_num, side=args.image_side,
+                                               channels=args.channels, batch_size=batch_size, precision=precision,
+                                               seconds=args.seconds, images=images)
+                        rate = cached * batch_size
+                        reference = reference or rate
+                        # Overhead: how much longer a step takes with the real pipeline than on a cached batch.
+                        overhead = cached / real - 1
+                        print(f"{method:10s} {encoder:12s} {stack_num:5d} {precision:>14s} {batch_size:5d} "
+                              f"{rate:12.1f} {rate / reference:6.2f} {real * batch_size:14.1f} {overhead:8.1%}",
+                              flush=True)
+
+
+if __name__ == "__main__":
+    main()

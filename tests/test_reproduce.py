@@ -1,0 +1,310 @@
+"""The reproduction runner (`python -m saeh.reproduce`): cells, result files, commits, the report.
+
+All but the last test replace the training command by a fake that writes a run folder's run.json and scores.json;
+the last runs two real cells (ITQ and SAEH-minus, the `tiny` preset) on the bundled MNIST sample."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from saeh import reproduce
+from saeh.errors import SaehError
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+def flag(argv, name):
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+class FakeTraining:
+    """Stands in for `run_command`: writes the run folder a real run would leave, with scores made from the seed."""
+
+    def __init__(self, status=0):
+        self.calls = []
+        self.status = status
+
+    def __call__(self, argv, *, cwd):
+        self.calls.append(argv)
+        if self.status:
+            return self.status
+        run_dir = os.path.join(cwd, flag(argv, "--save-dir"), flag(argv, "--run-name"))
+        os.makedirs(run_dir, exist_ok=True)
+        seed, bits = int(flag(argv, "--seed")), int(flag(argv, "--hash-bits"))
+        procedure = "original" if "--original" in argv else "default"
+        settings = {"method": flag(argv, "--method"), "which_data": flag(argv, "--which-data"), "hash_bits": bits,
+                    "seed": seed, "preset": flag(argv, "--preset"), "procedure": procedure}
+        scores = {"map@1000": 0.5 + seed / 100, "precision@r2": 0.4, "empty@r2": 0.1, "seconds": 1.5, "bits": bits,
+                  "protocol": "dsh" if procedure == "original" else "ssdh", "procedure": procedure,
+                  "n_query": 10, "n_database": 50}
+        for name, content in (("run.json", settings), ("scores.json", scores)):
+            with open(os.path.join(run_dir, name), "w") as handle:
+                json.dump(content, handle)
+        return 0
+
+
+def run_fake(tmp_path, table, fake=None, **kwargs):
+    fake = fake or FakeTraining()
+    written = reproduce.run_table(table, preset=kwargs.pop("preset", "cifar10-cpu"), repo_root=tmp_path, run=fake,
+                                  log=quiet, **kwargs)
+    return fake, written
+
+
+def test_the_cells_of_each_table():
+    counts = {"table1-mnist": 7 * 4 * 3, "table1-cifar10": 2 * 3 + 5, "table2-gamma": 5 * 3, "original-cifar10": 2,
+              "bits-cifar10": 2 * 3 * 3}
+    assert set(counts) == set(reproduce.TABLES)
+    every_id = []
+    for table, count in counts.items():
+        ids = [cell.id for cell in reproduce.cells(table, preset="paper", seeds=(0, 1, 2))]
+        assert len(ids) == count and len(set(ids)) == count
+        assert ids == [cell.id for cell in reproduce.cells(table, preset="paper", seeds=(0, 1, 2))]
+        every_id += ids
+    assert len(set(every_id)) == len(every_id)  # unique across tables too: a commit message names one file
+    ids = {cell.id for cell in reproduce.cells("table2-gamma", preset="cifar10-cpu", seeds=(1,))}
+    assert {"saeh_cifar10_32bits_gamma0.01_seed1_cifar10-cpu", "saeh_cifar10_32bits_gamma0_seed1_cifar10-cpu"} <= ids
+    assert {cell.id for cell in reproduce.cells("original-cifar10", preset="paper", seeds=(4, 5))} == {
+        "saeh_cifar10_32bits_original_seed4_paper", "saeh-minus_cifar10_32bits_original_seed4_paper"}
+
+
+def test_table1_cifar10_runs_the_baselines_for_the_first_seed_only():
+    seeds = {}
+    for cell in reproduce.cells("table1-cifar10", preset="paper", seeds=(3, 4)):
+        seeds.setdefault(cell.method, []).append(cell.seed)
+    assert seeds == {"saeh": [3, 4], "saeh-minus": [3, 4], "ssdh": [3], "dsh": [3], "cnnh-plus": [3], "itq": [3],
+                     "ksh": [3]}
+
+
+def test_methods_select_their_cells_in_the_tables_order():
+    chosen = reproduce.cells("table1-cifar10", preset="paper", seeds=(0, 1), methods=["itq", "saeh-minus"])
+    assert [(cell.method, cell.seed) for cell in chosen] == [("saeh-minus", 0), ("saeh-minus", 1), ("itq", 0)]
+
+
+@pytest.mark.parametrize("call, message", [
+    (dict(table_name="table9", preset="paper"), "unknown table 'table9'; known tables: table1-mnist"),
+    (dict(table_name="table2-gamma", preset="paper", methods=["dsh"]), "table table2-gamma has no method"),
+    (dict(table_name="table1-mnist", preset="fast"), "unknown preset 'fast'"),
+    (dict(table_name="table1-mnist", preset="paper", seeds=[1, 1]), "--seeds lists a seed twice"),
+    (dict(table_name="table1-mnist", preset="paper", seeds=[]), "--seeds must be"),
+])
+def test_bad_arguments_are_refused(call, message):
+    with pytest.raises(SaehError, match=message):
+        reproduce.cells(**call)
+
+
+def test_commands_are_the_training_scripts(tmp_path):
+    by_id = {cell.id: cell for table in ("table2-gamma", "original-cifar10")
+             for cell in reproduce.cells(table, preset="cifar10-cpu")}
+    argv = reproduce.command(by_id["saeh_cifar10_32bits_gamma0.01_seed0_cifar10-cpu"], repo_root=tmp_path,
+                             data_dir="data")
+    assert argv[1].endswith("hash_su_ae_train.py")
+    assert argv[2:] == ["--method", "saeh", "--which-data", "cifar10", "--hash-bits", "32", "--seed", "0",
+                        "--preset", "cifar10-cpu", "--gamma", "0.01", "--protocol", "ssdh",
+                        "--data-dir", os.path.abspath("data"), "--save-dir", os.path.join("runs", "reproduce",
+                                                                                          "table2-gamma"),
+                        "--run-name", "saeh_cifar10_32bits_gamma0.01_seed0_cifar10-cpu", "--verbose", "2"]
+    original = reproduce.command(by_id["saeh-minus_cifar10_32bits_original_seed0_cifar10-cpu"], repo_root=tmp_path)
+    assert "--original" in original and "--protocol" not in original and "--gamma" not in original
+    # From the clone itself the recorded command is the one a user types there.
+    root = reproduce.default_repository()
+    line = reproduce.shell_line(reproduce.command(by_id["saeh_cifar10_32bits_gamma10_seed0_cifar10-cpu"],
+                                                  repo_root=root))
+    assert line.startswith("python hash_su_ae_train.py --method saeh ")
+
+
+def test_a_finished_cell_leaves_one_result_file_with_everything(tmp_path):
+    fake, written = run_fake(tmp_path, "original-cifar10", seeds=(2,))
+    assert len(fake.calls) == 2 and len(written) == 2
+    path = tmp_path / "results" / "original-cifar10" / "saeh_cifar10_32bits_original_seed2_cifar10-cpu.json"
+    assert str(path) in written
+    record = json.loads(path.read_text())
+    assert {key: record[key] for key in ("table", "cell", "method", "dataset", "protocol", "procedure", "bits",
+                                         "gamma", "seed", "preset", "resumed")} == {
+        "table": "original-cifar10", "cell": "saeh_cifar10_32bits_original_seed2_cifar10-cpu", "method": "saeh",
+        "dataset": "cifar10", "protocol": "dsh", "procedure": "original", "bits": 32, "gamma": 1.0, "seed": 2,
+        "preset": "cifar10-cpu", "resumed": False}
+    assert record["scores"]["map@1000"] == pytest.approx(0.52) and record["scores"]["n_query"] == 10
+    assert record["wall_seconds"] >= 0 and record["run"]["preset"] == "cifar10-cpu"
+    assert record["git"] == {"head": None, "commit": None, "dirty": None}  # tmp_path is no repository
+    assert record["machine"]["cpu"] and record["machine"]["python"] and "keras" in record["machine"]
+    assert record["command"].startswith("python ") and "--verbose 2" in record["command"]
+    assert record["run_dir"] == os.path.join("runs", "reproduce", "original-cifar10", record["cell"])
+
+
+def test_finished_cells_are_skipped_and_a_scored_run_folder_is_collected(tmp_path):
+    fake, _ = run_fake(tmp_path, "original-cifar10")
+    first = tmp_path / "results" / "original-cifar10" / "saeh_cifar10_32bits_original_seed0_cifar10-cpu.json"
+    first.unlink()  # as if the runner was killed between the scores and the result file
+    again, written = run_fake(tmp_path, "original-cifar10")
+    assert again.calls == [] and written == [str(first)]
+    record = json.loads(first.read_text())
+    assert record["resumed"] is True and record["wall_seconds"] == 1.5  # the run's own time, from scores.json
+    assert run_fake(tmp_path, "original-cifar10")[0].calls == []
+
+
+def test_a_failed_cell_stops_the_run_and_writes_nothing(tmp_path):
+    with pytest.raises(SaehError, match="cell saeh_cifar10_32bits_original_seed0_cifar10-cpu failed .exit status 3"):
+        run_fake(tmp_path, "original-cifar10", fake=FakeTraining(status=3))
+    assert not (tmp_path / "results").exists()
+
+
+def test_gamma_0_and_1_reuse_table1s_saeh_minus_and_saeh(tmp_path):
+    run_fake(tmp_path, "table1-cifar10", seeds=(0, 1))
+    fake, _ = run_fake(tmp_path, "table2-gamma", seeds=(0, 1))
+    assert sorted(flag(argv, "--gamma") for argv in fake.calls) == ["0.01", "0.01", "0.1", "0.1", "10", "10"]
+    results = tmp_path / "results"
+    for gamma, method in (("0", "saeh-minus"), ("1", "saeh")):
+        record = json.loads((results / "table2-gamma" / f"saeh_cifar10_32bits_gamma{gamma}_seed1_cifar10-cpu.json")
+                            .read_text())
+        source = f"{method}_cifar10_32bits_seed1_cifar10-cpu.json"
+        assert record["reused_from"] == os.path.join("results", "table1-cifar10", source)
+        assert record["scores"] == json.loads((results / "table1-cifar10" / source).read_text())["scores"]
+        assert (record["table"], record["method"], record["gamma"]) == ("table2-gamma", "saeh", float(gamma))
+    # Without table1's results, gamma 0 trains as SAEH with --gamma 0.
+    fake, _ = run_fake(tmp_path / "alone", "table2-gamma")
+    assert sorted(flag(argv, "--gamma") for argv in fake.calls) == ["0", "0.01", "0.1", "1", "10"]
+
+
+def git(root, *args):
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_commit_commits_each_result_file_on_its_own(tmp_path):
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "config", "user.email", "test@example.com")
+    git(tmp_path, "config", "user.name", "test")
+    (tmp_path / "README.md").write_text("x\n")
+    git(tmp_path, "add", "README.md")
+    git(tmp_path, "commit", "-q", "-m", "start")
+    code_commit = git(tmp_path, "rev-parse", "HEAD").strip()
+    (tmp_path / "other.txt").write_text("someone else's work\n")
+    git(tmp_path, "add", "other.txt")  # staged by someone else: must stay out of the result commits
+    run_fake(tmp_path, "original-cifar10", commit=True)
+    subjects = git(tmp_path, "log", "--format=%s").splitlines()
+    assert subjects == ["results: saeh-minus_cifar10_32bits_original_seed0_cifar10-cpu",
+                        "results: saeh_cifar10_32bits_original_seed0_cifar10-cpu", "start"]
+    for revision in ("HEAD", "HEAD~1"):
+        files = git(tmp_path, "show", "--name-only", "--format=", revision).split()
+        assert len(files) == 1 and files[0].startswith("results/original-cifar10/")
+    assert git(tmp_path, "diff", "--cached", "--name-only").split() == ["other.txt"]
+    record = json.loads((tmp_path / "results" / "original-cifar10" /
+                         "saeh-minus_cifar10_32bits_original_seed0_cifar10-cpu.json").read_text())
+    # The second cell ran after the first one's commit: the code commit is still the one before the results.
+    assert record["git"]["commit"] == code_commit and record["git"]["dirty"] is True  # other.txt
+    # Results written but not committed (a runner killed in between) are committed by the next run with --commit.
+    run_fake(tmp_path, "original-cifar10", seeds=(1,))
+    fake, _ = run_fake(tmp_path, "original-cifar10", seeds=(1,), commit=True)
+    assert fake.calls == [] and git(tmp_path, "log", "-2", "--format=%s").splitlines() == [
+        "results: saeh-minus_cifar10_32bits_original_seed1_cifar10-cpu",
+        "results: saeh_cifar10_32bits_original_seed1_cifar10-cpu"]
+    assert git(tmp_path, "status", "--porcelain", "--", "results") == ""
+
+
+def test_commit_needs_a_repository(tmp_path):
+    with pytest.raises(SaehError, match="--commit needs a git repository"):
+        run_fake(tmp_path, "original-cifar10", commit=True)
+
+
+def write_result(root, table, method, seed, map_, precision, gamma=None, preset="cifar10-cpu", wall=60.0, **extra):
+    cell = reproduce.Cell(table, method, "cifar10", 32, gamma, "default", seed, preset)
+    record = {"table": table, "cell": cell.id, "method": method, "dataset": "cifar10", "protocol": "ssdh",
+              "procedure": "default", "bits": 32, "gamma": reproduce.effective_gamma(cell), "seed": seed,
+              "preset": preset, "scores": {"map@1000": map_, "precision@r2": precision, "empty@r2": 0.0},
+              "wall_seconds": wall, "resumed": False, "git": {"head": "f" * 40, "commit": "abcdef1234", "dirty": False},
+              "machine": {"cpu": "Test CPU", "cpu_count": 2}, "command": "python hash_su_ae_train.py", **extra}
+    path = cell.result_path(root)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(record, handle)
+
+
+def hand_made_results(root):
+    for seed, saeh, minus in ((0, 0.90, 0.88), (1, 0.91, 0.90), (2, 0.95, 0.91)):
+        write_result(root, "table1-cifar10", "saeh", seed, saeh, 0.80)
+        write_result(root, "table1-cifar10", "saeh-minus", seed, minus, 0.70)
+    write_result(root, "table1-cifar10", "dsh", 0, 0.40, 0.30, wall=120.0)
+    for seed, base, tenth in ((0, 0.80, 0.83), (1, 0.82, 0.86)):
+        write_result(root, "table2-gamma", "saeh", seed, base, 0.5, gamma=0, reused_from="results/x.json")
+        write_result(root, "table2-gamma", "saeh", seed, tenth, 0.6, gamma=0.1)
+
+
+def test_the_report_gives_means_spreads_and_paired_differences(tmp_path):
+    hand_made_results(tmp_path)
+    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    assert "| SAEH | cifar10 | 32 | 92.00 ± 2.65 | 87.00 | 80.00 ± 0.00 | 0, 1, 2 |" in text
+    assert "| SAEH-minus | cifar10 | 32 | 89.67 ± 1.53 | 84.56 | 70.00 ± 0.00 | 0, 1, 2 |" in text
+    assert "| DSH | cifar10 | 32 | 40.00 | 40.19 | 30.00 | 0 |" in text
+    assert ("| SAEH − SAEH-minus | cifar10 | 32 | +2.33 ± 1.53 (min +1.00, max +4.00) | +10.00 ± 0.00 (min +10.00, "
+            "max +10.00) | 3 |") in text
+    assert "| SAEH | cifar10 | 32 | 0 | 81.00 ± 1.41 | 84.56 | 50.00 ± 0.00 | 88.16 | 0, 1 |" in text
+    assert "| SAEH | cifar10 | 32 | 0.1 | 84.50 ± 2.12 | 87.35 | 60.00 ± 0.00 | 88.90 | 0, 1 |" in text
+    assert "| γ = 0.1 − γ = 0 | cifar10 | 32 | +3.50 ± 0.71 (min +3.00, max +4.00) | +10.00 ± 0.00" in text
+    # 7 cells of 60 s and one of 120 s; the 2 copied cells of table2 are not timed again.
+    assert "7 cells (0 copied from another table's identical run, not timed again); wall time 8.0 min" in text
+    assert "4 cells (2 copied from another table's identical run, not timed again); wall time 2.0 min" in text
+    assert "CPU: Test CPU (2 cores); commit(s): abcdef1." in text
+    assert "stack_num 2 (ResNet-14-like)" in text
+    assert "No results yet for: `table1-mnist`, `original-cifar10`, `bits-cifar10`." in text
+    saeh_row = text.index("| SAEH | cifar10")
+    assert saeh_row < text.index("| SAEH-minus | cifar10") < text.index("| DSH | cifar10")  # the table's own order
+
+
+def test_the_report_without_results_says_so(tmp_path):
+    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    assert "No reproduction results yet" in text and "±" not in text
+    assert text.startswith(reproduce.BEGIN) and text.endswith(reproduce.END + "\n")
+
+
+def test_the_report_replaces_only_its_section_and_again_changes_nothing(tmp_path):
+    results_md = tmp_path / "RESULTS.md"
+    results_md.write_text("# Results\n\nhand-written text\n")
+    reproduce.write_report(repo_root=tmp_path, log=quiet)
+    first = results_md.read_bytes()
+    assert first.startswith(b"# Results\n\nhand-written text\n\n" + reproduce.BEGIN.encode())
+    assert b"No reproduction results yet" in first
+    hand_made_results(tmp_path)
+    results_md.write_text(results_md.read_text() + "\n## Later section\n")
+    reproduce.write_report(repo_root=tmp_path, log=quiet)
+    second = results_md.read_bytes()
+    assert b"92.00 \xc2\xb1 2.65" in second and b"No reproduction results yet" not in second
+    assert second.startswith(b"# Results\n\nhand-written text\n\n") and second.endswith(b"\n## Later section\n")
+    reproduce.write_report(repo_root=tmp_path, log=quiet)
+    assert results_md.read_bytes() == second
+    results_md.write_text(reproduce.END + "\n" + reproduce.BEGIN + "\n")
+    with pytest.raises(SaehError, match="markers"):
+        reproduce.write_report(repo_root=tmp_path, log=quiet)
+
+
+def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
+    write_result(tmp_path, "table1-cifar10", "saeh", 0, 0.9, 0.8, wall=600.0)
+    assert reproduce.main(["run", "table1-cifar10", "--preset", "cifar10-cpu", "--seeds", "0", "1", "--dry-run",
+                           "--repo-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "[done] saeh_cifar10_32bits_seed0_cifar10-cpu" in out
+    assert "[missing] saeh_cifar10_32bits_seed1_cifar10-cpu" in out
+    assert "python " in out and "--run-name ksh_cifar10_32bits_seed0_cifar10-cpu" in out
+    assert "9 cells: 1 done" in out and "8 missing" in out
+    assert "budget: about 10.0 min for 1 of the 8 cells to train" in out and "no estimate for 7" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_two_real_cells_on_the_bundled_sample(tmp_path):
+    """ITQ and SAEH-minus (stack_num 1, one epoch: the tiny preset) through the real training script."""
+    sample = reproduce.Table("sample", "test table", (reproduce.Group(("itq", "saeh-minus"), "mnist-sample", (12,)),))
+    written = reproduce.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample}, log=quiet)
+    assert len(written) == 2
+    for path in written:
+        record = json.loads(open(path).read())
+        assert 0 < record["scores"]["map@1000"] <= 1 and record["scores"]["n_query"] == 1000
+        assert record["run"]["preset"] == "tiny" and record["wall_seconds"] > 0
+        assert record["command"].endswith(f"--run-name {record['cell']} --verbose 2")
+    minus = json.loads(open(written[1]).read())
+    assert (minus["method"], minus["gamma"], minus["run"]["stack_num"], minus["run"]["epochs"]) == (
+        "saeh-minus", 0.0, 1, 1)
+    assert os.path.exists(tmp_path / "runs" / "reproduce" / "sample" / minus["cell"] / "model.keras")
+    assert reproduce.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample},
+                               log=quiet) == []
