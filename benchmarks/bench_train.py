@@ -42,17 +42,26 @@ def cpu_description():
 
 
 def steps_per_second(model, batches, seconds):
-    """Whole training steps per second of `model.fit` over `batches`, after warm-up steps (tracing)."""
-    model.fit(batches, steps_per_epoch=WARM_UP_STEPS, epochs=1, verbose=0, shuffle=False)
-    steps, started = 0, time.perf_counter()
-    while True:
-        # Ever longer fits, so that the few calls' own set-up is a small share of the time.
-        chunk = max(2, steps // 2)
-        model.fit(batches, steps_per_epoch=chunk, epochs=1, verbose=0, shuffle=False)
-        steps += chunk
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return steps / elapsed
+    """Training steps per second of one `model.fit` over `batches`, timed from the end of the warm-up steps
+    (tracing, the first batches) to the end of the last step; one fit, so no fit's own set-up is counted."""
+    import keras
+
+    class StepClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ends = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    probe = StepClock()
+    model.fit(batches, steps_per_epoch=WARM_UP_STEPS, epochs=1, verbose=0, shuffle=False, callbacks=[probe])
+    step_seconds = max(probe.ends[-1] - probe.ends[0], 1e-3) / max(len(probe.ends) - 1, 1)
+    clock = StepClock()
+    model.fit(batches, steps_per_epoch=WARM_UP_STEPS + max(3, int(seconds / step_seconds)), epochs=1, verbose=0,
+              shuffle=False, callbacks=[clock])
+    timed = clock.ends[WARM_UP_STEPS - 1:]
+    return (len(timed) - 1) / (timed[-1] - timed[0])
 
 
 def measure(method_name, *, encoder, stack_num, side, channels, batch_size, precision, seconds, images):
