@@ -143,7 +143,8 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, tables=No
     in_table = {method for group in table.groups for method in group.methods}
     unknown = sorted(set(methods or ()) - in_table)
     if unknown:
-        raise SaehError(f"table {table_name} has no method(s) {', '.join(unknown)}; it has {', '.join(sorted(in_table))}")
+        raise SaehError(f"table {table_name} has no method(s) {', '.join(unknown)}; it has "
+                        f"{', '.join(sorted(in_table))}")
     found = []
     for group in table.groups:
         for method in (m for m in group.methods if not methods or m in methods):

@@ -37,7 +37,6 @@ RUN = "run.json"
 CODES = "codes"
 SCORES = "scores.json"
 ORIGINAL_DUMP = "{which_data}_hash_{bits}bits_res_testset_su_ae.mat"
-CODE_SETS = ("query", "database")
 
 
 def original_dump_name(dataset, bits):

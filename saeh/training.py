@@ -397,7 +397,8 @@ def finished_run(model, run_dir, log=print):
     restore(model, folder.model, steps_per_epoch=1)
     with open(folder.history) as handle:
         history = json.load(handle)
-    final = history["best_epoch"] if folder.settings().get("final_weights", "best") == "best" else len(history["epochs"])
+    keeps_best = folder.settings().get("final_weights", "best") == "best"
+    final = history["best_epoch"] if keeps_best else len(history["epochs"])
     log(f"{run_dir} already holds a finished run of these settings; using its {os.path.basename(folder.model)} "
         f"(epoch {final})")
     return TrainedRun(model=model, history=history["epochs"], best_epoch=history["best_epoch"], run_dir=run_dir,

@@ -14,7 +14,8 @@ from saeh.errors import SaehError
 DESCRIPTION = """\
 Evaluate hash codes for retrieval. Give the query set and the database as two dumps (--query Q --database D),
 or one dump (DUMP) used as both: then each query stays in the database and retrieves itself at distance 0,
-as in DSH's protocol, or a run folder of hash_su_ae_train.py (RUN_DIR) for the dumps it wrote. --run LABEL=QUERY,DATABASE (or LABEL=DUMP) adds a labelled run; several runs that share
+as in DSH's protocol, or a run folder of hash_su_ae_train.py (RUN_DIR) for the dumps it wrote.
+--run LABEL=QUERY,DATABASE (or LABEL=DUMP) adds a labelled run; several runs that share
 a LABEL at different code lengths give the precision-vs-bits figure (one line per LABEL).
 
 Ranking is by Hamming distance with ties broken by database index; the 'ties averaged' rows give the expected

@@ -20,7 +20,9 @@ def build_parser(load_path):
                         help=f"the trained model (.keras) (default: %(default)s, from {where_set})" if load_path
                         else f"the trained model (.keras); needed unless {where_set} names one")
     common.add_data_arguments(parser, from_run=True)
-    parser.add_argument("--out", default=None, help="output directory (default: the run folder's codes/, or the run folder for an --original run)")
+    parser.add_argument("--out", default=None,
+                        help="output directory (default: the run folder's codes/, or the run folder itself for an "
+                        "--original run)")
     parser.add_argument("--batch-size", type=int, default=1024, help="images per encoding batch (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing dumps")
     parser.add_argument("--unsafe-load", action="store_true",
