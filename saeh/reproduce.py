@@ -2,13 +2,16 @@
 
     python -m saeh.reproduce run TABLE --preset P [--seeds 0 1 2] [--data-dir DIR] [--commit] [--dry-run]
     python -m saeh.reproduce report [--out RESULTS.md]
+    python -m saeh.reproduce curves [--commit]
     python -m saeh.reproduce presets
 
 A cell is one run of `hash_su_ae_train.py` (method x dataset x bits x gamma x seed, under one preset), run as a
 user would run it, in its own run folder `runs/reproduce/<TABLE>/<cell id>` (git-ignored), so that a killed cell
 resumes at its last epoch when the same `run` command is given again. A finished cell leaves
 `results/<TABLE>/<cell id>.json` (scores, settings, machine, commit, command); a cell whose result file exists is
-skipped. `report` renders the tables from `results/` alone, beside the paper's numbers.
+skipped. `report` renders the tables from `results/` alone, beside the paper's numbers, and the figures into
+`image/`. A result file also holds its run's precision-recall curves (for the figures); `curves` adds them to result
+files written before they were stored, from the codes still in the run folders.
 """
 
 import argparse
@@ -36,6 +39,9 @@ NICENESS = 10  # training runs below other work on a shared machine
 MAP = f"map@{defaults.TOP_K}"  # the score names hash_su_ae_train.py writes to scores.json
 PRECISION = f"precision@r{defaults.RADIUS}"
 BEGIN, END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"  # the report's place in RESULTS.md
+IMAGES = "image"  # the report's figures: <repository>/image/reproduce_*.png
+CURVE_RANKS = 40  # points of the precision/recall-by-rank curve kept in a result file
+CURVE_DIGITS = 5
 
 TABLE1_METHODS = ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh-plus", "itq", "ksh")
 SAEH_METHODS = ("saeh", "saeh-minus")
@@ -227,13 +233,19 @@ def check_git_repository(root):
 def commit_result(root, path, cell_id):
     """git add and commit the one result file (other staged or changed files are left as they are); nothing when it
     is committed already."""
-    relative = os.path.relpath(path, root)
-    if not _git(root, "status", "--porcelain", "--", relative).stdout.strip():
+    return commit_files(root, [path], f"results: {cell_id}")
+
+
+def commit_files(root, paths, message):
+    """git add and commit `paths` only (other staged or changed files are left as they are); False when none of
+    them has a change to commit."""
+    relative = [os.path.relpath(path, root) for path in paths]
+    if not relative or not _git(root, "status", "--porcelain", "--", *relative).stdout.strip():
         return False
-    for args in (("add", "--", relative), ("commit", "-q", "-m", f"results: {cell_id}", "--", relative)):
+    for args in (("add", "--", *relative), ("commit", "-q", "-m", message, "--", *relative)):
         done = _git(root, *args)
         if done.returncode != 0:
-            raise SaehError(f"git {args[0]} of {relative} failed: {(done.stderr or done.stdout).strip()}")
+            raise SaehError(f"git {args[0]} of {', '.join(relative)} failed: {(done.stderr or done.stdout).strip()}")
     return True
 
 
@@ -284,6 +296,30 @@ def check_run_matches(cell, run_settings, run_dir):
                         "the cell again")
 
 
+def _rounded(values):
+    return [round(float(value), CURVE_DIGITS) for value in values]
+
+
+def run_curves(folder):
+    """The precision-recall curves of a finished run's codes: by Hamming radius (0..bits) and by rank (about
+    CURVE_RANKS log-spaced ranks), as JSON lists."""
+    import numpy as np
+
+    from saeh.codes import load_codes
+    from saeh.retrieval import pr_curve_by_radius, pr_curve_by_rank
+
+    query_path, database_path = folder.code_dumps()
+    query, database = load_codes(query_path), load_codes(database_path)
+    pair = (query.hash_bin, database.hash_bin, query.label, database.label)
+    by_radius = pr_curve_by_radius(*pair)
+    ranks = np.unique(np.round(np.geomspace(1, len(database), num=CURVE_RANKS)).astype(np.int64))
+    by_rank = pr_curve_by_rank(*pair, ranks=ranks)
+    return {"pr_by_radius": {"radius": [int(r) for r in by_radius["radius"]],
+                             **{name: _rounded(by_radius[name]) for name in ("precision", "recall", "empty_fraction")}},
+            "pr_by_rank": {"rank": [int(r) for r in by_rank["rank"]],
+                           **{name: _rounded(by_rank[name]) for name in ("precision", "recall")}}}
+
+
 def result_record(cell, *, root, argv, wall_seconds, resumed, git, machine_info):
     """The result file of a finished cell, from its run folder's scores.json and run.json."""
     folder = RunFolder(cell.run_dir(root))
@@ -295,7 +331,8 @@ def result_record(cell, *, root, argv, wall_seconds, resumed, git, machine_info)
             "preset": cell.preset, "scores": scores, "wall_seconds": round(wall_seconds, 1),
             # A resumed cell's wall time counts its last attempt only.
             "resumed": resumed, "git": git, "machine": machine_info, "command": shell_line(argv),
-            "python_executable": argv[0], "run_dir": os.path.relpath(folder.run_dir, root), "run": run_settings}
+            "python_executable": argv[0], "run_dir": os.path.relpath(folder.run_dir, root), "run": run_settings,
+            "curves": run_curves(folder)}
 
 
 def reused_record(cell, source_path, *, root):
@@ -422,6 +459,48 @@ def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, repo_
         if commit and commit_result(root, path, cell.id):
             log(f"{cell.id}: committed")
     return written
+
+
+def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
+    """Add the precision-recall curves to the result files that lack them: from the codes in the run folder, or, for
+    a copied cell, from the result it was copied from. Returns the files changed (committed together with
+    `commit`)."""
+    root = os.path.abspath(repo_root or default_repository())
+    if commit:
+        check_git_repository(root)
+    changed, lacking = [], []
+    # Trained cells first, so that the copies find their source's curves.
+    paths = [os.path.join(root, RESULTS, name, file_name) for name in (TABLES if tables is None else tables)
+             if os.path.isdir(os.path.join(root, RESULTS, name))
+             for file_name in sorted(os.listdir(os.path.join(root, RESULTS, name))) if file_name.endswith(".json")]
+    records = {path: read_json(path) for path in paths}
+    for path in sorted(paths, key=lambda p: bool(records[p].get("reused_from"))):
+        record = records[path]
+        if record.get("curves"):
+            continue
+        source = record.get("reused_from")
+        if source:
+            curves = read_json(os.path.join(root, source)).get("curves")
+        else:
+            folder = RunFolder(os.path.join(root, record["run_dir"]))
+            try:
+                curves = run_curves(folder) if folder.is_scored() else None
+            except SaehError as error:
+                log(f"{record['cell']}: {error}")
+                curves = None
+        if not curves:
+            lacking.append(record["cell"])
+            continue
+        record["curves"] = curves
+        write_json(path, record, overwrite=True)
+        changed.append(path)
+        log(f"{record['cell']}: curves added")
+    if lacking:
+        log(f"no codes to draw the curves of {len(lacking)} cell(s) from (their run folders are gone): "
+            f"{', '.join(lacking)}")
+    if commit and commit_files(root, changed, f"results: precision-recall curves of {len(changed)} cell(s)"):
+        log("committed")
+    return changed
 
 
 # ---------------------------------------------------------------------------------------------------------- report
@@ -570,8 +649,9 @@ def render_preset_section(table, preset, records, labels):
     return lines
 
 
-def render_report(records, tables=None):
-    """The Markdown section (between the markers) for `records`; the same records give the same bytes."""
+def render_report(records, tables=None, figures=()):
+    """The Markdown section (between the markers) for `records` and the `figures` drawn from them ([(file name in
+    image/, caption)]); the same inputs give the same bytes."""
     tables = TABLES if tables is None else tables
     lines = [BEGIN, "## Reproduction runs (`python -m saeh.reproduce`)", "",
              "Generated by `python -m saeh.reproduce report` from the result files in `results/` alone; do not edit "
@@ -597,6 +677,10 @@ def render_report(records, tables=None):
             lines.append("")
     if empty:
         lines += [f"No results yet for: {', '.join(f'`{name}`' for name in empty)}.", ""]
+    if figures:
+        lines += ["### Figures", "", "Drawn from the same result files by `python -m saeh.reproduce report`.", ""]
+        for name, caption in figures:
+            lines += [f"![{caption}]({IMAGES}/{name})", "", f"*{caption}* (`{IMAGES}/{name}`)", ""]
     lines.append(END)
     return "\n".join(lines) + "\n"
 
@@ -617,9 +701,16 @@ def replace_section(text, section):
 
 def write_report(*, repo_root=None, out=None, tables=None, log=print):
     """Render the tables from `<repo_root>/results` into `out` (default RESULTS.md at the root) between the markers,
-    the rest of the file untouched; `out` "-" prints the section instead. Returns the section."""
+    the rest of the file untouched, and the figures into `<repo_root>/image`; `out` "-" prints the section (and
+    draws no figure). Returns the section."""
+    from saeh.published import published_results
+    from saeh.results_figures import render_figures
+
     root = os.path.abspath(repo_root or default_repository())
-    section = render_report(all_results(root, tables), tables)
+    records = all_results(root, tables)
+    figures = [] if out == "-" else render_figures(records, os.path.join(root, IMAGES), method_labels(),
+                                                   published_results()["table2_gamma"])
+    section = render_report(records, tables, figures)
     if out == "-":
         log(section.rstrip("\n"))
         return section
@@ -656,6 +747,9 @@ def build_parser():
     report = commands.add_parser("report", help="render results/ into RESULTS.md")
     report.add_argument("--out", default=None, help="the Markdown file to update (default: RESULTS.md); - prints")
     report.add_argument("--repo-root", default=None, help="where results/ is (default: this clone)")
+    curves = commands.add_parser("curves", help="add the precision-recall curves to result files that lack them")
+    curves.add_argument("--commit", action="store_true", help="git add and commit the changed result files")
+    curves.add_argument("--repo-root", default=None, help="where results/ and runs/ are (default: this clone)")
     commands.add_parser("presets", help="list the presets and their deviations from the paper")
     return parser
 
@@ -667,6 +761,8 @@ def main(argv=None):
                   data_dir=args.data_dir, commit=args.commit, dry=args.dry_run)
     elif args.command == "report":
         write_report(repo_root=args.repo_root, out=args.out)
+    elif args.command == "curves":
+        add_curves(repo_root=args.repo_root, commit=args.commit)
     else:
         presets.main()
     return 0

@@ -7,10 +7,13 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 from saeh import reproduce
+from saeh.codes import make_codes, save_codes, save_original_dump
 from saeh.errors import SaehError
+from saeh.run_folder import RunFolder, original_dump_name
 
 
 def quiet(*args, **kwargs):
@@ -44,7 +47,23 @@ class FakeTraining:
         for name, content in (("run.json", settings), ("scores.json", scores)):
             with open(os.path.join(run_dir, name), "w") as handle:
                 json.dump(content, handle)
+        write_fake_codes(RunFolder(run_dir), settings)
         return 0
+
+
+def fake_codes(count, seed, bits=8):
+    rng = np.random.default_rng(seed)
+    return make_codes(rng.random((count, bits)), rng.integers(0, 3, count))
+
+
+def write_fake_codes(folder, settings):
+    """The code dumps a run leaves: query/database .npz, or the original procedure's test-set dump."""
+    if settings["procedure"] == "original":
+        path = os.path.join(folder.run_dir, original_dump_name(settings["which_data"], settings["hash_bits"]))
+        save_original_dump(path, fake_codes(10, settings["seed"]))
+        return
+    for name, count in (("query", 10), ("database", 50)):
+        save_codes(folder.code_path(name), fake_codes(count, settings["seed"] + count))
 
 
 def run_fake(tmp_path, table, fake=None, **kwargs):
@@ -133,6 +152,63 @@ def test_a_finished_cell_leaves_one_result_file_with_everything(tmp_path):
     assert record["machine"]["cpu"] and record["machine"]["python"] and "keras" in record["machine"]
     assert record["command"].startswith("python ") and "--verbose 2" in record["command"]
     assert record["run_dir"] == os.path.join("runs", "reproduce", "original-cifar10", record["cell"])
+    assert set(record["curves"]) == {"pr_by_radius", "pr_by_rank"}
+
+
+def brute_force_ball(query, database, radius):
+    """Mean over the queries of (precision, recall) of the database items within `radius`, with loops."""
+    precisions, recalls = [], []
+    for code, label in zip(query.hash_bin, query.label):
+        inside = [i for i, other in enumerate(database.hash_bin) if int(np.sum(code != other)) <= radius]
+        relevant = [i for i in range(len(database)) if database.label[i] == label]
+        hits = len([i for i in inside if database.label[i] == label])
+        precisions.append(hits / len(inside) if inside else 0.0)
+        recalls.append(hits / len(relevant) if relevant else 0.0)
+    return float(np.mean(precisions)), float(np.mean(recalls))
+
+
+def test_the_curves_of_a_result_are_its_runs_codes(tmp_path):
+    _, written = run_fake(tmp_path, "table1-cifar10", methods=["dsh"])
+    record = json.loads(open(written[0]).read())
+    curve = record["curves"]["pr_by_radius"]
+    assert curve["radius"] == list(range(9))
+    query, database = fake_codes(10, 10), fake_codes(50, 50)
+    for radius in (0, 2, 5, 8):
+        precision, recall = brute_force_ball(query, database, radius)
+        assert curve["precision"][radius] == pytest.approx(precision, abs=1e-5)
+        assert curve["recall"][radius] == pytest.approx(recall, abs=1e-5)
+    assert curve["recall"][8] == pytest.approx(1.0)
+    ranks = record["curves"]["pr_by_rank"]
+    assert ranks["rank"][0] == 1 and ranks["rank"][-1] == 50 and ranks["rank"] == sorted(set(ranks["rank"]))
+    # At rank N every item is retrieved: recall 1, precision the share of relevant items.
+    shares = [np.mean(database.label == label) for label in query.label]
+    assert ranks["recall"][-1] == pytest.approx(1.0) and ranks["precision"][-1] == pytest.approx(np.mean(shares),
+                                                                                             abs=1e-5)
+
+
+def test_curves_are_added_to_older_result_files_and_copied_cells(tmp_path):
+    run_fake(tmp_path, "table1-cifar10", methods=["saeh-minus", "saeh", "dsh"])
+    run_fake(tmp_path, "table2-gamma")  # gamma 0 and 1 are copies; the other three train
+    paths = sorted((tmp_path / "results").rglob("*.json"))
+    assert len(paths) == 8
+    for path in paths:  # as written before the curves were stored
+        record = json.loads(path.read_text())
+        del record["curves"]
+        path.write_text(json.dumps(record))
+    gone = tmp_path / "runs" / "reproduce" / "table1-cifar10" / "dsh_cifar10_32bits_seed0_cifar10-cpu"
+    for child in sorted(gone.rglob("*"), reverse=True):
+        child.unlink() if child.is_file() else child.rmdir()
+    gone.rmdir()
+    messages = []
+    changed = reproduce.add_curves(repo_root=tmp_path, log=messages.append)
+    assert len(changed) == 7
+    assert any("dsh_cifar10_32bits_seed0_cifar10-cpu" in message and "run folders are gone" in message
+               for message in messages)
+    records = {path.name: json.loads(path.read_text()) for path in paths}
+    assert "curves" not in records["dsh_cifar10_32bits_seed0_cifar10-cpu.json"]
+    copied = records["saeh_cifar10_32bits_gamma0_seed0_cifar10-cpu.json"]
+    assert copied["curves"] == records["saeh-minus_cifar10_32bits_seed0_cifar10-cpu.json"]["curves"]
+    assert reproduce.add_curves(repo_root=tmp_path, log=quiet) == []
 
 
 def test_finished_cells_are_skipped_and_a_scored_run_folder_is_collected(tmp_path):

@@ -1,0 +1,164 @@
+"""The figures of the reproduction report, drawn from result records (`results/<table>/<cell>.json`) alone.
+
+`render_figures(records, image_dir)` writes, for what the records hold:
+
+- `reproduce_table2_gamma.png`: mAP@1000 and precision within radius 2 against γ (every seed a dot, the mean with
+  its sample standard deviation as an error bar), the paper's Table 2 dashed;
+- `reproduce_precision_vs_bits_<data>.png`: precision within radius 2 against code length, one line per method (mean
+  over seeds), from every table of the default procedure;
+- `reproduce_pr_<data>_<bits>bits.png`: the precision-recall curve of Hamming-ball retrieval (radius 0..bits) of
+  each method's lowest seed, from the curves the runner stores in each record.
+
+Figures are rendered in memory and a file is replaced only when its bytes change, so rendering the same records
+twice leaves the folder as it was. matplotlib is imported inside the functions.
+"""
+
+import io
+import os
+import statistics
+
+from saeh.atomic import atomic_path
+
+GAMMA_FIGURE = "reproduce_table2_gamma.png"
+MAP, PRECISION = "map@1000", "precision@r2"
+
+
+def _figure(width, height):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png_bytes(figure):
+    buffer = io.BytesIO()
+    # No "Software" entry: the bytes then depend on the drawing only, not on the matplotlib version string.
+    figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _write_if_changed(path, data):
+    """Write `data` to `path` unless it holds those bytes already; True when written."""
+    if os.path.exists(path):
+        with open(path, "rb") as handle:
+            if handle.read() == data:
+                return False
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+    return True
+
+
+def _label(labels, method):
+    return labels.get(method, method)
+
+
+def gamma_figure(records, paper):
+    """Table 2 as a figure, or None without table2-gamma records. `paper`: the published `table2_gamma` entry."""
+    records = [r for r in records if r["table"] == "table2-gamma" and r["procedure"] == "default"]
+    if not records:
+        return None
+    by_gamma = {}
+    for record in records:
+        by_gamma.setdefault(float(record["gamma"]), []).append(record)
+    gammas = sorted(set(by_gamma) | {float(g) for g in paper["gamma"]})
+    position = {gamma: index for index, gamma in enumerate(gammas)}
+    presets = sorted({record["preset"] for record in records})
+    figure = _figure(10, 3.8)
+    panels = ((MAP, "map_at_1000", "mAP@1000 (%)"), (PRECISION, "precision_radius_2", "precision, radius ≤ 2 (%)"))
+    for index, (score, paper_key, title) in enumerate(panels):
+        axes = figure.add_subplot(1, 2, index + 1)
+        for gamma, runs in sorted(by_gamma.items()):
+            values = [100 * run["scores"][score] for run in runs]
+            axes.plot([position[gamma]] * len(values), values, "o", color="tab:blue", alpha=0.35, markersize=4)
+        means = [(position[g], statistics.fmean([100 * r["scores"][score] for r in runs]),
+                  statistics.stdev([100 * r["scores"][score] for r in runs]) if len(runs) > 1 else 0.0)
+                 for g, runs in sorted(by_gamma.items())]
+        axes.errorbar([m[0] for m in means], [m[1] for m in means], yerr=[m[2] for m in means], fmt="o-",
+                      color="tab:blue", capsize=4, label=f"ours ({', '.join(presets)}), mean ± sd over seeds")
+        axes.plot([position[float(g)] for g in paper["gamma"]], paper[paper_key], "s--", color="tab:orange",
+                  label="paper (stack_num 18, 90 epochs)")
+        axes.set_xticks(range(len(gammas)), [f"{g:g}" for g in gammas])
+        axes.set(xlabel="γ (decoder weight; 0 = SAEH⁻)", ylabel=title, title=title)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    figure.suptitle(f"Table 2: SAEH on {paper['dataset']}, {paper['bits']} bits, protocol ssdh", fontsize=10)
+    return figure
+
+
+def precision_vs_bits_figures(records, labels):
+    """{dataset: figure} of precision within radius 2 against bits, one line per method, for datasets with at least
+    two code lengths among the records of the default procedure (γ cells other than SAEH's own left out)."""
+    points = {}
+    for record in records:
+        if record["procedure"] != "default" or record["table"] == "table2-gamma":
+            continue
+        key = (record["dataset"], record["method"], record["bits"])
+        points.setdefault(key, {})[record["seed"]] = record["scores"][PRECISION]
+    figures = {}
+    for dataset in sorted({key[0] for key in points}):
+        bits = sorted({key[2] for key in points if key[0] == dataset})
+        if len(bits) < 2:
+            continue
+        figure = _figure(5.8, 4.5)
+        axes = figure.add_subplot()
+        for method in sorted({key[1] for key in points if key[0] == dataset}):
+            pairs = sorted((b, 100 * statistics.fmean(points[(dataset, m, b)].values()))
+                           for (d, m, b) in points if d == dataset and m == method)
+            axes.plot([b for b, _ in pairs], [v for _, v in pairs], "o-", label=_label(labels, method))
+        axes.set_xticks(bits)
+        axes.set(xlabel="bits", ylabel="precision, Hamming radius ≤ 2 (%)", ylim=(0, 102),
+                 title=f"{dataset}: precision within radius 2 vs code length (mean over seeds)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+        figures[dataset] = figure
+    return figures
+
+
+def pr_figures(records, labels):
+    """{(dataset, bits): figure} of the PR curves by Hamming radius of each method's lowest seed (default
+    procedure), for the (dataset, bits) with curves of at least two methods."""
+    chosen = {}
+    for record in sorted(records, key=lambda r: r["seed"]):
+        curve = (record.get("curves") or {}).get("pr_by_radius")
+        if record["procedure"] != "default" or record["table"] == "table2-gamma" or not curve:
+            continue
+        chosen.setdefault((record["dataset"], record["bits"]), {}).setdefault(record["method"], (record, curve))
+    figures = {}
+    for (dataset, bits), by_method in sorted(chosen.items()):
+        if len(by_method) < 2:
+            continue
+        figure = _figure(5.8, 4.8)
+        axes = figure.add_subplot()
+        for method, (record, curve) in sorted(by_method.items()):
+            (line,) = axes.plot(curve["recall"], curve["precision"], ".-", markersize=3,
+                                label=f"{_label(labels, method)} (seed {record['seed']})")
+            if len(curve["recall"]) > 2:  # radius 2, the usual operating point
+                axes.plot(curve["recall"][2], curve["precision"][2], "o", color=line.get_color(), markersize=6)
+        axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
+                 title=f"{dataset}, {bits} bits: PR by Hamming radius 0..{bits} (dot: radius 2)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+        figures[(dataset, bits)] = figure
+    return figures
+
+
+def render_figures(records, image_dir, labels, paper_table2):
+    """Draw every figure the records allow into `image_dir`; returns [(file name, caption)] in a stable order,
+    and writes only files whose bytes change."""
+    drawn = []
+    figure = gamma_figure(records, paper_table2)
+    if figure is not None:
+        drawn.append((GAMMA_FIGURE, "Table 2: each γ's seeds (dots), their mean ± sd, and the paper's values",
+                      figure))
+    for dataset, figure in precision_vs_bits_figures(records, labels).items():
+        drawn.append((f"reproduce_precision_vs_bits_{dataset}.png",
+                      f"{dataset}: precision within Hamming radius 2 against code length", figure))
+    for (dataset, bits), figure in pr_figures(records, labels).items():
+        drawn.append((f"reproduce_pr_{dataset}_{bits}bits.png",
+                      f"{dataset}, {bits} bits: precision-recall of Hamming-ball retrieval", figure))
+    for name, _, figure in drawn:
+        _write_if_changed(os.path.join(image_dir, name), _png_bytes(figure))
+    return [(name, caption) for name, caption, _ in drawn]
