@@ -23,7 +23,9 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "test": ["pytest"],
+        # The gamma notebook is executed with Jupyter's own machinery; the test suite runs it headless.
+        "notebook": ["nbclient", "nbformat", "ipykernel"],
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel"],
         "faiss": ["faiss-cpu"],
     },
     license="MIT",

@@ -71,6 +71,14 @@ class Table:
     paper: str = "table1"  # which published table the report sets beside it: table1 (by method) or table2 (by gamma)
 
 
+def gamma_table(name, dataset, *, bits=32, gammas=TABLE2_GAMMAS, reuse=None):
+    """A Table 2 of SAEH for each gamma on `dataset` (the paper's is CIFAR-10 at 32 bits); `reuse` as in `Group`.
+    The γ notebook builds one on another dataset for its headless run."""
+    label = {"cifar10": "CIFAR-10"}.get(dataset, dataset)
+    return Table(name, f"Table 2: SAEH on {label} at {bits} bits, protocol ssdh, for each gamma (γ = 0 is SAEH⁻)",
+                 (Group(("saeh",), dataset, (bits,), gammas=tuple(gammas), reuse=dict(reuse or {})),), paper="table2")
+
+
 TABLES = {table.name: table for table in (
     Table("table1-mnist", "Table 1 on full MNIST: the seven methods at 12, 24, 32 and 48 bits, protocol ssdh",
           (Group(TABLE1_METHODS, "mnist", TABLE1_BITS),)),
@@ -79,10 +87,7 @@ TABLES = {table.name: table for table in (
           (Group(SAEH_METHODS, "cifar10", (32,)),
            Group(tuple(m for m in TABLE1_METHODS if m not in SAEH_METHODS), "cifar10", (32,), seeds="first"))),
     # gamma 0 builds no decoder: SAEH-minus. gamma 1 is SAEH's own weight. Both are table1-cifar10's runs.
-    Table("table2-gamma", "Table 2: SAEH on CIFAR-10 at 32 bits, protocol ssdh, for each gamma (γ = 0 is SAEH⁻)",
-          (Group(("saeh",), "cifar10", (32,), gammas=TABLE2_GAMMAS,
-                 reuse={0: ("table1-cifar10", "saeh-minus"), 1: ("table1-cifar10", "saeh")}),),
-          paper="table2"),
+    gamma_table("table2-gamma", "cifar10", reuse={0: ("table1-cifar10", "saeh-minus"), 1: ("table1-cifar10", "saeh")}),
     Table("original-cifar10", "SAEH and SAEH⁻ on CIFAR-10 at 32 bits under the original procedure (--original: "
           "trained on the whole training set, last epoch kept, the test set scored against itself, protocol dsh; "
           "the paper does not state its protocol)",
@@ -140,9 +145,9 @@ def check_seeds(seeds):
     return seeds
 
 
-def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, tables=None):
+def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, tables=None):
     """The cells of a table under `preset`, in the table's order (groups, methods, bits, gammas, seeds); with
-    `methods`, only those methods' cells."""
+    `methods` (or `bits`), only those methods' (code lengths') cells."""
     table = get_table(table_name, tables)
     presets.get(preset)
     seeds = check_seeds(seeds)
@@ -151,13 +156,18 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, tables=No
     if unknown:
         raise SaehError(f"table {table_name} has no method(s) {', '.join(unknown)}; it has "
                         f"{', '.join(sorted(in_table))}")
+    in_table = {length for group in table.groups for length in group.bits}
+    unknown = sorted(set(bits or ()) - in_table)
+    if unknown:
+        raise SaehError(f"table {table_name} has no code length(s) {', '.join(map(str, unknown))}; it has "
+                        f"{', '.join(map(str, sorted(in_table)))}")
     found = []
     for group in table.groups:
         for method in (m for m in group.methods if not methods or m in methods):
-            for bits in group.bits:
+            for length in (b for b in group.bits if not bits or b in bits):
                 for gamma in group.gammas:
                     for seed in seeds if group.seeds == "all" else seeds[:1]:
-                        found.append(Cell(table.name, method, group.dataset, bits, gamma, group.procedure, seed,
+                        found.append(Cell(table.name, method, group.dataset, length, gamma, group.procedure, seed,
                                           preset, group.reuse.get(gamma)))
     return found
 
@@ -436,12 +446,13 @@ def dry_run(table_cells, *, root, data_dir, log):
             + (f"; no estimate for {without_estimate}" if without_estimate else ""))
 
 
-def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, repo_root=None, data_dir=None,
-              commit=False, dry=False, tables=None, run=run_command, log=print):
+def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, repo_root=None, data_dir=None,
+              commit=False, dry=False, train=True, tables=None, run=run_command, log=print):
     """Run the missing cells of a table (of `methods` only, when given), one result file each (committed on its
-    own with `commit`). Returns the result files written by this call."""
+    own with `commit`). With `train` false, only the cells that need no training are written (copies of another
+    table's run, scored run folders); the others are listed. Returns the result files written by this call."""
     root = os.path.abspath(repo_root or default_repository())
-    table_cells = cells(table_name, preset=preset, seeds=seeds, methods=methods, tables=tables)
+    table_cells = cells(table_name, preset=preset, seeds=seeds, methods=methods, bits=bits, tables=tables)
     log(f"{table_name} under preset {preset}: " + ("; ".join(presets.deviations(preset)) or "the paper's setting"))
     if dry:
         dry_run(table_cells, root=root, data_dir=data_dir, log=log)
@@ -454,6 +465,8 @@ def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, repo_
         path = cell.result_path(root)
         if os.path.exists(path):
             log(f"{cell.id}: done ({os.path.relpath(path, root)})")
+        elif not train and cell_status(cell, root) in TO_TRAIN:
+            log(f"{cell.id}: not trained (--no-train)")
         else:
             written.append(run_cell(cell, root=root, data_dir=data_dir, run=run, machine_info=machine_info, log=log))
         if commit and commit_result(root, path, cell.id):
@@ -608,7 +621,7 @@ def render_preset_section(table, preset, records, labels):
     wall = format_duration(sum(record["wall_seconds"] for record in trained))
     if any(record.get("resumed") for record in trained):
         wall = "at least " + wall + " (resumed cells count their last attempt)"
-    lines.append(f"{len(records)} cells ({reused} copied from another table's identical run, not timed again); "
+    lines.append(f"{len(records)} cell{'' if len(records) == 1 else 's'} ({reused} copied from another table's identical run, not timed again); "
                  f"wall time {wall}; CPU: {', '.join(cpus)}; commit(s): {', '.join(commits)}.")
     lines.append("")
     header = ["method", "data", "bits"] + (["γ"] if show_gamma else []) + [
@@ -740,9 +753,14 @@ def build_parser():
                      help=f"seeds of the cells (default: {defaults.SEED})")
     run.add_argument("--methods", nargs="+", default=None,
                      help="run only these methods' cells, e.g. the cheap rows first (default: every method)")
+    run.add_argument("--bits", type=int, nargs="+", default=None,
+                     help="run only the cells of these code lengths (default: every length of the table)")
     run.add_argument("--data-dir", default=None, help="passed to the training script (default: its own default)")
     run.add_argument("--commit", action="store_true", help="git add and commit each result file as it is written")
     run.add_argument("--dry-run", action="store_true", help="list the cells, their commands and status; run nothing")
+    run.add_argument("--no-train", action="store_true",
+                     help="write only the cells that need no training: copies of another table's identical run and "
+                          "scored run folders")
     run.add_argument("--repo-root", default=None, help="where results/ and runs/ are (default: this clone)")
     report = commands.add_parser("report", help="render results/ into RESULTS.md")
     report.add_argument("--out", default=None, help="the Markdown file to update (default: RESULTS.md); - prints")
@@ -757,8 +775,9 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "run":
-        run_table(args.table, preset=args.preset, seeds=args.seeds, methods=args.methods, repo_root=args.repo_root,
-                  data_dir=args.data_dir, commit=args.commit, dry=args.dry_run)
+        run_table(args.table, preset=args.preset, seeds=args.seeds, methods=args.methods, bits=args.bits,
+                  repo_root=args.repo_root, data_dir=args.data_dir, commit=args.commit, dry=args.dry_run,
+                  train=not args.no_train)
     elif args.command == "report":
         write_report(repo_root=args.repo_root, out=args.out)
     elif args.command == "curves":

@@ -32,7 +32,7 @@ def _figure(width, height):
     return figure
 
 
-def _png_bytes(figure):
+def png_bytes(figure):
     buffer = io.BytesIO()
     # No "Software" entry: the bytes then depend on the drawing only, not on the matplotlib version string.
     figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
@@ -55,9 +55,9 @@ def _label(labels, method):
     return labels.get(method, method)
 
 
-def gamma_figure(records, paper):
-    """Table 2 as a figure, or None without table2-gamma records. `paper`: the published `table2_gamma` entry."""
-    records = [r for r in records if r["table"] == "table2-gamma" and r["procedure"] == "default"]
+def gamma_figure(records, paper, table="table2-gamma"):
+    """Table 2 as a figure, or None without records of `table`. `paper`: the published `table2_gamma` entry."""
+    records = [r for r in records if r["table"] == table and r["procedure"] == "default"]
     if not records:
         return None
     by_gamma = {}
@@ -84,7 +84,9 @@ def gamma_figure(records, paper):
         axes.set(xlabel="γ (decoder weight; 0 = SAEH⁻)", ylabel=title, title=title)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
-    figure.suptitle(f"Table 2: SAEH on {paper['dataset']}, {paper['bits']} bits, protocol ssdh", fontsize=10)
+    data = sorted({f"{record['dataset']}, {record['bits']} bits" for record in records})
+    figure.suptitle(f"Table 2: SAEH on {'; '.join(data)}, protocol ssdh (paper: {paper['dataset']}, "
+                    f"{paper['bits']} bits)", fontsize=10)
     return figure
 
 
@@ -160,5 +162,5 @@ def render_figures(records, image_dir, labels, paper_table2):
         drawn.append((f"reproduce_pr_{dataset}_{bits}bits.png",
                       f"{dataset}, {bits} bits: precision-recall of Hamming-ball retrieval", figure))
     for name, _, figure in drawn:
-        _write_if_changed(os.path.join(image_dir, name), _png_bytes(figure))
+        _write_if_changed(os.path.join(image_dir, name), png_bytes(figure))
     return [(name, caption) for name, caption, _ in drawn]

@@ -384,3 +384,26 @@ def test_two_real_cells_on_the_bundled_sample(tmp_path):
     assert os.path.exists(tmp_path / "runs" / "reproduce" / "sample" / minus["cell"] / "model.keras")
     assert reproduce.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample},
                                log=quiet) == []
+
+
+def test_bits_select_the_cells_of_those_code_lengths():
+    found = reproduce.cells("table1-mnist", preset="mnist-cpu", methods=["saeh"], bits=[32, 12])
+    assert [cell.bits for cell in found] == [12, 32]  # the table's order
+    with pytest.raises(SaehError, match="table table1-cifar10 has no code length"):
+        reproduce.cells("table1-cifar10", preset="cifar10-cpu", bits=[12])
+
+
+def test_no_train_writes_only_the_cells_that_need_no_training(tmp_path):
+    run_fake(tmp_path, "table1-cifar10", methods=["saeh-minus"])
+    fake, written = run_fake(tmp_path, "table2-gamma", train=False)
+    assert fake.calls == []
+    assert [os.path.basename(path) for path in written] == ["saeh_cifar10_32bits_gamma0_seed0_cifar10-cpu.json"]
+
+
+def test_a_gamma_table_on_another_dataset():
+    table = reproduce.gamma_table("gamma-mnist-sample", "mnist-sample", gammas=(0, 1))
+    found = reproduce.cells(table.name, preset="tiny", tables={table.name: table})
+    assert [(cell.method, cell.dataset, cell.bits, cell.gamma, cell.reuse) for cell in found] == [
+        ("saeh", "mnist-sample", 32, 0, None), ("saeh", "mnist-sample", 32, 1, None)]
+    assert reproduce.TABLES["table2-gamma"].groups[0].reuse == {0: ("table1-cifar10", "saeh-minus"),
+                                                                1: ("table1-cifar10", "saeh")}

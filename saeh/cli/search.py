@@ -3,8 +3,9 @@
     python -m saeh.cli.search --model runs/RUN/model.keras --image photo.jpg --out grid.png
     python -m saeh.cli.search --model runs/RUN/model.keras --query-index 7 --top-k 20 --out grid.png
 
-The database is the one the model was trained for (its run.json): its codes are read from `--database` (a dump of
-generate_hash.py, e.g. runs/RUN/codes/database.npz) or encoded on the fly, and its images come from the dataset.
+The database is the one the model was trained for (its run.json; the data flags override it, e.g. --data-dir where
+your copy of the dataset is): its codes are read from `--database` (a dump of generate_hash.py, e.g.
+runs/RUN/codes/database.npz) or encoded on the fly, and its images come from the dataset.
 With --query-index the query is an image of the query set, so results are framed by relevance (green: shares a
 label); a query image from a file has no label, so results are framed neutrally.
 """
@@ -24,6 +25,7 @@ def build_parser():
     query = parser.add_mutually_exclusive_group(required=True)
     query.add_argument("--image", help="a query image file (resized to the model's input)")
     query.add_argument("--query-index", type=int, help="the position of a query-set image")
+    common.add_data_arguments(parser, from_run=True)
     parser.add_argument("--database",
                         help="database codes written by generate_hash.py (default: encode the database set)")
     parser.add_argument("--top-k", type=int, default=10, help="how many results to show (default: %(default)s)")
@@ -59,7 +61,7 @@ def main(argv=None):
         raise SaehError(f"--top-k must be a positive integer; got {args.top_k}")
     check_writable(args.out, args.overwrite)
     model = load_hash_model(args.model, safe_mode=not args.unsafe_load)
-    _, split = common.split_of_run(args.model)
+    _, split = common.split_of_run(args.model, {name: getattr(args, name) for name in common.DATA_SETTINGS})
     database = load_codes(args.database) if args.database else codes_for(model, split.database)
     if len(database) != len(split.database):
         raise SaehError(f"{args.database} holds {len(database)} codes but the database set has "
