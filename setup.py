@@ -25,7 +25,7 @@ setup(
     extras_require={
         # The gamma notebook is executed with Jupyter's own machinery; the test suite runs it headless.
         "notebook": ["nbclient", "nbformat", "ipykernel"],
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel"],
+        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"],
         "faiss": ["faiss-cpu"],
     },
     license="MIT",

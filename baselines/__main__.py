@@ -1,13 +1,20 @@
-"""`python -m baselines`: list the registered methods and their hyperparameters."""
+"""`python -m baselines`: list the registered methods, their hyperparameters and how their outputs become codes."""
 
-import baselines
+from saeh import registry
 
 
 def main():
-    for name in baselines.names():
-        method = baselines.get(name)
+    for name in registry.names():
+        method = registry.get(name)
         settings = ", ".join(f"{key}={value}" for key, value in method.hyperparameters.items()) or "-"
-        print(f"{name:11s} {method.kind:8s} {settings}\n            {method.summary}")
+        if method.kind == "deep":
+            hooks = [hook for hook in ("prepare", "state", "callbacks", "sampler", "database_codes")
+                     if getattr(method, hook) is not None]
+            extra = f"; codes: {method.code.activation} > {method.code.threshold:g}" + (
+                f"; hooks: {', '.join(hooks)}" if hooks else "") + ("" if method.multi_label else "; single-label only")
+        else:
+            extra = ""
+        print(f"{name:16s} {method.kind:8s} {settings}{extra}\n                 {method.summary}")
 
 
 if __name__ == "__main__":

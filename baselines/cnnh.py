@@ -19,32 +19,35 @@ from saeh import defaults
 from saeh.losses import classifier_loss, classifier_metrics
 from saeh.methods import DeepMethod
 from saeh.models import blocks, encoders
-from saeh.models.saeh_model import check_input_shape, check_positive_int
+from saeh.registry import register
 
 
-def build_cnnh_plus(input_shape, num_classes, hash_bits, stack_num, encoder, multi_label, encoder_weights,
-                    stage1_iterations=None, code_weight=1.0):
+def build_cnnh_plus(spec, stage1_iterations=None, code_weight=1.0):
     """Encoder, then two heads on the same features: sigmoid `hash_x` (bits) and the classifier `y_predict`."""
-    input_shape = check_input_shape(input_shape)
-    check_positive_int("hash_bits", hash_bits)
-    check_positive_int("num_classes", num_classes)
-    images = keras.Input(shape=input_shape, name="image")
-    features, _ = encoders.encode_features(images, encoder, stack_num, defaults.WEIGHT_DECAY, encoder_weights)
-    code = blocks.dense(hash_bits, "hash_x", activation="sigmoid", dtype="float32")(features)
-    prediction = blocks.dense(num_classes, "y_predict", activation="sigmoid" if multi_label else "softmax",
+    images = keras.Input(shape=spec.input_shape, name="image")
+    features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
+                                           spec.encoder_weights)
+    code = blocks.dense(spec.hash_bits, "hash_x", activation="sigmoid", dtype="float32")(features)
+    prediction = blocks.dense(spec.num_classes, "y_predict", activation="sigmoid" if spec.multi_label else "softmax",
                               dtype="float32")(features)
     return keras.Model(images, {"hash_x": code, "y_predict": prediction}, name="cnnh_plus")
 
 
-def cnnh_compile_arguments(multi_label, hash_bits, stage1_iterations=None, code_weight=1.0):
+def cnnh_compile_arguments(spec, state, stage1_iterations=None, code_weight=1.0):
     return {
-        "loss": {"hash_x": "binary_crossentropy", "y_predict": classifier_loss(multi_label)},
+        "loss": {"hash_x": "binary_crossentropy", "y_predict": classifier_loss(spec.multi_label)},
         "loss_weights": {"hash_x": float(code_weight), "y_predict": 1.0},
-        "metrics": {"y_predict": classifier_metrics(multi_label)},
+        "metrics": {"y_predict": classifier_metrics(spec.multi_label)},
     }
 
 
-def stage1_targets(train_labels, validation_labels, hash_bits, seed, stage1_iterations=None, code_weight=1.0):
+def prepare_stage1(context, stage1_iterations=None, code_weight=1.0):
+    """`stage1_targets` of the run's training and validation labels."""
+    return stage1_targets(context.train.labels, context.validation.labels, context.spec.hash_bits, context.seed,
+                          stage1_iterations)
+
+
+def stage1_targets(train_labels, validation_labels, hash_bits, seed, stage1_iterations=None):
     """Stage 1 on the training labels only: their approximate codes as 0/1 float targets of the sigmoid layer.
 
     The validation images (the query set under --select-on-test) never enter stage 1, so their labels cannot
@@ -75,13 +78,13 @@ def _targets(images, batch):
     return {"hash_x": batch["code"], "y_predict": batch["label"]}
 
 
-CNNH_PLUS = DeepMethod(
+CNNH_PLUS = register(DeepMethod(
     name="cnnh-plus",
     summary="CNNH+: stage 1 factorises label similarity into codes; stage 2 regresses them and predicts labels",
     build=build_cnnh_plus,
     compile_arguments=cnnh_compile_arguments,
     targets=_targets,
     hyperparameters={"stage1_iterations": None, "code_weight": 1.0},  # None: approximate_codes' own default
-    prepare=stage1_targets,
+    prepare=prepare_stage1,
     constraints={"stage1_iterations": "positive integer", "code_weight": "non-negative"},
-)
+))

@@ -24,10 +24,9 @@ each GPU's share of the batch.
 import keras
 from keras import ops
 
-from saeh import defaults
-from saeh.methods import DeepMethod
-from saeh.models import blocks, encoders
-from saeh.models.saeh_model import check_input_shape, check_positive_int
+from saeh.methods import LINEAR_CODES, DeepMethod
+from saeh.models import build_code_network
+from saeh.registry import register
 
 
 def pair_similarity(labels):
@@ -65,27 +64,21 @@ class DSHLoss(keras.losses.Loss):
         return {**super().get_config(), "margin": self.margin, "alpha": self.alpha}
 
 
-def build_dsh(input_shape, num_classes, hash_bits, stack_num, encoder, multi_label, encoder_weights, margin=None,
-              alpha=0.01):
-    """Encoder then a linear `hash_x` of `hash_bits` units. `num_classes` is unused: DSH has no classifier."""
-    input_shape = check_input_shape(input_shape)
-    check_positive_int("hash_bits", hash_bits)
-    images = keras.Input(shape=input_shape, name="image")
-    features, _ = encoders.encode_features(images, encoder, stack_num, defaults.WEIGHT_DECAY, encoder_weights)
-    code = blocks.dense(hash_bits, "hash_x", dtype="float32")(features)
-    return keras.Model(images, {"hash_x": code}, name="dsh")
+def build_dsh(spec, margin=None, alpha=0.01):
+    """Encoder then a linear `hash_x` of `spec.hash_bits` units (DSH has no classifier)."""
+    return build_code_network(spec, "dsh")
 
 
-def dsh_compile_arguments(multi_label, hash_bits, margin=None, alpha=0.01):
+def dsh_compile_arguments(spec, state, margin=None, alpha=0.01):
     """margin=None means the paper's 2 * hash_bits."""
-    return {"loss": {"hash_x": DSHLoss(margin=2 * hash_bits if margin is None else margin, alpha=alpha)}}
+    return {"loss": {"hash_x": DSHLoss(margin=2 * spec.hash_bits if margin is None else margin, alpha=alpha)}}
 
 
 def _targets(images, batch):
     return {"hash_x": batch["label"]}
 
 
-DSH = DeepMethod(
+DSH = register(DeepMethod(
     name="dsh",
     summary="DSH: pairwise contrastive loss (margin 2*bits) + 0.01 * || |b| - 1 ||_1 on a linear code layer",
     build=build_dsh,
@@ -95,4 +88,5 @@ DSH = DeepMethod(
     monitor=("val_loss", "min"),
     learning_rate=0.01,
     constraints={"margin": "positive", "alpha": "non-negative"},
-)
+    code=LINEAR_CODES,
+))

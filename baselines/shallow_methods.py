@@ -3,9 +3,12 @@ query and database sets into the same dump format as the deep methods."""
 
 import dataclasses
 
+from baselines.itq import ITQ
+from baselines.ksh import KSH
 from saeh.atomic import check_writable, write_json
 from saeh.codes import make_codes
 from saeh.methods import resolve_hyperparameters
+from saeh.registry import register
 from saeh.run_folder import RunFolder
 
 
@@ -26,23 +29,10 @@ class ShallowMethod:
         return resolve_hyperparameters(self.name, self.hyperparameters, overrides)
 
 
-def _itq():
-    from baselines.itq import ITQ
-
-    return ITQ
-
-
-def _ksh():
-    from baselines.ksh import KSH
-
-    return KSH
-
-
-def shallow_methods():
-    return [
-        ShallowMethod("itq", "ITQ: PCA then an orthogonal rotation minimising quantisation error (unsupervised)", _itq()),
-        ShallowMethod("ksh", "KSH: supervised kernel hashing, greedy bit-by-bit against label similarity", _ksh()),
-    ]
+ITQ_METHOD = register(ShallowMethod(
+    "itq", "ITQ: PCA then an orthogonal rotation minimising quantisation error (unsupervised)", ITQ))
+KSH_METHOD = register(ShallowMethod(
+    "ksh", "KSH: supervised kernel hashing, greedy bit-by-bit against label similarity", KSH))
 
 
 def feature_function(feature_model=None):

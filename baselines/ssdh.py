@@ -21,6 +21,7 @@ from keras import ops
 from saeh.losses import TermMean, binary_term, classifier_loss, classifier_metrics
 from saeh.methods import DeepMethod, classification_targets
 from saeh.models import build_saeh
+from saeh.registry import register
 
 
 def fire_rate_term(codes):
@@ -49,23 +50,22 @@ class SSDHHashLoss(keras.losses.Loss):
         return {**super().get_config(), "binary_weight": self.binary_weight, "fire_rate_weight": self.fire_rate_weight}
 
 
-def build_ssdh(input_shape, num_classes, hash_bits, stack_num, encoder, multi_label, encoder_weights,
-               binary_weight=1.0, fire_rate_weight=1.0):
+def build_ssdh(spec, binary_weight=1.0, fire_rate_weight=1.0):
     """SAEH's network without the decoder: encoder, sigmoid `hash_x`, classifier `y_predict` on the codes."""
-    return build_saeh(input_shape, num_classes, hash_bits=hash_bits, stack_num=stack_num, encoder=encoder, gamma=0,
-                      multi_label=multi_label, encoder_weights=encoder_weights, name="ssdh")
+    return build_saeh(spec.input_shape, spec.num_classes, gamma=0, name="ssdh", **spec.builder_arguments())
 
 
-def ssdh_compile_arguments(multi_label, hash_bits, binary_weight=1.0, fire_rate_weight=1.0):
+def ssdh_compile_arguments(spec, state, binary_weight=1.0, fire_rate_weight=1.0):
     return {
-        "loss": {"y_predict": classifier_loss(multi_label), "hash_x": SSDHHashLoss(binary_weight, fire_rate_weight)},
+        "loss": {"y_predict": classifier_loss(spec.multi_label),
+                 "hash_x": SSDHHashLoss(binary_weight, fire_rate_weight)},
         "loss_weights": {"y_predict": 1.0, "hash_x": 1.0},
-        "metrics": {"y_predict": classifier_metrics(multi_label),
+        "metrics": {"y_predict": classifier_metrics(spec.multi_label),
                     "hash_x": [SSDHTermMean("binary"), SSDHTermMean("fire_rate")]},
     }
 
 
-SSDH = DeepMethod(
+SSDH = register(DeepMethod(
     name="ssdh",
     summary="SSDH*: classification + forcing-binary + per-image 50% fire rate on a sigmoid latent layer",
     build=build_ssdh,
@@ -73,4 +73,4 @@ SSDH = DeepMethod(
     targets=classification_targets,
     hyperparameters={"binary_weight": 1.0, "fire_rate_weight": 1.0},
     constraints={"binary_weight": "non-negative", "fire_rate_weight": "non-negative"},
-)
+))

@@ -72,12 +72,13 @@ def measure(method_name, *, encoder, stack_num, side, channels, batch_size, prec
     import baselines
     from saeh import training
     from saeh.data import pipeline
+    from saeh.methods import ModelSpec
 
     method = baselines.get(method_name)
     hyperparameters = method.resolve()
     keras.utils.set_random_seed(0)
-    model = training.build_compiled(method, hyperparameters, (side, side, channels), 10, False, 32, stack_num,
-                                    encoder, mixed_precision=precision != "float32" and precision)
+    spec = ModelSpec((side, side, channels), 10, hash_bits=32, stack_num=stack_num, encoder=encoder)
+    model = training.build_compiled(method, hyperparameters, spec, mixed_precision=precision != "float32" and precision)
     labels = np.arange(len(images)) % 10
     per_sample = {"label": pipeline.label_matrix(labels, 10)}
     targets = training.targets_for(model, method)

@@ -59,8 +59,10 @@ def load_hash_model(path, safe_mode=True):
     layer (arbitrary code) is then refused with a clear message.
     """
     path = check_model_file(path)
-    import saeh.losses  # noqa: F401  (registers the custom loss and metric classes a full model refers to)
+    import baselines  # noqa: F401  (registers every method's custom layers, losses and metrics)
+    import saeh.losses  # noqa: F401
     import saeh.models.encoders  # noqa: F401
+    import saeh.models.layers  # noqa: F401
 
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
@@ -76,8 +78,16 @@ def load_hash_model(path, safe_mode=True):
     return model
 
 
-def hash_threshold(model):
-    """The binarisation threshold implied by the hash layer: 0.5 for a sigmoid, 0 for tanh or linear outputs."""
+def hash_threshold(model, method=None):
+    """The binarisation threshold of `model`'s codes: the one `method` declares (a registered method, or its name as
+    run.json records it) when given; else read from the hash layer's activation, for a model file without a
+    run.json: 0.5 for a sigmoid, 0 for anything else (tanh, linear)."""
+    if method is not None:
+        if isinstance(method, str):
+            from saeh.registry import get
+
+            method = get(method)
+        return method.code.threshold
     activation = getattr(model.get_layer(HASH_LAYER), "activation", None)
     return 0.5 if getattr(activation, "__name__", "") == "sigmoid" else 0.0
 
@@ -112,6 +122,7 @@ def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
     return np.asarray(features.predict(pipeline.image_batches(images, batch_size), verbose=0), dtype=np.float32)
 
 
-def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE):
-    """`saeh.codes.Codes` of an image set (images and labels), binarised at the model's threshold."""
-    return make_codes(encode(model, image_set.images, batch_size), image_set.labels, hash_threshold(model))
+def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None):
+    """`saeh.codes.Codes` of an image set (images and labels), binarised at the threshold of `method` (see
+    `hash_threshold`)."""
+    return make_codes(encode(model, image_set.images, batch_size), image_set.labels, hash_threshold(model, method))

@@ -1,6 +1,22 @@
-"""What a deep hashing method is to the one training loop: a model builder, its compile arguments, and how a batch
-becomes the targets of its outputs. SAEH and SAEH-minus are defined here; the baselines define theirs the same way
-and `baselines` registers them all by name."""
+"""What a deep hashing method is to the one training loop, and SAEH's own two methods.
+
+A method is a `DeepMethod`: a model builder, its compile arguments, how a batch becomes the targets of the model's
+outputs, and the optional hooks that the methods beyond SAEH need, each a plain function the method declares:
+
+- `prepare`: per-sample targets worked out before training (CNNH's stage-1 codes, CSQ's and SHC's hash centres;
+  a stage may train a model of its own, in a folder of the run);
+- `state`: arrays kept beside the network's weights across batches and epochs (a memory bank of every training
+  image's latest output, the learned database codes of an asymmetric method), saved in every checkpoint and
+  beside the final model, so that a resumed run continues exactly;
+- `callbacks`: Keras callbacks of the method (a schedule inside the loss, an update of the state between epochs);
+- `sampler`: which training images an epoch visits, in which order (a subset per outer iteration);
+- `database_codes`: for an asymmetric method, the learned codes of the training images, which stand for those
+  images in the database instead of the network's codes;
+- `code`: how the hash output becomes bits (`CodeRule`), declared rather than guessed from a layer.
+
+`ModelSpec` carries what every builder needs (input shape, classes, bits, encoder, depth, weights, label kind).
+Every method registers itself beside its definition (`saeh.registry.register`).
+"""
 
 import dataclasses
 import functools
@@ -11,7 +27,76 @@ from typing import Callable, Mapping, Optional
 from saeh import defaults
 from saeh.errors import SaehError
 from saeh.losses import CLASSIFIER_ACCURACY, saeh_compile_arguments
-from saeh.models import build_saeh
+from saeh.registry import register
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The settings every model builder takes, checked once here.
+
+    input_shape: (height, width, channels) of the images; num_classes: classes of the labels; hash_bits: code
+    length; stack_num: residual blocks per stage of the resnet_cifar encoder; encoder: one of
+    `saeh.models.ENCODERS`; encoder_weights: resnet50 only (None, "imagenet" or a file); multi_label: multi-hot
+    labels (sigmoid classifiers, overlap similarity).
+    """
+
+    input_shape: tuple
+    num_classes: int
+    hash_bits: int = defaults.HASH_BITS
+    stack_num: int = defaults.STACK_NUM
+    encoder: str = defaults.ENCODER
+    encoder_weights: Optional[str] = None
+    multi_label: bool = False
+
+    def __post_init__(self):
+        from saeh.models.encoders import check_encoder
+        from saeh.models.saeh_model import check_input_shape, check_positive_int
+
+        object.__setattr__(self, "input_shape", check_input_shape(self.input_shape))
+        for name in ("num_classes", "hash_bits", "stack_num"):
+            check_positive_int(name, getattr(self, name))
+        check_encoder(self.encoder)
+        if not isinstance(self.multi_label, bool):
+            raise SaehError(f"multi_label must be True or False; got {self.multi_label!r}")
+
+    def builder_arguments(self):
+        """The spec as keyword arguments of the model builders of `saeh.models`."""
+        return {"hash_bits": self.hash_bits, "stack_num": self.stack_num, "encoder": self.encoder,
+                "multi_label": self.multi_label, "encoder_weights": self.encoder_weights}
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeRule:
+    """How a method's hash output `hash_x` becomes bits: bit = output > threshold. `activation` names the output's
+    range (sigmoid: (0, 1); tanh: (-1, 1); linear: unbounded), for listings and checks."""
+
+    activation: str
+    threshold: float
+
+    def __post_init__(self):
+        expected = {"sigmoid": 0.5, "tanh": 0.0, "linear": 0.0}
+        if self.activation not in expected:
+            raise SaehError(f"code activation must be one of {', '.join(expected)}; got {self.activation!r}")
+
+
+SIGMOID_CODES = CodeRule("sigmoid", 0.5)  # SAEH, SSDH, CNNH+, DLBHC: bit = sigmoid output > 0.5
+SIGN_CODES = CodeRule("tanh", 0.0)  # DPSH, HashNet, CSQ, ...: bit = sign of the output
+LINEAR_CODES = CodeRule("linear", 0.0)  # DSH: bit = sign of a linear output
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingContext:
+    """What a method's hooks may look at: the model spec, the training and validation sets, the seed, the run
+    folder (where a stage writes what it trains) and the loop's epochs and batch size."""
+
+    spec: ModelSpec
+    train: object  # saeh.data.ImageSet
+    validation: object  # saeh.data.ImageSet
+    seed: int
+    run_dir: str
+    epochs: int
+    batch_size: int
+    log: Callable = print
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,21 +106,31 @@ class DeepMethod:
     Attributes:
         name: registry name.
         summary: one line for listings.
-        build: (input_shape, num_classes, hash_bits, stack_num, encoder, multi_label, encoder_weights,
-            **hyperparameters) -> keras.Model with (at least) the output `hash_x`.
-        compile_arguments: (multi_label, hash_bits, **hyperparameters) -> dict with `loss`, `loss_weights`, `metrics`.
-        targets: (images, batch) -> dict of targets per output; `batch` holds the batch's per-sample arrays,
-            `label` (one-hot or multi-hot float) and whatever `prepare` added.
+        build: (spec: ModelSpec, **hyperparameters) -> keras.Model with (at least) the output `hash_x`.
+        compile_arguments: (spec, state, **hyperparameters) -> dict with `loss`, `loss_weights`, `metrics`; `state`
+            is the method's `MethodState` (None for a method without one).
+        targets: (images, batch) -> dict of targets per output; `batch` holds the batch's per-sample arrays: `label`
+            (one-hot or multi-hot float), `index` (the image's row in the training set; -1 for validation images)
+            and whatever `prepare` added.
         hyperparameters: defaults of the method's own settings, each documented where the method is defined.
+        constraints: {hyperparameter: "non-negative" | "positive" | "positive integer"}, checked by `resolve`
+            (a None value, "worked out later", is not checked).
         monitor: (history key, "max" or "min") for choosing the best epoch on the validation set.
         learning_rate: the starting rate of the step schedule (the original's 0.1 unless the method's own
             recipe needs another; the steps keep their ratios).
-        prepare: optional (train_labels, validation_labels, hash_bits, seed, **hyperparameters) -> (dict, dict)
-            of per-sample arrays for the training and the validation images, which travel with their images
-            through the pipeline (CNNH's stage-1 codes). The validation labels must not shape the training
-            arrays: under --select-on-test the validation set is the query set.
-        constraints: {hyperparameter: "non-negative" | "positive" | "positive integer"}, checked by `resolve`
-            (a None value, "worked out later", is not checked).
+        code: how `hash_x` becomes bits.
+        prepare: optional (context: TrainingContext, **hyperparameters) -> (dict, dict) of per-sample arrays for the
+            training and the validation images, which travel with their images through the pipeline. The
+            validation labels must not shape the training arrays: under --select-on-test the validation set is the
+            query set.
+        state: optional (context, **hyperparameters) -> saeh.method_state.MethodState.
+        callbacks: optional (context, model, state, **hyperparameters) -> list of Keras callbacks, run before the
+            loop's checkpoint callback (so that values they log can be monitored).
+        sampler: optional (epoch, count, seed, **hyperparameters) -> int array: the training rows the epoch visits,
+            in order; the same length every epoch. Default: every row, in a permutation drawn from (seed, epoch).
+        database_codes: optional (state arrays: {name: numpy array}) -> (count, bits) float array: the learned
+            codes (in the hash output's range) of the training images, which stand for them in the database.
+        multi_label: False for a method defined for single-label data only; training then refuses multi-hot labels.
     """
 
     name: str
@@ -44,10 +139,16 @@ class DeepMethod:
     compile_arguments: Callable
     targets: Callable
     hyperparameters: Mapping = dataclasses.field(default_factory=dict)
+    constraints: Mapping = dataclasses.field(default_factory=dict)
     monitor: tuple = (f"val_y_predict_{CLASSIFIER_ACCURACY}", "max")
     learning_rate: float = defaults.LEARNING_RATE
+    code: CodeRule = SIGMOID_CODES
     prepare: Optional[Callable] = None
-    constraints: Mapping = dataclasses.field(default_factory=dict)
+    state: Optional[Callable] = None
+    callbacks: Optional[Callable] = None
+    sampler: Optional[Callable] = None
+    database_codes: Optional[Callable] = None
+    multi_label: bool = True
     kind: str = "deep"
 
     def resolve(self, overrides=None):
@@ -56,6 +157,11 @@ class DeepMethod:
         resolved = resolve_hyperparameters(self.name, self.hyperparameters, overrides)
         check_constraints(self.name, resolved, self.constraints)
         return resolved
+
+    @property
+    def asymmetric(self):
+        """True when the training images' database codes are learned rather than computed by the network."""
+        return self.database_codes is not None
 
 
 CONSTRAINTS = {
@@ -147,17 +253,17 @@ def classification_targets(images, batch):
     return {"hash_x": batch["label"], "y_predict": batch["label"], "y_decoded": images}
 
 
-def _build_saeh(input_shape, num_classes, hash_bits, stack_num, encoder, multi_label, encoder_weights,
-                alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defaults.GAMMA):
-    return build_saeh(input_shape, num_classes, hash_bits=hash_bits, stack_num=stack_num, encoder=encoder,
-                      gamma=gamma, multi_label=multi_label, encoder_weights=encoder_weights)
+def _build_saeh(spec, alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defaults.GAMMA):
+    from saeh.models import build_saeh
+
+    return build_saeh(spec.input_shape, spec.num_classes, gamma=gamma, **spec.builder_arguments())
 
 
-def _saeh_compile_arguments(multi_label, hash_bits, alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defaults.GAMMA):
-    return saeh_compile_arguments(alpha=alpha, beta=beta, gamma=gamma, multi_label=multi_label)
+def _saeh_compile_arguments(spec, state, alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defaults.GAMMA):
+    return saeh_compile_arguments(alpha=alpha, beta=beta, gamma=gamma, multi_label=spec.multi_label)
 
 
-SAEH = DeepMethod(
+SAEH = register(DeepMethod(
     name="saeh",
     summary="SAEH: classification + binary + per-bit balance + gamma * decoder recovery, sigmoid hash layer",
     build=_build_saeh,
@@ -165,10 +271,10 @@ SAEH = DeepMethod(
     targets=classification_targets,
     hyperparameters={"alpha": defaults.ALPHA, "beta": defaults.BETA, "gamma": defaults.GAMMA},
     constraints={"alpha": "non-negative", "beta": "non-negative", "gamma": "non-negative"},
-)
+))
 
 # SAEH-minus is the paper's ablation: SAEH with gamma = 0, which removes the decoder from the graph.
-SAEH_MINUS = dataclasses.replace(
+SAEH_MINUS = register(dataclasses.replace(
     SAEH,
     name="saeh-minus",
     summary="SAEH-minus: SAEH without the decoder (gamma = 0)",
@@ -176,4 +282,4 @@ SAEH_MINUS = dataclasses.replace(
     compile_arguments=functools.partial(_saeh_compile_arguments, gamma=0.0),
     hyperparameters={"alpha": defaults.ALPHA, "beta": defaults.BETA},
     constraints={"alpha": "non-negative", "beta": "non-negative"},
-)
+))

@@ -7,10 +7,14 @@ belong to a run:
     run.json                              the settings (checked on resume: a resumed run is the same run)
     checkpoints/last.keras                model + optimiser state + completed epochs after the last whole epoch
     checkpoints/best-epoch-N.weights.h5   weights of the best epoch N on the validation set
+    checkpoints/best-epoch-N.state.npz    the method's state at that epoch (methods with a state only)
     history.json, history.csv             every epoch's logs and the best epoch
     logs/                                 TensorBoard
     model.keras                           the final model (the best epoch's weights; the last epoch's under
                                           the original procedure); model.npz for a shallow method
+    stages/NAME/                          a run folder of a method's earlier stage (SHC's classifier)
+    method_state.npz                      the method's state that goes with model.keras (a memory bank, learned
+                                          database codes), for methods with a state
     codes/{query,database}.{mat,npz}      the code dumps
     <data>_hash_<bits>bits_res_testset_su_ae.mat   the original procedure's dump (test set only)
     scores.json                           the scores printed at the end
@@ -28,6 +32,9 @@ CHECKPOINTS = "checkpoints"
 LAST = "last.keras"
 BEST_PREFIX = "best-epoch-"
 BEST_SUFFIX = ".weights.h5"
+BEST_STATE_SUFFIX = ".state.npz"
+METHOD_STATE = "method_state.npz"
+STAGES = "stages"
 HISTORY = "history.json"
 HISTORY_CSV = "history.csv"
 LOGS = "logs"
@@ -76,6 +83,18 @@ class RunFolder:
 
     def best_weights(self, epoch):
         return self._path(CHECKPOINTS, f"{BEST_PREFIX}{epoch}{BEST_SUFFIX}")
+
+    def best_state(self, epoch):
+        """The method's state at the best epoch `epoch`, beside its weights."""
+        return self._path(CHECKPOINTS, f"{BEST_PREFIX}{epoch}{BEST_STATE_SUFFIX}")
+
+    @property
+    def method_state(self):
+        return self._path(METHOD_STATE)
+
+    def stage(self, name):
+        """The run folder of a method's stage `name` inside this run."""
+        return RunFolder(self._path(STAGES, name))
 
     @property
     def history(self):
@@ -148,10 +167,11 @@ class RunFolder:
         return self.code_path("query"), self.code_path("database")
 
     def remove_best_weights_except(self, epoch):
-        """Delete every best-weights file but the one of `epoch` (older bests, or one of an epoch being redone)."""
-        keep = os.path.basename(self.best_weights(epoch))
+        """Delete every best-weights file (and best-state file) but those of `epoch` (older bests, or one of an
+        epoch being redone)."""
+        keep = {os.path.basename(self.best_weights(epoch)), os.path.basename(self.best_state(epoch))}
         for name in os.listdir(self.checkpoints) if os.path.isdir(self.checkpoints) else ():
-            if name.startswith(BEST_PREFIX) and name.endswith(BEST_SUFFIX) and name != keep:
+            if name.startswith(BEST_PREFIX) and name.endswith((BEST_SUFFIX, BEST_STATE_SUFFIX)) and name not in keep:
                 os.remove(os.path.join(self.checkpoints, name))
 
     def remove_temporaries(self):
@@ -161,11 +181,12 @@ class RunFolder:
 
     def clear(self):
         """Remove every file that belongs to a run (and the temporaries of killed writes); other files stay."""
-        for name in (CHECKPOINTS, LOGS, CODES):
+        for name in (CHECKPOINTS, LOGS, CODES, STAGES):
             shutil.rmtree(self._path(name), ignore_errors=True)
         pattern = ORIGINAL_DUMP.format(which_data="*", bits="*")
         names = os.listdir(self.run_dir) if os.path.isdir(self.run_dir) else ()
         for name in names:
-            if name in (RUN, HISTORY, HISTORY_CSV, MODEL, SHALLOW_MODEL, SCORES) or fnmatch.fnmatch(name, pattern):
+            if name in (RUN, HISTORY, HISTORY_CSV, MODEL, SHALLOW_MODEL, SCORES, METHOD_STATE) or fnmatch.fnmatch(
+                    name, pattern):
                 os.remove(self._path(name))
         remove_temporaries(self.run_dir)

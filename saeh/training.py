@@ -10,12 +10,17 @@ can never disagree; the learning rate follows from the epoch, and the data order
 between two writes never pairs a history with weights of an epoch it does not describe: the resumed run drops
 whatever is newer than `last.keras` and redoes that epoch.
 
+A method with a state (`saeh.methods.DeepMethod.state`: a memory bank, learned database codes) has it saved inside
+`last.keras` with the epoch count, beside each best-weights file (`checkpoints/best-epoch-N.state.npz`) and beside
+the final model (`method_state.npz`), so that it always pairs with the weights it was trained with.
+
 `load_path`, as in the original script, loads weights only: the run starts at epoch 0 at the first rate of the
 schedule with a fresh optimiser, whatever the file's own history.
 """
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -30,10 +35,13 @@ from saeh.atomic import atomic_path, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
 from saeh.inference import check_weights_file
+from saeh.method_state import load_arrays, save_arrays
 from saeh.run_folder import RunFolder
 
-# The number of completed epochs, stored inside the checkpoint's .keras archive (Keras ignores other members).
+# The number of completed epochs and the method's state, stored inside the checkpoint's .keras archive (Keras
+# ignores other members).
 TRAINING_STATE = "saeh_training_state.json"
+METHOD_STATE_MEMBER = "saeh_method_state.npz"
 FINAL_WEIGHTS = ("best", "last")
 
 
@@ -46,6 +54,7 @@ class TrainedRun:
     best_epoch: int
     run_dir: str
     final_epoch: int = 0
+    state: object = None  # the method's MethodState at the final epoch, or None
 
     @property
     def model_path(self):
@@ -90,12 +99,24 @@ def write_history_csv(path, history):
             writer.writerows(history)
 
 
-def save_checkpoint(model, path, completed_epochs):
-    """Write model + optimiser state and the number of completed epochs as one `.keras` file, atomically."""
+def save_checkpoint(model, path, completed_epochs, state=None):
+    """Write model + optimiser state, the number of completed epochs and the method's state (if any) as one `.keras`
+    file, atomically."""
     with atomic_path(path) as temporary:
         model.save(temporary)
         with zipfile.ZipFile(temporary, "a") as archive:
             archive.writestr(TRAINING_STATE, json.dumps({"completed_epochs": int(completed_epochs)}))
+            if state is not None:
+                archive.writestr(METHOD_STATE_MEMBER, state.to_bytes())
+
+
+def restore_method_state(state, path):
+    """Load the method's state saved inside the checkpoint `path` into `state`."""
+    with zipfile.ZipFile(path) as archive:
+        if METHOD_STATE_MEMBER not in archive.namelist():
+            raise SaehError(f"{path} holds no method state, but this method keeps one; pass --overwrite to start "
+                            "again")
+        state.from_bytes(archive.read(METHOD_STATE_MEMBER), f"the method state in {path}")
 
 
 def completed_epochs(path):
@@ -114,13 +135,14 @@ class RunCheckpoint(keras.callbacks.Callback):
     order makes a crash between two writes harmless: the epoch is redone and its history row replaced.
     """
 
-    def __init__(self, folder, monitor, mode, history, learning_rate):
+    def __init__(self, folder, monitor, mode, history, learning_rate, state=None):
         super().__init__()
         self.folder = folder
         self.monitor = monitor
         self.mode = mode
         self.history = history
         self.learning_rate = learning_rate
+        self.state = state
         self.best_epoch, self.best_value = best_so_far(history, monitor, mode)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -133,12 +155,14 @@ class RunCheckpoint(keras.callbacks.Callback):
                             f"({', '.join(sorted(logs))})")
         if is_better(value, self.best_value, self.mode):
             self.best_epoch, self.best_value = epoch + 1, value
+            if self.state is not None:  # before the weights: a best-weights file always has its state beside it
+                save_arrays(self.folder.best_state(self.best_epoch), self.state)
             with atomic_path(self.folder.best_weights(self.best_epoch)) as temporary:
                 self.model.save_weights(temporary)
         write_json(self.folder.history,
                    {"monitor": self.monitor, "mode": self.mode, "best_epoch": self.best_epoch, "epochs": self.history})
         write_history_csv(self.folder.history_csv, self.history)
-        save_checkpoint(self.model, self.folder.last_checkpoint, epoch + 1)
+        save_checkpoint(self.model, self.folder.last_checkpoint, epoch + 1, self.state)
         self.folder.remove_best_weights_except(self.best_epoch)
 
 
@@ -236,25 +260,24 @@ def mixed_precision_policy(mixed_precision):
     return mixed_precision
 
 
-def build_compiled(method, hyperparameters, input_shape, num_classes, multi_label, hash_bits, stack_num, encoder,
-                   encoder_weights=None, epochs=defaults.EPOCHS, mixed_precision=False, jit_compile="auto",
-                   learning_rate=None):
-    """Build the method's model and compile it with the original optimiser (SGD, Nesterov momentum 0.9);
-    `mixed_precision` as `mixed_precision_policy` reads it (float16 gets Keras's loss scaling)."""
+def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EPOCHS, mixed_precision=False,
+                   jit_compile="auto", learning_rate=None):
+    """Build the method's model for `spec` (a `saeh.methods.ModelSpec`) and compile it with the original optimiser
+    (SGD, Nesterov momentum 0.9) and the method's losses (which may use its `state`); `mixed_precision` as
+    `mixed_precision_policy` reads it (float16 gets Keras's loss scaling)."""
     policy = mixed_precision_policy(mixed_precision)
     previous_policy = keras.config.dtype_policy()
     if policy:
         keras.config.set_dtype_policy(policy)
     try:
-        model = method.build(input_shape, num_classes, hash_bits=hash_bits, stack_num=stack_num, encoder=encoder,
-                             multi_label=multi_label, encoder_weights=encoder_weights, **hyperparameters)
+        model = method.build(spec, **hyperparameters)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     base = method.learning_rate if learning_rate is None else learning_rate
     optimizer = keras.optimizers.SGD(learning_rate=defaults.learning_rate(0, epochs, base), momentum=defaults.MOMENTUM,
                                      nesterov=defaults.NESTEROV)
     model.compile(optimizer=optimizer, jit_compile=jit_compile,
-                  **method.compile_arguments(multi_label=multi_label, hash_bits=hash_bits, **hyperparameters))
+                  **method.compile_arguments(spec, state, **hyperparameters))
     return model
 
 
@@ -276,7 +299,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
-        method: a `saeh.methods.DeepMethod`.
+        method: a `saeh.methods.DeepMethod`; its builder gets a `saeh.methods.ModelSpec` made of the data's image
+            shape and label kind and the arguments below.
         split: a `saeh.data.Split` (train / validation / query / database sets).
         num_classes: classes of the labels.
         run_dir: where checkpoints, logs, history and the final model go (`saeh.run_folder.RunFolder`).
@@ -315,33 +339,50 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     def schedule(epoch):
         return defaults.learning_rate(epoch, epochs, base_rate)
 
+    from saeh.methods import ModelSpec, TrainingContext
+
+    if split.train.labels.ndim == 2 and not method.multi_label:
+        raise SaehError(f"method {method.name!r} is defined for single-label data only; these labels are multi-hot "
+                        f"({split.train.labels.shape[1]} classes)")
+    spec = ModelSpec(tuple(split.train.images.shape[1:]), num_classes, hash_bits=hash_bits, stack_num=stack_num,
+                     encoder=encoder, encoder_weights=encoder_weights, multi_label=split.train.labels.ndim == 2)
+    context = TrainingContext(spec=spec, train=split.train, validation=split.validation, seed=seed, run_dir=run_dir,
+                              epochs=epochs, batch_size=batch_size, log=log)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    per_sample = {"label": pipeline.label_matrix(split.train.labels, num_classes)}
-    validation_per_sample = {"label": pipeline.label_matrix(split.validation.labels, num_classes)}
-    if method.prepare is not None:
-        extras, validation_extras = method.prepare(split.train.labels, split.validation.labels, hash_bits=hash_bits,
-                                                   seed=seed, **hyperparameters)
-        per_sample.update(extras)
-        validation_per_sample.update(validation_extras)
-    input_shape = tuple(split.train.images.shape[1:])
-    multi_label = split.train.labels.ndim == 2
-    with distribution_strategy().scope():
-        model = build_compiled(method, hyperparameters, input_shape, num_classes, multi_label, hash_bits, stack_num,
-                               encoder, encoder_weights, epochs, mixed_precision, jit_compile, base_rate)
+    # `index`: the image's row in the training set, for methods that keep something per training image; the
+    # validation images are none of them (-1).
+    per_sample = {"label": pipeline.label_matrix(split.train.labels, num_classes),
+                  "index": np.arange(len(split.train), dtype=np.int64)}
+    validation_per_sample = {"label": pipeline.label_matrix(split.validation.labels, num_classes),
+                             "index": np.full(len(split.validation), -1, np.int64)}
+    strategy = distribution_strategy()
+    if method.state is not None and strategy.num_replicas_in_sync > 1:
+        raise SaehError(f"method {method.name!r} keeps a state updated inside its loss, which trains on one device; "
+                        f"this machine has {strategy.num_replicas_in_sync} GPUs: set CUDA_VISIBLE_DEVICES to one")
+    with strategy.scope():
+        state = None if method.state is None else method.state(context, **hyperparameters)
+        model = build_compiled(method, hyperparameters, spec, state, epochs, mixed_precision, jit_compile, base_rate)
 
     settings = dict(settings or {})
     settings.update(method=method.name, hyperparameters=hyperparameters, hash_bits=hash_bits, stack_num=stack_num,
                     encoder=encoder, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
                     learning_rate=base_rate, final_weights=final_weights)
     folder = RunFolder(run_dir)
-    state = prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished)
-    if state == FINISHED:
-        return finished_run(model, run_dir, log)
+    run_state = prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished)
+    if run_state == FINISHED:
+        return finished_run(model, run_dir, log, state)
+    # After the run folder is settled: a stage of `prepare` (SHC's classifier) trains inside it.
+    if method.prepare is not None:
+        extras, validation_extras = method.prepare(context, **hyperparameters)
+        per_sample.update(extras)
+        validation_per_sample.update(validation_extras)
     initial_epoch = 0
-    if state == RESUME:
+    if run_state == RESUME:
         initial_epoch = restore(model, folder.last_checkpoint, math.ceil(len(split.train) / batch_size))
+        if state is not None:
+            restore_method_state(state, folder.last_checkpoint)
         log(f"resuming from {folder.last_checkpoint} at epoch {initial_epoch + 1} (learning rate "
             f"{schedule(initial_epoch)})")
     elif load_path is not None:
@@ -354,21 +395,25 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
             "validation data")
 
     targets = targets_for(model, method)
+    sampler = None if method.sampler is None else functools.partial(
+        _call_sampler, method.sampler, len(split.train), seed, hyperparameters)
     train_batches, steps = pipeline.training_batches(
         split.train.images, per_sample, targets, batch_size, seed, epochs, initial_epoch=initial_epoch,
-        augment=augment)
+        augment=augment, sampler=sampler)
     # Validation batches of the training size in a seeded mixed order: batch statistics (SAEH's balance term,
     # DSH's pairs) then mean what they mean in training, even for data stored class by class.
     validation_batches = pipeline.validation_batches(split.validation.images, validation_per_sample, targets,
                                                      batch_size, seed)
     monitor, mode = method.monitor
-    checkpoint = RunCheckpoint(folder, monitor, mode, history, schedule)
+    checkpoint = RunCheckpoint(folder, monitor, mode, history, schedule, state)
     # Best weights of an epoch later than last.keras (a crash between the two writes) belong to an epoch that is
     # about to be redone.
     folder.remove_best_weights_except(checkpoint.best_epoch)
+    own = [] if method.callbacks is None else list(method.callbacks(context, model, state, **hyperparameters))
     callbacks = [
         keras.callbacks.LearningRateScheduler(schedule),
         NonFiniteGuard(folder),
+        *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
         checkpoint,
         keras.callbacks.TensorBoard(folder.logs, profile_batch=0),
         *callbacks,
@@ -381,20 +426,30 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     if final_weights == "best":
         final_epoch = checkpoint.best_epoch
         model.load_weights(folder.best_weights(final_epoch))
+        if state is not None:
+            state.assign(load_arrays(folder.best_state(final_epoch)), folder.best_state(final_epoch))
+    if state is not None:  # before the model: a finished run (model.keras) always has its state beside it
+        save_arrays(folder.method_state, state)
     with atomic_path(folder.model) as temporary:
         model.save(temporary)
     which = "the best" if final_weights == "best" else "the last (as the original script saved it)"
     log(f"best epoch {checkpoint.best_epoch} by {monitor} = {checkpoint.best_value}; {folder.model} holds {which} "
         f"epoch's weights, epoch {final_epoch}")
     return TrainedRun(model=model, history=checkpoint.history, best_epoch=checkpoint.best_epoch, run_dir=run_dir,
-                      final_epoch=final_epoch)
+                      final_epoch=final_epoch, state=state)
 
 
-def finished_run(model, run_dir, log=print):
+def _call_sampler(sampler, count, seed, hyperparameters, epoch):
+    return sampler(epoch, count, seed, **hyperparameters)
+
+
+def finished_run(model, run_dir, log=print, state=None):
     """The TrainedRun of a finished run folder: `model` (built for its settings) with the weights of its
-    model.keras, and its history."""
+    model.keras, its history, and the method's `state` (if any) from method_state.npz."""
     folder = RunFolder(run_dir)
     restore(model, folder.model, steps_per_epoch=1)
+    if state is not None:
+        state.assign(load_arrays(folder.method_state), folder.method_state)
     with open(folder.history) as handle:
         history = json.load(handle)
     keeps_best = folder.settings().get("final_weights", "best") == "best"
@@ -402,7 +457,7 @@ def finished_run(model, run_dir, log=print):
     log(f"{run_dir} already holds a finished run of these settings; using its {os.path.basename(folder.model)} "
         f"(epoch {final})")
     return TrainedRun(model=model, history=history["epochs"], best_epoch=history["best_epoch"], run_dir=run_dir,
-                      final_epoch=final)
+                      final_epoch=final, state=state)
 
 
 def _load_weights(model, path):

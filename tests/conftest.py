@@ -36,7 +36,7 @@ def separable_split():
     validation = ImageSet(*separable_images(40, seed=2))
     query = ImageSet(*separable_images(40, seed=3))
     return Split(protocol="ssdh", seed=0, train=train, validation=validation, query=query, database=train,
-                 dataset="separable")
+                 dataset="separable", train_in_database=np.arange(len(train)))
 
 
 def separable_multi_hot_images(count, classes=4, side=16, seed=0):

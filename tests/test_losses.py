@@ -145,13 +145,16 @@ def test_classifier_accuracy_has_one_name_for_single_and_multi_label():
 
 
 def test_every_classifier_method_compiles_the_same_accuracy():
-    from baselines.cnnh import cnnh_compile_arguments
-    from baselines.ssdh import ssdh_compile_arguments
+    from saeh import registry
+    from saeh.methods import ModelSpec
 
+    classifiers = [name for name in registry.deep_names() if "y_predict" in registry.get(name).compile_arguments(
+        ModelSpec((16, 16, 1), 4, hash_bits=12), None, **registry.get(name).resolve()).get("loss", {})]
+    assert {"saeh", "saeh-minus", "ssdh", "cnnh-plus", "dlbhc"} <= set(classifiers)
     for multi_label in (False, True):
-        for arguments in (losses.saeh_compile_arguments(multi_label=multi_label),
-                          ssdh_compile_arguments(multi_label=multi_label, hash_bits=12),
-                          cnnh_compile_arguments(multi_label=multi_label, hash_bits=12)):
+        spec = ModelSpec((16, 16, 1), 4, hash_bits=12, multi_label=multi_label)
+        for name in classifiers:
+            arguments = registry.get(name).compile_arguments(spec, None, **registry.get(name).resolve())
             (accuracy,) = arguments["metrics"]["y_predict"]
             assert accuracy.name == losses.CLASSIFIER_ACCURACY
             assert type(accuracy) is type(losses.classifier_metrics(multi_label)[0])

@@ -36,13 +36,16 @@ def train_and_encode(method, split, run_dir):
 
         return codes["query"], codes["database"], reload
     from saeh import training
+    from saeh.cli.common import run_code_sets
     from saeh.inference import codes_for, load_hash_model
 
     trained = training.train(method, split, CLASSES, run_dir, hash_bits=BITS, stack_num=1, epochs=6, batch_size=32,
                              verbose=0, log=lambda message: None)
     model = load_hash_model(trained.model_path)
-    return (codes_for(trained.model, split.query), codes_for(trained.model, split.database),
-            lambda image_set: codes_for(model, image_set).hash_bin)
+    # As the training script dumps them: the method's threshold, and an asymmetric method's learned database codes.
+    codes = run_code_sets(trained.model, split, {"method": method.name},
+                          None if trained.state is None else trained.state.numpy())
+    return codes["query"], codes["database"], lambda image_set: codes_for(model, image_set, method=method).hash_bin
 
 
 # The fixture of each kind of labels (tests/conftest.py).
@@ -54,6 +57,13 @@ SPLITS = {"single-label": "separable_split", "multi-hot": "multi_hot_split"}
 def test_method_trains_encodes_reloads_and_beats_random(name, labels, request, tmp_path):
     split = request.getfixturevalue(SPLITS[labels])
     method = baselines.get(name)
+    if labels == "multi-hot" and not getattr(method, "multi_label", True):
+        from saeh import training
+
+        with pytest.raises(ValueError, match="single-label data only"):
+            training.train(method, split, CLASSES, str(tmp_path / name), hash_bits=BITS, stack_num=1, epochs=1,
+                           verbose=0, log=lambda message: None)
+        return
     query, database, reload = train_and_encode(method, split, str(tmp_path / name))
     for codes, image_set in ((query, split.query), (database, split.database)):
         assert isinstance(codes, Codes)
@@ -122,10 +132,13 @@ def test_deep_method_is_deterministic_on_the_cpu(name, separable_split, tmp_path
     from saeh.inference import encode
 
     runs = [training.train(baselines.get(name), separable_split, CLASSES, str(tmp_path / str(attempt)),
-                           hash_bits=BITS, stack_num=1, epochs=2, batch_size=32, seed=4, verbose=0,
+                           hash_bits=BITS, stack_num=1, epochs=1, batch_size=32, seed=4, verbose=0,
                            log=lambda message: None) for attempt in range(2)]
     np.testing.assert_array_equal(encode(runs[0].model, separable_split.query.images),
                                   encode(runs[1].model, separable_split.query.images))
+    if runs[0].state is not None:  # a memory bank or learned codes: the same too
+        for name, value in runs[0].state.numpy().items():
+            np.testing.assert_array_equal(value, runs[1].state.numpy()[name], err_msg=name)
 
 
 def test_cnnh_plus_learns_each_images_own_stage1_code(separable_split, tmp_path):
@@ -134,9 +147,10 @@ def test_cnnh_plus_learns_each_images_own_stage1_code(separable_split, tmp_path)
     from saeh import training
     from saeh.inference import codes_for
 
+    from baselines.cnnh import stage1_targets
+
     method = baselines.get("cnnh-plus")
-    targets, _ = method.prepare(separable_split.train.labels, separable_split.validation.labels, hash_bits=BITS,
-                                seed=0, **method.resolve())
+    targets, _ = stage1_targets(separable_split.train.labels, separable_split.validation.labels, BITS, seed=0)
     trained = training.train(method, separable_split, CLASSES, str(tmp_path / "run"), hash_bits=BITS, stack_num=1,
                              epochs=6, batch_size=32, verbose=0, log=lambda message: None)
     learned = codes_for(trained.model, separable_split.train).hash_bin
@@ -147,11 +161,11 @@ def test_cnnh_plus_learns_each_images_own_stage1_code(separable_split, tmp_path)
 def test_cnnh_plus_validation_targets_never_enter_stage_1():
     """Stage 1 sees the training labels only (under --select-on-test the validation set is the query set); each
     validation image gets the mean stage-1 code of the training images with its labels, 0.5 for unseen labels."""
-    method = baselines.get("cnnh-plus")
+    from baselines.cnnh import stage1_targets
+
     train_labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
-    targets, validation = method.prepare(train_labels, np.array([1, 0, 7]), hash_bits=BITS, seed=0,
-                                         **method.resolve())
-    alone, _ = method.prepare(train_labels, np.array([5]), hash_bits=BITS, seed=0, **method.resolve())
+    targets, validation = stage1_targets(train_labels, np.array([1, 0, 7]), BITS, seed=0)
+    alone, _ = stage1_targets(train_labels, np.array([5]), BITS, seed=0)
     np.testing.assert_array_equal(targets["code"], alone["code"])  # the validation labels changed nothing
     np.testing.assert_allclose(validation["code"][0], targets["code"][train_labels == 1].mean(axis=0))
     np.testing.assert_allclose(validation["code"][1], targets["code"][train_labels == 0].mean(axis=0))

@@ -74,7 +74,9 @@ def run_fake(tmp_path, table, fake=None, **kwargs):
 
 
 def test_the_cells_of_each_table():
-    counts = {"table1-mnist": 7 * 4 * 3, "table1-cifar10": 2 * 3 + 5, "table2-gamma": 5 * 3, "original-cifar10": 2,
+    other = len(reproduce.OTHER_METHODS)
+    counts = {"table1-mnist": (7 * 4 + other) * 3, "table1-cifar10": 2 * 3 + 5 + other, "table2-gamma": 5 * 3,
+              "original-cifar10": 2,
               "bits-cifar10": 2 * 3 * 3}
     assert set(counts) == set(reproduce.TABLES)
     every_id = []
@@ -95,7 +97,7 @@ def test_table1_cifar10_runs_the_baselines_for_the_first_seed_only():
     for cell in reproduce.cells("table1-cifar10", preset="paper", seeds=(3, 4)):
         seeds.setdefault(cell.method, []).append(cell.seed)
     assert seeds == {"saeh": [3, 4], "saeh-minus": [3, 4], "ssdh": [3], "dsh": [3], "cnnh-plus": [3], "itq": [3],
-                     "ksh": [3]}
+                     "ksh": [3], **{method: [3] for method in reproduce.OTHER_METHODS}}
 
 
 def test_methods_select_their_cells_in_the_tables_order():
@@ -363,8 +365,10 @@ def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
     assert "[done] saeh_cifar10_32bits_seed0_cifar10-cpu" in out
     assert "[missing] saeh_cifar10_32bits_seed1_cifar10-cpu" in out
     assert "python " in out and "--run-name ksh_cifar10_32bits_seed0_cifar10-cpu" in out
-    assert "9 cells: 1 done" in out and "8 missing" in out
-    assert "budget: about 10.0 min for 1 of the 8 cells to train" in out and "no estimate for 7" in out
+    cells = 9 + len(reproduce.OTHER_METHODS)
+    assert f"{cells} cells: 1 done" in out and f"{cells - 1} missing" in out
+    assert f"budget: about 10.0 min for 1 of the {cells - 1} cells to train" in out
+    assert f"no estimate for {cells - 2}" in out
     assert not (tmp_path / "runs").exists()
 
 

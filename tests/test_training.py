@@ -11,25 +11,10 @@ import pytest
 
 from saeh import defaults, training
 from saeh.errors import SaehError
+from training_helpers import Crash, CrashAfterEpoch
 from saeh.methods import SAEH
 
 SETTINGS = dict(hash_bits=8, stack_num=1, batch_size=40, verbose=0, log=lambda message: None)
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAfterEpoch(keras.callbacks.Callback):
-    """Simulate a crash right after epoch `epoch` (1-based) was checkpointed."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epoch:
-            raise Crash
 
 
 class RecordLearningRate(keras.callbacks.Callback):
@@ -245,8 +230,9 @@ def test_selecting_on_the_test_set_is_said(separable_split, tmp_path):
 
 def test_bfloat16_codes_agree_with_float32_on_the_same_weights(separable_split):
     images = np.concatenate([separable_split.query.images, separable_split.train.images[:200]])
-    arguments = dict(hyperparameters=SAEH.resolve(), input_shape=(16, 16, 1), num_classes=4, multi_label=False,
-                     hash_bits=32, stack_num=1, encoder="resnet_cifar")
+    from saeh.methods import ModelSpec
+
+    arguments = dict(hyperparameters=SAEH.resolve(), spec=ModelSpec((16, 16, 1), 4, hash_bits=32, stack_num=1))
     full = training.build_compiled(SAEH, **arguments)
     full.fit(separable_split.train.images.astype("float32") / 255,
              {"hash_x": np.zeros((240, 4)), "y_predict": np.eye(4)[separable_split.train.labels],

@@ -137,8 +137,62 @@ def original_label_layout(labels, dataset):
     return labels if dataset in ROW_LABEL_DATASETS else labels[:, None]
 
 
-def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=None, log=print):
-    """Encode and write the codes of a run, as its procedure (`settings["procedure"]`) dumps them.
+def method_of_run(settings):
+    """The registered method a run's settings name, or None (a model file without run.json)."""
+    name = settings.get("method")
+    if not name:
+        return None
+    from saeh.registry import get
+
+    return get(name)
+
+
+def run_state_arrays(folder, settings):
+    """The method state beside a run's model (method_state.npz) when its method keeps one, else None."""
+    method = method_of_run(settings)
+    if method is None or getattr(method, "state", None) is None or not os.path.exists(folder.method_state):
+        return None
+    from saeh.method_state import load_arrays
+
+    return load_arrays(folder.method_state)
+
+
+def run_database_codes(model, split, settings, state_arrays=None, batch_size=None):
+    """The database codes of a run: the network's codes at its method's threshold; for an asymmetric method, the
+    database rows of the training images take the codes it learned (`state_arrays`, its state)."""
+    from saeh.codes import make_codes
+    from saeh.inference import ENCODE_BATCH_SIZE, codes_for, encode, hash_threshold
+
+    batch_size = batch_size or ENCODE_BATCH_SIZE
+    method = method_of_run(settings)
+    if method is None or not getattr(method, "asymmetric", False):
+        return codes_for(model, split.database, batch_size, method)
+    if state_arrays is None:
+        raise SaehError(f"method {method.name!r} learns its database codes, but its state was not found (the run "
+                        "folder's method_state.npz)")
+    learned = np.asarray(method.database_codes(state_arrays), np.float32)
+    rows = split.train_in_database
+    if rows is None or len(rows) != len(learned):
+        raise SaehError(f"the run's learned database codes cover {len(learned)} training images but this split has "
+                        f"{len(split.train)}: use the data settings the model was trained with")
+    outputs = encode(model, split.database.images, batch_size)
+    inside = rows >= 0
+    outputs[rows[inside]] = learned[inside]
+    return make_codes(outputs, split.database.labels, hash_threshold(model, method))
+
+
+def run_code_sets(model, split, settings, state_arrays=None, batch_size=None):
+    """{"query": Codes, "database": Codes} of a run (`run_database_codes` for the database)."""
+    from saeh.inference import ENCODE_BATCH_SIZE, codes_for
+
+    batch_size = batch_size or ENCODE_BATCH_SIZE
+    return {"query": codes_for(model, split.query, batch_size, method_of_run(settings)),
+            "database": run_database_codes(model, split, settings, state_arrays, batch_size)}
+
+
+def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=None, log=print, state_arrays=None):
+    """Encode and write the codes of a run, as its procedure (`settings["procedure"]`) dumps them, with its
+    method's threshold (and, for an asymmetric method, its learned database codes: `run_code_sets`).
 
     Default procedure: the query and database sets, each as `.mat` and `.npz` in `out_dir`. Original procedure: the
     test (query) set only, in the original script's file name and types, in `out_dir`; it is then both the queries
@@ -150,13 +204,13 @@ def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=
 
     batch_size = batch_size or ENCODE_BATCH_SIZE
     if settings.get("procedure") != "original":
-        codes = {name: codes_for(model, getattr(split, name), batch_size) for name in CODE_SETS}
+        codes = run_code_sets(model, split, settings, state_arrays, batch_size)
         return codes, write_codes(codes, out_dir, overwrite=overwrite, log=log)
     from saeh.atomic import check_writable
 
     path = os.path.join(out_dir, original_dump_name(split.dataset, hash_bits(model)))
     check_writable(path, overwrite)
-    test = codes_for(model, split.query, batch_size)
+    test = codes_for(model, split.query, batch_size, method_of_run(settings))
     save_original_dump(path, test, original_label_layout(test.label, split.dataset), overwrite=overwrite)
     log(f"wrote the test set's codes ({len(test)} x {test.bits} bits) to {path}, as the original generate_hash.py")
     return {"query": test, "database": test}, {"query": path, "database": path}

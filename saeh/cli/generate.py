@@ -48,5 +48,6 @@ def main(argv=None, load_path=None):
     if bits is not None and bits != hash_bits(model):
         raise SaehError(f"{args.load_path} has {hash_bits(model)} hash bits but its run.json says {bits}")
     print(split.describe())
-    common.dump_run_codes(model, split, recorded, out_dir, overwrite=args.overwrite, batch_size=args.batch_size)
+    common.dump_run_codes(model, split, recorded, out_dir, overwrite=args.overwrite, batch_size=args.batch_size,
+                          state_arrays=common.run_state_arrays(folder, recorded))
     return 0

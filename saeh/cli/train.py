@@ -158,8 +158,9 @@ def main(argv=None, settings=None):
     args = presets.parse_args(parser, argv)  # a --preset's settings, then the flags given
     started = time.time()
     import baselines
+    from saeh import registry
 
-    method = baselines.get(args.method)
+    method = registry.get(args.method)
     hyperparameters = method_hyperparameters(method, args, settings)
     # Checked now rather than after hours of training, when they are first used.
     check_positive_flags(args, ("top_k", "hash_bits"))
@@ -194,9 +195,10 @@ def main(argv=None, settings=None):
                                       overwrite=args.overwrite, feature_model=args.features)
         paths = common.write_codes(codes, folder.codes, overwrite=True)
     else:
-        model = train_deep(method, data, split, folder, args, hyperparameters, data_settings)
-        codes, paths = common.dump_run_codes(model, split, data_settings,
-                                             folder.dump_directory(data_settings["procedure"]), overwrite=True)
+        trained = train_deep(method, data, split, folder, args, hyperparameters, data_settings)
+        codes, paths = common.dump_run_codes(trained.model, split, {**data_settings, "method": method.name},
+                                             folder.dump_directory(data_settings["procedure"]), overwrite=True,
+                                             state_arrays=None if trained.state is None else trained.state.numpy())
     scores = common.score(codes["query"], codes["database"], top_k=args.top_k, radius=args.radius)
     write_json(folder.scores,
                {**scores, "seconds": round(time.time() - started, 1), "bits": codes["query"].bits,
@@ -212,7 +214,7 @@ def main(argv=None, settings=None):
 
 
 def train_deep(method, data, split, folder, args, hyperparameters, data_settings):
-    """Train (or resume, or reuse a finished run of) a deep method; return the model that makes the codes."""
+    """Train (or resume, or reuse a finished run of) a deep method; return its `saeh.training.TrainedRun`."""
     from saeh import training
 
     check_positive_flags(args, ("stack_num", "epochs", "batch_size"))
@@ -227,4 +229,4 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         settings=data_settings,
         # A run killed after its model was written but before its scores: the same command dumps and scores it.
         reuse_finished=not folder.is_scored())
-    return trained.model
+    return trained

@@ -53,7 +53,8 @@ def _check_batch_size(batch_size, count, what):
         raise SaehError(f"the {what} set is empty")
 
 
-def training_batches(images, per_sample, targets, batch_size, seed, epochs, initial_epoch=0, augment=False):
+def training_batches(images, per_sample, targets, batch_size, seed, epochs, initial_epoch=0, augment=False,
+                     sampler=None):
     """Batches for `model.fit` covering epochs `initial_epoch` .. `epochs - 1`.
 
     Args:
@@ -63,6 +64,9 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
         targets: function (float images, dict of per-sample batch tensors) -> dict of targets per output.
         batch_size, seed, epochs, initial_epoch: as for `fit`; the last batch of an epoch may be smaller.
         augment: random flip and pad-and-crop.
+        sampler: optional function epoch -> the rows (int array) the epoch visits, in order, the same number every
+            epoch (a method that trains on a sample per epoch); by default every row, in a permutation drawn from
+            (seed, epoch).
 
     Returns:
         (dataset, steps_per_epoch): pass both to `fit`.
@@ -71,13 +75,21 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
     _check_batch_size(batch_size, count, "training")
     if batch_size > count:
         raise SaehError(f"batch_size {batch_size} is larger than the training set ({count} images)")
-    steps = math.ceil(count / batch_size)
+    orders = None if sampler is None else sampled_orders(sampler, count, initial_epoch, epochs)
+    visited = count if orders is None else orders.shape[1]
+    if batch_size > visited:
+        raise SaehError(f"batch_size {batch_size} is larger than the {visited} images an epoch visits")
+    steps = math.ceil(visited / batch_size)
     images = tf.constant(images)
     per_sample = {name: tf.constant(values) for name, values in per_sample.items()}
 
+    def epoch_order(epoch):
+        if orders is not None:
+            return tf.gather(tf.constant(orders), epoch - initial_epoch)
+        return tf.argsort(tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))
+
     def epoch_batches(epoch):
-        order = tf.argsort(tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        batches = tf.data.Dataset.from_tensor_slices(epoch_order(epoch)).batch(batch_size)
         return batches.enumerate().map(lambda step, indices: (epoch, step, indices))
 
     def gather(epoch, step, indices):
@@ -90,6 +102,21 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
     dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE), steps
+
+
+def sampled_orders(sampler, count, initial_epoch, epochs):
+    """(epochs - initial_epoch, visited) int64 rows of each epoch from `sampler`, checked: in range, the same number
+    every epoch."""
+    orders = []
+    for epoch in range(initial_epoch, epochs):
+        order = np.asarray(sampler(epoch), dtype=np.int64)
+        if order.ndim != 1 or not order.size or order.min() < 0 or order.max() >= count:
+            raise SaehError(f"the method's sampler gave epoch {epoch + 1} rows outside [0, {count - 1}] or none")
+        if orders and len(order) != len(orders[0]):
+            raise SaehError(f"the method's sampler gave epoch {epoch + 1} {len(order)} rows but epoch "
+                            f"{initial_epoch + 1} {len(orders[0])}; every epoch must visit as many")
+        orders.append(order)
+    return np.stack(orders) if orders else np.zeros((0, count), np.int64)
 
 
 def evaluation_batches(images, per_sample, targets, batch_size):

@@ -68,6 +68,9 @@ class Split:
     validation_is_query: bool = False
     dataset: str = ""
     note: str = ""
+    # For each training image, its row in the database (-1 where it is not there), or None when unknown. An
+    # asymmetric method's learned codes of the training images stand for these database rows.
+    train_in_database: object = None
 
     def describe(self):
         """One line for logs: the protocol, the seed and each set's size and origin."""
@@ -142,9 +145,13 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
     database = data.train if protocol == "ssdh" else data.test
     if select_on_test:
         train, validation = data.train, query
+        train_index = np.arange(len(data.train))
     else:
         train_index, validation_index = _carve(len(data.train), validation_size, rng, "the training set")
         train, validation = data.train.subset(train_index), data.train.subset(validation_index)
+    # ssdh: the database is the training set, so a training image's database row is its row there; dsh: the
+    # database is the test set, which holds no training image.
+    in_database = np.asarray(train_index, np.int64) if protocol == "ssdh" else np.full(len(train), -1, np.int64)
     return Split(
         protocol=protocol,
         seed=seed,
@@ -154,6 +161,7 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
         database=database,
         validation_is_query=select_on_test,
         dataset=data.name,
+        train_in_database=in_database,
     )
 
 
@@ -190,6 +198,8 @@ def _dpsh_split(data, seed, rng, validation_size, select_on_test):
         validation_is_query=select_on_test,
         dataset=data.name,
         note=note,
+        # The training images are drawn from the database (database_index is sorted).
+        train_in_database=np.searchsorted(database_index, train_index).astype(np.int64),
     )
 
 

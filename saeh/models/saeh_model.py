@@ -34,6 +34,22 @@ def hash_and_classifier(features, hash_bits, num_classes, multi_label=False, has
     return code, prediction
 
 
+def build_code_network(spec, name, activation=None, classifier=False):
+    """The encoder of `spec` and a code layer `hash_x` (Dense, `activation`: None for linear codes, "tanh",
+    "sigmoid"), with a classifier `y_predict` on the codes when `classifier`; the network of the methods whose
+    difference from each other is their loss (DSH, DPSH, CSQ, ...)."""
+    images = keras.Input(shape=spec.input_shape, name="image")
+    features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
+                                           spec.encoder_weights)
+    code = blocks.dense(spec.hash_bits, "hash_x", activation=activation, dtype="float32")(features)
+    outputs = {"hash_x": code}
+    if classifier:
+        outputs["y_predict"] = blocks.dense(spec.num_classes, "y_predict",
+                                            activation="sigmoid" if spec.multi_label else "softmax",
+                                            dtype="float32")(code)
+    return keras.Model(images, outputs, name=name)
+
+
 def build_saeh(input_shape, num_classes, hash_bits=defaults.HASH_BITS, stack_num=defaults.STACK_NUM,
                encoder=defaults.ENCODER, gamma=defaults.GAMMA, multi_label=False,
                weight_decay=defaults.WEIGHT_DECAY, encoder_weights=None, name="saeh"):

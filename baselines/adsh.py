@@ -1,0 +1,145 @@
+"""ADSH (Jiang & Li, "Asymmetric deep supervised hashing", AAAI 2018): the network hashes the queries; the database
+codes V are learned directly, in closed form.
+
+The training set is the database of n points. Each outer iteration samples m of them (Omega) and, with u_i =
+tanh(F(x_i)) the network's output for a sampled image and S the soft similarity of the sampled points to all n
+(1 when two images share a label, -r otherwise, r = #similar / #dissimilar in the m x n block), minimises
+
+    L = sum_{i in Omega} sum_{j=1..n} (u_i^T v_j - c S_ij)^2 + gamma sum_{i in Omega} ||v_{Omega_i} - u_i||^2,
+
+first over the network for `inner_epochs` passes over the m sampled images with V fixed (SGD), then over V in
+{-1, +1}^(n x c) with the network fixed, one bit column at a time in closed form (`baselines.adsh_solver`). The
+batch loss is the official PyTorch code's: the batch's sum of both terms divided by n * B.
+
+In our one training loop an epoch is one outer iteration: the method's `sampler` gives the epoch's rows (m rows
+drawn from (seed, epoch), each visited `inner_epochs` times in fresh orders), the loss writes each visited image's
+output into a bank U (as the official code keeps U[batch] = output), and a callback updates V from U[Omega] at the
+end of the epoch, before the checkpoint saves weights, U and V together. r is set at the start of each epoch from
+its sample. The best epoch is the lowest validation loss (the validation images against V, without the
+quantisation term, which only sampled training images have). Codes: queries sign(u) through the network; the
+database rows of the training images take sign(V) (`database_codes`), the other database images (the validation
+images under protocol ssdh) go through the network.
+
+Defaults: m = 2000 (`num_samples`, capped at n), gamma = 200, 3 inner epochs: the paper's and the official code's
+(T_out = 50 outer iterations there; here the run's --epochs, which also scale the step schedule). V starts at 0, as
+in the official PyTorch code. The network is SAEH's encoder with a tanh code layer; optimiser, schedule shape,
+weight decay and batch size are SAEH's, as for every row of Table 1 (the official code: SGD, lr from 1e-4 down to
+1e-6, on CNN-F). The schedule starts at 0.01 here, our choice alongside DSH and DPSH, whose unbounded pair losses
+also needed it.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from baselines.adsh_solver import soft_similarity, update_database_codes
+from baselines.dpsh import bank_targets, write_rows
+from saeh.data.pipeline import label_matrix
+from saeh.method_state import MethodState
+from saeh.methods import SIGN_CODES, DeepMethod
+from saeh.models import build_code_network
+from saeh.registry import register
+
+NUM_SAMPLES, GAMMA, INNER_EPOCHS = 2000, 200.0, 3
+
+
+def sampled_rows(epoch, count, seed, num_samples):
+    """Omega of outer iteration `epoch`: min(num_samples, count) distinct training rows drawn from (seed, epoch)."""
+    rng = np.random.default_rng([int(seed), int(epoch), 0xAD5])
+    return np.sort(rng.choice(count, size=min(int(num_samples), count), replace=False))
+
+
+def epoch_order(epoch, count, seed, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS):
+    """The rows an epoch visits: Omega, `inner_epochs` times, each pass in its own order."""
+    omega = sampled_rows(epoch, count, seed, num_samples)
+    rng = np.random.default_rng([int(seed), int(epoch), 0xAD6])
+    return np.concatenate([rng.permutation(omega) for _ in range(int(inner_epochs))])
+
+
+def adsh_state(context, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS):
+    """V (n x c, zeros), the bank U of outputs (n + 1 rows, the last one scratch), the training labels and r."""
+    count, bits = len(context.train), context.spec.hash_bits
+    return MethodState(codes=np.zeros((count, bits), np.float32), bank=np.zeros((count + 1, bits), np.float32),
+                       bank_labels=label_matrix(context.train.labels, context.spec.num_classes),
+                       dissimilar_weight=np.float32(1.0))
+
+
+class ADSHLoss(keras.losses.Loss):
+    """The batch's ADSH loss against V (module docstring), after writing its outputs into the bank. Target: the
+    labels with the training-set row appended (-1 for validation images). Holds the state's variables."""
+
+    def __init__(self, state, num_classes, bits, gamma=GAMMA, name="adsh", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.state, self.num_classes, self.bits, self.gamma = state, int(num_classes), int(bits), float(gamma)
+
+    def call(self, y_true, y_pred):
+        import tensorflow as tf
+
+        labels, rows = y_true[:, :self.num_classes], ops.cast(y_true[:, self.num_classes], "int64")
+        u = ops.cast(y_pred, "float32")
+        write_rows(self.state["bank"], rows, ops.stop_gradient(u))
+        codes, database_labels = self.state["codes"], self.state["bank_labels"]
+        shares = ops.cast(ops.matmul(labels, ops.transpose(database_labels)) > 0, "float32")
+        similarity = shares - (1.0 - shares) * self.state["dissimilar_weight"]
+        square = ops.sum(ops.square(ops.matmul(u, ops.transpose(codes)) - self.bits * similarity))
+        trained = ops.cast(rows >= 0, "float32")[:, None]
+        own_codes = tf.gather(codes, tf.maximum(rows, 0))
+        quantisation = self.gamma * ops.sum(trained * ops.square(own_codes - u))
+        count = ops.cast(ops.shape(codes)[0], "float32")
+        batch = ops.cast(ops.shape(u)[0], "float32")
+        return (square + quantisation) / (count * batch)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "bits": self.bits, "gamma": self.gamma}
+
+
+class DatabaseCodeUpdate(keras.callbacks.Callback):
+    """At the start of an epoch: r of its sample; at its end: V from the outputs of its sample (closed form)."""
+
+    def __init__(self, state, count, seed, bits, num_samples, gamma, log):
+        super().__init__()
+        self.state, self.count, self.seed, self.bits = state, count, seed, bits
+        self.num_samples, self.gamma, self.log = num_samples, gamma, log
+
+    def _block(self, epoch):
+        omega = sampled_rows(epoch, self.count, self.seed, self.num_samples)
+        labels = self.state["bank_labels"].numpy()
+        return omega, soft_similarity(labels[omega], labels).astype(np.float32)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        _, similarity = self._block(epoch)
+        negative = similarity[similarity < 0]
+        self.state["dissimilar_weight"].assign(np.float32(-negative[0] if negative.size else 0.0))
+
+    def on_epoch_end(self, epoch, logs=None):
+        omega, similarity = self._block(epoch)
+        outputs = self.state["bank"].numpy()[omega]
+        codes = update_database_codes(self.state["codes"].numpy(), outputs, omega, similarity, self.bits, self.gamma)
+        self.state["codes"].assign(codes.astype(np.float32))
+        if logs is not None:
+            logs["adsh_codes_agree"] = float(np.mean(np.sign(outputs) == codes[omega]))
+
+
+def build_adsh(spec, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS):
+    return build_code_network(spec, "adsh", activation="tanh")
+
+
+ADSH = register(DeepMethod(
+    name="adsh",
+    summary="ADSH: asymmetric; the network hashes sampled queries, database codes V are learned in closed form",
+    build=build_adsh,
+    compile_arguments=lambda spec, state, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS: {
+        "loss": {"hash_x": ADSHLoss(state, spec.num_classes, spec.hash_bits, gamma)}},
+    targets=bank_targets,
+    hyperparameters={"num_samples": NUM_SAMPLES, "gamma": GAMMA, "inner_epochs": INNER_EPOCHS},
+    constraints={"num_samples": "positive integer", "gamma": "non-negative", "inner_epochs": "positive integer"},
+    monitor=("val_loss", "min"),
+    learning_rate=0.01,
+    code=SIGN_CODES,
+    state=adsh_state,
+    callbacks=lambda context, model, state, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS: [
+        DatabaseCodeUpdate(state, len(context.train), context.seed, context.spec.hash_bits, num_samples, gamma,
+                           context.log)],
+    sampler=epoch_order,
+    database_codes=lambda arrays: arrays["codes"],
+))

@@ -1,0 +1,146 @@
+"""ADSH's discrete step: database codes in closed form (Jiang & Li, "Asymmetric Deep Supervised Hashing", AAAI 2018).
+
+Notation: the database (also the training set) has n points with codes V in {-1, +1}^(n x c), c = ``bits``.
+Each outer iteration samples m of them, Omega = ``sampled_index``; U~ (m x c) holds the network's tanh outputs
+for the sampled points (row i for Omega_i) and S (m x n) their similarity to the whole database. The objective
+(the paper's, and `calcLoss` of the official MATLAB code) is
+
+    L(V) = sum_{i in Omega} sum_j (u~_i^T v_j - c S_ij)^2 + gamma sum_{i in Omega} ||v_{Omega_i} - u~_i||^2.
+
+Soft similarity (`soft_similarity`; both official implementations): S_ij = 1 when sampled point i and database
+point j share a label, and -r otherwise, with r = #similar / #dissimilar over the m x n block. Our reading of the
+edge cases, which the formula gives directly: with no dissimilar pair, S is all ones (r is never used); with no
+similar pair r = 0, so S is all zeros.
+
+V update (`update_database_codes`). With U-bar (n x c) equal to U~ at rows Omega and 0 elsewhere, and v_j of
+constant norm c,
+
+    L(V) = tr(V U~^T U~ V^T) + <V, Q> + const,     Q = -2c S^T U~ - 2 gamma U-bar.
+
+As a function of column k alone (the others fixed), L = V_k^T (2 V^_k U~_k^T u~_k + Q_k) + const, where V^_k and
+U~_k drop column k and u~_k is column k of U~; so
+
+    V_k = -sign(2 V^_k U~_k^T u~_k + Q_k)
+
+is the exact minimiser over V_k in {-1, +1}^n. The columns are updated in order k = 1..c, each using the columns
+already updated (as the official code does, in place). Our choice for a tie (argument exactly 0, where both
+values give the same objective): V_jk = +1 (np.sign would leave 0). The input V may contain zeros (the official
+PyTorch code starts from V = 0): each column update is still the exact minimiser given the other columns, and
+the result holds only +-1. The official MATLAB code uses sign(U~) in the
+S^T U~ term; this module follows the PyTorch code and the objective (U~ itself).
+
+`adsh_objective` returns L(V) as written, a plain sum (the official PyTorch log divides it by m * n).
+"""
+
+import numbers
+
+import numpy as np
+
+from baselines.shallow import check_positive_int
+from saeh.errors import SaehError
+
+
+def _label_block(labels_sampled, labels_all):
+    """(m, n) bool: True where sampled point i and database point j share a label."""
+    sampled, database = np.asarray(labels_sampled), np.asarray(labels_all)
+    for name, array in (("labels_sampled", sampled), ("labels_all", database)):
+        if array.ndim not in (1, 2) or len(array) == 0:
+            raise SaehError(f"{name} must be (N,) class ids or (N, C) multi-hot with N >= 1; got shape {array.shape}")
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise SaehError(f"{name} must hold integers; got dtype {array.dtype}")
+        if array.ndim == 2 and not np.all((array == 0) | (array == 1)):
+            raise SaehError(f"{name} given as a matrix must be multi-hot (0 and 1 only)")
+    if sampled.ndim != database.ndim:
+        raise SaehError(
+            f"labels_sampled and labels_all must both be class ids or both multi-hot; got shapes {sampled.shape} "
+            f"and {database.shape}"
+        )
+    if sampled.ndim == 1:
+        return sampled[:, None] == database[None, :]
+    if sampled.shape[1] != database.shape[1]:
+        raise SaehError(
+            f"labels_sampled has {sampled.shape[1]} classes but labels_all has {database.shape[1]}; they must match"
+        )
+    return sampled.astype(np.float64) @ database.astype(np.float64).T > 0
+
+
+def soft_similarity(labels_sampled, labels_all):
+    """ADSH's soft similarity (m, n) float64: 1 for pairs sharing a label, -r otherwise (r = #similar / #dissimilar).
+
+    labels: (N,) class ids or (N, C) multi-hot, the same kind for both arguments.
+    """
+    similar = _label_block(labels_sampled, labels_all)
+    n_similar = int(similar.sum())
+    n_dissimilar = similar.size - n_similar
+    if n_dissimilar == 0:
+        return np.ones(similar.shape)
+    ratio = n_similar / n_dissimilar
+    return np.where(similar, 1.0, -ratio)
+
+
+def _check_number(value, name, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise SaehError(f"{name} must be a finite number; got {value!r}")
+    if minimum is not None and value < minimum:
+        raise SaehError(f"{name} must be >= {minimum}; got {value!r}")
+    return float(value)
+
+
+def _check_inputs(U_sampled, V, S, sampled_index, bits, gamma):
+    """Validated float64 copies (U~ (m, c), V (n, c), S (m, n)), the index array, c and gamma."""
+    bits = check_positive_int(bits, "bits")
+    gamma = _check_number(gamma, "gamma", minimum=0)
+    U = np.asarray(U_sampled)
+    if U.ndim != 2 or U.shape[1] != bits or len(U) == 0:
+        raise SaehError(f"U_sampled must be (m, bits = {bits}) with m >= 1; got shape {U.shape}")
+    if not np.issubdtype(U.dtype, np.number) or not np.all(np.isfinite(U)):
+        raise SaehError("U_sampled must hold finite numbers")
+    codes = np.asarray(V)
+    if codes.ndim != 2 or codes.shape[1] != bits or len(codes) == 0:
+        raise SaehError(f"V must be (n, bits = {bits}) with n >= 1; got shape {codes.shape}")
+    if not np.issubdtype(codes.dtype, np.number) or not np.all(np.isin(codes, (-1, 0, 1))):
+        raise SaehError(
+            f"V must hold only -1, +1 (or 0 for a code not set yet); got values such as {np.unique(codes)[:4]}"
+        )
+    m, n = len(U), len(codes)
+    similarity = np.asarray(S)
+    if similarity.shape != (m, n):
+        raise SaehError(f"S must be (m = {m}, n = {n}) (sampled points x database); got shape {similarity.shape}")
+    if not np.issubdtype(similarity.dtype, np.number) or not np.all(np.isfinite(similarity)):
+        raise SaehError("S must hold finite numbers")
+    index = np.asarray(sampled_index)
+    if index.shape != (m,) or not np.issubdtype(index.dtype, np.integer):
+        raise SaehError(f"sampled_index must be ({m},) integers (one database row per row of U_sampled); "
+                        f"got shape {index.shape}, dtype {index.dtype}")
+    if index.min() < 0 or index.max() >= n:
+        raise SaehError(f"sampled_index must lie in [0, {n}); got values from {index.min()} to {index.max()}")
+    if len(np.unique(index)) != m:
+        raise SaehError("sampled_index must not repeat a database row (ADSH samples without replacement)")
+    return (U.astype(np.float64), codes.astype(np.float64), similarity.astype(np.float64), index.astype(np.int64),
+            bits, gamma)
+
+
+def update_database_codes(V, U_sampled, sampled_index, S, bits, gamma):
+    """One ADSH V step: the new database codes (n, bits) int8 of +-1, columns updated in order (module docstring).
+
+    V: (n, bits) current codes (+-1, or 0 for "not set yet"); U_sampled: (m, bits) network outputs of the sampled
+    points; sampled_index: (m,) distinct database rows of those points; S: (m, n) similarity; gamma >= 0.
+    """
+    U, codes, similarity, index, bits, gamma = _check_inputs(U_sampled, V, S, sampled_index, bits, gamma)
+    placed = np.zeros_like(codes)
+    placed[index] = U
+    linear = -2.0 * bits * similarity.T @ U - 2.0 * gamma * placed  # Q, (n, c)
+    gram = U.T @ U  # U~^T U~; its row k without entry k is U~_k^T u~_k
+    for k in range(bits):
+        others = np.arange(bits) != k
+        score = 2.0 * codes[:, others] @ gram[others, k] + linear[:, k]
+        codes[:, k] = np.where(score > 0, -1.0, 1.0)
+    return codes.astype(np.int8)
+
+
+def adsh_objective(U_sampled, V, S, sampled_index, bits, gamma):
+    """ADSH objective sum_{i, j} (u~_i^T v_j - c S_ij)^2 + gamma sum_i ||v_{Omega_i} - u~_i||^2 (a float)."""
+    U, codes, similarity, index, bits, gamma = _check_inputs(U_sampled, V, S, sampled_index, bits, gamma)
+    fit = U @ codes.T - bits * similarity
+    quantisation = codes[index] - U
+    return float(np.sum(fit**2) + gamma * np.sum(quantisation**2))

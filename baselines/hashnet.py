@@ -1,0 +1,168 @@
+"""The loss and the continuation schedule of HashNet (Cao, Long, Wang & Yu, "HashNet: deep learning to hash by
+continuation", ICCV 2017): its loss and schedule as functions, then the registered method.
+
+The code layer's output z goes through h = tanh(beta z). Over pairs (i, j) with s_ij = 1 when the two images share
+a label (label sets that overlap, for multi-hot labels) and x_ij = alpha <h_i, h_j>, the paper's loss is
+
+    L = sum_ij w_ij [log(1 + exp(x_ij)) - s_ij x_ij],        alpha = 10 / bits,
+
+where log(1 + e^x) is replaced by x when x > 15 (the official `l_threshold`; at exactly 15 the log form is kept,
+as the official code's `<=` mask does). With |h| <= 1 and alpha = 10 / bits, x never exceeds 10, so the threshold
+only matters for other alphas or unbounded inputs. Below it, log(1 + e^x) is computed stably (`stable_softplus`).
+
+Pair weights. The paper weights similar pairs by w = |S| / |S1| and dissimilar ones by |S| / |S0|, S1 and S0 being
+the numbers of similar and dissimilar pairs among the |S| pairs of the step; the official PyTorch code has this as
+`pairwise_loss_updated` (thuml/HashNet, `pytorch/src/loss.py`). The released `train.py` calls `pairwise_loss`
+instead, which weights similar pairs by a constant `class_num`, as the Caffe code does. We follow the paper.
+`hashnet_pair_loss` returns the paper's sum divided by the number of pairs, as `pairwise_loss_updated` does:
+
+    loss = (1 / |S|) sum_ij w_ij l_ij = mean over similar pairs of l + mean over dissimilar pairs of l.
+
+When a step has no pair of one kind, that kind's weight is 0 (there is nothing to weight) and the other's is
+|S| / |S| = 1, so the loss is the plain mean over the pairs, with no NaN. Weights depend on the labels only.
+
+Pairs. The official code draws two independently shuffled batches and uses all their cross pairs:
+`hashnet_pair_loss(h_a, labels_a, h_b, labels_b, ...)` does the same, over all len(h_a) x len(h_b) pairs. For
+training on one batch, call it with the batch twice; then every ordered pair counts, each image with itself
+included. We exclude nothing so that the one-batch case is exactly the official cross-pair loss with both streams
+equal (the official streams can also hold the same image twice); the B self-pairs, similar by definition, push
+||h_i||^2 up, towards binary codes, and keep S1 > 0, so a one-batch step always has both weights defined when any
+two images differ in label.
+
+Continuation. beta = (1 + 0.005 t)^0.5, recomputed every 200 iterations (official `scale_tanh_layer.cpp` and
+`pytorch/src/network.py`): `hashnet_beta(t)` gives beta at the last multiple of 200 <= t, so beta(0) = 1 and
+beta(10000) = sqrt(51) ~= 7.14. The official PyTorch counter is incremented before it is read, so passing it the
+1-based number of the current training step reproduces it exactly.
+
+Not implemented: the Caffe option `continous_similarity`, which scales multi-label pairs by 4 cos^2(y_i, y_j).
+"""
+
+import math
+import numbers
+
+import keras
+from keras import ops
+
+from baselines.dpsh import check_number, check_same_size, float_matrix, pair_similarity, stable_softplus
+from saeh import defaults
+from saeh.errors import SaehError
+from saeh.methods import SIGN_CODES, DeepMethod
+from saeh.models import blocks, encoders
+from saeh.models.layers import ScaledTanh
+from saeh.registry import register
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise SaehError(f"{name} must be a {kind} integer; got {value!r}")
+    return int(value)
+
+
+def hashnet_alpha(bits):
+    """The adaptive sigmoid's scale alpha = 10 / bits."""
+    return 10.0 / _check_int("bits", bits, 1)
+
+
+def hashnet_beta(iteration, gamma=0.005, power=0.5, step=200):
+    """beta = (1 + gamma t)^power with t the last multiple of `step` <= `iteration` (a non-negative integer)."""
+    iteration = _check_int("iteration", iteration, 0)
+    step = _check_int("step", step, 1)
+    gamma = check_number("gamma", gamma, minimum=0.0)
+    power = check_number("power", power)
+    return float(math.pow(1.0 + gamma * (iteration // step * step), power))
+
+
+def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0):
+    """The weighted pair loss of the module docstring over all pairs (row of h_a, row of h_b), as a float32 scalar.
+
+    `h_a` (A x bits) and `h_b` (B x bits) are tanh(beta z) outputs, `labels_a` / `labels_b` their one-hot or
+    multi-hot labels, `alpha` > 0 the sigmoid scale (`hashnet_alpha(bits)`) and `threshold` the x above which
+    log(1 + e^x) is replaced by x. Returns (1 / |S|) sum w_ij l_ij = mean over similar + mean over dissimilar pairs.
+    """
+    alpha = check_number("alpha", alpha, minimum=0.0, strict=True)
+    threshold = check_number("threshold", threshold)
+    h_a = float_matrix("h_a", h_a)
+    h_b = float_matrix("h_b", h_b)
+    labels_a = float_matrix("labels_a", labels_a)
+    labels_b = float_matrix("labels_b", labels_b)
+    check_same_size("h_a", h_a, 1, "h_b", h_b, 1, "bits (columns)")
+    check_same_size("h_a", h_a, 0, "labels_a", labels_a, 0, "rows")
+    check_same_size("h_b", h_b, 0, "labels_b", labels_b, 0, "rows")
+    similar = pair_similarity(labels_a, labels_b)
+    logits = alpha * ops.matmul(h_a, ops.transpose(h_b))
+    log_term = ops.where(logits > threshold, logits, stable_softplus(logits))
+    pair_losses = log_term - similar * logits
+    similar_count = ops.sum(similar)
+    dissimilar_count = ops.sum(1.0 - similar)
+    pairs = similar_count + dissimilar_count
+    similar_weight = ops.where(similar_count > 0, pairs / ops.maximum(similar_count, 1.0), 0.0)
+    dissimilar_weight = ops.where(dissimilar_count > 0, pairs / ops.maximum(dissimilar_count, 1.0), 0.0)
+    weights = similar * similar_weight + (1.0 - similar) * dissimilar_weight
+    return ops.sum(weights * pair_losses) / ops.maximum(pairs, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------------- the method
+# The network is SAEH's encoder, a linear layer `hash_z` and `hash_x` = tanh(beta z) (`ScaledTanh`); codes are
+# sign(z). `HashNetContinuation` sets beta before every training step from the optimiser's step count (so a resumed
+# run continues the schedule where it stopped) and logs it per epoch as `hashnet_beta`. Pairs: one batch against
+# itself (see above). The best epoch is the lowest validation loss. Optimiser, schedule, weight decay and batch size
+# are SAEH's, as for every row of Table 1 (the paper: SGD from an ImageNet AlexNet, 10,000 iterations).
+
+
+class HashNetLoss(keras.losses.Loss):
+    """`hashnet_pair_loss` of a batch with itself; the target is the batch's labels."""
+
+    def __init__(self, alpha, threshold=15.0, name="hashnet", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.alpha, self.threshold = float(alpha), float(threshold)
+
+    def call(self, y_true, y_pred):
+        labels, codes = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
+        return hashnet_pair_loss(codes, labels, codes, labels, self.alpha, self.threshold)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "threshold": self.threshold}
+
+
+class HashNetContinuation(keras.callbacks.Callback):
+    """beta = hashnet_beta(step) before each training step (step counted from 1, as the official counter), written
+    into the model's `ScaledTanh` layer `hash_x`; the epoch's last beta is logged as `hashnet_beta`."""
+
+    def __init__(self, gamma=0.005, power=0.5, step=200):
+        super().__init__()
+        self.gamma, self.power, self.step = gamma, power, step
+        self.beta = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        iteration = int(self.model.optimizer.iterations.numpy()) + 1
+        self.beta = hashnet_beta(iteration, self.gamma, self.power, self.step)
+        self.model.get_layer("hash_x").beta.assign(self.beta)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.beta is not None:
+            logs["hashnet_beta"] = self.beta
+
+
+def build_hashnet(spec, beta_gamma=0.005, beta_step=200):
+    images = keras.Input(shape=spec.input_shape, name="image")
+    features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
+                                           spec.encoder_weights)
+    z = blocks.dense(spec.hash_bits, "hash_z", dtype="float32")(features)
+    return keras.Model(images, {"hash_x": ScaledTanh(name="hash_x", dtype="float32")(z)}, name="hashnet")
+
+
+HASHNET = register(DeepMethod(
+    name="hashnet",
+    summary="HashNet: class-balanced pairwise cross-entropy on tanh(beta z), beta raised by continuation",
+    build=build_hashnet,
+    compile_arguments=lambda spec, state, beta_gamma=0.005, beta_step=200: {
+        "loss": {"hash_x": HashNetLoss(hashnet_alpha(spec.hash_bits))}},
+    targets=lambda images, batch: {"hash_x": batch["label"]},
+    hyperparameters={"beta_gamma": 0.005, "beta_step": 200},
+    constraints={"beta_gamma": "non-negative", "beta_step": "positive integer"},
+    monitor=("val_loss", "min"),
+    code=SIGN_CODES,
+    callbacks=lambda context, model, state, beta_gamma=0.005, beta_step=200: [
+        HashNetContinuation(gamma=beta_gamma, step=beta_step)],
+))

@@ -1,0 +1,163 @@
+"""The method framework (saeh.methods, saeh.registry, saeh.method_state and the loop's hooks), and what makes DPSH,
+HashNet and ADSH themselves: a memory bank restored on resume, beta growing by continuation, learned database
+codes standing for the training images."""
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from saeh import registry, training
+from saeh.errors import SaehError
+from training_helpers import Crash, CrashAfterEpoch
+from saeh.methods import SAEH, ModelSpec
+
+SETTINGS = dict(hash_bits=8, stack_num=1, batch_size=40, verbose=0, log=lambda message: None)
+
+
+def test_the_registry_lists_every_method_of_the_issue_and_refuses_a_second_of_a_name():
+    names = registry.names()
+    for name in ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh-plus", "dpsh", "hashnet", "adsh", "itq", "ksh"):
+        assert name in names
+    assert names[:2] == ("saeh", "saeh-minus")
+    assert registry.get("SAEH⁻") is registry.get("saeh-minus")
+    assert registry.register(SAEH) is SAEH  # the same object again: fine
+    import dataclasses
+
+    with pytest.raises(SaehError, match="two methods are registered as 'saeh'"):
+        registry.register(dataclasses.replace(SAEH, summary="another SAEH"))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(input_shape=(32, 32), num_classes=10), "input_shape must be"),
+    (dict(input_shape=(32, 32, 3), num_classes=0), "num_classes must be a positive integer; got 0"),
+    (dict(input_shape=(32, 32, 3), num_classes=10, hash_bits=-1), "hash_bits must be a positive integer; got -1"),
+    (dict(input_shape=(32, 32, 3), num_classes=10, encoder="vgg"), "unknown encoder"),
+    (dict(input_shape=(32, 32, 3), num_classes=10, multi_label="yes"), "multi_label must be True or False"),
+])
+def test_a_model_spec_refuses_bad_values(arguments, message):
+    with pytest.raises(SaehError, match=message):
+        ModelSpec(**arguments)
+
+
+def test_each_method_declares_its_code_threshold():
+    from saeh.inference import hash_threshold
+
+    declared = {name: registry.get(name).code.threshold for name in registry.deep_names()}
+    assert declared["saeh"] == 0.5 and declared["ssdh"] == 0.5 and declared["cnnh-plus"] == 0.5
+    assert declared["dsh"] == 0.0 and declared["dpsh"] == 0.0 and declared["hashnet"] == 0.0
+    model = registry.get("hashnet").build(ModelSpec((16, 16, 1), 4, hash_bits=8, stack_num=1))
+    assert hash_threshold(model, "hashnet") == 0.0  # a ScaledTanh layer: nothing to guess from
+
+
+def test_the_sampler_decides_what_an_epoch_visits():
+    from saeh.data import pipeline
+
+    images = np.zeros((10, 8, 8, 1), np.uint8)
+    per_sample = {"row": np.arange(10)}
+    dataset, steps = pipeline.training_batches(
+        images, per_sample, lambda batch_images, batch: batch["row"], 4, seed=0, epochs=3, initial_epoch=1,
+        sampler=lambda epoch: np.array([epoch, epoch, 9, 0, 5, 5]))
+    assert steps == 2
+    visited = [list(rows.numpy()) for _, rows in dataset]
+    assert visited == [[1, 1, 9, 0], [5, 5], [2, 2, 9, 0], [5, 5]]  # epochs 2 and 3, in the sampler's order
+    with pytest.raises(SaehError, match="every epoch must visit as many"):
+        pipeline.training_batches(images, per_sample, lambda i, b: b["row"], 2, 0, 2,
+                                  sampler=lambda epoch: np.arange(epoch + 3))
+    with pytest.raises(SaehError, match="rows outside"):
+        pipeline.training_batches(images, per_sample, lambda i, b: b["row"], 2, 0, 1, sampler=lambda epoch: [10])
+
+
+def test_dpsh_writes_its_bank_and_a_resumed_run_continues_with_it(separable_split, tmp_path):
+    dpsh = registry.get("dpsh")
+    whole = training.train(dpsh, separable_split, 4, str(tmp_path / "whole"), epochs=3, **SETTINGS)
+    bank = whole.state.numpy()["bank"]
+    assert bank.shape == (len(separable_split.train) + 1, 8)
+    assert np.all(np.abs(bank[:-1]).sum(axis=1) > 0)  # every training image's output was written
+    run_dir = str(tmp_path / "resumed")
+    with pytest.raises(Crash):
+        training.train(dpsh, separable_split, 4, run_dir, epochs=3, callbacks=[CrashAfterEpoch(2)], **SETTINGS)
+    with zipfile.ZipFile(os.path.join(run_dir, "checkpoints", "last.keras")) as archive:
+        assert training.METHOD_STATE_MEMBER in archive.namelist()
+    resumed = training.train(dpsh, separable_split, 4, run_dir, epochs=3, **SETTINGS)
+    for a, b in zip(whole.history, resumed.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+    np.testing.assert_allclose(resumed.state.numpy()["bank"], bank, rtol=1e-4, atol=1e-5)
+    # The state beside the final model is the best epoch's, as its weights are.
+    from saeh.method_state import load_arrays
+
+    saved = load_arrays(os.path.join(run_dir, "method_state.npz"))
+    np.testing.assert_array_equal(saved["bank"], resumed.state.numpy()["bank"])
+
+
+def test_hashnet_raises_beta_by_continuation_and_resumes_its_schedule(separable_split, tmp_path):
+    from baselines.hashnet import hashnet_beta
+
+    hashnet = registry.get("hashnet")
+    steps = 6  # 240 training images in batches of 40
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(Crash):
+        training.train(hashnet, separable_split, 4, run_dir, epochs=3, hyperparameters={"beta_step": 1},
+                       callbacks=[CrashAfterEpoch(1)], **SETTINGS)
+    trained = training.train(hashnet, separable_split, 4, run_dir, epochs=3, hyperparameters={"beta_step": 1},
+                             **SETTINGS)
+    betas = [row["hashnet_beta"] for row in trained.history]
+    assert betas == pytest.approx([hashnet_beta(steps * epoch, step=1) for epoch in (1, 2, 3)])
+    assert betas[0] < betas[1] < betas[2]
+    # The final model holds the best epoch's weights, beta included.
+    assert float(trained.model.get_layer("hash_x").beta.numpy()) == pytest.approx(betas[trained.best_epoch - 1])
+
+
+def test_adsh_learns_the_database_codes_of_the_training_images(multi_hot_split, tmp_path):
+    from baselines.adsh import epoch_order, sampled_rows
+    from saeh.cli.common import run_database_codes
+    from saeh.inference import codes_for
+
+    adsh = registry.get("adsh")
+    count = len(multi_hot_split.train)
+    omega = sampled_rows(1, count, 0, 50)
+    order = epoch_order(1, count, 0, num_samples=50, inner_epochs=3)
+    assert len(omega) == 50 and sorted(order) == sorted(np.repeat(omega, 3))  # Omega, three times
+    trained = training.train(adsh, multi_hot_split, 4, str(tmp_path / "run"), epochs=2,
+                             hyperparameters={"num_samples": 50}, **{**SETTINGS, "batch_size": 25})
+    codes = trained.state.numpy()["codes"]
+    assert set(np.unique(codes)) == {-1.0, 1.0}  # every training image has a learned code
+    assert [row["epoch"] for row in trained.history] == [1, 2] and "adsh_codes_agree" in trained.history[0]
+    database = run_database_codes(trained.model, multi_hot_split, {"method": "adsh"}, trained.state.numpy())
+    rows = multi_hot_split.train_in_database
+    np.testing.assert_array_equal(database.hash_bin[rows], (codes > 0).astype(np.uint8))
+    others = np.setdiff1d(np.arange(len(multi_hot_split.database)), rows)  # the validation images: the network's
+    network = codes_for(trained.model, multi_hot_split.database, method=adsh).hash_bin
+    np.testing.assert_array_equal(database.hash_bin[others], network[others])
+    with pytest.raises(SaehError, match="learns its database codes"):
+        run_database_codes(trained.model, multi_hot_split, {"method": "adsh"}, None)
+
+
+def test_a_single_label_method_refuses_multi_hot_labels(multi_hot_split, tmp_path):
+    import dataclasses
+
+    single = dataclasses.replace(registry.get("dsh"), name="dsh-single", multi_label=False)
+    with pytest.raises(SaehError, match="'dsh-single' is defined for single-label data only"):
+        training.train(single, multi_hot_split, 4, str(tmp_path / "run"), epochs=1, **SETTINGS)
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_the_training_images_are_located_in_the_database_by_every_protocol():
+    from saeh.data import ImageSet, LabelledData, make_split
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (600, 8, 8, 1), dtype=np.uint8)
+    labels = np.arange(600) % 10
+    data = LabelledData(name="t", train=ImageSet(images[:500], labels[:500]),
+                        test=ImageSet(images[500:], labels[500:]), class_names=tuple("0123456789"))
+    for protocol in ("ssdh", "dpsh", "dsh"):
+        for select_on_test in (False, True):
+            split = make_split(data, protocol=protocol, seed=1, validation_size=0.1, select_on_test=select_on_test)
+            rows = split.train_in_database
+            assert len(rows) == len(split.train)
+            if protocol == "dsh":
+                assert np.all(rows == -1)
+            else:
+                np.testing.assert_array_equal(split.database.images[rows], split.train.images)
+                np.testing.assert_array_equal(split.database.labels[rows], split.train.labels)
