@@ -20,6 +20,7 @@ import baselines.classifier_codes  # noqa: F401
 import baselines.csq  # noqa: F401
 import baselines.shc  # noqa: F401
 import baselines.adsh  # noqa: F401
+import baselines.dsah  # noqa: F401
 import baselines.shallow_methods  # noqa: F401
 from baselines.shallow_methods import fit_shallow
 from saeh.registry import get, names

@@ -8,7 +8,7 @@ def main():
         method = registry.get(name)
         settings = ", ".join(f"{key}={value}" for key, value in method.hyperparameters.items()) or "-"
         if method.kind == "deep":
-            hooks = [hook for hook in ("prepare", "state", "callbacks", "sampler", "database_codes")
+            hooks = [hook for hook in ("prepare", "state", "callbacks", "sampler", "database_codes", "inputs")
                      if getattr(method, hook) is not None]
             extra = f"; codes: {method.code.activation} > {method.code.threshold:g}" + (
                 f"; hooks: {', '.join(hooks)}" if hooks else "") + ("" if method.multi_label else "; single-label only")

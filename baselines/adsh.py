@@ -94,12 +94,14 @@ class ADSHLoss(keras.losses.Loss):
 
 
 class DatabaseCodeUpdate(keras.callbacks.Callback):
-    """At the start of an epoch: r of its sample; at its end: V from the outputs of its sample (closed form)."""
+    """At the start of an epoch: r of its sample; at its end: V from the outputs of its sample (closed form).
 
-    def __init__(self, state, count, seed, bits, num_samples, gamma, log):
+    `prior`: optional function (model) -> (P, mu), a target of the database codes and its weight (DSAH)."""
+
+    def __init__(self, state, count, seed, bits, num_samples, gamma, log, prior=None):
         super().__init__()
         self.state, self.count, self.seed, self.bits = state, count, seed, bits
-        self.num_samples, self.gamma, self.log = num_samples, gamma, log
+        self.num_samples, self.gamma, self.log, self.prior = num_samples, gamma, log, prior
 
     def _block(self, epoch):
         omega = sampled_rows(epoch, self.count, self.seed, self.num_samples)
@@ -114,7 +116,9 @@ class DatabaseCodeUpdate(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         omega, similarity = self._block(epoch)
         outputs = self.state["bank"].numpy()[omega]
-        codes = update_database_codes(self.state["codes"].numpy(), outputs, omega, similarity, self.bits, self.gamma)
+        prior, weight = (None, 0.0) if self.prior is None else self.prior(self.model)
+        codes = update_database_codes(self.state["codes"].numpy(), outputs, omega, similarity, self.bits, self.gamma,
+                                      prior, weight)
         self.state["codes"].assign(codes.astype(np.float32))
         if logs is not None:
             logs["adsh_codes_agree"] = float(np.mean(np.sign(outputs) == codes[omega]))

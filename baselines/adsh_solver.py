@@ -120,16 +120,34 @@ def _check_inputs(U_sampled, V, S, sampled_index, bits, gamma):
             bits, gamma)
 
 
-def update_database_codes(V, U_sampled, sampled_index, S, bits, gamma):
+def _check_prior(prior, prior_weight, shape):
+    """The prior as float64 (n, c) and its weight, or (None, 0.0) without one."""
+    prior_weight = _check_number(prior_weight, "prior_weight", minimum=0)
+    if prior is None:
+        return None, 0.0
+    prior = np.asarray(prior, dtype=np.float64)
+    if prior.shape != shape or not np.all(np.isfinite(prior)):
+        raise SaehError(f"prior must be finite numbers of shape {shape} (one row per database code); got shape "
+                        f"{prior.shape}")
+    return prior, prior_weight
+
+
+def update_database_codes(V, U_sampled, sampled_index, S, bits, gamma, prior=None, prior_weight=0.0):
     """One ADSH V step: the new database codes (n, bits) int8 of +-1, columns updated in order (module docstring).
 
     V: (n, bits) current codes (+-1, or 0 for "not set yet"); U_sampled: (m, bits) network outputs of the sampled
     points; sampled_index: (m,) distinct database rows of those points; S: (m, n) similarity; gamma >= 0.
+    prior, prior_weight: an optional (n, bits) target P of the codes and its weight mu >= 0, adding
+    mu sum_j ||v_j - p_j||^2 to the objective (DSAH's label codes). With ||v_j||^2 = c constant that adds -2 mu P to
+    Q, so each column update stays the exact minimiser.
     """
     U, codes, similarity, index, bits, gamma = _check_inputs(U_sampled, V, S, sampled_index, bits, gamma)
+    prior, prior_weight = _check_prior(prior, prior_weight, codes.shape)
     placed = np.zeros_like(codes)
     placed[index] = U
     linear = -2.0 * bits * similarity.T @ U - 2.0 * gamma * placed  # Q, (n, c)
+    if prior is not None:
+        linear -= 2.0 * prior_weight * prior
     gram = U.T @ U  # U~^T U~; its row k without entry k is U~_k^T u~_k
     for k in range(bits):
         others = np.arange(bits) != k
@@ -138,9 +156,12 @@ def update_database_codes(V, U_sampled, sampled_index, S, bits, gamma):
     return codes.astype(np.int8)
 
 
-def adsh_objective(U_sampled, V, S, sampled_index, bits, gamma):
-    """ADSH objective sum_{i, j} (u~_i^T v_j - c S_ij)^2 + gamma sum_i ||v_{Omega_i} - u~_i||^2 (a float)."""
+def adsh_objective(U_sampled, V, S, sampled_index, bits, gamma, prior=None, prior_weight=0.0):
+    """ADSH objective sum_{i, j} (u~_i^T v_j - c S_ij)^2 + gamma sum_i ||v_{Omega_i} - u~_i||^2, plus
+    prior_weight * sum_j ||v_j - p_j||^2 with a prior (a float)."""
     U, codes, similarity, index, bits, gamma = _check_inputs(U_sampled, V, S, sampled_index, bits, gamma)
+    prior, prior_weight = _check_prior(prior, prior_weight, codes.shape)
     fit = U @ codes.T - bits * similarity
     quantisation = codes[index] - U
-    return float(np.sum(fit**2) + gamma * np.sum(quantisation**2))
+    extra = 0.0 if prior is None else prior_weight * np.sum((codes - prior) ** 2)
+    return float(np.sum(fit**2) + gamma * np.sum(quantisation**2) + extra)

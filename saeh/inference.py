@@ -96,9 +96,29 @@ def hash_bits(model):
     return int(model.get_layer(HASH_LAYER).output.shape[-1])
 
 
+IMAGE_INPUT = "image"
+
+
+def image_input(model):
+    """The model's image input: its only input, or the one named "image" (a model may take more inputs in
+    training, such as DSAH's labels; its codes depend on the image alone)."""
+    if len(model.inputs) == 1:
+        return model.inputs[0]
+    named = [tensor for tensor in model.inputs if tensor.name == IMAGE_INPUT]
+    if len(named) != 1:
+        raise SaehError(f"the model has the inputs {[tensor.name for tensor in model.inputs]}; expected one named "
+                        f"{IMAGE_INPUT!r} for the images")
+    return named[0]
+
+
+def image_shape(model):
+    """(height, width, channels) of the images the model hashes."""
+    return tuple(image_input(model).shape[1:])
+
+
 def check_images_fit(model, images, source="the data"):
     """Raise SaehError when `images` do not have the model's input shape."""
-    expected = tuple(model.input_shape[1:])
+    expected = image_shape(model)
     got = tuple(np.shape(images)[1:])
     if expected != got:
         raise SaehError(f"{source} has images of shape {got}, but the model expects {expected}; use the dataset it "
@@ -108,7 +128,7 @@ def check_images_fit(model, images, source="the data"):
 def encode(model, images, batch_size=ENCODE_BATCH_SIZE):
     """Real-valued hash outputs (N, bits) float32 for uint8 images (N, H, W, C), computing only the encoder."""
     check_images_fit(model, images)
-    encoder = keras.Model(model.inputs, model.get_layer(HASH_LAYER).output, name="hash_encoder")
+    encoder = keras.Model(image_input(model), model.get_layer(HASH_LAYER).output, name="hash_encoder")
     if len(images) == 0:
         return np.zeros((0, hash_bits(model)), np.float32)
     outputs = encoder.predict(pipeline.image_batches(images, batch_size), verbose=0)
@@ -118,7 +138,7 @@ def encode(model, images, batch_size=ENCODE_BATCH_SIZE):
 def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
     """The deep features (N, D) float32 that `model` feeds its hash layer, e.g. as features for ITQ or KSH."""
     check_images_fit(model, images)
-    features = keras.Model(model.inputs, model.get_layer(HASH_LAYER).input, name="hash_features")
+    features = keras.Model(image_input(model), model.get_layer(HASH_LAYER).input, name="hash_features")
     return np.asarray(features.predict(pipeline.image_batches(images, batch_size), verbose=0), dtype=np.float32)
 
 

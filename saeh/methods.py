@@ -12,6 +12,7 @@ outputs, and the optional hooks that the methods beyond SAEH need, each a plain 
 - `sampler`: which training images an epoch visits, in which order (a subset per outer iteration);
 - `database_codes`: for an asymmetric method, the learned codes of the training images, which stand for those
   images in the database instead of the network's codes;
+- `inputs`: the model's inputs in training when it takes more than the images (DSAH's label branch);
 - `code`: how the hash output becomes bits (`CodeRule`), declared rather than guessed from a layer.
 
 `ModelSpec` carries what every builder needs (input shape, classes, bits, encoder, depth, weights, label kind).
@@ -131,6 +132,9 @@ class DeepMethod:
         database_codes: optional (state arrays: {name: numpy array}) -> (count, bits) float array: the learned
             codes (in the hash output's range) of the training images, which stand for them in the database.
         multi_label: False for a method defined for single-label data only; training then refuses multi-hot labels.
+        inputs: optional (images, batch) -> the model's inputs in training, for a model that takes more than the
+            images (a label branch trained beside the image network); its image input must be named "image", and
+            `hash_x` must depend on it alone, since codes are computed from images only.
     """
 
     name: str
@@ -149,6 +153,7 @@ class DeepMethod:
     sampler: Optional[Callable] = None
     database_codes: Optional[Callable] = None
     multi_label: bool = True
+    inputs: Optional[Callable] = None
     kind: str = "deep"
 
     def resolve(self, overrides=None):

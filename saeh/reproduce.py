@@ -48,7 +48,7 @@ SAEH_METHODS = ("saeh", "saeh-minus")
 TABLE1_BITS = (12, 24, 32, 48)
 # The methods of our other sources, run beside Table 1's at 32 bits under the same preset (the paper has no number
 # for them; the report leaves its column empty).
-OTHER_METHODS = ("dpsh", "hashnet", "csq", "shc", "adsh", "dlbhc", "classifier-codes")
+OTHER_METHODS = ("dpsh", "hashnet", "csq", "shc", "adsh", "dsah", "dlbhc", "classifier-codes")
 TABLE2_GAMMAS = (0, 0.01, 0.1, 1, 10)
 
 

@@ -399,11 +399,11 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         _call_sampler, method.sampler, len(split.train), seed, hyperparameters)
     train_batches, steps = pipeline.training_batches(
         split.train.images, per_sample, targets, batch_size, seed, epochs, initial_epoch=initial_epoch,
-        augment=augment, sampler=sampler)
+        augment=augment, sampler=sampler, inputs=method.inputs)
     # Validation batches of the training size in a seeded mixed order: batch statistics (SAEH's balance term,
     # DSH's pairs) then mean what they mean in training, even for data stored class by class.
     validation_batches = pipeline.validation_batches(split.validation.images, validation_per_sample, targets,
-                                                     batch_size, seed)
+                                                     batch_size, seed, inputs=method.inputs)
     monitor, mode = method.monitor
     checkpoint = RunCheckpoint(folder, monitor, mode, history, schedule, state)
     # Best weights of an epoch later than last.keras (a crash between the two writes) belong to an epoch that is

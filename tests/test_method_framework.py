@@ -161,3 +161,48 @@ def test_the_training_images_are_located_in_the_database_by_every_protocol():
             else:
                 np.testing.assert_array_equal(split.database.images[rows], split.train.images)
                 np.testing.assert_array_equal(split.database.labels[rows], split.train.labels)
+
+
+def test_the_database_code_step_with_a_prior_solves_each_column_exactly():
+    """DSAH's V step: ADSH's objective plus mu * sum ||v_j - p_j||^2; each column is the exact minimiser given the
+    others (enumerating all 2^n values of the column), and a dominant prior gives V = sign(P)."""
+    import itertools
+
+    from baselines.adsh_solver import adsh_objective, soft_similarity, update_database_codes
+
+    rng = np.random.default_rng(3)
+    n, bits, omega = 5, 3, np.array([0, 2, 3])
+    labels = np.array([0, 1, 0, 1, 1])
+    similarity = soft_similarity(labels[omega], labels)
+    outputs = np.tanh(rng.normal(size=(3, bits)))
+    prior = np.tanh(rng.normal(size=(n, bits)))
+    start = rng.choice([-1, 1], size=(n, bits)).astype(np.int8)
+    updated = update_database_codes(start, outputs, omega, similarity, bits, 2.0, prior, 7.0)
+    for k in range(bits):
+        # Column k is solved with the columns before it already updated and those after it as they were.
+        codes = np.concatenate([updated[:, :k], start[:, k:]], axis=1).astype(float)
+        best = min(itertools.product((-1, 1), repeat=n), key=lambda column: adsh_objective(
+            outputs, np.column_stack([codes[:, :k], column, codes[:, k + 1:]]), similarity, omega, bits, 2.0, prior,
+            7.0))
+        np.testing.assert_array_equal(updated[:, k], best)
+    dominated = update_database_codes(start, outputs, omega, similarity, bits, 2.0, prior, 1e9)
+    np.testing.assert_array_equal(dominated, np.where(prior > 0, 1, -1))
+    with pytest.raises(SaehError, match="prior must be finite numbers of shape"):
+        update_database_codes(start, outputs, omega, similarity, bits, 2.0, prior[:2], 1.0)
+
+
+def test_dsah_hashes_images_alone_and_pulls_the_database_codes_to_the_label_codes(separable_split, tmp_path):
+    import keras
+
+    from saeh.inference import encode, load_hash_model
+
+    dsah = registry.get("dsah")
+    trained = training.train(dsah, separable_split, 4, str(tmp_path / "run"), epochs=1,
+                             hyperparameters={"num_samples": 80, "prior_weight": 1e9}, **SETTINGS)
+    model = load_hash_model(trained.model_path)
+    assert [tensor.name for tensor in model.inputs] == ["image", "label"]
+    assert encode(model, separable_split.query.images).shape == (len(separable_split.query), 8)
+    label_encoder = keras.Model(model.get_layer("label").output, model.get_layer("label_code").output)
+    label_codes = label_encoder.predict(np.eye(4, dtype="float32")[separable_split.train.labels], verbose=0)
+    # The V step of epoch 1 ran with the weights the epoch ended with; the final model is that epoch's.
+    np.testing.assert_array_equal(trained.state.numpy()["codes"], np.where(label_codes > 0, 1.0, -1.0))

@@ -78,7 +78,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from saeh.atomic import check_writable
     from saeh.codes import load_codes
-    from saeh.inference import encode, hash_threshold, load_hash_model
+    from saeh.inference import encode, hash_threshold, image_shape, load_hash_model
     from saeh.retrieval import HammingIndex, plot_retrieval_grid
 
     if args.top_k <= 0:
@@ -105,7 +105,7 @@ def main(argv=None):
         query_image = split.query.images[args.query_index:args.query_index + 1]
         query_label = split.query.labels[args.query_index]
     else:
-        query_image = read_query_image(args.image, tuple(model.input_shape[1:]))
+        query_image = read_query_image(args.image, image_shape(model))
         query_label = None
     query_code = (encode(model, query_image) > hash_threshold(model, method)).astype(np.uint8)
     hamming = HammingIndex(database.hash_bin, backend=args.backend)

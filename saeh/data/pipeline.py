@@ -54,7 +54,7 @@ def _check_batch_size(batch_size, count, what):
 
 
 def training_batches(images, per_sample, targets, batch_size, seed, epochs, initial_epoch=0, augment=False,
-                     sampler=None):
+                     sampler=None, inputs=None):
     """Batches for `model.fit` covering epochs `initial_epoch` .. `epochs - 1`.
 
     Args:
@@ -67,6 +67,8 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
         sampler: optional function epoch -> the rows (int array) the epoch visits, in order, the same number every
             epoch (a method that trains on a sample per epoch); by default every row, in a permutation drawn from
             (seed, epoch).
+        inputs: optional function (float images, batch) -> the model's inputs, for a model that takes more than
+            the images in training (DSAH's labels); by default the images.
 
     Returns:
         (dataset, steps_per_epoch): pass both to `fit`.
@@ -97,7 +99,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
         if augment:
             batch_images = augment_batch(batch_images, tf.stack([epoch, step]) + tf.cast(seed, tf.int64) * 7919)
         batch = {name: tf.gather(values, indices) for name, values in per_sample.items()}
-        return batch_images, targets(batch_images, batch)
+        return model_inputs(inputs, batch_images, batch), targets(batch_images, batch)
 
     dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -119,25 +121,30 @@ def sampled_orders(sampler, count, initial_epoch, epochs):
     return np.stack(orders) if orders else np.zeros((0, count), np.int64)
 
 
-def evaluation_batches(images, per_sample, targets, batch_size):
+def model_inputs(inputs, batch_images, batch):
+    """What the model is fed: the images, or `inputs(images, batch)` when a method takes more."""
+    return batch_images if inputs is None else inputs(batch_images, batch)
+
+
+def evaluation_batches(images, per_sample, targets, batch_size, inputs=None):
     """Batches in order, with targets, for validation and `evaluate`."""
     _check_batch_size(batch_size, len(images), "evaluation")
     dataset = tf.data.Dataset.from_tensor_slices((images, per_sample)).batch(batch_size)
 
     def prepare(batch_images, batch):
         batch_images = scale_images(batch_images)
-        return batch_images, targets(batch_images, batch)
+        return model_inputs(inputs, batch_images, batch), targets(batch_images, batch)
 
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def validation_batches(images, per_sample, targets, batch_size, seed):
+def validation_batches(images, per_sample, targets, batch_size, seed, inputs=None):
     """Like `evaluation_batches`, in one mixed order drawn from `seed` (the same every epoch), so that no batch of
     data stored class by class holds a single class and batch statistics are those of a training batch."""
     _check_batch_size(batch_size, len(images), "validation")
     order = np.random.default_rng(seed).permutation(len(images))
     return evaluation_batches(images[order], {name: np.asarray(values)[order] for name, values in per_sample.items()},
-                              targets, batch_size)
+                              targets, batch_size, inputs)
 
 
 def image_batches(images, batch_size):

@@ -1,0 +1,104 @@
+"""DSAH, "Deep semantic asymmetric hashing": ADSH guided by a label auto-encoder. Written from the seed's summary
+(`002_6fbc6c4e265bfe36.txt`: "use a label auto-encoder (LAE) and some proper constraints between LAE and the
+asymmetric image hashing network (ImgNet) to guide the training of ImgNet ... alternating optimisation: back-
+propagation for the networks, the database codes optimised directly"). No paper text or code was found (see
+METHODS.md), so everything below beyond that sentence is our assumption, chosen as the simplest reading:
+
+- ImgNet is ADSH's network (SAEH's encoder, tanh `hash_x`), trained by ADSH's loss against the learned database
+  codes V (`baselines.adsh`: sampled outer iterations, the bank U, the closed-form V step).
+- The LAE is a second branch of the same Keras model, fed the labels (a second input, `label`): a tanh layer
+  `label_code` (labels -> a c-bit semantic code l_y) and a decoder `label_decoded` (c -> classes, softmax; sigmoid
+  for multi-hot labels) trained to give back the labels (cross-entropy, weight 1).
+- Constraint 1, image to label: `code_gap` = u - l_y, pushed to 0 by a mean square, weight `code_weight` (1): each
+  image's code follows the semantic code of its labels, and the label codes follow the images.
+- Constraint 2, database codes to label codes: the V step minimises ADSH's objective plus
+  `prior_weight` * sum_j ||v_j - l_{y_j}||^2 (200, as ADSH's gamma, so that the labels weigh like the network's own
+  outputs); with ||v_j||^2 = c this only adds -2 mu L to ADSH's Q, so each bit column is still solved exactly
+  (`baselines.adsh_solver.update_database_codes`, `prior`).
+- Codes: queries sign(u) from the image alone; the training images' database codes are sign(V). The label input
+  exists in training only: saved models hash images through their `image` input.
+
+Its seed table (top-5K precision on CIFAR-10 at 12/24/36/48 bits: 0.911/0.930/0.943/0.948, ADSH 0.890/0.924/
+0.932/0.934 in the same table) is not under a protocol or metric we have, so it is not compared.
+"""
+
+import keras
+from keras import ops
+
+from baselines.adsh import (GAMMA, INNER_EPOCHS, NUM_SAMPLES, ADSHLoss, DatabaseCodeUpdate, adsh_state,
+                            epoch_order)
+from baselines.dpsh import bank_targets
+from saeh import defaults
+from saeh.losses import classifier_loss
+from saeh.methods import SIGN_CODES, DeepMethod
+from saeh.models import blocks, encoders
+from saeh.registry import register
+
+CODE_WEIGHT, PRIOR_WEIGHT = 1.0, 200.0
+DEFAULTS = {"num_samples": NUM_SAMPLES, "gamma": GAMMA, "inner_epochs": INNER_EPOCHS, "code_weight": CODE_WEIGHT,
+            "prior_weight": PRIOR_WEIGHT}
+
+
+def build_dsah(spec, **hyperparameters):
+    """ImgNet (image -> tanh `hash_x`) and the LAE (labels -> tanh `label_code` -> `label_decoded`), with
+    `code_gap` = hash_x - label_code."""
+    images = keras.Input(shape=spec.input_shape, name="image")
+    labels = keras.Input(shape=(spec.num_classes,), name="label")
+    features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
+                                           spec.encoder_weights)
+    code = blocks.dense(spec.hash_bits, "hash_x", activation="tanh", dtype="float32")(features)
+    label_code = blocks.dense(spec.hash_bits, "label_code", activation="tanh", dtype="float32")(labels)
+    decoded = blocks.dense(spec.num_classes, "label_decoded", activation="sigmoid" if spec.multi_label else "softmax",
+                           dtype="float32")(label_code)
+    gap = keras.layers.Subtract(name="code_gap", dtype="float32")([code, label_code])
+    return keras.Model([images, labels], {"hash_x": code, "code_gap": gap, "label_decoded": decoded}, name="dsah")
+
+
+def dsah_compile_arguments(spec, state, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS,
+                           code_weight=CODE_WEIGHT, prior_weight=PRIOR_WEIGHT):
+    return {"loss": {"hash_x": ADSHLoss(state, spec.num_classes, spec.hash_bits, gamma),
+                     "code_gap": "mean_squared_error", "label_decoded": classifier_loss(spec.multi_label)},
+            "loss_weights": {"hash_x": 1.0, "code_gap": float(code_weight), "label_decoded": 1.0}}
+
+
+def dsah_targets(images, batch):
+    labels = batch["label"]
+    return {**bank_targets(images, batch), "code_gap": ops.zeros_like(labels[:, :1]), "label_decoded": labels}
+
+
+def label_code_prior(state, prior_weight):
+    """(model) -> (the LAE's codes of every training image's labels, prior_weight), for the V step."""
+
+    def prior(model):
+        encoder = keras.Model(model.get_layer("label").output, model.get_layer("label_code").output)
+        return encoder.predict(state["bank_labels"].numpy(), verbose=0, batch_size=4096), prior_weight
+
+    return prior
+
+
+def dsah_callbacks(context, model, state, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS,
+                   code_weight=CODE_WEIGHT, prior_weight=PRIOR_WEIGHT):
+    return [DatabaseCodeUpdate(state, len(context.train), context.seed, context.spec.hash_bits, num_samples, gamma,
+                               context.log, prior=label_code_prior(state, prior_weight))]
+
+
+DSAH = register(DeepMethod(
+    name="dsah",
+    summary="DSAH (from its seed's summary): ADSH guided by a label auto-encoder's semantic codes",
+    build=build_dsah,
+    compile_arguments=dsah_compile_arguments,
+    targets=dsah_targets,
+    hyperparameters=dict(DEFAULTS),
+    constraints={"num_samples": "positive integer", "gamma": "non-negative", "inner_epochs": "positive integer",
+                 "code_weight": "non-negative", "prior_weight": "non-negative"},
+    monitor=("val_loss", "min"),
+    learning_rate=0.01,
+    code=SIGN_CODES,
+    state=lambda context, **hyperparameters: adsh_state(context),
+    callbacks=dsah_callbacks,
+    sampler=lambda epoch, count, seed, **hyperparameters: epoch_order(
+        epoch, count, seed, hyperparameters.get("num_samples", NUM_SAMPLES),
+        inner_epochs=hyperparameters.get("inner_epochs", INNER_EPOCHS)),
+    database_codes=lambda arrays: arrays["codes"],
+    inputs=lambda images, batch: {"image": images, "label": batch["label"]},
+))
