@@ -37,6 +37,7 @@ RESULTS = "results"  # result files: <repository>/results/<TABLE>/<cell id>.json
 RUNS = os.path.join("runs", "reproduce")  # run folders: <repository>/runs/reproduce/<TABLE>/<cell id>
 NICENESS = 10  # training runs below other work on a shared machine
 MAP = f"map@{defaults.TOP_K}"  # the score names hash_su_ae_train.py writes to scores.json
+MAP_ALL = "map@all"
 PRECISION = f"precision@r{defaults.RADIUS}"
 BEGIN, END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"  # the report's place in RESULTS.md
 IMAGES = "image"  # the report's figures: <repository>/image/reproduce_*.png
@@ -61,6 +62,7 @@ class Group:
     gammas: tuple = (None,)  # None: no --gamma flag (the method's own weight)
     procedure: str = "default"  # or "original" (--original)
     seeds: str = "all"  # "all": every seed given to `run`; "first": the first of them only
+    protocol: str = defaults.PROTOCOL  # --protocol of the default procedure (the original fixes its own)
     # {gamma: (table, method)}: the cell of that gamma is the same training run as `method`'s cell (no --gamma, same
     # dataset, bits, seed and preset) of `table`; its result is copied from there when present instead of trained.
     reuse: dict = dataclasses.field(default_factory=dict)
@@ -71,7 +73,9 @@ class Table:
     name: str
     description: str
     groups: tuple
-    paper: str = "table1"  # which published table the report sets beside it: table1 (by method) or table2 (by gamma)
+    # Which published table the report sets beside it: table1 (by method), table2 (by gamma), or dpsh (other
+    # papers' mAP@all under DPSH's protocol).
+    paper: str = "table1"
 
 
 def gamma_table(name, dataset, *, bits=32, gammas=TABLE2_GAMMAS, reuse=None):
@@ -99,6 +103,10 @@ TABLES = {table.name: table for table in (
           (Group(SAEH_METHODS, "cifar10", (32,), procedure="original", seeds="first"),)),
     Table("bits-cifar10", "SAEH and SAEH⁻ on CIFAR-10 at 12, 24 and 48 bits, protocol ssdh",
           (Group(SAEH_METHODS, "cifar10", (12, 24, 48)),)),
+    Table("dpsh-protocol-cifar10", "DPSH and ADSH on CIFAR-10 under DPSH's protocol (1,000 queries, 100 a class; "
+          "database the other 59,000; 5,000 training images drawn from it), mAP over the whole database beside "
+          "their papers' numbers (ADSH's own protocol trains on all 59,000)",
+          (Group(("dpsh", "adsh"), "cifar10", TABLE1_BITS, seeds="first", protocol="dpsh"),), paper="dpsh"),
 )}
 
 
@@ -113,12 +121,15 @@ class Cell:
     seed: int
     preset: str
     reuse: tuple = None  # (table, method) whose cell is the same run, or None
+    protocol: str = defaults.PROTOCOL
 
     @property
     def id(self):
         gamma = "" if self.gamma is None else f"_gamma{self.gamma:g}"
         original = "_original" if self.procedure == "original" else ""
-        return f"{self.method}_{self.dataset}_{self.bits}bits{gamma}{original}_seed{self.seed}_{self.preset}"
+        protocol = "" if self.protocol == defaults.PROTOCOL or original else f"_{self.protocol}"
+        return (f"{self.method}_{self.dataset}_{self.bits}bits{gamma}{original}{protocol}_seed{self.seed}_"
+                f"{self.preset}")
 
     def reused_cell(self):
         """The cell of another table that is the same training run, or None."""
@@ -173,7 +184,7 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None
                 for gamma in group.gammas:
                     for seed in seeds if group.seeds == "all" else seeds[:1]:
                         found.append(Cell(table.name, method, group.dataset, length, gamma, group.procedure, seed,
-                                          preset, group.reuse.get(gamma)))
+                                          preset, group.reuse.get(gamma), group.protocol))
     return found
 
 
@@ -195,7 +206,7 @@ def command(cell, *, repo_root, data_dir=None, script=None):
     if cell.gamma is not None:
         argv += ["--gamma", f"{cell.gamma:g}"]
     # The original procedure fixes its own protocol (dsh); the others name theirs rather than rely on a default.
-    argv += ["--original"] if cell.procedure == "original" else ["--protocol", defaults.PROTOCOL]
+    argv += ["--original"] if cell.procedure == "original" else ["--protocol", cell.protocol]
     if data_dir:
         argv += ["--data-dir", os.path.abspath(data_dir)]
     argv += ["--save-dir", os.path.join(RUNS, cell.table), "--run-name", cell.id, "--verbose", "2"]
@@ -305,6 +316,8 @@ def check_run_matches(cell, run_settings, run_dir):
     """A scored run folder is collected only when it is this cell's run."""
     expected = {"method": cell.method, "which_data": cell.dataset, "hash_bits": cell.bits, "seed": cell.seed,
                 "preset": cell.preset, "procedure": cell.procedure}
+    if cell.procedure != "original":
+        expected["protocol"] = cell.protocol
     other = {key: run_settings.get(key) for key, value in expected.items() if run_settings.get(key) != value}
     if other:
         raise SaehError(f"{run_dir} holds a run of other settings ({other}; expected {expected}); remove it to run "
@@ -554,8 +567,10 @@ def format_duration(seconds):
 
 def _paper_lookup(table):
     """(mAP, precision) of the paper (in %) for a row key of `table`, each None where the paper has none."""
-    from saeh.published import published_results, table1_map
+    from saeh.published import dpsh_protocol_map, published_results, table1_map
 
+    if table.paper == "dpsh":
+        return lambda method, dataset, bits, gamma: (dpsh_protocol_map(method, dataset, bits), None)
     if table.paper == "table2":
         published = published_results()["table2_gamma"]
 
@@ -613,6 +628,8 @@ def render_preset_section(table, preset, records, labels):
         by_key.setdefault(_row_key(record), {})[record["seed"]] = record
     keys = _order(table, preset, list(by_key))
     show_gamma = table.paper == "table2"
+    # DPSH's and ADSH's papers report mAP over the whole database; the others mAP@1000, as SAEH's.
+    metric, metric_label = (MAP_ALL, "mAP@all") if table.paper == "dpsh" else (MAP, "mAP@1000")
     paper = _paper_lookup(table)
     trained = [record for record in records if not record.get("reused_from")]
     reused = len(records) - len(trained)
@@ -626,11 +643,12 @@ def render_preset_section(table, preset, records, labels):
     wall = format_duration(sum(record["wall_seconds"] for record in trained))
     if any(record.get("resumed") for record in trained):
         wall = "at least " + wall + " (resumed cells count their last attempt)"
-    lines.append(f"{len(records)} cell{'' if len(records) == 1 else 's'} ({reused} copied from another table's identical run, not timed again); "
+    cell_count = f"{len(records)} cell{'' if len(records) == 1 else 's'}"
+    lines.append(f"{cell_count} ({reused} copied from another table's identical run, not timed again); "
                  f"wall time {wall}; CPU: {', '.join(cpus)}; commit(s): {', '.join(commits)}.")
     lines.append("")
     header = ["method", "data", "bits"] + (["γ"] if show_gamma else []) + [
-        "mAP@1000 (%)", "paper", "precision r≤2 (%)"] + (["paper"] if show_gamma else []) + ["seeds"]
+        f"{metric_label} (%)", "paper", "precision r≤2 (%)"] + (["paper"] if show_gamma else []) + ["seeds"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in keys:
         method, dataset, bits, gamma, procedure = key
@@ -638,7 +656,7 @@ def render_preset_section(table, preset, records, labels):
         paper_map, paper_precision = paper(method, dataset, bits, gamma)
         row = [labels.get(method, method) + (" (original procedure)" if procedure == "original" else ""), dataset,
                str(bits)] + ([f"{gamma:g}"] if show_gamma else [])
-        row += [mean_and_spread([percent(run["scores"][MAP]) for run in runs]), _cell(paper_map),
+        row += [mean_and_spread([percent(run["scores"][metric]) for run in runs]), _cell(paper_map),
                 mean_and_spread([percent(run["scores"][PRECISION]) for run in runs])]
         row += [_cell(paper_precision)] if show_gamma else []
         row += [", ".join(str(seed) for seed in sorted(by_key[key]))]
@@ -655,13 +673,13 @@ def render_preset_section(table, preset, records, labels):
         else:
             continue
         if base in by_key:
-            maps = _paired(by_key[key], by_key[base], MAP)
+            maps = _paired(by_key[key], by_key[base], metric)
             if maps:
                 comparisons.append([name, dataset, str(bits), _difference_text(maps),
                                     _difference_text(_paired(by_key[key], by_key[base], PRECISION)), str(len(maps))])
     if comparisons:
-        header = ["paired difference (same seed)", "data", "bits", "mAP@1000 (points)", "precision r≤2 (points)",
-                  "pairs"]
+        header = ["paired difference (same seed)", "data", "bits", f"{metric_label} (points)",
+                  "precision r≤2 (points)", "pairs"]
         lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in comparisons]
     return lines

@@ -38,7 +38,7 @@ def test_the_notebook_runs_a_sweep_headless(tmp_path, monkeypatch):
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     results = tmp_path / "results" / "gamma-mnist-sample"
     cells = sorted(path.name for path in results.glob("*.json"))
-    assert cells == ["saeh_mnist-sample_32bits_gamma0_seed0_tiny.json", "saeh_mnist-sample_32bits_gamma1_seed0_tiny.json"]
+    assert cells == [f"saeh_mnist-sample_32bits_gamma{gamma}_seed0_tiny.json" for gamma in (0, 1)]
     scores = {json.loads((results / name).read_text())["gamma"]: json.loads((results / name).read_text())["scores"]
               for name in cells}
     (table,) = [output["data"]["text/markdown"] for output in outputs(notebook, "text/markdown")]

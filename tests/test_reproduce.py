@@ -40,8 +40,10 @@ class FakeTraining:
         seed, bits = int(flag(argv, "--seed")), int(flag(argv, "--hash-bits"))
         procedure = "original" if "--original" in argv else "default"
         settings = {"method": flag(argv, "--method"), "which_data": flag(argv, "--which-data"), "hash_bits": bits,
-                    "seed": seed, "preset": flag(argv, "--preset"), "procedure": procedure}
-        scores = {"map@1000": 0.5 + seed / 100, "precision@r2": 0.4, "empty@r2": 0.1, "seconds": 1.5, "bits": bits,
+                    "seed": seed, "preset": flag(argv, "--preset"), "procedure": procedure,
+                    "protocol": "dsh" if procedure == "original" else flag(argv, "--protocol")}
+        scores = {"map@1000": 0.5 + seed / 100, "precision@r2": 0.4, "empty@r2": 0.1, "map@all": 0.3 + bits / 1000,
+                  "seconds": 1.5, "bits": bits,
                   "protocol": "dsh" if procedure == "original" else "ssdh", "procedure": procedure,
                   "n_query": 10, "n_database": 50}
         for name, content in (("run.json", settings), ("scores.json", scores)):
@@ -76,7 +78,7 @@ def run_fake(tmp_path, table, fake=None, **kwargs):
 def test_the_cells_of_each_table():
     other = len(reproduce.OTHER_METHODS)
     counts = {"table1-mnist": (7 * 4 + other) * 3, "table1-cifar10": 2 * 3 + 5 + other, "table2-gamma": 5 * 3,
-              "original-cifar10": 2,
+              "original-cifar10": 2, "dpsh-protocol-cifar10": 2 * 4,
               "bits-cifar10": 2 * 3 * 3}
     assert set(counts) == set(reproduce.TABLES)
     every_id = []
@@ -326,7 +328,7 @@ def test_the_report_gives_means_spreads_and_paired_differences(tmp_path):
     assert "4 cells (2 copied from another table's identical run, not timed again); wall time 2.0 min" in text
     assert "CPU: Test CPU (2 cores); commit(s): abcdef1." in text
     assert "stack_num 2 (ResNet-14-like)" in text
-    assert "No results yet for: `table1-mnist`, `original-cifar10`, `bits-cifar10`." in text
+    assert "No results yet for: `table1-mnist`, `original-cifar10`, `bits-cifar10`, `dpsh-protocol-cifar10`." in text
     saeh_row = text.index("| SAEH | cifar10")
     assert saeh_row < text.index("| SAEH-minus | cifar10") < text.index("| DSH | cifar10")  # the table's own order
 
@@ -411,3 +413,21 @@ def test_a_gamma_table_on_another_dataset():
         ("saeh", "mnist-sample", 32, 0, None), ("saeh", "mnist-sample", 32, 1, None)]
     assert reproduce.TABLES["table2-gamma"].groups[0].reuse == {0: ("table1-cifar10", "saeh-minus"),
                                                                 1: ("table1-cifar10", "saeh")}
+
+
+def test_the_dpsh_protocol_table_runs_under_that_protocol_and_reports_map_at_all(tmp_path):
+    """DPSH and ADSH under DPSH's protocol, their cells named by it, scored by mAP over the whole database beside
+    their papers' numbers."""
+    fake, written = run_fake(tmp_path, "dpsh-protocol-cifar10")
+    assert [flag(argv, "--protocol") for argv in fake.calls] == ["dpsh"] * 8
+    assert os.path.basename(written[0]) == "dpsh_cifar10_12bits_dpsh_seed0_cifar10-cpu.json"
+    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    assert "| mAP@all (%) | paper |" in text
+    assert "| dpsh | cifar10 | 12 | 31.20 | 71.30 | 40.00 | 0 |" in text
+    assert "| adsh | cifar10 | 48 | 34.80 | 94.26 | 40.00 | 0 |" in text
+    # A run folder of another protocol is not collected as this cell's.
+    cell = reproduce.cells("dpsh-protocol-cifar10", preset="cifar10-cpu")[0]
+    with pytest.raises(SaehError, match="holds a run of other settings"):
+        reproduce.check_run_matches(cell, {"method": "dpsh", "which_data": "cifar10", "hash_bits": 12, "seed": 0,
+                                           "preset": "cifar10-cpu", "procedure": "default", "protocol": "ssdh"},
+                                    "somewhere")

@@ -217,9 +217,11 @@ def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=
 
 
 def score(query, database, top_k=defaults.TOP_K, radius=defaults.RADIUS):
-    """mAP@top_k and precision within Hamming radius `radius` of query codes against database codes."""
+    """mAP@top_k, precision within Hamming radius `radius` (and the fraction of empty balls), and mAP over the whole
+    ranked database (`map@all`, the measure DPSH's and ADSH's papers report) of query codes against database codes."""
     from saeh.retrieval import map_at_k, precision_within_radius
 
-    mean_ap = map_at_k(query.hash_bin, database.hash_bin, query.label, database.label, k=top_k)
-    within = precision_within_radius(query.hash_bin, database.hash_bin, query.label, database.label, radius=radius)
-    return {f"map@{top_k}": mean_ap, f"precision@r{radius}": within.precision, f"empty@r{radius}": within.empty_fraction}
+    pair = (query.hash_bin, database.hash_bin, query.label, database.label)
+    within = precision_within_radius(*pair, radius=radius)
+    return {f"map@{top_k}": map_at_k(*pair, k=top_k), f"precision@r{radius}": within.precision,
+            f"empty@r{radius}": within.empty_fraction, "map@all": map_at_k(*pair, k=len(database))}
