@@ -15,23 +15,22 @@ def published_results():
         return json.load(handle)
 
 
-def table1_map(method, dataset, bits):
-    """The paper's mAP@1000 (%) of `method` (registry name) on `dataset` at `bits` bits, or None."""
-    table = published_results()["table1_map_at_1000"]
+def _row_value(table_name, method, dataset, bits):
+    """The value of `method` on `dataset` at `bits` bits in the by-method table `table_name`, or None."""
+    table = published_results()[table_name]
     if bits not in table["bits"]:
         return None
     for row in table["rows"]:
         if row["method"] == method and dataset in row:
             return row[dataset][table["bits"].index(bits)]
     return None
+
+
+def table1_map(method, dataset, bits):
+    """The paper's mAP@1000 (%) of `method` (registry name) on `dataset` at `bits` bits, or None."""
+    return _row_value("table1_map_at_1000", method, dataset, bits)
 
 
 def dpsh_protocol_map(method, dataset, bits):
     """Another paper's mAP@all (%) of `method` under DPSH's protocol on `dataset` at `bits` bits, or None."""
-    table = published_results()["dpsh_protocol_map_at_all"]
-    if bits not in table["bits"]:
-        return None
-    for row in table["rows"]:
-        if row["method"] == method and dataset in row:
-            return row[dataset][table["bits"].index(bits)]
-    return None
+    return _row_value("dpsh_protocol_map_at_all", method, dataset, bits)
