@@ -150,14 +150,20 @@ def test_a_model_that_cannot_be_built_leaves_no_run_folder(separable_split, tmp_
     assert not run_dir.exists()
 
 
-def test_training_under_a_one_device_strategy(separable_split, tmp_path, monkeypatch):
-    """On one GPU the loop trains under OneDeviceStrategy (whose dataset prefetches to the GPU); the same code path
-    runs here on the CPU device."""
+def test_training_under_a_one_device_strategy(separable_split, tmp_path):
+    """On one GPU the loop trains (and resumes) under OneDeviceStrategy (whose dataset prefetches to the GPU); the
+    same code path runs here on the CPU device."""
     import tensorflow as tf
 
-    monkeypatch.setattr(training, "distribution_strategy", lambda: tf.distribute.OneDeviceStrategy("/cpu:0"))
-    trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, **SETTINGS)
-    assert np.isfinite(trained.history[0]["loss"])
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(Crash):
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[CrashAfterEpoch(1)],
+                       strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
+    # Resumed under the strategy: the optimiser's state is restored into the strategy's variables.
+    trained = training.train(SAEH, separable_split, 4, run_dir, epochs=2,
+                             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
+    assert [row["epoch"] for row in trained.history] == [1, 2]
+    assert np.isfinite(trained.history[1]["loss"])
     assert trained.model.distribute_strategy.__class__.__name__ == "OneDeviceStrategy"
 
 

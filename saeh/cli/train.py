@@ -196,6 +196,9 @@ def main(argv=None, settings=None):
         paths = common.write_codes(codes, folder.codes, overwrite=True)
     else:
         trained = train_deep(method, data, split, folder, args, hyperparameters, data_settings)
+        if not trained.chief:  # one of several workers: the chief writes the codes and scores
+            print(f"this worker's part of the training is done; the chief writes {folder.run_dir}")
+            return 0
         codes, paths = common.dump_run_codes(trained.model, split, {**data_settings, "method": method.name},
                                              folder.dump_directory(data_settings["procedure"]), overwrite=True,
                                              state_arrays=None if trained.state is None else trained.state.numpy())

@@ -54,7 +54,7 @@ def _check_batch_size(batch_size, count, what):
 
 
 def training_batches(images, per_sample, targets, batch_size, seed, epochs, initial_epoch=0, augment=False,
-                     sampler=None, inputs=None):
+                     sampler=None, inputs=None, drop_remainder=False):
     """Batches for `model.fit` covering epochs `initial_epoch` .. `epochs - 1`.
 
     Args:
@@ -69,6 +69,8 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
             (seed, epoch).
         inputs: optional function (float images, batch) -> the model's inputs, for a model that takes more than
             the images in training (DSAH's labels); by default the images.
+        drop_remainder: leave out the last, partial batch of each epoch (for several replicas, each of which needs
+            a whole slice of every batch).
 
     Returns:
         (dataset, steps_per_epoch): pass both to `fit`.
@@ -81,7 +83,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
     visited = count if orders is None else orders.shape[1]
     if batch_size > visited:
         raise SaehError(f"batch_size {batch_size} is larger than the {visited} images an epoch visits")
-    steps = math.ceil(visited / batch_size)
+    steps = visited // batch_size if drop_remainder else math.ceil(visited / batch_size)
     images = tf.constant(images)
     per_sample = {name: tf.constant(values) for name, values in per_sample.items()}
 
@@ -91,7 +93,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
         return tf.argsort(tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))
 
     def epoch_batches(epoch):
-        batches = tf.data.Dataset.from_tensor_slices(epoch_order(epoch)).batch(batch_size)
+        batches = tf.data.Dataset.from_tensor_slices(epoch_order(epoch)).batch(batch_size, drop_remainder)
         return batches.enumerate().map(lambda step, indices: (epoch, step, indices))
 
     def gather(epoch, step, indices):
@@ -126,10 +128,10 @@ def model_inputs(inputs, batch_images, batch):
     return batch_images if inputs is None else inputs(batch_images, batch)
 
 
-def evaluation_batches(images, per_sample, targets, batch_size, inputs=None):
+def evaluation_batches(images, per_sample, targets, batch_size, inputs=None, drop_remainder=False):
     """Batches in order, with targets, for validation and `evaluate`."""
     _check_batch_size(batch_size, len(images), "evaluation")
-    dataset = tf.data.Dataset.from_tensor_slices((images, per_sample)).batch(batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices((images, per_sample)).batch(batch_size, drop_remainder)
 
     def prepare(batch_images, batch):
         batch_images = scale_images(batch_images)
@@ -138,13 +140,13 @@ def evaluation_batches(images, per_sample, targets, batch_size, inputs=None):
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def validation_batches(images, per_sample, targets, batch_size, seed, inputs=None):
+def validation_batches(images, per_sample, targets, batch_size, seed, inputs=None, drop_remainder=False):
     """Like `evaluation_batches`, in one mixed order drawn from `seed` (the same every epoch), so that no batch of
     data stored class by class holds a single class and batch statistics are those of a training batch."""
     _check_batch_size(batch_size, len(images), "validation")
     order = np.random.default_rng(seed).permutation(len(images))
     return evaluation_batches(images[order], {name: np.asarray(values)[order] for name, values in per_sample.items()},
-                              targets, batch_size, inputs)
+                              targets, batch_size, inputs, drop_remainder)
 
 
 def image_batches(images, batch_size):
