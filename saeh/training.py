@@ -169,6 +169,20 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.folder.remove_best_weights_except(self.best_epoch)
 
 
+def check_profile_steps(profile_steps, steps_per_epoch):
+    """SaehError unless `profile_steps` is None or (first, last) with 1 <= first <= last <= steps_per_epoch."""
+    if profile_steps is None:
+        return
+    try:
+        first, last = (int(step) for step in profile_steps)
+        valid = 1 <= first <= last <= steps_per_epoch and all(not isinstance(step, bool) for step in profile_steps)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise SaehError(f"profile steps must be FIRST,LAST with 1 <= FIRST <= LAST <= {steps_per_epoch} (the steps of "
+                        f"an epoch); got {profile_steps!r}")
+
+
 def is_better(value, best, mode):
     return best is None or (value > best if mode == "max" else value < best)
 
@@ -288,7 +302,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
           batch_size=defaults.BATCH_SIZE, seed=defaults.SEED, augment=False, load_path=None, resume=True,
           overwrite=False, mixed_precision=False, jit_compile="auto", deterministic=False, verbose="auto",
           learning_rate=None, final_weights="best", settings=None, reuse_finished=False, callbacks=(), log=print,
-          strategy=None):
+          strategy=None, profile_steps=None):
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
@@ -312,6 +326,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         deterministic: enable TensorFlow's op determinism (slower; the same seed then gives the same codes).
         callbacks: extra Keras callbacks, run after the built-in ones.
         log: where progress lines go (print by default).
+        profile_steps: (first, last) steps (1-based) of the first epoch trained to record in a TensorBoard profile
+            under `<run_dir>/logs`; None records none.
         strategy: the tf.distribute strategy (default: `saeh.distributed.strategy_for_machine`); several replicas
             follow the rules of `saeh.distributed` (batch_size per replica, global batch statistics, only the
             chief writes `run_dir`).
@@ -325,6 +341,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     # a mistyped command leaves nothing behind.
     if batch_size > len(split.train):
         raise SaehError(f"batch_size {batch_size} is larger than the training set ({len(split.train)} images)")
+    check_profile_steps(profile_steps, math.ceil(len(split.train) / batch_size))
     if load_path is not None:
         check_weights_file(load_path, "load_path")
     hyperparameters = method.resolve(hyperparameters)
@@ -397,7 +414,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     try:
         trained = _train_in_folder(method, split, model, state, context, folder, run_state, hyperparameters,
                                    per_sample, validation_per_sample, strategy, chief, schedule, load_path, augment,
-                                   final_weights, verbose, callbacks, log)
+                                   final_weights, verbose, callbacks, log, profile_steps)
         distributed.barrier_value(strategy, 0)  # the workers leave together, each with its final model written
         return trained
     finally:
@@ -407,7 +424,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
 
 def _train_in_folder(method, split, model, state, context, folder, run_state, hyperparameters, per_sample,
                      validation_per_sample, strategy, chief, schedule, load_path, augment, final_weights, verbose,
-                     callbacks, log):
+                     callbacks, log, profile_steps=None):
     """The part of `train` after the run folder is settled: prepare, restore or load, fit, the final model."""
     epochs, batch_size, seed = context.epochs, context.batch_size, context.seed
     replicas = strategy.num_replicas_in_sync
@@ -464,7 +481,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
         NonFiniteGuard(folder),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
         checkpoint,
-        keras.callbacks.TensorBoard(folder.logs, profile_batch=0),
+        keras.callbacks.TensorBoard(folder.logs, profile_batch=profile_steps or 0),
         *callbacks,
     ]
     # A distributed dataset made by a function has no length Keras can read: each validation takes its steps.
@@ -484,6 +501,9 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
         save_arrays(folder.method_state, state)
     with atomic_path(folder.model) as temporary:
         model.save(temporary)
+    if profile_steps and initial_epoch < epochs:
+        log(f"profile of steps {profile_steps[0]}-{profile_steps[1]} of epoch {initial_epoch + 1} written under "
+            f"{folder.logs}; view it with: tensorboard --logdir {folder.logs} (Profile tab)")
     which = "the best" if final_weights == "best" else "the last (as the original script saved it)"
     log(f"best epoch {checkpoint.best_epoch} by {monitor} = {checkpoint.best_value}; {folder.model} holds {which} "
         f"epoch's weights, epoch {final_epoch}")

@@ -252,3 +252,19 @@ def test_bfloat16_codes_agree_with_float32_on_the_same_weights(separable_split):
     assert agreement >= 0.97, agreement
     with pytest.raises(SaehError, match="mixed_precision must be True, False or one of"):
         training.mixed_precision_policy("float16")
+
+
+def test_profile_records_the_steps_asked_for(separable_split, tmp_path):
+    """--profile: a TensorBoard profile (an .xplane.pb trace) of a few steps lands under the run's logs/."""
+    import glob
+
+    messages = []
+    run_dir = str(tmp_path / "run")
+    training.train(SAEH, separable_split, 4, run_dir, epochs=1, profile_steps=(2, 3),
+                   **{**SETTINGS, "log": messages.append})
+    assert glob.glob(os.path.join(run_dir, "logs", "train", "plugins", "profile", "*", "*.xplane.pb"))
+    assert any("profile of steps 2-3 of epoch 1" in message for message in messages)
+    for bad in ((0, 2), (3, 2), (1, 7), ("a", 2), (True, 2)):  # 240 images at batch 40: 6 steps an epoch
+        with pytest.raises(SaehError, match="profile steps must be FIRST,LAST"):
+            training.train(SAEH, separable_split, 4, str(tmp_path / "bad"), epochs=1, profile_steps=bad, **SETTINGS)
+    assert not os.path.exists(tmp_path / "bad")
