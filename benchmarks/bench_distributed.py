@@ -12,9 +12,7 @@ worker has its own cores. The CPU model is printed first.
 """
 
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,27 +23,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_train import cpu_description  # noqa: E402
+from bench_train import cpu_description, step_clock  # noqa: E402
 
 WARM_UP_STEPS = 3
 
 
 def train_and_time(batch_size, steps, stack_num, side, out_dir):
     """Steps/s of the training loop over `steps` steps (after the warm-up) of one epoch on random images."""
-    import keras
+    import tensorflow as tf
 
     from saeh import registry, training
     from saeh.data import ImageSet, Split
-
-    class StepClock(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.ends = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.ends.append(time.perf_counter())
-
-    import tensorflow as tf
 
     strategy = None
     if os.environ.get("TF_CONFIG"):
@@ -59,7 +47,7 @@ def train_and_time(batch_size, steps, stack_num, side, out_dir):
     validation = ImageSet(train.images[:batch_size * replicas], train.labels[:batch_size * replicas])
     split = Split(protocol="ssdh", seed=0, train=train, validation=validation, query=validation, database=train,
                   dataset="random")
-    clock = StepClock()
+    clock = step_clock()
     tf.get_logger().setLevel("ERROR")
     training.train(registry.get("saeh"), split, 10, out_dir, stack_num=stack_num, epochs=1, batch_size=batch_size,
                    verbose=0, callbacks=[clock], strategy=strategy, log=lambda line: None)
@@ -67,26 +55,17 @@ def train_and_time(batch_size, steps, stack_num, side, out_dir):
     return (len(timed) - 1) / (timed[-1] - timed[0])
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("localhost", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
-
-
 def run_workers(workers, batch_size, args):
     """Steps/s reported by the chief of `workers` processes (one process without TF_CONFIG when 1)."""
-    ports = free_ports(workers)
+    from saeh import distributed
+
+    configs = distributed.localhost_tf_configs(workers) if workers > 1 else [None]
     processes = []
     with tempfile.TemporaryDirectory() as scratch:
-        for index in range(workers):
+        for config in configs:
             env = dict(os.environ)
-            if workers > 1:
-                env["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{port}" for port in ports]},
-                                               "task": {"type": "worker", "index": index}})
+            if config:
+                env["TF_CONFIG"] = config
             command = [sys.executable, os.path.abspath(__file__), "--worker", "--batch-size", str(batch_size),
                        "--steps", str(args.steps), "--stack-num", str(args.stack_num), "--image-side",
                        str(args.image_side), "--out", os.path.join(scratch, "run")]

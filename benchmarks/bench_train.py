@@ -41,9 +41,8 @@ def cpu_description():
     return model, sorted(flags & set(BF16_FLAGS))
 
 
-def steps_per_second(model, batches, seconds):
-    """Training steps per second of one `model.fit` over `batches`, timed from the end of the warm-up steps
-    (tracing, the first batches) to the end of the last step; one fit, so no fit's own set-up is counted."""
+def step_clock():
+    """A Keras callback that keeps the time at the end of every training step (`.ends`)."""
     import keras
 
     class StepClock(keras.callbacks.Callback):
@@ -54,10 +53,16 @@ def steps_per_second(model, batches, seconds):
         def on_train_batch_end(self, batch, logs=None):
             self.ends.append(time.perf_counter())
 
-    probe = StepClock()
+    return StepClock()
+
+
+def steps_per_second(model, batches, seconds):
+    """Training steps per second of one `model.fit` over `batches`, timed from the end of the warm-up steps
+    (tracing, the first batches) to the end of the last step; one fit, so no fit's own set-up is counted."""
+    probe = step_clock()
     model.fit(batches, steps_per_epoch=WARM_UP_STEPS, epochs=1, verbose=0, shuffle=False, callbacks=[probe])
     step_seconds = max(probe.ends[-1] - probe.ends[0], 1e-3) / max(len(probe.ends) - 1, 1)
-    clock = StepClock()
+    clock = step_clock()
     model.fit(batches, steps_per_epoch=WARM_UP_STEPS + max(3, int(seconds / step_seconds)), epochs=1, verbose=0,
               shuffle=False, callbacks=[clock])
     timed = clock.ends[WARM_UP_STEPS - 1:]

@@ -26,6 +26,7 @@ the trainer's symbolic build is fed per-replica values, and its scalar logs are 
 
 import json
 import os
+import socket
 
 import keras
 import tensorflow as tf
@@ -53,6 +54,19 @@ def cluster_from_environment(environ=None):
         raise SaehError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": '
                         f'{{"type": "worker", "index": 0}}}} with the task one of the cluster\'s; got {text!r}')
     return cluster
+
+
+def localhost_tf_configs(count):
+    """`TF_CONFIG` values (JSON text) for `count` worker processes of one cluster on this machine, on free ports:
+    start the same training command once with each (tests and benchmarks do)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(("localhost", 0))
+    ports = [each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(count)]
 
 
 def worker_count(environ=None):

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,9 @@ def test_tf_config_is_read_and_checked():
     assert distributed.worker_count({}) == 1
     config = {"cluster": {"chief": ["a:1"], "worker": ["b:2", "c:3"]}, "task": {"type": "worker", "index": 1}}
     assert distributed.worker_count({"TF_CONFIG": json.dumps(config)}) == 3
+    local = distributed.localhost_tf_configs(2)
+    assert [distributed.worker_count({"TF_CONFIG": each}) for each in local] == [2, 2]
+    assert [json.loads(each)["task"]["index"] for each in local] == [0, 1]
     for bad in ("not json", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 4}}),
                 json.dumps({"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}),
                 json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}})):
@@ -70,24 +72,11 @@ def test_one_replica_and_two_agree_on_one_global_batch(tmp_path):
         assert two[name] == pytest.approx(one[name], rel=1e-4, abs=1e-6), name
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("localhost", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
-
-
 def start_workers(command, log_dir, scratch, attempt):
     """Two worker processes of one cluster on localhost, each logging to its own file."""
-    ports = free_ports(2)
     processes = []
-    for index in range(2):
-        config = {"cluster": {"worker": [f"localhost:{port}" for port in ports]},
-                  "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(config), distributed.WORKER_DIR_VARIABLE: str(scratch),
+    for index, config in enumerate(distributed.localhost_tf_configs(2)):
+        env = {**os.environ, "TF_CONFIG": config, distributed.WORKER_DIR_VARIABLE: str(scratch),
                "TF_CPP_MIN_LOG_LEVEL": "2"}
         log = open(os.path.join(log_dir, f"attempt{attempt}-worker{index}.log"), "w")
         processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
