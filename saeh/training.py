@@ -92,6 +92,35 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self._check(logs, "validation")
 
 
+CONSTANT_BITS_LOG = "val_constant_bits"
+
+
+class CollapseWatch(keras.callbacks.Callback):
+    """After each epoch, binarise the codes of the validation images (the method's threshold) and log a warning
+    when a bit is the same for all of them, with the share of such bits, and when every image has the same code:
+    a collapsed model trains on (its loss may still fall) while its codes retrieve nothing. The share is logged as
+    `val_constant_bits` (in the history). A warning, never an error: early epochs may recover."""
+
+    def __init__(self, images, threshold, log):
+        super().__init__()
+        self.images, self.threshold, self.log = images, threshold, log
+
+    def on_epoch_end(self, epoch, logs=None):
+        from saeh.inference import encode
+
+        bits = encode(self.model, self.images) > self.threshold
+        constant = int(np.sum(np.all(bits == bits[:1], axis=0)))
+        share = constant / bits.shape[1]
+        if logs is not None:
+            logs[CONSTANT_BITS_LOG] = share
+        if constant:
+            distinct = len(np.unique(np.packbits(bits, axis=1), axis=0))
+            every = "; every image has the same code" if distinct == 1 else f"; {distinct} distinct codes"
+            self.log(f"warning: epoch {epoch + 1}: {constant} of {bits.shape[1]} bits ({share:.0%}) are the same for "
+                     f"all {len(bits)} validation images{every}: the codes have collapsed (see the README's "
+                     "'When things go wrong')")
+
+
 def write_history_csv(path, history):
     """history.csv: one row per epoch (1-based, as in history.json), a column per logged value."""
     columns = ["epoch", *sorted({name for row in history for name in row} - {"epoch"})]
@@ -480,6 +509,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
         keras.callbacks.LearningRateScheduler(schedule),
         NonFiniteGuard(folder),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
+        CollapseWatch(split.validation.images, method.code.threshold, log),
         checkpoint,
         keras.callbacks.TensorBoard(folder.logs, profile_batch=profile_steps or 0),
         *callbacks,

@@ -268,3 +268,32 @@ def test_profile_records_the_steps_asked_for(separable_split, tmp_path):
         with pytest.raises(SaehError, match="profile steps must be FIRST,LAST"):
             training.train(SAEH, separable_split, 4, str(tmp_path / "bad"), epochs=1, profile_steps=bad, **SETTINGS)
     assert not os.path.exists(tmp_path / "bad")
+
+
+class SaturateHashLayer(keras.callbacks.Callback):
+    """During epoch `epoch` (1-based), after every batch, make the hash layer ignore its input: every image then
+    gets the same code."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.current = epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch:
+            layer = self.model.get_layer("hash_x")
+            layer.kernel.assign(np.zeros(layer.kernel.shape, np.float32))
+            layer.bias.assign(np.linspace(-5, 5, layer.bias.shape[0]).astype(np.float32))
+
+
+def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path):
+    messages = []
+    trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=2,
+                             callbacks=[SaturateHashLayer(2)], **{**SETTINGS, "log": messages.append})
+    warnings = [message for message in messages if message.startswith("warning: epoch")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: epoch 2: 8 of 8 bits (100%) are the same for all "
+                                                         "40 validation images; every image has the same code")
+    shares = [row[training.CONSTANT_BITS_LOG] for row in trained.history]
+    assert shares[0] < 1 and shares[1] == 1.0
