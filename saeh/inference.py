@@ -13,7 +13,8 @@ from saeh.errors import MissingDataError, SaehError
 HASH_LAYER = "hash_x"
 ENCODE_BATCH_SIZE = 1024
 # Images left in their files are encoded this many at a time, each chunk's outputs written out before the next, so
-# that neither the images nor Keras's list of per-batch outputs grow with the set.
+# that neither the images nor Keras's list of per-batch outputs grow with the set. A multiple of every usual batch
+# size, so that the batches (and so the last bits of the float32 outputs) are those of encoding all at once.
 ENCODE_CHUNK = 65536
 
 
