@@ -43,6 +43,22 @@ def atomic_path(path, overwrite=True):
             os.remove(temporary)
 
 
+@contextlib.contextmanager
+def scratch_path(directory, name):
+    """Yield a temporary path in `directory` for a file needed only while the block runs (e.g. outputs written
+    chunk by chunk before being converted); it is deleted afterwards, and by `remove_temporaries` after a crash."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise SaehError(f"cannot create the output directory {directory}: {error.strerror}") from error
+    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
+    try:
+        yield temporary
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 def remove_temporaries(directory):
     """Delete the temporary files `atomic_path` left in `directory` (not below it); return their paths.
 

@@ -7,11 +7,15 @@ import keras
 import numpy as np
 
 from saeh.codes import make_codes
-from saeh.data import pipeline
+from saeh.data import ImageFiles, pipeline
 from saeh.errors import MissingDataError, SaehError
 
 HASH_LAYER = "hash_x"
 ENCODE_BATCH_SIZE = 1024
+# Images left in their files are encoded this many at a time, each chunk's outputs written out before the next, so
+# that neither the images nor Keras's list of per-batch outputs grow with the set. A multiple of every usual batch
+# size, so that the batches (and so the last bits of the float32 outputs) are those of encoding all at once.
+ENCODE_CHUNK = 65536
 
 
 def check_model_file(path, what="model file"):
@@ -125,14 +129,31 @@ def check_images_fit(model, images, source="the data"):
                         "was trained on (or resize the images)")
 
 
-def encode(model, images, batch_size=ENCODE_BATCH_SIZE):
-    """Real-valued hash outputs (N, bits) float32 for uint8 images (N, H, W, C), computing only the encoder."""
+def encode(model, images, batch_size=ENCODE_BATCH_SIZE, out=None, chunk_size=ENCODE_CHUNK):
+    """Real-valued hash outputs (N, bits) float32 for uint8 images (N, H, W, C) in memory or in their files
+    (`saeh.data.ImageFiles`), computing only the encoder.
+
+    Images in files are encoded `chunk_size` at a time. `out`: an (N, bits) float32 array to write the outputs
+    into (e.g. a memory-mapped file, for a set whose outputs should not sit in memory); it is returned.
+    """
     check_images_fit(model, images)
     encoder = keras.Model(image_input(model), model.get_layer(HASH_LAYER).output, name="hash_encoder")
+    shape = (len(images), hash_bits(model))
+    if out is not None and (tuple(out.shape) != shape or out.dtype != np.float32):
+        raise SaehError(f"out must be a float32 array of shape {shape}; got {out.dtype} {tuple(out.shape)}")
     if len(images) == 0:
-        return np.zeros((0, hash_bits(model)), np.float32)
-    outputs = encoder.predict(pipeline.image_batches(images, batch_size), verbose=0)
-    return np.asarray(outputs, dtype=np.float32)
+        return np.zeros(shape, np.float32) if out is None else out
+    if not isinstance(images, ImageFiles):
+        outputs = np.asarray(encoder.predict(pipeline.image_batches(images, batch_size), verbose=0), np.float32)
+        if out is None:
+            return outputs
+        out[...] = outputs
+        return out
+    out = np.empty(shape, np.float32) if out is None else out
+    for start in range(0, len(images), chunk_size):
+        chunk = images[start:start + chunk_size]
+        out[start:start + len(chunk)] = encoder.predict(pipeline.image_batches(chunk, batch_size), verbose=0)
+    return out
 
 
 def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
@@ -142,7 +163,8 @@ def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
     return np.asarray(features.predict(pipeline.image_batches(images, batch_size), verbose=0), dtype=np.float32)
 
 
-def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None):
+def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None, out=None):
     """`saeh.codes.Codes` of an image set (images and labels), binarised at the threshold of `method` (see
-    `hash_threshold`)."""
-    return make_codes(encode(model, image_set.images, batch_size), image_set.labels, hash_threshold(model, method))
+    `hash_threshold`); `out` as for `encode`."""
+    return make_codes(encode(model, image_set.images, batch_size, out=out), image_set.labels,
+                      hash_threshold(model, method))

@@ -1,9 +1,12 @@
-"""tf.data pipelines: images in memory (uint8) to batches of floats in [0, 1] with each method's targets.
+"""tf.data pipelines: uint8 images, in memory or in their files, to batches of floats in [0, 1] with each method's
+targets.
 
 Training batches are shuffled by a permutation drawn from (seed, epoch), so a run resumed at epoch e sees exactly
 the batches an uninterrupted run would have seen, and batches never straddle two epochs. Batches are built by
 gathering rows of the in-memory arrays (one gather per batch, not per image) and prefetched; on a GPU, Keras's
-distributed iterator copies the next batches to the device while the current one trains.
+distributed iterator copies the next batches to the device while the current one trains. Images left in their
+files (`saeh.data.files.ImageFiles`) take the same order: each batch's rows are decoded by one
+`tf.numpy_function` call, several batches in parallel, so a streamed batch equals the in-memory one exactly.
 """
 
 import math
@@ -11,6 +14,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from saeh.data.files import ImageFiles
 from saeh.errors import SaehError
 
 PAD = 4  # pixels of zero padding for the pad-and-crop augmentation (the usual CIFAR recipe)
@@ -46,6 +50,21 @@ def augment_batch(images, seed):
     return tf.gather(cropped, columns, axis=2, batch_dims=1)
 
 
+def row_gatherer(images):
+    """A function of a batch's row indices (int tensor) to its uint8 images: a gather from the in-memory array, or
+    the rows of an `ImageFiles` decoded from their files."""
+    if not isinstance(images, ImageFiles):
+        held = tf.constant(images)
+        return lambda indices: tf.gather(held, indices)
+
+    def decode(indices):
+        batch = tf.numpy_function(images.decode, [indices], tf.uint8, stateful=False)
+        batch.set_shape((None, *images.shape[1:]))
+        return batch
+
+    return decode
+
+
 def _check_batch_size(batch_size, count, what):
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise SaehError(f"batch_size must be a positive integer; got {batch_size!r}")
@@ -58,7 +77,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
     """Batches for `model.fit` covering epochs `initial_epoch` .. `epochs - 1`.
 
     Args:
-        images: (N, H, W, C) uint8 array.
+        images: (N, H, W, C) uint8 array, or `ImageFiles`.
         per_sample: dict of arrays with N rows each (labels, and e.g. CNNH's target codes); each batch holds the
             rows of the same images, whatever the shuffle.
         targets: function (float images, dict of per-sample batch tensors) -> dict of targets per output.
@@ -84,7 +103,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
     if batch_size > visited:
         raise SaehError(f"batch_size {batch_size} is larger than the {visited} images an epoch visits")
     steps = visited // batch_size if drop_remainder else math.ceil(visited / batch_size)
-    images = tf.constant(images)
+    gather_images = row_gatherer(images)
     per_sample = {name: tf.constant(values) for name, values in per_sample.items()}
 
     def epoch_order(epoch):
@@ -97,7 +116,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
         return batches.enumerate().map(lambda step, indices: (epoch, step, indices))
 
     def gather(epoch, step, indices):
-        batch_images = scale_images(tf.gather(images, indices))
+        batch_images = scale_images(gather_images(indices))
         if augment:
             batch_images = augment_batch(batch_images, tf.stack([epoch, step]) + tf.cast(seed, tf.int64) * 7919)
         batch = {name: tf.gather(values, indices) for name, values in per_sample.items()}
@@ -131,10 +150,16 @@ def model_inputs(inputs, batch_images, batch):
 def evaluation_batches(images, per_sample, targets, batch_size, inputs=None, drop_remainder=False):
     """Batches in order, with targets, for validation and `evaluate`."""
     _check_batch_size(batch_size, len(images), "evaluation")
-    dataset = tf.data.Dataset.from_tensor_slices((images, per_sample)).batch(batch_size, drop_remainder)
+    if isinstance(images, ImageFiles):
+        gather_images = row_gatherer(images)
+        rows = np.arange(len(images), dtype=np.int64)
+        dataset = tf.data.Dataset.from_tensor_slices((rows, per_sample)).batch(batch_size, drop_remainder)
+    else:
+        gather_images = None
+        dataset = tf.data.Dataset.from_tensor_slices((images, per_sample)).batch(batch_size, drop_remainder)
 
     def prepare(batch_images, batch):
-        batch_images = scale_images(batch_images)
+        batch_images = scale_images(batch_images if gather_images is None else gather_images(batch_images))
         return model_inputs(inputs, batch_images, batch), targets(batch_images, batch)
 
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
@@ -152,5 +177,10 @@ def validation_batches(images, per_sample, targets, batch_size, seed, inputs=Non
 def image_batches(images, batch_size):
     """Scaled images in order, for encoding."""
     _check_batch_size(batch_size, len(images), "image")
+    if isinstance(images, ImageFiles):
+        gather_images = row_gatherer(images)
+        dataset = tf.data.Dataset.range(len(images)).batch(batch_size)
+        return dataset.map(lambda rows: scale_images(gather_images(rows)), num_parallel_calls=tf.data.AUTOTUNE,
+                           deterministic=True).prefetch(tf.data.AUTOTUNE)
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
     return dataset.map(scale_images, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,239 @@
+"""Datasets larger than memory: images left in their files (`ImageFiles`) index, split, batch, train and encode
+exactly as the same images decoded into memory, and `--stream auto` streams when the decoded set would exceed the
+memory budget."""
+
+import os
+
+import numpy as np
+import pytest
+
+from saeh.data import ImageFiles, concatenate_images, load_dataset, make_split, scan_image_files
+from saeh.errors import SaehError
+from script_helpers import run_script
+
+CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SIDE = 3, 12, 4, 8
+GRAYSCALE_WARNING = "are grayscale; converted them to RGB"
+pytestmark = pytest.mark.filterwarnings(f"ignore:.*{GRAYSCALE_WARNING}")
+
+
+def write_folder(root, side=SIDE, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS, gray=True,
+                 jpeg=False, seed=0):
+    """`root/{train,test}/class<c>/*.png`: RGB noise with a bright band per class; with `gray`, one grayscale
+    image (converted to RGB by both paths); with `jpeg`, every image a JPEG instead."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    suffix = ".jpg" if jpeg else ".png"
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for label in range(CLASSES):
+            folder = os.path.join(root, split, f"class{label}")
+            os.makedirs(folder, exist_ok=True)
+            for index in range(count):
+                image = rng.integers(0, 60, (side, side, 3)).astype(np.uint8)
+                image[label * side // CLASSES:(label + 1) * side // CLASSES] += 150
+                Image.fromarray(image).save(os.path.join(folder, f"{index:03d}{suffix}"))
+    if gray:
+        picture = Image.fromarray(rng.integers(0, 255, (side, side)).astype(np.uint8), mode="L")
+        picture.save(os.path.join(root, "train", "class0", f"gray{suffix}"))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_folder(str(tmp_path_factory.mktemp("streaming") / "data"))
+
+
+@pytest.fixture(scope="module")
+def both(folder):
+    """The same folder in memory and streamed."""
+    return load_dataset("folder", folder, stream=False), load_dataset("folder", folder, stream=True)
+
+
+def test_image_files_index_and_decode_like_the_array(both):
+    memory, streamed = both
+    images, files = memory.train.images, streamed.train.images
+    assert isinstance(files, ImageFiles) and not isinstance(images, ImageFiles)
+    assert files.shape == images.shape and files.dtype == np.uint8 and files.ndim == 4 and len(files) == len(images)
+    assert files.nbytes == images.nbytes
+    np.testing.assert_array_equal(files[3], images[3])
+    np.testing.assert_array_equal(files[-1], images[-1])
+    rows = np.array([5, 0, 5, 7])
+    mask = np.arange(len(images)) % 3 == 0
+    for index in (slice(2, 9, 3), rows, mask):
+        picked = files[index]
+        assert isinstance(picked, ImageFiles)
+        np.testing.assert_array_equal(np.asarray(picked), images[index])
+    np.testing.assert_array_equal(files.decode(rows), images[rows])
+    np.testing.assert_array_equal(np.asarray(files), images)
+    both_sets = concatenate_images(files, streamed.test.images)
+    np.testing.assert_array_equal(np.asarray(both_sets), np.concatenate([images, memory.test.images]))
+    with pytest.raises(SaehError, match="in files with images in memory"):
+        concatenate_images(files, memory.test.images)
+
+
+def test_scan_refuses_an_unreadable_file(tmp_path):
+    root = write_folder(str(tmp_path / "data"), gray=False)
+    broken = os.path.join(root, "train", "class1", "broken.png")
+    with open(broken, "wb") as handle:
+        handle.write(b"not an image")
+    with pytest.raises(SaehError, match=f"cannot decode image {broken}"):
+        load_dataset("folder", root, stream=True)
+
+
+def test_scan_refuses_mixed_sizes_unless_resizing(tmp_path):
+    root = write_folder(str(tmp_path / "data"), gray=False)
+    from PIL import Image
+
+    odd = os.path.join(root, "train", "class2", "odd.png")
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(odd)
+    with pytest.raises(SaehError, match=r"different sizes .*odd\.png is 10x12.*--image-size"):
+        load_dataset("folder", root, stream=True)
+    streamed = load_dataset("folder", root, image_size=(6, 6), stream=True)
+    memory = load_dataset("folder", root, image_size=(6, 6), stream=False)
+    assert streamed.train.images.shape == memory.train.images.shape == (3 * TRAIN_PER_CLASS + 1, 6, 6, 3)
+    np.testing.assert_array_equal(np.asarray(streamed.train.images), memory.train.images)
+
+
+def test_scan_keeps_an_all_gray_folder_gray(tmp_path):
+    from PIL import Image
+
+    paths = []
+    for index in range(3):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(np.full((SIDE, SIDE), index * 40, np.uint8), mode="L").save(paths[-1])
+    files = scan_image_files(paths)
+    assert files.shape == (3, SIDE, SIDE, 1)
+    assert np.asarray(files)[2, 0, 0, 0] == 80
+
+
+def test_auto_streams_only_over_the_memory_budget(folder, monkeypatch):
+    lines = []
+    count = CLASSES * (TRAIN_PER_CLASS + TEST_PER_CLASS) + 1
+    needed = count * SIDE * SIDE * 3
+    streamed = load_dataset("folder", folder, memory_budget=needed - 1, log=lines.append)
+    assert isinstance(streamed.train.images, ImageFiles)
+    in_memory = load_dataset("folder", folder, memory_budget=needed, log=lines.append)
+    assert isinstance(in_memory.train.images, np.ndarray)
+    assert "streaming the images from their files" in lines[0] and "over the memory budget" in lines[0]
+    assert "decoding the images into memory" in lines[1] and "within the memory budget" in lines[1]
+    monkeypatch.setenv("SAEH_MEMORY_BUDGET", "1K")
+    assert isinstance(load_dataset("folder", folder).train.images, ImageFiles)
+    monkeypatch.setenv("SAEH_MEMORY_BUDGET", "1G")
+    assert isinstance(load_dataset("folder", folder).train.images, np.ndarray)
+    with pytest.raises(SaehError, match="memory_budget .*like 8G"):
+        load_dataset("folder", folder, memory_budget="lots")
+
+
+def test_arrays_datasets_are_never_streamed():
+    assert isinstance(load_dataset("mnist-sample", memory_budget="1K").train.images, np.ndarray)
+    with pytest.raises(SaehError, match="stored as arrays .*--stream on"):
+        load_dataset("mnist-sample", stream=True)
+
+
+@pytest.mark.parametrize("protocol", ["ssdh", "dpsh", "dsh"])
+def test_protocols_split_files_as_arrays(both, protocol):
+    memory, streamed = (make_split(data, protocol, seed=5, validation_size=4) for data in both)
+    for name in ("train", "validation", "query", "database"):
+        in_memory, in_files = getattr(memory, name), getattr(streamed, name)
+        assert isinstance(in_files.images, ImageFiles)
+        np.testing.assert_array_equal(np.asarray(in_files.images), in_memory.images)
+        np.testing.assert_array_equal(in_files.labels, in_memory.labels)
+    np.testing.assert_array_equal(streamed.train_in_database, memory.train_in_database)
+
+
+def _batches(dataset):
+    return [(np.asarray(inputs), {name: np.asarray(value) for name, value in targets.items()})
+            for inputs, targets in dataset]
+
+
+def _assert_same_batches(first, second):
+    assert len(first) == len(second)
+    for (inputs, targets), (other_inputs, other_targets) in zip(first, second):
+        np.testing.assert_array_equal(inputs, other_inputs)
+        for name in targets:
+            np.testing.assert_array_equal(targets[name], other_targets[name])
+
+
+def test_streamed_batches_equal_the_in_memory_batches(both):
+    from saeh.data import pipeline
+
+    memory, streamed = both
+    labels = pipeline.label_matrix(memory.train.labels, CLASSES)
+    per_sample = {"label": labels, "index": np.arange(len(labels))}
+
+    def targets(images, batch):
+        return {"y_predict": batch["label"], "y_decoded": images}
+
+    runs = [pipeline.training_batches(data.train.images, per_sample, targets, batch_size=8, seed=3, epochs=2,
+                                      initial_epoch=0, augment=True)
+            for data in (memory, streamed)]
+    assert runs[0][1] == runs[1][1]
+    _assert_same_batches(*(_batches(dataset) for dataset, _ in runs))
+    validation = [_batches(pipeline.validation_batches(data.train.images, per_sample, targets, 8, seed=2))
+                  for data in (memory, streamed)]
+    _assert_same_batches(*validation)
+    encoded = [np.concatenate([np.asarray(batch) for batch in pipeline.image_batches(data.test.images, 5)])
+               for data in (memory, streamed)]
+    np.testing.assert_array_equal(*encoded)
+
+
+def test_streamed_jpeg_batches_equal_the_in_memory_batches(tmp_path):
+    from saeh.data import pipeline
+
+    root = write_folder(str(tmp_path / "data"), jpeg=True)
+    memory, streamed = (load_dataset("folder", root, stream=stream) for stream in (False, True))
+    encoded = [np.concatenate([np.asarray(batch) for batch in pipeline.image_batches(data.train.images, 7)])
+               for data in (memory, streamed)]
+    np.testing.assert_array_equal(*encoded)
+
+
+def test_training_and_encoding_a_streamed_split(both, tmp_path):
+    from saeh import training
+    from saeh.inference import codes_for, encode
+    from saeh.methods import SAEH
+
+    memory, streamed = (make_split(data, "ssdh", seed=0, validation_size=6) for data in both)
+    trained = training.train(SAEH, streamed, CLASSES, str(tmp_path / "run"), epochs=1, hash_bits=8, stack_num=1,
+                             batch_size=8, verbose=0, log=lambda message: None)
+    model = trained.model
+    in_memory = codes_for(model, memory.database)
+    in_files = codes_for(model, streamed.database)
+    np.testing.assert_array_equal(in_files.hash_org, in_memory.hash_org)
+    np.testing.assert_array_equal(in_files.label, in_memory.label)
+    # Chunk by chunk into a given array: the same outputs (chunks of whole batches, as a batch's size may change
+    # the last bit of a float32 sum).
+    out = np.zeros_like(in_memory.hash_org)
+    assert encode(model, streamed.database.images, batch_size=4, out=out, chunk_size=8) is out
+    np.testing.assert_array_equal(out, encode(model, memory.database.images, batch_size=4))
+
+
+def test_scripts_give_the_same_codes_streamed_or_not(tmp_path, monkeypatch, capsys):
+    from saeh.codes import load_codes
+
+    data_dir = write_folder(str(tmp_path / "data"), side=16, train_per_class=16, test_per_class=6)
+    runs = {}
+    for stream in ("on", "off"):
+        save_dir = str(tmp_path / stream)
+        args = ["--which-data", "folder", "--data-dir", data_dir, "--save-dir", save_dir, "--stack-num", "1",
+                "--hash-bits", "8", "--batch-size", "16", "--epochs", "1", "--verbose", "0",
+                "--stream", stream, "--memory-budget", "1K"]
+        code, out, err = run_script("hash_su_ae_train.py", args, monkeypatch, capsys)
+        assert code == 0, err
+        expected = "streaming the images from their files" if stream == "on" else "decoding the images into memory"
+        assert expected in out
+        runs[stream] = os.path.join(save_dir, "saeh_data_8bits")
+        dump = str(tmp_path / f"dump_{stream}")
+        code, out, err = run_script("generate_hash.py", ["--load-path", os.path.join(runs[stream], "model.keras"),
+                                                         "--out", dump, "--stream", stream], monkeypatch, capsys)
+        assert code == 0, err
+        assert sorted(os.listdir(dump)) == ["database.mat", "database.npz", "query.mat", "query.npz"]
+    for name in ("query", "database"):
+        for suffix in (".mat", ".npz"):
+            on, off = (load_codes(os.path.join(runs[stream], "codes", name + suffix)) for stream in ("on", "off"))
+            assert 0 < on.hash_bin.mean() < 1
+            np.testing.assert_array_equal(on.hash_org, off.hash_org)
+            np.testing.assert_array_equal(on.hash_bin, off.hash_bin)
+            np.testing.assert_array_equal(on.label, off.label)
+            dumped = [load_codes(str(tmp_path / f"dump_{stream}" / (name + suffix))) for stream in ("on", "off")]
+            np.testing.assert_array_equal(dumped[0].hash_org, dumped[1].hash_org)
+            np.testing.assert_array_equal(dumped[0].hash_org, on.hash_org)
