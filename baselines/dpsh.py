@@ -38,7 +38,6 @@ own eta is not checked here (10, chosen on a validation set, is what it is usual
 import math
 import numbers
 
-import keras
 import numpy as np
 from keras import ops
 
