@@ -36,7 +36,7 @@ from saeh import defaults, distributed
 from saeh.atomic import atomic_path, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
-from saeh.inference import check_weights_file
+from saeh.inference import HASH_LAYER, check_weights_file
 from saeh.method_state import load_arrays, save_arrays
 from saeh.run_folder import RunFolder
 
@@ -509,7 +509,9 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
         keras.callbacks.LearningRateScheduler(schedule),
         NonFiniteGuard(folder),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
-        CollapseWatch(split.validation.images, method.code.threshold, log),
+        # Only a hashing model (a method's stage, SHC's classifier, has no codes to collapse).
+        *([CollapseWatch(split.validation.images, method.code.threshold, log)]
+          if HASH_LAYER in [layer.name for layer in model.layers] else []),
         checkpoint,
         keras.callbacks.TensorBoard(folder.logs, profile_batch=profile_steps or 0),
         *callbacks,
