@@ -145,23 +145,35 @@ def scan_image_files(paths, image_size=None, source=None):
             f"{first_size[0]}, {paths[other]} is {other_size[1]}x{other_size[0]}); "
             "pass image_size=(H, W) (--image-size) to resize them all"
         )
+    warn_alpha_dropped(with_alpha, paths, source)
+    channels = channels_of(gray, paths, source)
+    if image_size is None:
+        width, height = next(iter(sizes))
+        return ImageFiles(np.asarray(paths), height, width, channels)
+    return ImageFiles(np.asarray(paths), image_size[0], image_size[1], channels, resize=True)
+
+
+def warn_alpha_dropped(with_alpha, paths, source):
+    """One warning when the images at rows `with_alpha` of `paths` lose an alpha channel (their colours are kept)."""
     if with_alpha:
         warnings.warn(
             f"{len(with_alpha)} of {len(paths)} images under {source} have an alpha (transparency) channel; "
             f"dropped it and kept their colour values (first: {paths[with_alpha[0]]})",
-            stacklevel=2,
+            stacklevel=3,
         )
+
+
+def channels_of(gray, paths, source):
+    """The loaders' channel rule: 1 when every image of `paths` is grayscale (`gray`: their rows), else 3, with
+    one warning naming how many grayscale images become RGB."""
     channels = 1 if len(gray) == len(paths) else 3
     if gray and channels == 3:
         warnings.warn(
             f"{len(gray)} of {len(paths)} images under {source} are grayscale; converted them to RGB to match "
             f"the others (first: {paths[gray[0]]})",
-            stacklevel=2,
+            stacklevel=3,
         )
-    if image_size is None:
-        width, height = next(iter(sizes))
-        return ImageFiles(np.asarray(paths), height, width, channels)
-    return ImageFiles(np.asarray(paths), image_size[0], image_size[1], channels, resize=True)
+    return channels
 
 
 def image_header(path):

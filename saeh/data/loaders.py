@@ -31,11 +31,13 @@ import numpy as np
 from saeh.data.files import memory_budget as _memory_budget
 from saeh.data.files import (
     ImageFiles,
+    channels_of,
     check_image_size,
     decode_image,
     decoded_bytes,
     describe_array,
     scan_image_files,
+    warn_alpha_dropped,
 )
 from saeh.errors import MissingDataError, SaehError
 
@@ -740,13 +742,8 @@ def decode_images(paths, image_size=None, source=None):
     else:
         decoded_with_alpha = [item for chunk in chunks for item in _decode_chunk(chunk, image_size)]
     decoded = [array for array, _ in decoded_with_alpha]
-    with_alpha = [index for index, (_, had_alpha) in enumerate(decoded_with_alpha) if had_alpha]
-    if with_alpha:
-        warnings.warn(
-            f"{len(with_alpha)} of {len(decoded)} images under {source} have an alpha (transparency) channel; "
-            f"dropped it and kept their colour values (first: {paths[with_alpha[0]]})",
-            stacklevel=2,
-        )
+    warn_alpha_dropped([index for index, (_, had_alpha) in enumerate(decoded_with_alpha) if had_alpha], paths,
+                       source)
     sizes = {array.shape[:2] for array in decoded}
     if len(sizes) > 1:
         first_shape = decoded[0].shape[:2]
@@ -757,14 +754,7 @@ def decode_images(paths, image_size=None, source=None):
             "pass image_size=(H, W) (--image-size) to resize them all"
         )
     height, width = sizes.pop()
-    gray = [index for index, array in enumerate(decoded) if array.ndim == 2]
-    channels = 1 if len(gray) == len(decoded) else 3
-    if gray and channels == 3:
-        warnings.warn(
-            f"{len(gray)} of {len(decoded)} images under {source} are grayscale; converted them to RGB to match "
-            f"the others (first: {paths[gray[0]]})",
-            stacklevel=2,
-        )
+    channels = channels_of([index for index, array in enumerate(decoded) if array.ndim == 2], paths, source)
     images = np.empty((len(decoded), height, width, channels), dtype=np.uint8)
     for index, array in enumerate(decoded):
         # A 2-D grayscale array broadcasts into every channel, which is exactly PIL's L → RGB conversion.
