@@ -8,9 +8,10 @@ The rules every replica count obeys (so that N replicas train the model one repl
 
 - `batch_size` is per replica; the global batch is `batch_size x replicas`. The learning rate is not rescaled: N
   replicas at batch B train as one replica at batch N*B with the same rate (pass --learning-rate to scale it).
-- Every worker builds the same seeded global batches (order, augmentation) and keeps its replicas' consecutive
-  slices of each (`replica_batches`), so the split of a global batch is the same whatever the replica count. With
-  more than one replica the last, partial global batch of an epoch is dropped (every replica needs a full slice).
+- Every worker draws the same seeded global batches (order, augmentation) and reads, decodes and augments only its
+  replicas' consecutive rows of each (`replica_batches`), so the split of a global batch is the same whatever the
+  replica count. With more than one replica the last, partial global batch of an epoch is dropped (every replica
+  needs a full slice).
 - SAEH's balance term, a statistic of the batch, is computed over the global batch: `batch_mean` averages across
   replicas (its gradient is routed back to each replica by the all-reduce).
 - Batch normalisation uses the global batch's statistics (`synchronize_batch_norm`), so its moving averages are the
@@ -150,10 +151,11 @@ def synchronize_batch_norm(model):
     return changed
 
 
-def replica_batches(dataset, strategy, batch_size):
-    """`dataset` of global batches (batch_size x replicas rows each, every batch full) as the strategy's
-    distributed dataset: replica r of the cluster gets rows r*batch_size .. (r+1)*batch_size - 1 of each global
-    batch. Every worker computes the global batches and keeps its replicas' slices.
+def replica_batches(batches_of_part, strategy, batch_size):
+    """The strategy's distributed dataset of global batches of batch_size x replicas rows: replica r of the cluster
+    gets rows r*batch_size .. (r+1)*batch_size - 1 of each. `batches_of_part((first, rows))` makes the dataset of
+    those rows of every global batch (see `pipeline.training_batches`): each worker reads, decodes and augments
+    only its replicas' rows.
 
     Keras cannot read the length of such a dataset: give `fit` its steps (`steps_per_epoch`, `validation_steps`),
     or it takes one more step, of empty batches, at the end of the data."""
@@ -161,11 +163,9 @@ def replica_batches(dataset, strategy, batch_size):
 
     def for_pipeline(context):
         local = replicas // context.num_input_pipelines
-        first = context.input_pipeline_id * local
-        pieces = dataset.rebatch(batch_size)  # each global batch becomes `replicas` consecutive batches, in order
-        mine = pieces.enumerate().filter(lambda index, _: tf.logical_and(index % replicas >= first,
-                                                                        index % replicas < first + local))
-        return mine.map(lambda _, batch: batch).prefetch(tf.data.AUTOTUNE)
+        part = (context.input_pipeline_id * local * batch_size, local * batch_size)
+        # Each part becomes `local` consecutive batches, which the strategy hands to the local replicas in order.
+        return batches_of_part(part).rebatch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     return strategy.distribute_datasets_from_function(for_pipeline)
 

@@ -485,20 +485,27 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
         _call_sampler, method.sampler, len(split.train), seed, hyperparameters)
     # With several replicas every global batch is full (each replica needs a whole slice of it).
     global_batch = batch_size * replicas
-    train_batches, steps = pipeline.training_batches(
-        split.train.images, per_sample, targets, global_batch, seed, epochs, initial_epoch=initial_epoch,
-        augment=augment, sampler=sampler, inputs=method.inputs, drop_remainder=replicas > 1)
+
+    def training_batches(part=None):
+        return pipeline.training_batches(
+            split.train.images, per_sample, targets, global_batch, seed, epochs, initial_epoch=initial_epoch,
+            augment=augment, sampler=sampler, inputs=method.inputs, drop_remainder=replicas > 1, part=part)
+
     # Validation batches of the training size in a seeded mixed order: batch statistics (SAEH's balance term,
     # DSH's pairs) then mean what they mean in training, even for data stored class by class.
-    validation_batches = pipeline.validation_batches(split.validation.images, validation_per_sample, targets,
-                                                     global_batch, seed, inputs=method.inputs,
-                                                     drop_remainder=replicas > 1)
+    def validation_batches(part=None):
+        return pipeline.validation_batches(split.validation.images, validation_per_sample, targets, global_batch,
+                                           seed, inputs=method.inputs, drop_remainder=replicas > 1, part=part)
+
+    train_batches, steps = training_batches()
+    validation_data = validation_batches()
     if distributed.is_multi_worker(strategy):
-        distributed.patch_for_multi_worker(model, next(iter(train_batches.rebatch(batch_size))))
+        distributed.patch_for_multi_worker(model, next(iter(training_batches((0, batch_size))[0])))
     if replicas > 1:
-        train_batches = distributed.replica_batches(train_batches, strategy, batch_size)
+        train_batches = distributed.replica_batches(lambda part: training_batches(part)[0], strategy, batch_size)
         # Repeated: Keras keeps the iterator of a dataset of unknown length from one validation to the next.
-        validation_batches = distributed.replica_batches(validation_batches.repeat(), strategy, batch_size)
+        validation_data = distributed.replica_batches(lambda part: validation_batches(part).repeat(), strategy,
+                                                      batch_size)
     monitor, mode = method.monitor
     checkpoint = RunCheckpoint(folder, monitor, mode, history, schedule, state)
     # Best weights of an epoch later than last.keras (a crash between the two writes) belong to an epoch that is
@@ -520,7 +527,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     validation_steps = len(split.validation) // global_batch if replicas > 1 else None
     if initial_epoch < epochs:
         model.fit(train_batches, steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
-                  validation_data=validation_batches, validation_steps=validation_steps, callbacks=callbacks,
+                  validation_data=validation_data, validation_steps=validation_steps, callbacks=callbacks,
                   verbose=verbose)
     # After fit (or the restore of a checkpoint at the last epoch) the model holds the last epoch's weights.
     final_epoch = len(checkpoint.history)

@@ -71,6 +71,77 @@ def test_image_files_index_and_decode_like_the_array(both):
         concatenate_images(files, memory.test.images)
 
 
+def test_a_cache_holds_the_decoded_pixels_once_and_a_changed_file_gets_a_new_one(both, folder, tmp_path,
+                                                                                   monkeypatch):
+    """The decoded copy on disk gives the pixels decoding gives (rows, single images, concatenation, batches); it
+    is written once, read back afterwards, and a file changed since gets a new cache, never stale pixels."""
+    import shutil
+
+    from PIL import Image
+
+    from saeh.data import cache, pipeline
+
+    memory, _ = both
+    lines, cache_dir = [], tmp_path / "cache"
+    cached = load_dataset("folder", folder, stream=True, cache_dir=str(cache_dir), log=lines.append)
+    files = cached.train.images
+    assert files.cache_file is not None and "decoding 49 images once into the cache" in lines[-1]
+    assert sorted(os.listdir(cache_dir)) == [os.path.basename(files.cache_file)]  # no temporary file left
+    written = os.path.getmtime(files.cache_file)
+    monkeypatch.setattr(ImageFiles, "_decode_path", None)  # nothing is decoded from the image files below
+    rows = np.array([5, 0, 5, 7])
+    np.testing.assert_array_equal(files.decode(rows), memory.train.images[rows])
+    np.testing.assert_array_equal(files[-1], memory.train.images[-1])
+    np.testing.assert_array_equal(np.asarray(files[2:9:3]), memory.train.images[2:9:3])
+    np.testing.assert_array_equal(np.asarray(cached.test.images), memory.test.images)
+    both_sets = concatenate_images(files, cached.test.images)
+    assert both_sets.cache_file == files.cache_file
+    np.testing.assert_array_equal(np.asarray(both_sets), np.concatenate([memory.train.images, memory.test.images]))
+    dataset = pipeline.image_batches(files, 16)
+    np.testing.assert_array_equal(np.concatenate([batch.numpy() for batch in dataset]),
+                                  memory.train.images / np.float32(255.0))
+    again = load_dataset("folder", folder, stream=True, cache_dir=str(cache_dir), log=lines.append)
+    assert "reading the decoded images from the cache" in lines[-1]
+    assert again.train.images.cache_file == files.cache_file and os.path.getmtime(files.cache_file) == written
+    monkeypatch.undo()
+
+    changed = str(tmp_path / "changed")
+    shutil.copytree(folder, changed)
+    first = load_dataset("folder", changed, stream=True, cache_dir=str(cache_dir))
+    picture = os.path.join(changed, "train", "class1", "000.png")
+    Image.fromarray(np.full((SIDE, SIDE, 3), 200, np.uint8)).save(picture)
+    os.utime(picture, ns=(1, 1))  # a new modification time even on a coarse clock
+    second = load_dataset("folder", changed, stream=True, cache_dir=str(cache_dir))
+    assert second.train.images.cache_file != first.train.images.cache_file
+    row = list(second.train.images.paths).index(picture)
+    assert (second.train.images[row] == 200).all() and not (first.train.images[row] == 200).all()
+    every = concatenate_images(second.train.images, second.test.images)
+    key = cache.cache_key(every)
+    os.utime(picture, ns=(2, 2))  # the same bytes, touched: may have been rewritten, so not trusted
+    assert cache.cache_key(every) != key
+
+    with open(files.cache_file, "r+b") as handle:  # cut short after it was opened as a cache
+        handle.truncate(100)
+    with pytest.raises(SaehError, match="does not hold these .* delete it to rebuild it"):
+        files.decode(rows)
+    assert load_dataset("folder", folder, stream=True, cache_dir=str(cache_dir)).train.images.decode(rows).shape == (
+        4, SIDE, SIDE, 3)  # a cache of the wrong size is written again
+    assert cache.cache_path(both_sets, cache_dir) == files.cache_file  # one file for both sets
+
+
+def test_the_cache_command_writes_the_cache_ahead(folder, tmp_path, capsys, monkeypatch):
+    from saeh.data import cache
+
+    monkeypatch.delenv(cache.CACHE_DIR_ENV, raising=False)
+    assert cache.main(["--data-dir", folder, "--cache-dir", str(tmp_path)]) == 0
+    (name,) = os.listdir(tmp_path)
+    assert name.endswith(cache.CACHE_SUFFIX) and f"in {tmp_path / name}" in capsys.readouterr().out
+    with pytest.raises(SaehError, match="pass --cache-dir or set \\$SAEH_CACHE_DIR"):
+        cache.main(["--data-dir", folder])
+    with pytest.raises(SaehError, match="stored as arrays"):
+        cache.main(["--which-data", "mnist-sample", "--cache-dir", str(tmp_path)])
+
+
 def test_scan_refuses_an_unreadable_file(tmp_path):
     root = write_folder(str(tmp_path / "data"), gray=False)
     broken = os.path.join(root, "train", "class1", "broken.png")
@@ -210,6 +281,7 @@ def test_training_and_encoding_a_streamed_split(both, tmp_path):
 def test_scripts_give_the_same_codes_streamed_or_not(tmp_path, monkeypatch, capsys):
     from saeh.codes import load_codes
 
+    monkeypatch.delenv("SAEH_CACHE_DIR", raising=False)
     data_dir = write_folder(str(tmp_path / "data"), side=16, train_per_class=16, test_per_class=6)
     runs = {}
     for stream in ("on", "off"):
@@ -217,10 +289,13 @@ def test_scripts_give_the_same_codes_streamed_or_not(tmp_path, monkeypatch, caps
         args = ["--which-data", "folder", "--data-dir", data_dir, "--save-dir", save_dir, "--stack-num", "1",
                 "--hash-bits", "8", "--batch-size", "16", "--epochs", "1", "--verbose", "0",
                 "--stream", stream, "--memory-budget", "1K"]
+        if stream == "on":  # training reads the decoded copy, generate_hash below decodes the files
+            args += ["--cache-dir", str(tmp_path / "cache")]
         code, out, err = run_script("hash_su_ae_train.py", args, monkeypatch, capsys)
         assert code == 0, err
         expected = "streaming the images from their files" if stream == "on" else "decoding the images into memory"
         assert expected in out
+        assert ("images once into the cache" in out) == (stream == "on")
         runs[stream] = os.path.join(save_dir, "saeh_data_8bits")
         dump = str(tmp_path / f"dump_{stream}")
         code, out, err = run_script("generate_hash.py", ["--load-path", os.path.join(runs[stream], "model.keras"),
@@ -237,3 +312,36 @@ def test_scripts_give_the_same_codes_streamed_or_not(tmp_path, monkeypatch, caps
             dumped = [load_codes(str(tmp_path / f"dump_{stream}" / (name + suffix))) for stream in ("on", "off")]
             np.testing.assert_array_equal(dumped[0].hash_org, dumped[1].hash_org)
             np.testing.assert_array_equal(dumped[0].hash_org, on.hash_org)
+
+
+def test_what_the_baselines_read_from_streamed_images_equals_the_in_memory_values(both, tmp_path):
+    """The baselines that read a split's images outside the training pipeline: ITQ and KSH on raw pixels, the
+    classifier-codes thresholds (`training_projections`), SHC's class centres (`classifier_logits`), the search's
+    feature re-ranking (`rerank`): streamed images give what the decoded arrays give."""
+    import baselines
+    from baselines.classifier_codes import training_projections
+    from baselines.shallow_methods import fit_shallow
+    from baselines.shc import build_classifier, classifier_logits
+    from saeh import training
+    from saeh.cli.search import rerank
+    from saeh.methods import ModelSpec
+
+    memory, streamed = (make_split(data, "ssdh", seed=0, validation_size=6) for data in both)
+    for name in ("itq", "ksh"):
+        codes = [fit_shallow(baselines.get(name), split, str(tmp_path / f"{name}{index}"), hash_bits=6, seed=0)
+                 for index, split in enumerate((memory, streamed))]
+        for part in ("query", "database"):
+            np.testing.assert_array_equal(codes[1][part].hash_org, codes[0][part].hash_org)
+    spec = ModelSpec(memory.train.images.shape[1:], CLASSES, hash_bits=6, stack_num=1)
+    method = baselines.get("classifier-codes")
+    model = training.build_compiled(method, method.resolve(), spec)
+    np.testing.assert_array_equal(training_projections(model, streamed.train.images),
+                                  training_projections(model, memory.train.images))
+    classifier = build_classifier(spec)
+    np.testing.assert_array_equal(classifier_logits(classifier, streamed.train.images),
+                                  classifier_logits(classifier, memory.train.images))
+    ids, distances = np.array([4, 1, 7, 2]), np.zeros(4)
+    on_files = rerank(model, streamed.query.images[0:1], streamed.database.images, ids, distances, 3)
+    in_memory = rerank(model, memory.query.images[0:1], memory.database.images, ids, distances, 3)
+    for got, expected in zip(on_files, in_memory):
+        np.testing.assert_array_equal(got, expected)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from saeh import defaults
+from saeh.data.cache import CACHE_DIR_ENV
 from saeh.data.files import MEMORY_BUDGET_ENV
 from saeh.errors import SaehError
 
@@ -25,7 +26,7 @@ STREAM_FLAG_VALUES = {"auto": "auto", "on": True, "off": False}
 
 def add_data_arguments(parser, which_data=None, from_run=False):
     """--which-data, --data-dir, --image-size, --protocol, --seed, --validation-size, --select-on-test, --stream,
-    --memory-budget.
+    --memory-budget, --cache-dir.
 
     Each help states its default, and reads the same under any help formatter. With `from_run`, flags left out take
     the values of the run.json beside the model (generate_hash.py), and the help says so.
@@ -62,19 +63,24 @@ def add_data_arguments(parser, which_data=None, from_run=False):
                         help=stated_default("bytes the decoded images may take before --stream auto streams them, "
                                             f"like 8G or 512M (default: ${MEMORY_BUDGET_ENV} if set, else half of the "
                                             "machine's memory)"))
+    parser.add_argument("--cache-dir", default=os.environ.get(CACHE_DIR_ENV), metavar="DIR",
+                        help=stated_default("read streamed images from their decoded copy in this folder, written "
+                                            "there once when missing (`python -m saeh.data.cache` writes it ahead) "
+                                            f"(default: ${CACHE_DIR_ENV} if set, else none: decode every batch)"))
 
 
 def load_split(which_data, data_dir=None, image_size=None, protocol=defaults.PROTOCOL, seed=defaults.SEED,
                validation_size=defaults.VALIDATION_SIZE, select_on_test=False, stream="auto", memory_budget=None,
-               log=print):
+               log=print, cache_dir=None):
     """Load a dataset and apply a protocol: (LabelledData, Split). `stream`: "auto", "on", "off" (the --stream
-    values) or "auto", True, False (`load_dataset`'s); `memory_budget` as for `load_dataset`."""
+    values) or "auto", True, False (`load_dataset`'s); `memory_budget`, `cache_dir` as for `load_dataset`."""
     from saeh.data import load_dataset, make_split
 
     if not which_data:
         raise SaehError("no dataset given; pass --which-data")
     data = load_dataset(which_data, data_dir=data_dir, image_size=tuple(image_size) if image_size else None,
-                        stream=STREAM_FLAG_VALUES.get(stream, stream), memory_budget=memory_budget, log=log)
+                        stream=STREAM_FLAG_VALUES.get(stream, stream), memory_budget=memory_budget, log=log,
+                        cache_dir=cache_dir)
     if validation_size is not None and validation_size >= 1 and float(validation_size).is_integer():
         validation_size = int(validation_size)  # a count of images rather than a fraction
     split = make_split(data, protocol=protocol, seed=seed, validation_size=validation_size,
@@ -92,9 +98,10 @@ def run_settings(model_path):
     return RunFolder.of_model(model_path).settings()
 
 
-def split_of_run(model_path, overrides=None, stream="auto", memory_budget=None):
+def split_of_run(model_path, overrides=None, stream="auto", memory_budget=None, cache_dir=None):
     """The (data, split) a model was trained for: the data settings of its run.json, where `overrides` (flags the
-    user gave; None means not given) do not replace them. `stream`, `memory_budget`: as for `load_split`."""
+    user gave; None means not given) do not replace them. `stream`, `memory_budget`, `cache_dir`: as for
+    `load_split`."""
     recorded = run_settings(model_path)
     settings = {name: recorded.get(name) for name in DATA_SETTINGS}
     settings.update({name: value for name, value in (overrides or {}).items() if value is not None})
@@ -104,7 +111,7 @@ def split_of_run(model_path, overrides=None, stream="auto", memory_budget=None):
         settings["which_data"], settings["data_dir"], settings["image_size"], settings["protocol"] or defaults.PROTOCOL,
         defaults.SEED if settings["seed"] is None else settings["seed"],
         defaults.VALIDATION_SIZE if settings["validation_size"] is None else settings["validation_size"],
-        bool(settings["select_on_test"]), stream=stream, memory_budget=memory_budget)
+        bool(settings["select_on_test"]), stream=stream, memory_budget=memory_budget, cache_dir=cache_dir)
 
 
 CODE_SETS = ("query", "database")

@@ -193,7 +193,8 @@ def main(argv=None, settings=None):
     seed = defaults.SEED if args.seed is None else args.seed
     validation_size = defaults.VALIDATION_SIZE if args.validation_size is None else args.validation_size
     data, split = common.load_split(args.which_data, args.data_dir, args.image_size, protocol, seed, validation_size,
-                                    select_on_test, stream=args.stream, memory_budget=args.memory_budget)
+                                    select_on_test, stream=args.stream, memory_budget=args.memory_budget,
+                                    cache_dir=args.cache_dir)
     if args.num_classes is not None and args.num_classes != data.num_classes:
         raise SaehError(f"--num-classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
     print(split.describe())

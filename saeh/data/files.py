@@ -27,6 +27,9 @@ class ImageFiles:
     `resize`: decode with resizing to (height, width), as the in-memory loaders do when given an image size;
     otherwise every file must already be height x width. `channels` 1 keeps grayscale files gray; 3 turns
     grayscale files into RGB (the in-memory loaders' rule when some images are in colour).
+
+    `cache_file`, `cache_rows`: the images already decoded, rows `cache_rows` of a raw uint8 file of (H, W, C)
+    images (`saeh.data.cache`): read from there instead of decoding the files.
     """
 
     paths: np.ndarray
@@ -34,6 +37,8 @@ class ImageFiles:
     width: int
     channels: int
     resize: bool = False
+    cache_file: str = None
+    cache_rows: np.ndarray = None
 
     def __post_init__(self):
         paths = np.asarray(self.paths, dtype=str)
@@ -46,6 +51,13 @@ class ImageFiles:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise SaehError(f"{name} must be a positive integer; got {value!r}")
         object.__setattr__(self, "paths", paths)
+        if (self.cache_file is None) != (self.cache_rows is None):
+            raise SaehError("cache_file and cache_rows go together: give both or neither")
+        if self.cache_rows is not None:
+            cache_rows = np.asarray(self.cache_rows, dtype=np.int64)
+            if cache_rows.shape != paths.shape:
+                raise SaehError(f"cache_rows must have one row per path ({len(paths)}); got shape {cache_rows.shape}")
+            object.__setattr__(self, "cache_rows", cache_rows)
 
     @property
     def shape(self):
@@ -71,6 +83,8 @@ class ImageFiles:
         """An int gives one decoded image (H, W, C); a slice, an integer array or a boolean mask gives the
         `ImageFiles` of those rows."""
         if isinstance(rows, (int, np.integer)) and not isinstance(rows, bool):
+            if self.cache_file is not None:
+                return self._cached(self.cache_rows[[rows]])[0]
             return self._decode_path(self.paths[rows])
         if not isinstance(rows, slice):
             rows = np.asarray(rows)
@@ -79,15 +93,30 @@ class ImageFiles:
                                 f"{describe_array(rows)}")
             if rows.size == 0:
                 rows = rows.astype(np.int64)
-        return dataclasses.replace(self, paths=self.paths[rows])
+        cache_rows = None if self.cache_rows is None else self.cache_rows[rows]
+        return dataclasses.replace(self, paths=self.paths[rows], cache_rows=cache_rows)
 
     def decode(self, rows=None):
         """The decoded images (uint8 (len(rows), H, W, C)) of `rows` (default: all), in that order."""
+        if self.cache_file is not None:
+            return self._cached(self.cache_rows if rows is None else self.cache_rows[np.asarray(rows)])
         paths = self.paths if rows is None else self.paths[np.asarray(rows)]
         images = np.empty((len(paths), *self.shape[1:]), np.uint8)
         for index, path in enumerate(paths):
             images[index] = self._decode_path(path)
         return images
+
+    def _cached(self, cache_rows):
+        """Rows `cache_rows` of the cache file; the memory map lasts only this call (no open file is kept)."""
+        image_bytes = int(np.prod(self.shape[1:]))
+        size = os.path.getsize(self.cache_file)
+        if size % image_bytes or (len(cache_rows) and cache_rows.max() >= size // image_bytes):
+            raise SaehError(f"cache file {self.cache_file} ({size} bytes) does not hold these {self.shape[1:]} "
+                            "images (was it changed since it was written?); delete it to rebuild it")
+        if not len(cache_rows):
+            return np.empty((0, *self.shape[1:]), np.uint8)
+        stored = np.memmap(self.cache_file, np.uint8, "r", shape=(size // image_bytes, *self.shape[1:]))
+        return np.array(stored[cache_rows])
 
     def __array__(self, dtype=None, copy=None):
         images = self.decode()
@@ -113,7 +142,11 @@ def concatenate_images(first, second):
     if isinstance(first, ImageFiles) and isinstance(second, ImageFiles):
         if first.shape[1:] != second.shape[1:] or first.resize != second.resize:
             raise SaehError(f"cannot concatenate image files of shape {first.shape[1:]} and {second.shape[1:]}")
-        return dataclasses.replace(first, paths=np.concatenate([first.paths, second.paths]))
+        paths = np.concatenate([first.paths, second.paths])
+        if first.cache_file is not None and first.cache_file == second.cache_file:
+            return dataclasses.replace(first, paths=paths, cache_rows=np.concatenate([first.cache_rows,
+                                                                                     second.cache_rows]))
+        return dataclasses.replace(first, paths=paths, cache_file=None, cache_rows=None)  # decoded from the files
     if isinstance(first, ImageFiles) or isinstance(second, ImageFiles):
         raise SaehError("cannot concatenate images in files with images in memory; load both the same way")
     return np.concatenate([first, second])
@@ -214,6 +247,14 @@ def parse_size(text, what="a memory size"):
     if value <= 0:
         raise SaehError(f"{what} must be positive; got {text!r}")
     return value
+
+
+def format_bytes(count):
+    """A byte count for people: 1.5 GiB, 12.0 MiB, 3.2 KiB, 100 bytes."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def memory_budget(budget=None):

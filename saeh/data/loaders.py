@@ -28,6 +28,7 @@ import zipfile
 
 import numpy as np
 
+from saeh.data.cache import cached_images
 from saeh.data.files import memory_budget as _memory_budget
 from saeh.data.files import (
     ImageFiles,
@@ -36,6 +37,7 @@ from saeh.data.files import (
     decode_image,
     decoded_bytes,
     describe_array,
+    format_bytes,
     scan_image_files,
     warn_alpha_dropped,
 )
@@ -206,7 +208,8 @@ def dataset_names():
     return DATASET_NAMES
 
 
-def load_dataset(which_data, data_dir=None, image_size=None, stream="auto", memory_budget=None, log=None):
+def load_dataset(which_data, data_dir=None, image_size=None, stream="auto", memory_budget=None, log=None,
+                 cache_dir=None):
     """Load a dataset by name (case-insensitive) or path; see the module docstring for where each looks.
 
     `data_dir`: the folder (or, for ``mnist``, the ``.npz`` file) holding the data; required by ``folder`` and
@@ -218,6 +221,8 @@ def load_dataset(which_data, data_dir=None, image_size=None, stream="auto", memo
     take more than `memory_budget` bytes (or text like "8G"; default: `saeh.data.files.memory_budget`). Datasets
     stored as arrays (mnist, mnist-sample, cifar10, svhn, .npz) are always in memory; stream=True is refused for
     them. `log`: a function given one line saying which path was chosen and why (folder and list data only).
+    `cache_dir`: streamed images are read from their decoded copy in this folder, written first when missing
+    (`saeh.data.cache`).
     """
     image_size = check_image_size(image_size)
     if stream not in STREAM_CHOICES:
@@ -231,7 +236,8 @@ def load_dataset(which_data, data_dir=None, image_size=None, stream="auto", memo
         data_dir = os.fspath(data_dir)
         if not os.path.exists(data_dir):
             raise MissingDataError(f"data_dir {data_dir} does not exist")
-    files_options = {"image_size": image_size, "stream": stream, "memory_budget": memory_budget, "log": log}
+    files_options = {"image_size": image_size, "stream": stream, "memory_budget": memory_budget, "log": log,
+                     "cache_dir": cache_dir}
     loader = None
     if name in ("folder", "list"):
         if data_dir is None:
@@ -522,7 +528,8 @@ def _read_svhn_mat(path):
 # Image folders and list files
 
 
-def load_image_folder(root, image_size=None, name=None, stream=False, memory_budget=None, log=None):
+def load_image_folder(root, image_size=None, name=None, stream=False, memory_budget=None, log=None,
+                      cache_dir=None):
     """An image folder ``root/train/<class>/*`` and ``root/test/<class>/*`` (.jpg, .jpeg, .png, any case).
 
     Classes are the ``train`` sub-folders numbered in alphabetical order (CIFAR-10's folders give its standard
@@ -532,7 +539,8 @@ def load_image_folder(root, image_size=None, name=None, stream=False, memory_bud
     (H, W). An unreadable image, an empty class folder or a missing split raises SaehError naming it; nothing is
     skipped silently (files with other extensions are ignored with a warning).
 
-    `stream`, `memory_budget`, `log`: as for `load_dataset` (True: the images stay in their files, `ImageFiles`).
+    `stream`, `memory_budget`, `log`, `cache_dir`: as for `load_dataset` (True: the images stay in their files,
+    `ImageFiles`).
     """
     root = os.fspath(root)
     image_size = check_image_size(image_size)
@@ -589,14 +597,15 @@ def load_image_folder(root, image_size=None, name=None, stream=False, memory_bud
         )
     # Decode (or scan) both splits in one go so the channel and size decisions are the same for both.
     all_paths = paths_by_split["train"] + paths_by_split["test"]
-    images = _images_of(all_paths, image_size, root, stream, memory_budget, log)
+    images = _images_of(all_paths, image_size, root, stream, memory_budget, log, cache_dir)
     count = len(paths_by_split["train"])
     train = ImageSet(images[:count], np.asarray(labels_by_split["train"], dtype=np.int64))
     test = ImageSet(images[count:], np.asarray(labels_by_split["test"], dtype=np.int64))
     return _assemble(name or os.path.basename(os.path.normpath(root)), train, test, class_names, root)
 
 
-def load_list_files(root, image_size=None, name=None, stream=False, memory_budget=None, log=None):
+def load_list_files(root, image_size=None, name=None, stream=False, memory_budget=None, log=None,
+                    cache_dir=None):
     """Images named in list files under `root`: ``train.txt`` (or ``database.txt`` when there is no
     ``train.txt``) and ``test.txt``.
 
@@ -606,7 +615,8 @@ def load_list_files(root, image_size=None, name=None, stream=False, memory_budge
     without it, classes are ``0`` .. ``max id`` (or one per column). Multi-hot rows with no label are allowed: such
     an image is relevant to no query. A malformed line raises SaehError quoting ``file:line``.
 
-    `stream`, `memory_budget`, `log`: as for `load_dataset` (True: the images stay in their files, `ImageFiles`).
+    `stream`, `memory_budget`, `log`, `cache_dir`: as for `load_dataset` (True: the images stay in their files,
+    `ImageFiles`).
     """
     root = os.fspath(root)
     image_size = check_image_size(image_size)
@@ -650,7 +660,7 @@ def load_list_files(root, image_size=None, name=None, stream=False, memory_budge
                     f"{classes_file} names {len(class_names)} classes (0..{len(class_names) - 1})"
                 )
     paths = train_entries[0] + test_entries[0]
-    images = _images_of(paths, image_size, root, stream, memory_budget, log)
+    images = _images_of(paths, image_size, root, stream, memory_budget, log, cache_dir)
     count = len(train_entries[0])
     train = ImageSet(images[:count], train_entries[1])
     test = ImageSet(images[count:], test_entries[1])
@@ -695,32 +705,28 @@ def _read_list_file(list_file, root):
     return paths, labels, width, line_numbers
 
 
-def _images_of(paths, image_size, source, stream, memory_budget, log):
+def _images_of(paths, image_size, source, stream, memory_budget, log, cache_dir=None):
     """The images of `paths`: decoded into memory, or scanned into `ImageFiles` when `stream` is True, or "auto"
-    and the decoded images would exceed the memory budget."""
+    and the decoded images would exceed the memory budget; streamed ones are read from `cache_dir` if given."""
     if stream not in STREAM_CHOICES:
         raise SaehError(f"stream must be True, False or 'auto'; got {stream!r}")
     if stream == "auto":
         budget = _memory_budget(memory_budget)
         needed = decoded_bytes(len(paths), paths[0], image_size) if paths else 0
         stream = needed > budget
-        why = (f"decoded, {len(paths)} images would take {_in_units(needed)}, "
-               f"{'over' if stream else 'within'} the memory budget of {_in_units(budget)}")
+        why = (f"decoded, {len(paths)} images would take {format_bytes(needed)}, "
+               f"{'over' if stream else 'within'} the memory budget of {format_bytes(budget)}")
     else:
         why = "as asked (stream " + ("on" if stream else "off") + ")"
     if log is not None:
         log(f"{source}: " + ("streaming the images from their files" if stream else "decoding the images into memory")
             + f": {why}")
     if stream:
-        return scan_image_files(paths, image_size=image_size, source=source)
+        files = scan_image_files(paths, image_size=image_size, source=source)
+        return files if cache_dir is None else cached_images(files, cache_dir, log)
+    if cache_dir is not None and log is not None:
+        log(f"{source}: the cache folder {cache_dir} is not used: it holds streamed images")
     return decode_images(paths, image_size=image_size, source=source)
-
-
-def _in_units(count):
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if count >= size:
-            return f"{count / size:.1f} {unit}"
-    return f"{count} bytes"
 
 
 def decode_images(paths, image_size=None, source=None):
