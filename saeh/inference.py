@@ -129,15 +129,21 @@ def check_images_fit(model, images, source="the data"):
                         "was trained on (or resize the images)")
 
 
-def encode(model, images, batch_size=ENCODE_BATCH_SIZE, out=None, chunk_size=ENCODE_CHUNK):
+def hash_encoder(model):
+    """The part of `model` from its image input to its hash layer's output, sharing its weights."""
+    return keras.Model(image_input(model), model.get_layer(HASH_LAYER).output, name="hash_encoder")
+
+
+def encode(model, images, batch_size=ENCODE_BATCH_SIZE, out=None, chunk_size=ENCODE_CHUNK, encoder=None):
     """Real-valued hash outputs (N, bits) float32 for uint8 images (N, H, W, C) in memory or in their files
     (`saeh.data.ImageFiles`), computing only the encoder.
 
     Images in files are encoded `chunk_size` at a time. `out`: an (N, bits) float32 array to write the outputs
     into (e.g. a memory-mapped file, for a set whose outputs should not sit in memory); it is returned.
+    `encoder`: `hash_encoder(model)`, built once by a caller that encodes often (its prediction is traced once).
     """
     check_images_fit(model, images)
-    encoder = keras.Model(image_input(model), model.get_layer(HASH_LAYER).output, name="hash_encoder")
+    encoder = hash_encoder(model) if encoder is None else encoder
     shape = (len(images), hash_bits(model))
     if out is not None and (tuple(out.shape) != shape or out.dtype != np.float32):
         raise SaehError(f"out must be a float32 array of shape {shape}; got {out.dtype} {tuple(out.shape)}")

@@ -104,11 +104,17 @@ class CollapseWatch(keras.callbacks.Callback):
     def __init__(self, images, threshold, log):
         super().__init__()
         self.images, self.threshold, self.log = images, threshold, log
+        self.encoder = None
+
+    def on_train_begin(self, logs=None):
+        from saeh.inference import hash_encoder
+
+        self.encoder = hash_encoder(self.model)  # once: a new model each epoch would trace its prediction again
 
     def on_epoch_end(self, epoch, logs=None):
         from saeh.inference import encode
 
-        bits = encode(self.model, self.images) > self.threshold
+        bits = encode(self.model, self.images, encoder=self.encoder) > self.threshold
         constant = int(np.sum(np.all(bits == bits[:1], axis=0)))
         share = constant / bits.shape[1]
         if logs is not None:

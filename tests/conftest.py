@@ -12,6 +12,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked slow first (in their order, then the rest in theirs): pytest-xdist hands out tests in this order,
+    so its workers share the long tests at the start instead of one of them running the last long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 SHARED_DATASETS = os.path.join(os.path.dirname(REPO), "shared", "datasets")
 
 

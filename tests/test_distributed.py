@@ -56,6 +56,7 @@ def test_a_batch_loss_is_handed_to_keras_once_per_image():
     assert float(loss(np.zeros((6, 1), "float32"), codes)) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_one_replica_and_two_agree_on_one_global_batch(tmp_path):
     """tests/replica_agreement.py: one step on 32 images with one replica, and with two of 16 each. The weights
     agree to float rounding; computing the balance term per replica instead moves them 10x further, so the
@@ -107,6 +108,7 @@ def read(path):
         return handle.read()
 
 
+@pytest.mark.slow
 def test_two_workers_train_one_model_killed_and_restarted(tmp_path):
     """The training command under TF_CONFIG on two local worker processes: both killed once the first epoch's
     checkpoint is written (the second epoch is not over: it takes seconds, the poll 0.2 s), both started again: they resume from the chief's checkpoint and finish with the same weights; only

@@ -28,6 +28,7 @@ def test_the_committed_notebook_shows_the_cifar10_table_without_errors():
     assert outputs(notebook, "image/png")
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_a_sweep_headless(tmp_path, monkeypatch):
     for name, value in (("SAEH_REPO_ROOT", str(tmp_path)), ("SAEH_ABLATION_DATA", "mnist-sample"),
                         ("SAEH_ABLATION_PRESET", "tiny"), ("SAEH_ABLATION_SEEDS", "0"),

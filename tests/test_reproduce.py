@@ -374,6 +374,7 @@ def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_two_real_cells_on_the_bundled_sample(tmp_path):
     """ITQ and SAEH-minus (stack_num 1, one epoch: the tiny preset) through the real training script."""
     sample = reproduce.Table("sample", "test table", (reproduce.Group(("itq", "saeh-minus"), "mnist-sample", (12,)),))

@@ -278,6 +278,7 @@ def test_training_and_encoding_a_streamed_split(both, tmp_path):
     np.testing.assert_array_equal(out, encode(model, memory.database.images, batch_size=4))
 
 
+@pytest.mark.slow
 def test_scripts_give_the_same_codes_streamed_or_not(tmp_path, monkeypatch, capsys):
     from saeh.codes import load_codes
 

@@ -52,6 +52,7 @@ def test_run_files_and_history(separable_split, tmp_path):
         assert json.load(handle)["which_data"] == "separable"
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, tmp_path):
     epochs = 4
     uninterrupted = training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs, **SETTINGS)
