@@ -87,8 +87,9 @@ def image_sources(images, names, folder):
         for index, image in enumerate(images):
             paths.append(os.path.join(folder, f"{index:06d}.jpg"))
             Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(paths[-1], quality=90)
-        files = scan_image_files(paths, source=folder)
-        sources.update(files=files, cache=cached_images(files, os.path.join(folder, "cache")))
+        sources["files"] = scan_image_files(paths, source=folder)
+        if "cache" in names:
+            sources["cache"] = cached_images(sources["files"], os.path.join(folder, "cache"))
     return {name: sources[name] for name in names}
 
 

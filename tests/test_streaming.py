@@ -9,6 +9,7 @@ import pytest
 
 from saeh.data import ImageFiles, concatenate_images, load_dataset, make_split, scan_image_files
 from saeh.errors import SaehError
+from image_folders import write_class_folders
 from script_helpers import run_script
 
 CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SIDE = 3, 12, 4, 8
@@ -17,25 +18,9 @@ pytestmark = pytest.mark.filterwarnings(f"ignore:.*{GRAYSCALE_WARNING}")
 
 
 def write_folder(root, side=SIDE, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS, gray=True,
-                 jpeg=False, seed=0):
-    """`root/{train,test}/class<c>/*.png`: RGB noise with a bright band per class; with `gray`, one grayscale
-    image (converted to RGB by both paths); with `jpeg`, every image a JPEG instead."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    suffix = ".jpg" if jpeg else ".png"
-    for split, count in (("train", train_per_class), ("test", test_per_class)):
-        for label in range(CLASSES):
-            folder = os.path.join(root, split, f"class{label}")
-            os.makedirs(folder, exist_ok=True)
-            for index in range(count):
-                image = rng.integers(0, 60, (side, side, 3)).astype(np.uint8)
-                image[label * side // CLASSES:(label + 1) * side // CLASSES] += 150
-                Image.fromarray(image).save(os.path.join(folder, f"{index:03d}{suffix}"))
-    if gray:
-        picture = Image.fromarray(rng.integers(0, 255, (side, side)).astype(np.uint8), mode="L")
-        picture.save(os.path.join(root, "train", "class0", f"gray{suffix}"))
-    return str(root)
+                 jpeg=False):
+    """The module's folder; with `gray`, one grayscale image (converted to RGB by both paths)."""
+    return write_class_folders(root, CLASSES, train_per_class, test_per_class, side, gray=gray, jpeg=jpeg)
 
 
 @pytest.fixture(scope="module")

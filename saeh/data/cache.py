@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from saeh.data.files import format_bytes
+from saeh.data.files import format_bytes, usable_cpus
 from saeh.errors import SaehError
 
 CACHE_DIR_ENV = "SAEH_CACHE_DIR"
@@ -64,7 +64,7 @@ def write_cache(files, path):
     from saeh.atomic import atomic_path
 
     starts = range(0, len(files), _CHUNK)
-    workers = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    workers = min(8, usable_cpus())
     with atomic_path(path) as temporary:
         stored = np.memmap(temporary, np.uint8, "w+", shape=files.shape)
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as executor:

@@ -257,6 +257,11 @@ def format_bytes(count):
     return f"{count} bytes"
 
 
+def usable_cpus():
+    """The CPUs this process may run on (its affinity where the system says, else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def memory_budget(budget=None):
     """Bytes a decoded dataset may take in memory: `budget` (bytes or text like "8G") if given, else
     $SAEH_MEMORY_BUDGET, else half of the machine's physical memory."""

@@ -39,6 +39,7 @@ from saeh.data.files import (
     describe_array,
     format_bytes,
     scan_image_files,
+    usable_cpus,
     warn_alpha_dropped,
 )
 from saeh.errors import MissingDataError, SaehError
@@ -784,7 +785,7 @@ def resize_images(images, image_size):
 def _decode_workers(paths):
     if len(paths) < 2 * _DECODE_CHUNK:
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cpus()
     if cpus < 2:
         return 1
     sample = paths[:: max(1, len(paths) // 32)][:32]
