@@ -149,15 +149,10 @@ def encode(model, images, batch_size=ENCODE_BATCH_SIZE, out=None, chunk_size=ENC
         raise SaehError(f"out must be a float32 array of shape {shape}; got {out.dtype} {tuple(out.shape)}")
     if len(images) == 0:
         return np.zeros(shape, np.float32) if out is None else out
-    if not isinstance(images, ImageFiles):
-        outputs = np.asarray(encoder.predict(pipeline.image_batches(images, batch_size), verbose=0), np.float32)
-        if out is None:
-            return outputs
-        out[...] = outputs
-        return out
     out = np.empty(shape, np.float32) if out is None else out
-    for start in range(0, len(images), chunk_size):
-        chunk = images[start:start + chunk_size]
+    step = chunk_size if isinstance(images, ImageFiles) else len(images)  # an array in memory is one chunk
+    for start in range(0, len(images), step):
+        chunk = images[start:start + step]
         out[start:start + len(chunk)] = encoder.predict(pipeline.image_batches(chunk, batch_size), verbose=0)
     return out
 

@@ -109,7 +109,7 @@ def read(path):
 
 
 @pytest.mark.slow
-def test_two_workers_train_one_model_killed_and_restarted(tmp_path):
+def test_two_workers_train_one_model_killed_and_restarted(tmp_path, mnist_subset):
     """The training command under TF_CONFIG on two local worker processes: both killed once the first epoch's
     checkpoint is written (the second epoch is not over: it takes seconds, the poll 0.2 s), both started again: they resume from the chief's checkpoint and finish with the same weights; only
     the chief's run folder has codes and scores."""
@@ -117,10 +117,7 @@ def test_two_workers_train_one_model_killed_and_restarted(tmp_path):
 
     from saeh.training import completed_epochs
 
-    sample = np.load(os.path.join(ROOT, "saeh", "data", "mnist_sample.npz"))
-    data = tmp_path / "tiny.npz"
-    np.savez(data, x_train=sample["x_train"][:256], y_train=sample["y_train"][:256], x_test=sample["x_test"][:64],
-             y_test=sample["y_test"][:64])
+    data = mnist_subset(256, 64)
     save_dir, scratch = tmp_path / "runs", tmp_path / "workers"
     command = [sys.executable, os.path.join(ROOT, "hash_su_ae_train.py"), "--which-data", str(data),
                "--stack-num", "1", "--epochs", "2", "--batch-size", "32", "--validation-size", "64",

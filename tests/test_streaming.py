@@ -261,6 +261,9 @@ def test_training_and_encoding_a_streamed_split(both, tmp_path):
     out = np.zeros_like(in_memory.hash_org)
     assert encode(model, streamed.database.images, batch_size=4, out=out, chunk_size=8) is out
     np.testing.assert_array_equal(out, encode(model, memory.database.images, batch_size=4))
+    in_memory_out = np.zeros_like(out)
+    assert encode(model, memory.database.images, batch_size=4, out=in_memory_out) is in_memory_out
+    np.testing.assert_array_equal(in_memory_out, out)
 
 
 @pytest.mark.slow
