@@ -36,6 +36,7 @@ from baselines.adsh_solver import soft_similarity, update_database_codes
 from baselines.dpsh import bank_targets, write_rows
 from saeh.data.pipeline import label_matrix
 from saeh.method_state import MethodState
+from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import build_code_network
 from saeh.registry import register
@@ -64,7 +65,7 @@ def adsh_state(context, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER
                        dissimilar_weight=np.float32(1.0))
 
 
-class ADSHLoss(keras.losses.Loss):
+class ADSHLoss(BatchLoss):
     """The batch's ADSH loss against V (module docstring), after writing its outputs into the bank. Target: the
     labels with the training-set row appended (-1 for validation images). Holds the state's variables."""
 
@@ -72,7 +73,7 @@ class ADSHLoss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         self.state, self.num_classes, self.bits, self.gamma = state, int(num_classes), int(bits), float(gamma)
 
-    def call(self, y_true, y_pred):
+    def batch_loss(self, y_true, y_pred):
         import tensorflow as tf
 
         labels, rows = y_true[:, :self.num_classes], ops.cast(y_true[:, self.num_classes], "int64")

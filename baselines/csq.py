@@ -47,6 +47,7 @@ from keras import ops
 
 from baselines.hash_centres import csq_centres, multi_label_centre, pairwise_hamming, random_fill
 from saeh.errors import SaehError
+from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import build_code_network
 from saeh.registry import register
@@ -75,14 +76,14 @@ def csq_loss(targets, codes, quantization_weight):
 
 
 @keras.saving.register_keras_serializable(package="saeh")
-class CSQLoss(keras.losses.Loss):
+class CSQLoss(BatchLoss):
     """`csq_loss` on `hash_x`, whose target is each image's centre in 0/1 form."""
 
     def __init__(self, quantization_weight=QUANTIZATION_WEIGHT, name="csq", **kwargs):
         super().__init__(name=name, **kwargs)
         self.quantization_weight = float(quantization_weight)
 
-    def call(self, y_true, y_pred):
+    def batch_loss(self, y_true, y_pred):
         return csq_loss(y_true, y_pred, self.quantization_weight)
 
     def get_config(self):

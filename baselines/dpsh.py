@@ -38,12 +38,12 @@ own eta is not checked here (10, chosen on a validation set, is what it is usual
 import math
 import numbers
 
-import keras
 import numpy as np
 from keras import ops
 
 from saeh.errors import SaehError
 from saeh.method_state import MethodState
+from saeh.losses import BatchLoss
 from saeh.methods import LINEAR_CODES, DeepMethod
 from saeh.models import build_code_network
 from saeh.registry import register
@@ -168,7 +168,7 @@ def bank_state(context):
     return MethodState(bank=np.zeros((count + 1, bits), np.float32), bank_labels=labels)
 
 
-class DPSHLoss(keras.losses.Loss):
+class DPSHLoss(BatchLoss):
     """`dpsh_loss` of the batch against the memory bank of `state`, after writing the batch into it. The target is
     the labels with the training-set row appended (`bank_targets`). Holds the state's variables, so it is built by
     the method for one run and not restored from a saved model."""
@@ -177,7 +177,7 @@ class DPSHLoss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         self.state, self.num_classes, self.eta = state, int(num_classes), float(eta)
 
-    def call(self, y_true, y_pred):
+    def batch_loss(self, y_true, y_pred):
         labels, rows = y_true[:, :self.num_classes], ops.cast(y_true[:, self.num_classes], "int64")
         u = ops.cast(y_pred, "float32")
         bank = self.state["bank"]

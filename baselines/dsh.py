@@ -24,6 +24,7 @@ each GPU's share of the batch.
 import keras
 from keras import ops
 
+from saeh.losses import BatchLoss
 from saeh.methods import LINEAR_CODES, DeepMethod
 from saeh.models import build_code_network
 from saeh.registry import register
@@ -49,7 +50,7 @@ def dsh_loss(labels, codes, margin, alpha):
 
 
 @keras.saving.register_keras_serializable(package="saeh")
-class DSHLoss(keras.losses.Loss):
+class DSHLoss(BatchLoss):
     """`dsh_loss` on `hash_x`, whose target is the batch's labels (one-hot or multi-hot)."""
 
     def __init__(self, margin, alpha=0.01, name="dsh", **kwargs):
@@ -57,7 +58,7 @@ class DSHLoss(keras.losses.Loss):
         self.margin = float(margin)
         self.alpha = float(alpha)
 
-    def call(self, y_true, y_pred):
+    def batch_loss(self, y_true, y_pred):
         return dsh_loss(ops.cast(y_true, "float32"), y_pred, self.margin, self.alpha)
 
     def get_config(self):

@@ -46,6 +46,7 @@ from keras import ops
 from baselines.dpsh import check_number, check_same_size, float_matrix, pair_similarity, stable_softplus
 from saeh import defaults
 from saeh.errors import SaehError
+from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import blocks, encoders
 from saeh.models.layers import ScaledTanh
@@ -110,14 +111,14 @@ def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0):
 # are SAEH's, as for every row of Table 1 (the paper: SGD from an ImageNet AlexNet, 10,000 iterations).
 
 
-class HashNetLoss(keras.losses.Loss):
+class HashNetLoss(BatchLoss):
     """`hashnet_pair_loss` of a batch with itself; the target is the batch's labels."""
 
     def __init__(self, alpha, threshold=15.0, name="hashnet", **kwargs):
         super().__init__(name=name, **kwargs)
         self.alpha, self.threshold = float(alpha), float(threshold)
 
-    def call(self, y_true, y_pred):
+    def batch_loss(self, y_true, y_pred):
         labels, codes = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
         return hashnet_pair_loss(codes, labels, codes, labels, self.alpha, self.threshold)
 

@@ -119,18 +119,22 @@ class EpochLog(keras.callbacks.Callback):
 
 def train_classifier(context):
     """Stage 1's classifier, trained (or resumed, or reused when finished) in <run>/stages/classifier."""
-    from saeh import training
+    from saeh import distributed, training
     from saeh.data import Split
 
+    if distributed.is_multi_worker(context.strategy):
+        raise SaehError("shc trains its classifier stage inside its preparation, which is not supported on several "
+                        "workers; train it on one machine")
     spec = context.spec
     split = Split(protocol="ssdh", seed=context.seed, train=context.train, validation=context.validation,
                   query=context.validation, database=context.train, dataset="shc-stage")
     stage_dir = RunFolder(context.run_dir).stage(STAGE).run_dir
     return training.train(CLASSIFIER, split, spec.num_classes, stage_dir, hash_bits=spec.hash_bits,
                           stack_num=spec.stack_num, encoder=spec.encoder, encoder_weights=spec.encoder_weights,
-                          epochs=context.epochs, batch_size=context.batch_size, seed=context.seed, verbose=0,
+                          epochs=context.epochs, batch_size=context.batch_size, seed=context.seed,
+                          augment=context.augment, mixed_precision=context.mixed_precision, verbose=0,
                           final_weights="last", reuse_finished=True, callbacks=[EpochLog(context.log, context.epochs)],
-                          log=context.log)
+                          log=context.log, strategy=context.strategy)
 
 
 def classifier_logits(model, images):

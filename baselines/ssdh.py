@@ -18,7 +18,7 @@ weights on the terms as defined above. `--set binary_weight=... --set fire_rate_
 import keras
 from keras import ops
 
-from saeh.losses import TermMean, binary_term, classifier_loss, classifier_metrics
+from saeh.losses import BatchLoss, TermMean, binary_term, classifier_loss, classifier_metrics
 from saeh.methods import DeepMethod, classification_targets
 from saeh.models import build_saeh
 from saeh.registry import register
@@ -35,7 +35,7 @@ class SSDHTermMean(TermMean):
 
 
 @keras.saving.register_keras_serializable(package="saeh")
-class SSDHHashLoss(keras.losses.Loss):
+class SSDHHashLoss(BatchLoss):
     """binary_weight * forcing binary + fire_rate_weight * 50% fire rate on `hash_x`; the target is ignored."""
 
     def __init__(self, binary_weight=1.0, fire_rate_weight=1.0, name="ssdh_hash_terms", **kwargs):
@@ -43,7 +43,7 @@ class SSDHHashLoss(keras.losses.Loss):
         self.binary_weight = float(binary_weight)
         self.fire_rate_weight = float(fire_rate_weight)
 
-    def call(self, y_true, y_pred):
+    def batch_loss(self, y_true, y_pred):
         return self.binary_weight * binary_term(y_pred) + self.fire_rate_weight * fire_rate_term(y_pred)
 
     def get_config(self):

@@ -1,6 +1,8 @@
 """Training throughput: images/s of a training step of SAEH (gamma = 1, with the decoder) and SAEH-minus (no
 decoder) at several depths, float32 against mixed precision, batch 64 against a larger batch, and the real input
-pipeline against the same steps on one cached batch (the pipeline's overhead), all measured in one run.
+pipeline against the same steps on one cached batch (the pipeline's overhead), all measured in one run. The real
+pipeline reads the images from memory, and with `--sources` also streamed from JPEG files (decoded every batch) and
+from their decoded copy on disk (`--cache-dir`).
 
 Each row builds and compiles the model as the training loop does (`saeh.training.build_compiled`: the original
 SGD with Nesterov momentum, the method's losses), traces it on a few warm-up steps, then times whole steps until
@@ -11,11 +13,13 @@ bfloat16 units (AMX, AVX512-BF16) are printed first: mixed bfloat16 on a CPU wit
     python benchmarks/bench_train.py                            # the default grid (tens of minutes on 2 cores)
     python benchmarks/bench_train.py --stack-nums 2 --batch-sizes 64 --seconds 10
     python benchmarks/bench_train.py --encoders resnet50 --image-side 224 --stack-nums 1 --methods saeh-minus
+    python benchmarks/bench_train.py --stack-nums 2 --batch-sizes 64 --precisions float32 --sources memory files cache
 """
 
 import argparse
 import os
 import platform
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,9 +45,8 @@ def cpu_description():
     return model, sorted(flags & set(BF16_FLAGS))
 
 
-def steps_per_second(model, batches, seconds):
-    """Training steps per second of one `model.fit` over `batches`, timed from the end of the warm-up steps
-    (tracing, the first batches) to the end of the last step; one fit, so no fit's own set-up is counted."""
+def step_clock():
+    """A Keras callback that keeps the time at the end of every training step (`.ends`)."""
     import keras
 
     class StepClock(keras.callbacks.Callback):
@@ -54,18 +57,44 @@ def steps_per_second(model, batches, seconds):
         def on_train_batch_end(self, batch, logs=None):
             self.ends.append(time.perf_counter())
 
-    probe = StepClock()
+    return StepClock()
+
+
+def steps_per_second(model, batches, seconds):
+    """Training steps per second of one `model.fit` over `batches`, timed from the end of the warm-up steps
+    (tracing, the first batches) to the end of the last step; one fit, so no fit's own set-up is counted."""
+    probe = step_clock()
     model.fit(batches, steps_per_epoch=WARM_UP_STEPS, epochs=1, verbose=0, shuffle=False, callbacks=[probe])
     step_seconds = max(probe.ends[-1] - probe.ends[0], 1e-3) / max(len(probe.ends) - 1, 1)
-    clock = StepClock()
+    clock = step_clock()
     model.fit(batches, steps_per_epoch=WARM_UP_STEPS + max(3, int(seconds / step_seconds)), epochs=1, verbose=0,
               shuffle=False, callbacks=[clock])
     timed = clock.ends[WARM_UP_STEPS - 1:]
     return (len(timed) - 1) / (timed[-1] - timed[0])
 
 
-def measure(method_name, *, encoder, stack_num, side, channels, batch_size, precision, seconds, images):
-    """(cached-batch steps/s, real-pipeline steps/s) for one configuration."""
+def image_sources(images, names, folder):
+    """{source name: the images as the pipeline reads them}: the array (memory), JPEG files of it streamed
+    (files), and those files' decoded copy on disk (cache)."""
+    from PIL import Image
+
+    from saeh.data import scan_image_files
+    from saeh.data.cache import cached_images
+
+    sources = {"memory": images}
+    if {"files", "cache"} & set(names):
+        paths = []
+        for index, image in enumerate(images):
+            paths.append(os.path.join(folder, f"{index:06d}.jpg"))
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(paths[-1], quality=90)
+        sources["files"] = scan_image_files(paths, source=folder)
+        if "cache" in names:
+            sources["cache"] = cached_images(sources["files"], os.path.join(folder, "cache"))
+    return {name: sources[name] for name in names}
+
+
+def measure(method_name, *, encoder, stack_num, side, channels, batch_size, precision, seconds, sources):
+    """(cached-batch steps/s, {source: real-pipeline steps/s}) for one configuration."""
     import keras
     import tensorflow as tf
 
@@ -79,13 +108,15 @@ def measure(method_name, *, encoder, stack_num, side, channels, batch_size, prec
     keras.utils.set_random_seed(0)
     spec = ModelSpec((side, side, channels), 10, hash_bits=32, stack_num=stack_num, encoder=encoder)
     model = training.build_compiled(method, hyperparameters, spec, mixed_precision=precision != "float32" and precision)
-    labels = np.arange(len(images)) % 10
-    per_sample = {"label": pipeline.label_matrix(labels, 10)}
+    count = len(next(iter(sources.values())))
+    per_sample = {"label": pipeline.label_matrix(np.arange(count) % 10, 10)}
     targets = training.targets_for(model, method)
-    real, _ = pipeline.training_batches(images, per_sample, targets, batch_size, seed=0, epochs=10_000)
-    first = next(iter(real))
-    cached = tf.data.Dataset.from_tensors(first).repeat()
-    return steps_per_second(model, cached, seconds), steps_per_second(model, real, seconds)
+    real = {name: pipeline.training_batches(images, per_sample, targets, batch_size, seed=0, epochs=10_000,
+                                            augment=True)[0]
+            for name, images in sources.items()}
+    cached = tf.data.Dataset.from_tensors(next(iter(real["memory"]))).repeat()
+    return (steps_per_second(model, cached, seconds),
+            {name: steps_per_second(model, batches, seconds) for name, batches in real.items()})
 
 
 def main():
@@ -100,7 +131,11 @@ def main():
                         help="float32, mixed_bfloat16 or mixed_float16")
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per measurement (after warm-up)")
     parser.add_argument("--images", type=int, default=2048, help="random uint8 images behind the real pipeline")
+    parser.add_argument("--sources", nargs="+", default=["memory"], choices=("memory", "files", "cache"),
+                        help="where the real pipeline reads the images: memory, JPEG files, their decoded cache")
     args = parser.parse_args()
+    if "memory" not in args.sources:
+        args.sources.insert(0, "memory")  # its first batch is the cached batch of every row
 
     import tensorflow as tf
 
@@ -110,8 +145,13 @@ def main():
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     images = np.random.default_rng(0).integers(0, 256, (args.images, args.image_side, args.image_side,
                                                         args.channels), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as folder:
+        table(args, image_sources(images, args.sources, folder))
+
+
+def table(args, sources):
     header = (f"{'method':10s} {'encoder':12s} {'stack':>5s} {'precision':>14s} {'batch':>5s} "
-              f"{'img/s cached':>12s} {'ratio':>6s} {'img/s pipeline':>14s} {'overhead':>8s}")
+              f"{'img/s cached':>12s} {'ratio':>6s} {'source':>7s} {'img/s pipeline':>14s} {'overhead':>8s}")
     print(header)
     print("-" * len(header))
     for method in args.methods:
@@ -122,14 +162,15 @@ def main():
                     for batch_size in args.batch_sizes:
                         cached, real = measure(method, encoder=encoder, stack_num=stack_num, side=args.image_side,
                                                channels=args.channels, batch_size=batch_size, precision=precision,
-                                               seconds=args.seconds, images=images)
+                                               seconds=args.seconds, sources=sources)
                         rate = cached * batch_size
                         reference = reference or rate
-                        # Overhead: how much longer a step takes with the real pipeline than on a cached batch.
-                        overhead = cached / real - 1
-                        print(f"{method:10s} {encoder:12s} {stack_num:5d} {precision:>14s} {batch_size:5d} "
-                              f"{rate:12.1f} {rate / reference:6.2f} {real * batch_size:14.1f} {overhead:8.1%}",
-                              flush=True)
+                        for source, source_rate in real.items():
+                            # Overhead: how much longer a step takes with the real pipeline than on a cached batch.
+                            overhead = cached / source_rate - 1
+                            print(f"{method:10s} {encoder:12s} {stack_num:5d} {precision:>14s} {batch_size:5d} "
+                                  f"{rate:12.1f} {rate / reference:6.2f} {source:>7s} "
+                                  f"{source_rate * batch_size:14.1f} {overhead:8.1%}", flush=True)
 
 
 if __name__ == "__main__":

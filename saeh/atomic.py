@@ -27,17 +27,26 @@ def atomic_path(path, overwrite=True):
     """
     path = os.fspath(path)
     check_writable(path, overwrite)
-    directory = os.path.dirname(os.path.abspath(path))
+    with scratch_path(os.path.dirname(os.path.abspath(path)), os.path.basename(path)) as temporary:
+        try:
+            yield temporary
+            os.replace(temporary, path)
+        except OSError as error:
+            raise SaehError(f"could not write {path}: {error.strerror or error}") from error
+
+
+@contextlib.contextmanager
+def scratch_path(directory, name):
+    """Yield a temporary path in `directory` for a file needed only while the block runs (e.g. outputs written
+    chunk by chunk before being converted, or a file `atomic_path` renames); it is deleted afterwards if still
+    there, and by `remove_temporaries` after a crash."""
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as error:
         raise SaehError(f"cannot create the output directory {directory}: {error.strerror}") from error
-    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}-{os.path.basename(path)}")
+    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
     try:
         yield temporary
-        os.replace(temporary, path)
-    except OSError as error:
-        raise SaehError(f"could not write {path}: {error.strerror or error}") from error
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

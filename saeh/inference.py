@@ -7,11 +7,15 @@ import keras
 import numpy as np
 
 from saeh.codes import make_codes
-from saeh.data import pipeline
+from saeh.data import ImageFiles, pipeline
 from saeh.errors import MissingDataError, SaehError
 
 HASH_LAYER = "hash_x"
 ENCODE_BATCH_SIZE = 1024
+# Images left in their files are encoded this many at a time, each chunk's outputs written out before the next, so
+# that neither the images nor Keras's list of per-batch outputs grow with the set. A multiple of every usual batch
+# size, so that the batches (and so the last bits of the float32 outputs) are those of encoding all at once.
+ENCODE_CHUNK = 65536
 
 
 def check_model_file(path, what="model file"):
@@ -125,14 +129,32 @@ def check_images_fit(model, images, source="the data"):
                         "was trained on (or resize the images)")
 
 
-def encode(model, images, batch_size=ENCODE_BATCH_SIZE):
-    """Real-valued hash outputs (N, bits) float32 for uint8 images (N, H, W, C), computing only the encoder."""
+def hash_encoder(model):
+    """The part of `model` from its image input to its hash layer's output, sharing its weights."""
+    return keras.Model(image_input(model), model.get_layer(HASH_LAYER).output, name="hash_encoder")
+
+
+def encode(model, images, batch_size=ENCODE_BATCH_SIZE, out=None, chunk_size=ENCODE_CHUNK, encoder=None):
+    """Real-valued hash outputs (N, bits) float32 for uint8 images (N, H, W, C) in memory or in their files
+    (`saeh.data.ImageFiles`), computing only the encoder.
+
+    Images in files are encoded `chunk_size` at a time. `out`: an (N, bits) float32 array to write the outputs
+    into (e.g. a memory-mapped file, for a set whose outputs should not sit in memory); it is returned.
+    `encoder`: `hash_encoder(model)`, built once by a caller that encodes often (its prediction is traced once).
+    """
     check_images_fit(model, images)
-    encoder = keras.Model(image_input(model), model.get_layer(HASH_LAYER).output, name="hash_encoder")
+    encoder = hash_encoder(model) if encoder is None else encoder
+    shape = (len(images), hash_bits(model))
+    if out is not None and (tuple(out.shape) != shape or out.dtype != np.float32):
+        raise SaehError(f"out must be a float32 array of shape {shape}; got {out.dtype} {tuple(out.shape)}")
     if len(images) == 0:
-        return np.zeros((0, hash_bits(model)), np.float32)
-    outputs = encoder.predict(pipeline.image_batches(images, batch_size), verbose=0)
-    return np.asarray(outputs, dtype=np.float32)
+        return np.zeros(shape, np.float32) if out is None else out
+    out = np.empty(shape, np.float32) if out is None else out
+    step = chunk_size if isinstance(images, ImageFiles) else len(images)  # an array in memory is one chunk
+    for start in range(0, len(images), step):
+        chunk = images[start:start + step]
+        out[start:start + len(chunk)] = encoder.predict(pipeline.image_batches(chunk, batch_size), verbose=0)
+    return out
 
 
 def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
@@ -142,7 +164,8 @@ def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
     return np.asarray(features.predict(pipeline.image_batches(images, batch_size), verbose=0), dtype=np.float32)
 
 
-def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None):
+def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None, out=None):
     """`saeh.codes.Codes` of an image set (images and labels), binarised at the threshold of `method` (see
-    `hash_threshold`)."""
-    return make_codes(encode(model, image_set.images, batch_size), image_set.labels, hash_threshold(model, method))
+    `hash_threshold`); `out` as for `encode`."""
+    return make_codes(encode(model, image_set.images, batch_size, out=out), image_set.labels,
+                      hash_threshold(model, method))

@@ -23,6 +23,7 @@ import keras
 from keras import ops
 
 from saeh import defaults
+from saeh.distributed import batch_mean
 
 
 def binary_term(codes):
@@ -33,9 +34,10 @@ def binary_term(codes):
 def balance_term(codes):
     """E4 = sum over bits of (mean over the batch of h - 0.5)^2: SAEH balances each bit over the batch.
 
-    (SSDH's 50%-fire-rate term balances each image over its bits instead; see baselines.ssdh.)
+    With several replicas the batch is the global batch (`saeh.distributed.batch_mean`). (SSDH's 50%-fire-rate
+    term balances each image over its bits instead; see baselines.ssdh.)
     """
-    return ops.sum(ops.square(ops.mean(codes, axis=0) - 0.5))
+    return ops.sum(ops.square(batch_mean(codes) - 0.5))
 
 
 def recovery_term(images, decoded):
@@ -43,8 +45,26 @@ def recovery_term(images, decoded):
     return ops.mean(ops.square(images - decoded))
 
 
+class BatchLoss(keras.losses.Loss):
+    """A loss of one value for the whole batch (a statistic of the batch, pairs within it): subclasses define
+    `batch_loss(y_true, y_pred)` -> scalar.
+
+    Keras divides a loss by the number of replicas under tf.distribute (the replicas' gradients are summed), but only
+    a per-sample loss: a scalar returned by `call` passes unscaled (keras/src/losses/loss.py, `reduce_values`), and
+    its gradient would be `replicas` times too large. The value is therefore handed to Keras once per image, whose
+    mean over the batch is the value itself.
+    """
+
+    def batch_loss(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def call(self, y_true, y_pred):
+        value = self.batch_loss(y_true, y_pred)
+        return ops.broadcast_to(value, ops.shape(y_pred)[:1])
+
+
 @keras.saving.register_keras_serializable(package="saeh")
-class HashTermsLoss(keras.losses.Loss):
+class HashTermsLoss(BatchLoss):
     """alpha * E3 + beta * E4 on the `hash_x` output. Its target is ignored (the pipeline passes the labels)."""
 
     def __init__(self, alpha=defaults.ALPHA, beta=defaults.BETA, name="hash_terms", **kwargs):
@@ -52,7 +72,7 @@ class HashTermsLoss(keras.losses.Loss):
         self.alpha = float(alpha)
         self.beta = float(beta)
 
-    def call(self, y_true, y_pred):
+    def batch_loss(self, y_true, y_pred):
         return self.alpha * binary_term(y_pred) + self.beta * balance_term(y_pred)
 
     def get_config(self):
@@ -60,13 +80,13 @@ class HashTermsLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="saeh")
-class RecoveryLoss(keras.losses.Loss):
+class RecoveryLoss(BatchLoss):
     """E2 on the `y_decoded` output; its target is the input image."""
 
     def __init__(self, name="recovery", **kwargs):
         super().__init__(name=name, **kwargs)
 
-    def call(self, y_true, y_pred):
+    def batch_loss(self, y_true, y_pred):
         return recovery_term(y_true, y_pred)
 
 

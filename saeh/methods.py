@@ -88,7 +88,8 @@ LINEAR_CODES = CodeRule("linear", 0.0)  # DSH: bit = sign of a linear output
 @dataclasses.dataclass(frozen=True)
 class TrainingContext:
     """What a method's hooks may look at: the model spec, the training and validation sets, the seed, the run
-    folder (where a stage writes what it trains) and the loop's epochs and batch size."""
+    folder (where a stage writes what it trains), the loop's epochs, batch size, augmentation and precision (so that
+    a stage training a network of its own, SHC's classifier, trains as the run does), and its strategy."""
 
     spec: ModelSpec
     train: object  # saeh.data.ImageSet
@@ -96,8 +97,11 @@ class TrainingContext:
     seed: int
     run_dir: str
     epochs: int
-    batch_size: int
+    batch_size: int  # per replica
     log: Callable = print
+    strategy: object = None  # the run's tf.distribute strategy
+    augment: bool = False
+    mixed_precision: object = False  # as saeh.training.train takes it
 
 
 @dataclasses.dataclass(frozen=True)

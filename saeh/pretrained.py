@@ -89,6 +89,12 @@ def shipped(root):
     return found
 
 
+def wall_time(record):
+    """A result's training wall time in minutes; a resumed run's record holds its last attempt's only."""
+    minutes = f"{record['wall_seconds'] / 60:.0f} min"
+    return f"at least {minutes} (resumed; its last attempt)" if record.get("resumed") else minutes
+
+
 def render_index(models):
     """The Markdown of pretrained/README.md for `models` ([(name, result record)])."""
     lines = ["# Trained models", "",
@@ -107,7 +113,7 @@ def render_index(models):
             f"| `{name}` | {record['method']} | {record['dataset']} | {record['bits']} | {record['preset']} | "
             f"{record['seed']} | {100 * scores['map@1000']:.2f} | {100 * scores['precision@r2']:.2f} | "
             f"{record['protocol']} | {scores.get('n_query')} × {scores.get('n_database')} | "
-            f"{machine.get('cpu')} ({machine.get('cpu_count')} cores) | {record['wall_seconds'] / 60:.0f} min |")
+            f"{machine.get('cpu')} ({machine.get('cpu_count')} cores) | {wall_time(record)} |")
     lines += ["", "The commands that made them (run from the repository root, commit in each `result.json`):", ""]
     lines += [f"- `{name}`: `{record['command']}`" for name, record in models]
     return "\n".join(lines) + "\n"

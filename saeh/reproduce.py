@@ -331,8 +331,6 @@ def _rounded(values):
 def run_curves(folder):
     """The precision-recall curves of a finished run's codes: by Hamming radius (0..bits) and by rank (about
     CURVE_RANKS log-spaced ranks), as JSON lists."""
-    import numpy as np
-
     from saeh.codes import load_codes
     from saeh.retrieval import pr_curve_by_radius, pr_curve_by_rank
 
@@ -340,8 +338,7 @@ def run_curves(folder):
     query, database = load_codes(query_path), load_codes(database_path)
     pair = (query.hash_bin, database.hash_bin, query.label, database.label)
     by_radius = pr_curve_by_radius(*pair)
-    ranks = np.unique(np.round(np.geomspace(1, len(database), num=CURVE_RANKS)).astype(np.int64))
-    by_rank = pr_curve_by_rank(*pair, ranks=ranks)
+    by_rank = pr_curve_by_rank(*pair, points=CURVE_RANKS)
     return {"pr_by_radius": {"radius": [int(r) for r in by_radius["radius"]],
                              **{name: _rounded(by_radius[name]) for name in ("precision", "recall", "empty_fraction")}},
             "pr_by_rank": {"rank": [int(r) for r in by_rank["rank"]],

@@ -24,17 +24,19 @@ import functools
 import json
 import math
 import os
+import shutil
+import tempfile
 import zipfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from saeh import defaults
+from saeh import defaults, distributed
 from saeh.atomic import atomic_path, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
-from saeh.inference import check_weights_file
+from saeh.inference import HASH_LAYER, check_weights_file
 from saeh.method_state import load_arrays, save_arrays
 from saeh.run_folder import RunFolder
 
@@ -55,6 +57,7 @@ class TrainedRun:
     run_dir: str
     final_epoch: int = 0
     state: object = None  # the method's MethodState at the final epoch, or None
+    chief: bool = True  # False on a worker of several that is not the chief: it wrote no run folder
 
     @property
     def model_path(self):
@@ -87,6 +90,41 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs, "validation")
+
+
+CONSTANT_BITS_LOG = "val_constant_bits"
+
+
+class CollapseWatch(keras.callbacks.Callback):
+    """After each epoch, binarise the codes of the validation images (the method's threshold) and log a warning
+    when a bit is the same for all of them, with the share of such bits, and when every image has the same code:
+    a collapsed model trains on (its loss may still fall) while its codes retrieve nothing. The share is logged as
+    `val_constant_bits` (in the history). A warning, never an error: early epochs may recover."""
+
+    def __init__(self, images, threshold, log):
+        super().__init__()
+        self.images, self.threshold, self.log = images, threshold, log
+        self.encoder = None
+
+    def on_train_begin(self, logs=None):
+        from saeh.inference import hash_encoder
+
+        self.encoder = hash_encoder(self.model)  # once: a new model each epoch would trace its prediction again
+
+    def on_epoch_end(self, epoch, logs=None):
+        from saeh.inference import encode
+
+        bits = encode(self.model, self.images, encoder=self.encoder) > self.threshold
+        constant = int(np.sum(np.all(bits == bits[:1], axis=0)))
+        share = constant / bits.shape[1]
+        if logs is not None:
+            logs[CONSTANT_BITS_LOG] = share
+        if constant:
+            distinct = len(np.unique(np.packbits(bits, axis=1), axis=0))
+            every = "; every image has the same code" if distinct == 1 else f"; {distinct} distinct codes"
+            self.log(f"warning: epoch {epoch + 1}: {constant} of {bits.shape[1]} bits ({share:.0%}) are the same for "
+                     f"all {len(bits)} validation images{every}: the codes have collapsed (see the README's "
+                     "'When things go wrong')")
 
 
 def write_history_csv(path, history):
@@ -166,6 +204,20 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.folder.remove_best_weights_except(self.best_epoch)
 
 
+def check_profile_steps(profile_steps, steps_per_epoch):
+    """SaehError unless `profile_steps` is None or (first, last) with 1 <= first <= last <= steps_per_epoch."""
+    if profile_steps is None:
+        return
+    try:
+        first, last = (int(step) for step in profile_steps)
+        valid = 1 <= first <= last <= steps_per_epoch and all(not isinstance(step, bool) for step in profile_steps)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise SaehError(f"profile steps must be FIRST,LAST with 1 <= FIRST <= LAST <= {steps_per_epoch} (the steps of "
+                        f"an epoch); got {profile_steps!r}")
+
+
 def is_better(value, best, mode):
     return best is None or (value > best if mode == "max" else value < best)
 
@@ -232,17 +284,6 @@ def prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished=False):
     return NEW
 
 
-def distribution_strategy():
-    """MirroredStrategy over all GPUs when there are several; OneDeviceStrategy on a single GPU, whose distributed
-    dataset copies the next batches to the GPU while the current one trains; else the default strategy (CPU)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    if gpus:
-        return tf.distribute.OneDeviceStrategy("/gpu:0")
-    return tf.distribute.get_strategy()
-
-
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 
@@ -295,7 +336,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
           encoder=defaults.ENCODER, encoder_weights=None, hyperparameters=None, epochs=defaults.EPOCHS,
           batch_size=defaults.BATCH_SIZE, seed=defaults.SEED, augment=False, load_path=None, resume=True,
           overwrite=False, mixed_precision=False, jit_compile="auto", deterministic=False, verbose="auto",
-          learning_rate=None, final_weights="best", settings=None, reuse_finished=False, callbacks=(), log=print):
+          learning_rate=None, final_weights="best", settings=None, reuse_finished=False, callbacks=(), log=print,
+          strategy=None, profile_steps=None):
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
@@ -319,6 +361,11 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         deterministic: enable TensorFlow's op determinism (slower; the same seed then gives the same codes).
         callbacks: extra Keras callbacks, run after the built-in ones.
         log: where progress lines go (print by default).
+        profile_steps: (first, last) steps (1-based) of the first epoch trained to record in a TensorBoard profile
+            under `<run_dir>/logs`; None records none.
+        strategy: the tf.distribute strategy (default: `saeh.distributed.strategy_for_machine`); several replicas
+            follow the rules of `saeh.distributed` (batch_size per replica, global batch statistics, only the
+            chief writes `run_dir`).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -329,6 +376,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     # a mistyped command leaves nothing behind.
     if batch_size > len(split.train):
         raise SaehError(f"batch_size {batch_size} is larger than the training set ({len(split.train)} images)")
+    check_profile_steps(profile_steps, math.ceil(len(split.train) / batch_size))
     if load_path is not None:
         check_weights_file(load_path, "load_path")
     hyperparameters = method.resolve(hyperparameters)
@@ -346,8 +394,12 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
                         f"({split.train.labels.shape[1]} classes)")
     spec = ModelSpec(tuple(split.train.images.shape[1:]), num_classes, hash_bits=hash_bits, stack_num=stack_num,
                      encoder=encoder, encoder_weights=encoder_weights, multi_label=split.train.labels.ndim == 2)
+    strategy = distributed.strategy_for_machine() if strategy is None else strategy
+    replicas = strategy.num_replicas_in_sync
+    chief = distributed.is_chief(strategy)
     context = TrainingContext(spec=spec, train=split.train, validation=split.validation, seed=seed, run_dir=run_dir,
-                              epochs=epochs, batch_size=batch_size, log=log)
+                              epochs=epochs, batch_size=batch_size, log=log, strategy=strategy, augment=augment,
+                              mixed_precision=mixed_precision)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -357,22 +409,61 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
                   "index": np.arange(len(split.train), dtype=np.int64)}
     validation_per_sample = {"label": pipeline.label_matrix(split.validation.labels, num_classes),
                              "index": np.full(len(split.validation), -1, np.int64)}
-    strategy = distribution_strategy()
-    if method.state is not None and strategy.num_replicas_in_sync > 1:
+    if method.state is not None and replicas > 1:
         raise SaehError(f"method {method.name!r} keeps a state updated inside its loss, which trains on one device; "
-                        f"this machine has {strategy.num_replicas_in_sync} GPUs: set CUDA_VISIBLE_DEVICES to one")
+                        f"this run has {replicas} replicas: train it on one GPU (CUDA_VISIBLE_DEVICES) or one "
+                        "machine")
+    global_batch = batch_size * replicas
+    if replicas > 1 and global_batch > min(len(split.train), len(split.validation)):
+        raise SaehError(f"the global batch ({batch_size} per replica x {replicas} replicas) is larger than the "
+                        f"training set ({len(split.train)}) or the validation set ({len(split.validation)})")
     with strategy.scope():
         state = None if method.state is None else method.state(context, **hyperparameters)
         model = build_compiled(method, hyperparameters, spec, state, epochs, mixed_precision, jit_compile, base_rate)
+    if replicas > 1:
+        synchronize_count = distributed.synchronize_batch_norm(model)
+        log(f"{replicas} replicas ({distributed.task_name(strategy)}): global batch {global_batch} = {batch_size} "
+            f"per replica x {replicas}, learning rate {base_rate} as for one replica at that batch; "
+            f"{synchronize_count} batch-norm layers use the global batch's statistics")
 
     settings = dict(settings or {})
     settings.update(method=method.name, hyperparameters=hyperparameters, hash_bits=hash_bits, stack_num=stack_num,
                     encoder=encoder, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
                     learning_rate=base_rate, final_weights=final_weights)
-    folder = RunFolder(run_dir)
-    run_state = prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished)
+    if replicas > 1:  # only then: run folders of single-replica runs keep their settings, and resume
+        settings["replicas"] = replicas
+    scratch = None
+    if chief:
+        run_state = prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished)
+    if distributed.is_multi_worker(strategy):
+        # The other workers wait for the chief to settle its run folder, then follow it.
+        signal = distributed.barrier_value(strategy, _folder_signal(run_state, run_dir) if chief else 0)
+        if not chief:
+            scratch, run_state = worker_run_dir(strategy, run_dir, settings, signal)
+            if run_state != FINISHED:
+                run_dir = scratch
+                context = dataclasses.replace(context, run_dir=scratch)
     if run_state == FINISHED:
-        return finished_run(model, run_dir, log, state)
+        with strategy.scope():
+            return finished_run(model, run_dir, log, state, chief=chief)
+    folder = RunFolder(run_dir)
+    try:
+        trained = _train_in_folder(method, split, model, state, context, folder, run_state, hyperparameters,
+                                   per_sample, validation_per_sample, strategy, chief, schedule, load_path, augment,
+                                   final_weights, verbose, callbacks, log, profile_steps)
+        distributed.barrier_value(strategy, 0)  # the workers leave together, each with its final model written
+        return trained
+    finally:
+        if scratch is not None and not os.environ.get(distributed.WORKER_DIR_VARIABLE):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_in_folder(method, split, model, state, context, folder, run_state, hyperparameters, per_sample,
+                     validation_per_sample, strategy, chief, schedule, load_path, augment, final_weights, verbose,
+                     callbacks, log, profile_steps=None):
+    """The part of `train` after the run folder is settled: prepare, restore or load, fit, the final model."""
+    epochs, batch_size, seed = context.epochs, context.batch_size, context.seed
+    replicas = strategy.num_replicas_in_sync
     # After the run folder is settled: a stage of `prepare` (SHC's classifier) trains inside it.
     if method.prepare is not None:
         extras, validation_extras = method.prepare(context, **hyperparameters)
@@ -380,13 +471,15 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         validation_per_sample.update(validation_extras)
     initial_epoch = 0
     if run_state == RESUME:
-        initial_epoch = restore(model, folder.last_checkpoint, math.ceil(len(split.train) / batch_size))
+        with strategy.scope():  # the optimiser's variables are built here, as the strategy's
+            initial_epoch = restore(model, folder.last_checkpoint, math.ceil(len(split.train) / batch_size))
         if state is not None:
             restore_method_state(state, folder.last_checkpoint)
         log(f"resuming from {folder.last_checkpoint} at epoch {initial_epoch + 1} (learning rate "
             f"{schedule(initial_epoch)})")
     elif load_path is not None:
-        load_initial_weights(model, load_path)
+        with strategy.scope():
+            load_initial_weights(model, load_path)
         log(f"starting from the weights of {load_path}: all {epochs} epochs of the schedule, from learning rate "
             f"{schedule(0)}")
     history = read_history(folder)[:initial_epoch]
@@ -397,13 +490,29 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     targets = targets_for(model, method)
     sampler = None if method.sampler is None else functools.partial(
         _call_sampler, method.sampler, len(split.train), seed, hyperparameters)
-    train_batches, steps = pipeline.training_batches(
-        split.train.images, per_sample, targets, batch_size, seed, epochs, initial_epoch=initial_epoch,
-        augment=augment, sampler=sampler, inputs=method.inputs)
+    # With several replicas every global batch is full (each replica needs a whole slice of it).
+    global_batch = batch_size * replicas
+
+    def training_batches(part=None):
+        return pipeline.training_batches(
+            split.train.images, per_sample, targets, global_batch, seed, epochs, initial_epoch=initial_epoch,
+            augment=augment, sampler=sampler, inputs=method.inputs, drop_remainder=replicas > 1, part=part)
+
     # Validation batches of the training size in a seeded mixed order: batch statistics (SAEH's balance term,
     # DSH's pairs) then mean what they mean in training, even for data stored class by class.
-    validation_batches = pipeline.validation_batches(split.validation.images, validation_per_sample, targets,
-                                                     batch_size, seed, inputs=method.inputs)
+    def validation_batches(part=None):
+        return pipeline.validation_batches(split.validation.images, validation_per_sample, targets, global_batch,
+                                           seed, inputs=method.inputs, drop_remainder=replicas > 1, part=part)
+
+    train_batches, steps = training_batches()
+    validation_data = validation_batches()
+    if distributed.is_multi_worker(strategy):
+        distributed.patch_for_multi_worker(model, next(iter(training_batches((0, batch_size))[0])))
+    if replicas > 1:
+        train_batches = distributed.replica_batches(lambda part: training_batches(part)[0], strategy, batch_size)
+        # Repeated: Keras keeps the iterator of a dataset of unknown length from one validation to the next.
+        validation_data = distributed.replica_batches(lambda part: validation_batches(part).repeat(), strategy,
+                                                      batch_size)
     monitor, mode = method.monitor
     checkpoint = RunCheckpoint(folder, monitor, mode, history, schedule, state)
     # Best weights of an epoch later than last.keras (a crash between the two writes) belong to an epoch that is
@@ -414,13 +523,19 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         keras.callbacks.LearningRateScheduler(schedule),
         NonFiniteGuard(folder),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
+        # Only a hashing model (a method's stage, SHC's classifier, has no codes to collapse).
+        *([CollapseWatch(split.validation.images, method.code.threshold, log)]
+          if HASH_LAYER in [layer.name for layer in model.layers] else []),
         checkpoint,
-        keras.callbacks.TensorBoard(folder.logs, profile_batch=0),
+        keras.callbacks.TensorBoard(folder.logs, profile_batch=profile_steps or 0),
         *callbacks,
     ]
+    # A distributed dataset made by a function has no length Keras can read: each validation takes its steps.
+    validation_steps = len(split.validation) // global_batch if replicas > 1 else None
     if initial_epoch < epochs:
         model.fit(train_batches, steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
-                  validation_data=validation_batches, callbacks=callbacks, verbose=verbose)
+                  validation_data=validation_data, validation_steps=validation_steps, callbacks=callbacks,
+                  verbose=verbose)
     # After fit (or the restore of a checkpoint at the last epoch) the model holds the last epoch's weights.
     final_epoch = len(checkpoint.history)
     if final_weights == "best":
@@ -432,18 +547,63 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         save_arrays(folder.method_state, state)
     with atomic_path(folder.model) as temporary:
         model.save(temporary)
+    if profile_steps and initial_epoch < epochs:
+        log(f"profile of steps {profile_steps[0]}-{profile_steps[1]} of epoch {initial_epoch + 1} written under "
+            f"{folder.logs}; view it with: tensorboard --logdir {folder.logs} (Profile tab)")
     which = "the best" if final_weights == "best" else "the last (as the original script saved it)"
     log(f"best epoch {checkpoint.best_epoch} by {monitor} = {checkpoint.best_value}; {folder.model} holds {which} "
         f"epoch's weights, epoch {final_epoch}")
-    return TrainedRun(model=model, history=checkpoint.history, best_epoch=checkpoint.best_epoch, run_dir=run_dir,
-                      final_epoch=final_epoch, state=state)
+    return TrainedRun(model=model, history=checkpoint.history, best_epoch=checkpoint.best_epoch,
+                      run_dir=folder.run_dir, final_epoch=final_epoch, state=state, chief=chief)
+
+
+FINISHED_SIGNAL = -1
+
+
+def _folder_signal(run_state, run_dir):
+    """What the chief tells the other workers about its run folder: FINISHED_SIGNAL, or the epochs to resume
+    after (0 for a new run)."""
+    if run_state == FINISHED:
+        return FINISHED_SIGNAL
+    if run_state == RESUME:
+        return completed_epochs(RunFolder(run_dir).last_checkpoint) or 0
+    return 0
+
+
+def worker_run_dir(strategy, chief_run_dir, settings, signal):
+    """A non-chief worker's own folder for what training writes, and the state of its run: FINISHED (the chief's
+    finished run is read), RESUME (the chief's checkpoint, history and best weights copied in) or NEW.
+
+    The folder is `$SAEH_WORKER_DIR/<task>-<index>` (kept), else a temporary folder (removed by `train`)."""
+    kept = os.environ.get(distributed.WORKER_DIR_VARIABLE)
+    task = distributed.task_name(strategy).replace(" ", "-")
+    if kept:
+        scratch = os.path.join(kept, task)
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.makedirs(scratch)
+    else:
+        scratch = tempfile.mkdtemp(prefix=f"saeh-{task}-")
+    if signal == FINISHED_SIGNAL:
+        return scratch, FINISHED
+    chief = RunFolder(chief_run_dir)
+    if signal > 0:
+        found = completed_epochs(chief.last_checkpoint) if os.path.exists(chief.last_checkpoint) else None
+        if found != signal:
+            raise SaehError(f"{distributed.task_name(strategy)} cannot read the chief's checkpoint of epoch {signal} "
+                            f"at {chief.last_checkpoint}: to resume, every worker must see the run folder (a shared "
+                            "filesystem)")
+        shutil.copytree(chief.run_dir, scratch, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(os.path.basename(chief.logs)))
+        return scratch, RESUME
+    write_json(RunFolder(scratch).run_file, as_recorded(settings))
+    return scratch, NEW
 
 
 def _call_sampler(sampler, count, seed, hyperparameters, epoch):
     return sampler(epoch, count, seed, **hyperparameters)
 
 
-def finished_run(model, run_dir, log=print, state=None):
+def finished_run(model, run_dir, log=print, state=None, chief=True):
     """The TrainedRun of a finished run folder: `model` (built for its settings) with the weights of its
     model.keras, its history, and the method's `state` (if any) from method_state.npz."""
     folder = RunFolder(run_dir)
@@ -457,7 +617,7 @@ def finished_run(model, run_dir, log=print, state=None):
     log(f"{run_dir} already holds a finished run of these settings; using its {os.path.basename(folder.model)} "
         f"(epoch {final})")
     return TrainedRun(model=model, history=history["epochs"], best_epoch=history["best_epoch"], run_dir=run_dir,
-                      final_epoch=final, state=state)
+                      final_epoch=final, state=state, chief=chief)
 
 
 def _load_weights(model, path):

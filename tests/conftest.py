@@ -1,5 +1,5 @@
-"""Shared fixtures: small separable image data (single- and multi-label), and where the real datasets are (for tests
-that use them)."""
+"""Shared fixtures: small separable image data (single- and multi-label), a small MNIST file, and where the real
+datasets are (for tests that use them)."""
 
 import itertools
 import os
@@ -12,7 +12,28 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked slow first (in their order, then the rest in theirs): pytest-xdist hands out tests in this order,
+    so its workers share the long tests at the start instead of one of them running the last long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 SHARED_DATASETS = os.path.join(os.path.dirname(REPO), "shared", "datasets")
+
+
+@pytest.fixture(scope="session")
+def mnist_subset(tmp_path_factory):
+    """mnist_subset(train, test): the path of an `mnist.npz` of the bundled sample's first `train` and `test`
+    images (for --which-data PATH, or --which-data mnist --data-dir PATH): real images through the real loader, few
+    enough that a test's training takes seconds."""
+    def write(train, test):
+        path = tmp_path_factory.mktemp("mnist-subset") / "mnist.npz"
+        sample = np.load(os.path.join(REPO, "saeh", "data", "mnist_sample.npz"))
+        np.savez(path, x_train=sample["x_train"][:train], y_train=sample["y_train"][:train],
+                 x_test=sample["x_test"][:test], y_test=sample["y_test"][:test])
+        return str(path)
+
+    return write
 
 
 def separable_images(count, classes=4, side=16, seed=0):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from saeh.codes import load_codes
+from image_folders import write_class_folders
 from script_helpers import error_line, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,28 +27,9 @@ GRAYSCALE_WARNING = "are grayscale; converted them to RGB"
 pytestmark = pytest.mark.filterwarnings(f"ignore:.*{GRAYSCALE_WARNING}")
 
 
-def write_image_folder(root, classes=CLASSES, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
-                       side=SIDE, seed=0, odd_modes=True):
-    """`root/{train,test}/class<c>/*.png`: RGB noise with a bright band whose position is the class. With
-    `odd_modes`, one grayscale and one RGBA image join the training set (the loader converts both to RGB)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    band = side // classes
-    for split, count in (("train", train_per_class), ("test", test_per_class)):
-        for label in range(classes):
-            folder = os.path.join(root, split, f"class{label}")
-            os.makedirs(folder, exist_ok=True)
-            for index in range(count):
-                image = rng.integers(0, 60, (side, side, 3)).astype(np.uint8)
-                image[label * band:(label + 1) * band] += 150
-                Image.fromarray(image).save(os.path.join(folder, f"{index:03d}.png"))
-    if odd_modes:
-        gray = rng.integers(0, 255, (side, side)).astype(np.uint8)
-        Image.fromarray(gray, mode="L").save(os.path.join(root, "train", "class0", "gray.png"))
-        rgba = rng.integers(0, 255, (side, side, 4)).astype(np.uint8)
-        Image.fromarray(rgba, mode="RGBA").save(os.path.join(root, "train", "class1", "rgba.png"))
-    return str(root)
+def write_image_folder(root):
+    """The module's folder: one grayscale and one RGBA image join the training set (the loader converts both)."""
+    return write_class_folders(root, CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SIDE, gray=True, rgba=True)
 
 
 def train_arguments(data_dir, save_dir):

@@ -3,6 +3,7 @@ centre (single-label and the multi-label rule), centres far apart; SHC's classif
 without retraining), its semantic centres (minimum distance, fitted to the classifier's class similarity) and its
 per-image targets, and its refusal of multi-hot labels."""
 
+import dataclasses
 import os
 
 import keras
@@ -160,6 +161,31 @@ def test_shc_validation_labels_do_not_shape_the_centres(separable_split, tmp_pat
              for run in ("right", "wrong")]
     assert_array_equal(saved[0]["similarity"], saved[1]["similarity"])
     assert RunFolder(tmp_path / "right").stage("classifier").settings()["final_weights"] == "last"
+
+
+def test_shc_classifier_stage_trains_as_the_run_does(monkeypatch, tmp_path):
+    """The stage's network gets the run's epochs, batch, seed, augmentation and precision: under a preset that
+    augments, only the loss differs between SHC and the other rows."""
+    from saeh import training
+
+    asked = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(method, split, num_classes, run_dir, **kwargs):
+        asked.update(kwargs, method=method.name)
+        raise Stop
+
+    monkeypatch.setattr(training, "train", record)
+    labels = np.arange(8) % CLASSES
+    context = dataclasses.replace(context_for(labels, labels, run_dir=tmp_path, seed=5), augment=True,
+                                  mixed_precision="mixed_bfloat16")
+    with pytest.raises(Stop):
+        shc.train_classifier(context)
+    assert {name: asked[name] for name in ("epochs", "batch_size", "seed", "augment", "mixed_precision")} == {
+        "epochs": 2, "batch_size": 32, "seed": 5, "augment": True, "mixed_precision": "mixed_bfloat16"}
+    assert asked["method"] == shc.CLASSIFIER.name
 
 
 def test_shc_refuses_multi_hot_labels_before_touching_the_run_folder(multi_hot_split, tmp_path):

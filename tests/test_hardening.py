@@ -95,6 +95,7 @@ def read_history(run_dir):
 # Crash-safe training
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_resumes(tiny_npz, tmp_path):
     save_dir = str(tmp_path / "runs")
     args = ["--which-data", tiny_npz, "--save-dir", save_dir, "--epochs", "3", "--deterministic", *SMALL]

@@ -69,6 +69,7 @@ def test_the_sampler_decides_what_an_epoch_visits():
         pipeline.training_batches(images, per_sample, lambda i, b: b["row"], 2, 0, 1, sampler=lambda epoch: [10])
 
 
+@pytest.mark.slow
 def test_dpsh_writes_its_bank_and_a_resumed_run_continues_with_it(separable_split, tmp_path):
     dpsh = registry.get("dpsh")
     whole = training.train(dpsh, separable_split, 4, str(tmp_path / "whole"), epochs=3, **SETTINGS)

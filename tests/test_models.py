@@ -109,6 +109,30 @@ def test_resnet50_imagenet_offline_is_a_clear_error(monkeypatch):
         build_saeh((32, 32, 3), 10, encoder="resnet50", encoder_weights="imagenet")
 
 
+def test_resnet50_loads_a_local_weights_file_and_keeps_batch_norm_momentum_0_9(tmp_path):
+    """A weights file written from a built ResNet50 (as offline users have one) is loaded; every batch norm of the
+    backbone keeps 0.9 of its moving averages per step (encoders.RESNET50_BN_MOMENTUM), through save and load."""
+    import keras
+
+    from saeh.models.encoders import RESNET50_BN_MOMENTUM
+
+    keras.utils.set_random_seed(3)
+    source = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = str(tmp_path / "resnet50_notop.weights.h5")
+    source.save_weights(path)
+    model = build_saeh((32, 32, 3), 10, hash_bits=8, encoder="resnet50", encoder_weights=path, gamma=0.0)
+    backbone = model.get_layer("resnet50")
+    for mine, theirs in zip(backbone.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert RESNET50_BN_MOMENTUM == 0.9
+    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 53 and {layer.momentum for layer in norms} == {0.9}
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", compile=False)
+    assert {layer.momentum for layer in loaded.get_layer("resnet50").layers
+            if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}
+
+
 def test_resnet50_missing_weights_file():
     with pytest.raises(SaehError, match="does not exist"):
         build_saeh((32, 32, 3), 10, encoder="resnet50", encoder_weights="/nonexistent/weights.h5")

@@ -76,6 +76,7 @@ def test_final_weights_must_be_best_or_last(separable_split, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # load_path: weights only, then the whole schedule
 
+@pytest.mark.slow
 def test_load_path_starts_the_whole_schedule_from_a_finished_model(separable_split, tmp_path):
     first = training.train(SAEH, separable_split, 4, str(tmp_path / "first"), epochs=3, **SETTINGS)
     assert int(keras.models.load_model(first.model_path).optimizer.iterations.numpy()) > 0  # state to ignore
@@ -134,6 +135,7 @@ class OverflowingLossScale(keras.callbacks.Callback):
         self.iterations = int(self.model.optimizer.iterations.numpy())
 
 
+@pytest.mark.slow
 def test_resume_under_mixed_precision_continues_at_the_next_epoch(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
     settings = dict(SETTINGS, mixed_precision="mixed_float16")  # the loss-scaled policy (a GPU's)
@@ -190,6 +192,7 @@ def test_starting_again_removes_every_file_of_the_old_run_and_nothing_else(tmp_p
     assert folder.settings() == {"a": 1}
 
 
+@pytest.mark.slow
 def test_overwrite_then_a_kill_before_the_scores_is_recovered_not_refused(tiny_npz, tmp_path, monkeypatch,
                                                                           capsys):
     save_dir = str(tmp_path / "runs")

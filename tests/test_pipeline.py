@@ -3,11 +3,12 @@ port scores chance because its stage-1 codes do not), epochs are permutations dr
 run sees the batches an uninterrupted run would have seen, and augmentation keeps images and targets together."""
 
 import itertools
+import os
 
 import numpy as np
 import pytest
 
-from saeh.data import pipeline
+from saeh.data import ImageFiles, pipeline
 from saeh.errors import SaehError
 
 COUNT = 200  # each image is filled with its own index, so a batch says which images it holds
@@ -120,3 +121,98 @@ def test_label_matrix_and_bad_batches():
         pipeline.training_batches(indexed_images(), per_sample(), index_targets, 300, seed=0, epochs=1)
     with pytest.raises(SaehError, match="batch_size must be a positive integer; got 0"):
         pipeline.evaluation_batches(indexed_images(), per_sample(), index_targets, 0)
+
+
+def reference_augment(images, seed):
+    """The augmentation as first written, with TensorFlow's own batch flip: `augment_batch` must keep its draws (a
+    run resumed across the change, and every published number, saw these)."""
+    import tensorflow as tf
+
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    images = tf.image.stateless_random_flip_left_right(images, seeds[0])
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [pipeline.PAD] * 2, [pipeline.PAD] * 2, [0, 0]])
+    offsets = tf.random.stateless_uniform([batch, 2], seeds[1], maxval=2 * pipeline.PAD + 1, dtype=tf.int32)
+    cropped = tf.gather(padded, offsets[:, :1] + tf.range(height)[None, :], axis=1, batch_dims=1)
+    return tf.gather(cropped, offsets[:, 1:] + tf.range(width)[None, :], axis=2, batch_dims=1)
+
+
+def test_augmentation_keeps_its_draws_and_a_part_takes_its_rows_draws():
+    import tensorflow as tf
+
+    images = tf.constant(np.random.default_rng(0).random((24, 10, 10, 3)), tf.float32)
+    seed = tf.constant([3, 11], tf.int64)
+    whole = pipeline.augment_batch(images, seed).numpy()
+    np.testing.assert_array_equal(whole, reference_augment(images, seed).numpy())
+    for first, rows in ((0, 8), (8, 8), (16, 8), (5, 13)):
+        part = pipeline.augment_batch(images[first:first + rows], seed, first, 24).numpy()
+        np.testing.assert_array_equal(part, whole[first:first + rows])
+
+
+class CountingFiles(ImageFiles):
+    """`ImageFiles` that records how many rows each decode call asked for."""
+
+    decoded = []
+
+    def decode(self, rows):
+        CountingFiles.decoded.append(len(rows))
+        return super().decode(rows)
+
+
+def png_folder(root, count=48, side=8):
+    from PIL import Image
+
+    paths = []
+    for index in range(count):
+        path = os.path.join(root, f"{index:03d}.png")
+        Image.fromarray(np.full((side, side, 3), index, np.uint8)).save(path)
+        paths.append(path)
+    return CountingFiles(np.array(paths), side, side, 3)
+
+
+@pytest.mark.parametrize("source", ["memory", "files"])
+def test_the_parts_of_a_batch_are_its_rows_and_only_they_are_read(source, tmp_path):
+    """One worker of several reads rows (first, rows) of every global batch: the parts put together are the whole
+    batches, augmentation included, and a streamed part decodes only its own rows."""
+    files = png_folder(str(tmp_path))
+    images = files if source == "files" else np.stack([files[index] for index in range(len(files))])
+    samples = {"code": np.arange(48, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32),
+               "label": pipeline.label_matrix(np.arange(48) % 5, 5)}
+    batch, parts = 16, ((0, 8), (8, 4), (12, 4))
+
+    def batches(part=None):
+        dataset, steps = pipeline.training_batches(images, samples, index_targets, batch, seed=2, epochs=2,
+                                                   augment=True, drop_remainder=True, part=part)
+        return [(x.numpy(), y["hash_x"].numpy()) for x, y in dataset], steps
+
+    def validation(part=None):
+        dataset = pipeline.validation_batches(images, samples, index_targets, batch, seed=2, drop_remainder=True,
+                                              part=part)
+        return [(x.numpy(), y["hash_x"].numpy()) for x, y in dataset]
+
+    whole, steps = batches()
+    CountingFiles.decoded.clear()
+    pieces = [batches(part) for part in parts]
+    assert all(part_steps == steps == 3 for _, part_steps in pieces)
+    if source == "files":
+        assert sorted(set(CountingFiles.decoded)) == [4, 8]  # never the whole batch of 16
+    for step, (x, codes) in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([piece[0][step][0] for piece in pieces]), x)
+        np.testing.assert_array_equal(np.concatenate([piece[0][step][1] for piece in pieces]), codes)
+    whole = validation()
+    CountingFiles.decoded.clear()
+    pieces = [validation(part) for part in parts]
+    if source == "files":
+        assert sorted(set(CountingFiles.decoded)) == [4, 8]
+    for step, (x, codes) in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([piece[step][0] for piece in pieces]), x)
+        np.testing.assert_array_equal(np.concatenate([piece[step][1] for piece in pieces]), codes)
+
+
+@pytest.mark.parametrize("part, drop, message", [
+    ((0, 8), False, "needs whole batches"), ((12, 8), True, r"<= batch_size \(16\)"),
+    ((0, 0), True, "0 < rows"), ((-1, 4), True, "0 <= first")])
+def test_a_bad_part_is_refused(part, drop, message):
+    with pytest.raises(SaehError, match=message):
+        pipeline.training_batches(indexed_images(), per_sample(), index_targets, 16, seed=0, epochs=1,
+                                  drop_remainder=drop, part=part)

@@ -76,6 +76,12 @@ def fake_cell(root, *, compiled=True):
     return model, result
 
 
+def test_a_resumed_runs_wall_time_is_a_lower_bound():
+    record = {"wall_seconds": 5332.7}
+    assert pretrained.wall_time(record) == "89 min"
+    assert pretrained.wall_time({**record, "resumed": True}) == "at least 89 min (resumed; its last attempt)"
+
+
 def weight_groups(path):
     """The top-level groups of the weights file inside a `.keras` archive."""
     import io
@@ -104,7 +110,8 @@ def test_ship_cuts_a_run_folder_to_what_using_the_model_needs(tmp_path):
         assert "data_dir" not in json.load(handle)
     assert pretrained.shipped(str(tmp_path))[0][0] == "tiny_model"
     index = (tmp_path / "pretrained" / "README.md").read_text()
-    assert "| `tiny_model` | saeh-minus | mnist-sample | 8 | tiny | 3 | 50.00 | 25.00 | ssdh | 4 × 8 |" in index
+    assert ("| `tiny_model` | saeh-minus | mnist-sample | 8 | tiny | 3 | 50.00 | 25.00 | ssdh | 4 × 8 | Test CPU (2 "
+            "cores) | 2 min |") in index
     with pytest.raises(SaehError, match="already exists; pass --overwrite"):
         pretrained.ship(result, "tiny_model", repo_root=str(tmp_path), log=quiet)
     pretrained.ship(result, "tiny_model", repo_root=str(tmp_path), overwrite=True, log=quiet)

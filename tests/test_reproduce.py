@@ -184,6 +184,7 @@ def test_the_curves_of_a_result_are_its_runs_codes(tmp_path):
     assert curve["recall"][8] == pytest.approx(1.0)
     ranks = record["curves"]["pr_by_rank"]
     assert ranks["rank"][0] == 1 and ranks["rank"][-1] == 50 and ranks["rank"] == sorted(set(ranks["rank"]))
+    assert 20 < len(ranks["rank"]) <= reproduce.CURVE_RANKS  # about CURVE_RANKS points (fewer when ranks coincide)
     # At rank N every item is retrieved: recall 1, precision the share of relevant items.
     shares = [np.mean(database.label == label) for label in query.label]
     assert ranks["recall"][-1] == pytest.approx(1.0) and ranks["precision"][-1] == pytest.approx(np.mean(shares),
@@ -374,22 +375,27 @@ def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_two_real_cells_on_the_bundled_sample(tmp_path):
-    """ITQ and SAEH-minus (stack_num 1, one epoch: the tiny preset) through the real training script."""
-    sample = reproduce.Table("sample", "test table", (reproduce.Group(("itq", "saeh-minus"), "mnist-sample", (12,)),))
-    written = reproduce.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample}, log=quiet)
+@pytest.mark.slow
+def test_two_real_cells_on_mnist_images(tmp_path, mnist_subset):
+    """ITQ and SAEH-minus (stack_num 1, one epoch: the tiny preset) through the real training script, on 640
+    training and 160 test images of the bundled sample passed as --data-dir."""
+    sample = reproduce.Table("sample", "test table", (reproduce.Group(("itq", "saeh-minus"), "mnist", (12,)),))
+    data_dir = mnist_subset(640, 160)
+    written = reproduce.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample}, log=quiet,
+                                  data_dir=data_dir)
     assert len(written) == 2
     for path in written:
         record = json.loads(open(path).read())
-        assert 0 < record["scores"]["map@1000"] <= 1 and record["scores"]["n_query"] == 1000
+        assert 0 < record["scores"]["map@1000"] <= 1 and record["scores"]["n_query"] == 160
         assert record["run"]["preset"] == "tiny" and record["wall_seconds"] > 0
-        assert record["command"].endswith(f"--run-name {record['cell']} --verbose 2")
+        assert record["command"].endswith(f"--data-dir {data_dir} --save-dir runs/reproduce/sample "
+                                          f"--run-name {record['cell']} --verbose 2")
     minus = json.loads(open(written[1]).read())
     assert (minus["method"], minus["gamma"], minus["run"]["stack_num"], minus["run"]["epochs"]) == (
         "saeh-minus", 0.0, 1, 1)
     assert os.path.exists(tmp_path / "runs" / "reproduce" / "sample" / minus["cell"] / "model.keras")
     assert reproduce.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample},
-                               log=quiet) == []
+                               log=quiet, data_dir=data_dir) == []
 
 
 def test_bits_select_the_cells_of_those_code_lengths():

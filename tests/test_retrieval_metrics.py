@@ -192,6 +192,10 @@ def test_precision_recall_at_k_and_curve_by_rank_match_reference(kind, bits, mul
 
     curve = pr_curve_by_rank(query, database, query_labels, db_labels)
     assert curve["rank"][0] == 1 and curve["rank"][-1] == len(database)
+    few = pr_curve_by_rank(query, database, query_labels, db_labels, points=5)
+    assert len(few["rank"]) == 5 and few["rank"][0] == 1 and few["rank"][-1] == len(database)
+    few_precision, _ = reference_precision_recall(query, database, query_labels, db_labels, list(few["rank"]))
+    np.testing.assert_allclose(few["precision"], few_precision.mean(axis=0), rtol=0, atol=TOLERANCE)
     expected_precision, expected_recall = reference_precision_recall(
         query, database, query_labels, db_labels, list(curve["rank"])
     )

@@ -52,6 +52,7 @@ def test_run_files_and_history(separable_split, tmp_path):
         assert json.load(handle)["which_data"] == "separable"
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, tmp_path):
     epochs = 4
     uninterrupted = training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs, **SETTINGS)
@@ -150,14 +151,20 @@ def test_a_model_that_cannot_be_built_leaves_no_run_folder(separable_split, tmp_
     assert not run_dir.exists()
 
 
-def test_training_under_a_one_device_strategy(separable_split, tmp_path, monkeypatch):
-    """On one GPU the loop trains under OneDeviceStrategy (whose dataset prefetches to the GPU); the same code path
-    runs here on the CPU device."""
+def test_training_under_a_one_device_strategy(separable_split, tmp_path):
+    """On one GPU the loop trains (and resumes) under OneDeviceStrategy (whose dataset prefetches to the GPU); the
+    same code path runs here on the CPU device."""
     import tensorflow as tf
 
-    monkeypatch.setattr(training, "distribution_strategy", lambda: tf.distribute.OneDeviceStrategy("/cpu:0"))
-    trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, **SETTINGS)
-    assert np.isfinite(trained.history[0]["loss"])
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(Crash):
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[CrashAfterEpoch(1)],
+                       strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
+    # Resumed under the strategy: the optimiser's state is restored into the strategy's variables.
+    trained = training.train(SAEH, separable_split, 4, run_dir, epochs=2,
+                             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
+    assert [row["epoch"] for row in trained.history] == [1, 2]
+    assert np.isfinite(trained.history[1]["loss"])
     assert trained.model.distribute_strategy.__class__.__name__ == "OneDeviceStrategy"
 
 
@@ -246,3 +253,48 @@ def test_bfloat16_codes_agree_with_float32_on_the_same_weights(separable_split):
     assert agreement >= 0.97, agreement
     with pytest.raises(SaehError, match="mixed_precision must be True, False or one of"):
         training.mixed_precision_policy("float16")
+
+
+def test_profile_records_the_steps_asked_for(separable_split, tmp_path):
+    """--profile: a TensorBoard profile (an .xplane.pb trace) of a few steps lands under the run's logs/."""
+    import glob
+
+    messages = []
+    run_dir = str(tmp_path / "run")
+    training.train(SAEH, separable_split, 4, run_dir, epochs=1, profile_steps=(2, 3),
+                   **{**SETTINGS, "log": messages.append})
+    assert glob.glob(os.path.join(run_dir, "logs", "train", "plugins", "profile", "*", "*.xplane.pb"))
+    assert any("profile of steps 2-3 of epoch 1" in message for message in messages)
+    for bad in ((0, 2), (3, 2), (1, 7), ("a", 2), (True, 2)):  # 240 images at batch 40: 6 steps an epoch
+        with pytest.raises(SaehError, match="profile steps must be FIRST,LAST"):
+            training.train(SAEH, separable_split, 4, str(tmp_path / "bad"), epochs=1, profile_steps=bad, **SETTINGS)
+    assert not os.path.exists(tmp_path / "bad")
+
+
+class SaturateHashLayer(keras.callbacks.Callback):
+    """During epoch `epoch` (1-based), after every batch, make the hash layer ignore its input: every image then
+    gets the same code."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.current = epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch:
+            layer = self.model.get_layer("hash_x")
+            layer.kernel.assign(np.zeros(layer.kernel.shape, np.float32))
+            layer.bias.assign(np.linspace(-5, 5, layer.bias.shape[0]).astype(np.float32))
+
+
+def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path):
+    messages = []
+    trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=2,
+                             callbacks=[SaturateHashLayer(2)], **{**SETTINGS, "log": messages.append})
+    warnings = [message for message in messages if message.startswith("warning: epoch")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: epoch 2: 8 of 8 bits (100%) are the same for all "
+                                                         "40 validation images; every image has the same code")
+    shares = [row[training.CONSTANT_BITS_LOG] for row in trained.history]
+    assert shares[0] < 1 and shares[1] == 1.0

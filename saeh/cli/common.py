@@ -1,10 +1,14 @@
 """Pieces the command-line scripts share: data flags, loading a split, writing and scoring codes."""
 
+import contextlib
+import dataclasses
 import os
 
 import numpy as np
 
 from saeh import defaults
+from saeh.data.cache import CACHE_DIR_ENV
+from saeh.data.files import MEMORY_BUDGET_ENV
 from saeh.errors import SaehError
 
 DATA_DIR_ENV = "SAEH_DATA_DIR"
@@ -17,8 +21,12 @@ def stated_default(help_text):
     return help_text + "%(default).0s"
 
 
+STREAM_FLAG_VALUES = {"auto": "auto", "on": True, "off": False}
+
+
 def add_data_arguments(parser, which_data=None, from_run=False):
-    """--which-data, --data-dir, --image-size, --protocol, --seed, --validation-size, --select-on-test.
+    """--which-data, --data-dir, --image-size, --protocol, --seed, --validation-size, --select-on-test, --stream,
+    --memory-budget, --cache-dir.
 
     Each help states its default, and reads the same under any help formatter. With `from_run`, flags left out take
     the values of the run.json beside the model (generate_hash.py), and the help says so.
@@ -46,16 +54,33 @@ def add_data_arguments(parser, which_data=None, from_run=False):
                         help=stated_default("choose the best epoch on the query (test) set, which the original code "
                                             "watched as validation (its whole procedure is --original) (default: "
                                             f"{recorded}off, because it leaks the test set into model selection)"))
+    # Not recorded in run.json: streamed and in-memory images are the same pixels, so a run may resume either way.
+    parser.add_argument("--stream", choices=tuple(STREAM_FLAG_VALUES), default="auto",
+                        help="folder/list datasets: decode the images batch by batch from their files (on), into "
+                        "memory (off), or stream only when the decoded images would exceed --memory-budget (auto) "
+                        "(default: %(default)s)")
+    parser.add_argument("--memory-budget", default=None, metavar="SIZE",
+                        help=stated_default("bytes the decoded images may take before --stream auto streams them, "
+                                            f"like 8G or 512M (default: ${MEMORY_BUDGET_ENV} if set, else half of the "
+                                            "machine's memory)"))
+    parser.add_argument("--cache-dir", default=os.environ.get(CACHE_DIR_ENV), metavar="DIR",
+                        help=stated_default("read streamed images from their decoded copy in this folder, written "
+                                            "there once when missing (`python -m saeh.data.cache` writes it ahead) "
+                                            f"(default: ${CACHE_DIR_ENV} if set, else none: decode every batch)"))
 
 
 def load_split(which_data, data_dir=None, image_size=None, protocol=defaults.PROTOCOL, seed=defaults.SEED,
-               validation_size=defaults.VALIDATION_SIZE, select_on_test=False):
-    """Load a dataset and apply a protocol: (LabelledData, Split)."""
+               validation_size=defaults.VALIDATION_SIZE, select_on_test=False, stream="auto", memory_budget=None,
+               log=print, cache_dir=None):
+    """Load a dataset and apply a protocol: (LabelledData, Split). `stream`: "auto", "on", "off" (the --stream
+    values) or "auto", True, False (`load_dataset`'s); `memory_budget`, `cache_dir` as for `load_dataset`."""
     from saeh.data import load_dataset, make_split
 
     if not which_data:
         raise SaehError("no dataset given; pass --which-data")
-    data = load_dataset(which_data, data_dir=data_dir, image_size=tuple(image_size) if image_size else None)
+    data = load_dataset(which_data, data_dir=data_dir, image_size=tuple(image_size) if image_size else None,
+                        stream=STREAM_FLAG_VALUES.get(stream, stream), memory_budget=memory_budget, log=log,
+                        cache_dir=cache_dir)
     if validation_size is not None and validation_size >= 1 and float(validation_size).is_integer():
         validation_size = int(validation_size)  # a count of images rather than a fraction
     split = make_split(data, protocol=protocol, seed=seed, validation_size=validation_size,
@@ -73,9 +98,10 @@ def run_settings(model_path):
     return RunFolder.of_model(model_path).settings()
 
 
-def split_of_run(model_path, overrides=None):
+def split_of_run(model_path, overrides=None, stream="auto", memory_budget=None, cache_dir=None):
     """The (data, split) a model was trained for: the data settings of its run.json, where `overrides` (flags the
-    user gave; None means not given) do not replace them."""
+    user gave; None means not given) do not replace them. `stream`, `memory_budget`, `cache_dir`: as for
+    `load_split`."""
     recorded = run_settings(model_path)
     settings = {name: recorded.get(name) for name in DATA_SETTINGS}
     settings.update({name: value for name, value in (overrides or {}).items() if value is not None})
@@ -85,7 +111,7 @@ def split_of_run(model_path, overrides=None):
         settings["which_data"], settings["data_dir"], settings["image_size"], settings["protocol"] or defaults.PROTOCOL,
         defaults.SEED if settings["seed"] is None else settings["seed"],
         defaults.VALIDATION_SIZE if settings["validation_size"] is None else settings["validation_size"],
-        bool(settings["select_on_test"]))
+        bool(settings["select_on_test"]), stream=stream, memory_budget=memory_budget, cache_dir=cache_dir)
 
 
 CODE_SETS = ("query", "database")
@@ -157,16 +183,17 @@ def run_state_arrays(folder, settings):
     return load_arrays(folder.method_state)
 
 
-def run_database_codes(model, split, settings, state_arrays=None, batch_size=None):
+def run_database_codes(model, split, settings, state_arrays=None, batch_size=None, out=None):
     """The database codes of a run: the network's codes at its method's threshold; for an asymmetric method, the
-    database rows of the training images take the codes it learned (`state_arrays`, its state)."""
+    database rows of the training images take the codes it learned (`state_arrays`, its state). `out`: as for
+    `saeh.inference.encode`."""
     from saeh.codes import make_codes
     from saeh.inference import ENCODE_BATCH_SIZE, codes_for, encode, hash_threshold
 
     batch_size = batch_size or ENCODE_BATCH_SIZE
     method = method_of_run(settings)
     if method is None or not getattr(method, "asymmetric", False):
-        return codes_for(model, split.database, batch_size, method)
+        return codes_for(model, split.database, batch_size, method, out=out)
     if state_arrays is None:
         raise SaehError(f"method {method.name!r} learns its database codes, but its state was not found (the run "
                         "folder's method_state.npz)")
@@ -175,19 +202,42 @@ def run_database_codes(model, split, settings, state_arrays=None, batch_size=Non
     if rows is None or len(rows) != len(learned):
         raise SaehError(f"the run's learned database codes cover {len(learned)} training images but this split has "
                         f"{len(split.train)}: use the data settings the model was trained with")
-    outputs = encode(model, split.database.images, batch_size)
+    outputs = encode(model, split.database.images, batch_size, out=out)
     inside = rows >= 0
     outputs[rows[inside]] = learned[inside]
     return make_codes(outputs, split.database.labels, hash_threshold(model, method))
 
 
-def run_code_sets(model, split, settings, state_arrays=None, batch_size=None):
-    """{"query": Codes, "database": Codes} of a run (`run_database_codes` for the database)."""
+def run_code_sets(model, split, settings, state_arrays=None, batch_size=None, outs=None):
+    """{"query": Codes, "database": Codes} of a run (`run_database_codes` for the database). `outs`: optional
+    {set: array} to encode a set into (see `saeh.inference.encode`)."""
     from saeh.inference import ENCODE_BATCH_SIZE, codes_for
 
     batch_size = batch_size or ENCODE_BATCH_SIZE
-    return {"query": codes_for(model, split.query, batch_size, method_of_run(settings)),
-            "database": run_database_codes(model, split, settings, state_arrays, batch_size)}
+    outs = outs or {}
+    return {"query": codes_for(model, split.query, batch_size, method_of_run(settings), out=outs.get("query")),
+            "database": run_database_codes(model, split, settings, state_arrays, batch_size, out=outs.get("database"))}
+
+
+@contextlib.contextmanager
+def streamed_outputs(model, split, out_dir):
+    """{set: (N, bits) float32 array} for each code set whose images are left in their files: a memory-mapped
+    temporary .npy in `out_dir` that the encoder fills chunk by chunk, deleted when the block ends (the dumps are
+    converted from it first)."""
+    from saeh.atomic import scratch_path
+    from saeh.data import ImageFiles
+    from saeh.inference import hash_bits
+
+    with contextlib.ExitStack() as stack:
+        outs = {}
+        for name in CODE_SETS:
+            images = getattr(split, name).images
+            if isinstance(images, ImageFiles):
+                path = stack.enter_context(scratch_path(out_dir, f"{name}_outputs.npy"))
+                outs[name] = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                                       shape=(len(images), hash_bits(model)))
+        yield outs
+        outs.clear()  # drop the maps before their files are deleted
 
 
 def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=None, log=print, state_arrays=None):
@@ -204,8 +254,13 @@ def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=
 
     batch_size = batch_size or ENCODE_BATCH_SIZE
     if settings.get("procedure") != "original":
-        codes = run_code_sets(model, split, settings, state_arrays, batch_size)
-        return codes, write_codes(codes, out_dir, overwrite=overwrite, log=log)
+        with streamed_outputs(model, split, out_dir) as outs:
+            codes = run_code_sets(model, split, settings, state_arrays, batch_size, outs)
+            paths = write_codes(codes, out_dir, overwrite=overwrite, log=log)
+            # The real outputs of a streamed set are still mapped from the scratch file: copy them (N x bits, small).
+            codes = {name: dataclasses.replace(set_codes, hash_org=np.array(set_codes.hash_org))
+                     for name, set_codes in codes.items()}
+        return codes, paths
     from saeh.atomic import check_writable
 
     path = os.path.join(out_dir, original_dump_name(split.dataset, hash_bits(model)))

@@ -43,7 +43,9 @@ def main(argv=None, load_path=None):
     model = load_hash_model(args.load_path, safe_mode=not args.unsafe_load)
     if recorded.get("procedure") != "original":
         common.check_codes_writable(out_dir, args.overwrite)
-    data, split = common.split_of_run(args.load_path, {name: getattr(args, name) for name in common.DATA_SETTINGS})
+    data, split = common.split_of_run(args.load_path, {name: getattr(args, name) for name in common.DATA_SETTINGS},
+                                     stream=args.stream, memory_budget=args.memory_budget,
+                                     cache_dir=args.cache_dir)
     bits = recorded.get("hash_bits")
     if bits is not None and bits != hash_bits(model):
         raise SaehError(f"{args.load_path} has {hash_bits(model)} hash bits but its run.json says {bits}")

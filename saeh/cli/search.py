@@ -90,7 +90,9 @@ def main(argv=None):
     from saeh.run_folder import RunFolder
 
     model = load_hash_model(args.model, safe_mode=not args.unsafe_load)
-    _, split = common.split_of_run(args.model, {name: getattr(args, name) for name in common.DATA_SETTINGS})
+    _, split = common.split_of_run(args.model, {name: getattr(args, name) for name in common.DATA_SETTINGS},
+                                  stream=args.stream, memory_budget=args.memory_budget,
+                                  cache_dir=args.cache_dir)
     folder = RunFolder.of_model(args.model)
     recorded = folder.settings()
     method = common.method_of_run(recorded)

@@ -33,7 +33,7 @@ SAEH_WEIGHTS = ("alpha", "beta", "gamma")
 SAEH_METHODS = ("saeh", "saeh-minus")  # the methods whose weights --alpha, --beta, --gamma are
 # Flags of the Keras training loop, which the shallow methods (fit in numpy) do not use.
 DEEP_ONLY = ("stack_num", "epochs", "batch_size", "learning_rate", "encoder", "encoder_weights", "augment",
-             "load_path", "mixed_precision", "jit_compile", "deterministic")
+             "load_path", "mixed_precision", "jit_compile", "deterministic", "profile")
 
 
 def parse_hyperparameter(text):
@@ -105,12 +105,31 @@ def build_parser(settings):
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA compilation")
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: the same seed gives the same codes (slower)")
+    parser.add_argument("--profile", nargs="?", const=DEFAULT_PROFILE_STEPS, default=None, type=parse_steps,
+                        metavar="FIRST,LAST",
+                        help=common.stated_default("record a TensorBoard profile of these steps of the first epoch "
+                                                   "trained, in the run's logs/ (default: none; --profile alone: "
+                                                   "steps 3 to 5, after the first steps' tracing)"))
     parser.add_argument("--top-k", type=int, default=defaults.TOP_K, help="k of the mAP printed at the end")
     parser.add_argument("--radius", type=int, default=defaults.RADIUS, help="Hamming radius of the precision printed")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help=common.stated_default("Keras progress: 0 none, 1 bar, 2 one line per epoch (default: "
                                                    "a bar on a terminal, else one line per epoch)"))
     return parser
+
+
+DEFAULT_PROFILE_STEPS = (3, 5)
+
+
+def parse_steps(text):
+    """FIRST,LAST as two integers (range checks are the training loop's, which knows the steps of an epoch)."""
+    if isinstance(text, tuple):
+        return text
+    first, separator, last = text.partition(",")
+    try:
+        return int(first), int(last)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two step numbers FIRST,LAST; got {text!r}") from None
 
 
 def method_hyperparameters(method, args, settings):
@@ -174,7 +193,8 @@ def main(argv=None, settings=None):
     seed = defaults.SEED if args.seed is None else args.seed
     validation_size = defaults.VALIDATION_SIZE if args.validation_size is None else args.validation_size
     data, split = common.load_split(args.which_data, args.data_dir, args.image_size, protocol, seed, validation_size,
-                                    select_on_test)
+                                    select_on_test, stream=args.stream, memory_budget=args.memory_budget,
+                                    cache_dir=args.cache_dir)
     if args.num_classes is not None and args.num_classes != data.num_classes:
         raise SaehError(f"--num-classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
     print(split.describe())
@@ -196,6 +216,9 @@ def main(argv=None, settings=None):
         paths = common.write_codes(codes, folder.codes, overwrite=True)
     else:
         trained = train_deep(method, data, split, folder, args, hyperparameters, data_settings)
+        if not trained.chief:  # one of several workers: the chief writes the codes and scores
+            print(f"this worker's part of the training is done; the chief writes {folder.run_dir}")
+            return 0
         codes, paths = common.dump_run_codes(trained.model, split, {**data_settings, "method": method.name},
                                              folder.dump_directory(data_settings["procedure"]), overwrite=True,
                                              state_arrays=None if trained.state is None else trained.state.numpy())
@@ -226,7 +249,7 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
         learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
-        settings=data_settings,
+        settings=data_settings, profile_steps=args.profile,
         # A run killed after its model was written but before its scores: the same command dumps and scores it.
         reuse_finished=not folder.is_scored())
     return trained

@@ -1,8 +1,9 @@
-"""Datasets in memory (`load_dataset`) and named, seeded retrieval protocols (`make_split`).
+"""Datasets in memory or left in their files (`load_dataset`) and named, seeded retrieval protocols (`make_split`).
 
 Pure numpy/scipy/PIL: importing this package never imports TensorFlow.
 """
 
+from saeh.data.files import ImageFiles, concatenate_images, memory_budget, scan_image_files
 from saeh.data.loaders import (
     CIFAR10_CLASSES,
     DATASET_NAMES,
@@ -32,9 +33,11 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MNIST_CLASSES",
     "PROTOCOL_NAMES",
+    "ImageFiles",
     "ImageSet",
     "LabelledData",
     "Split",
+    "concatenate_images",
     "dataset_names",
     "decode_images",
     "keras_datasets_dir",
@@ -47,6 +50,8 @@ __all__ = [
     "load_npz",
     "load_svhn",
     "make_split",
+    "memory_budget",
     "protocol_names",
     "resize_images",
+    "scan_image_files",
 ]

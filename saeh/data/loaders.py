@@ -28,6 +28,20 @@ import zipfile
 
 import numpy as np
 
+from saeh.data.cache import cached_images
+from saeh.data.files import memory_budget as _memory_budget
+from saeh.data.files import (
+    ImageFiles,
+    channels_of,
+    check_image_size,
+    decode_image,
+    decoded_bytes,
+    describe_array,
+    format_bytes,
+    scan_image_files,
+    usable_cpus,
+    warn_alpha_dropped,
+)
 from saeh.errors import MissingDataError, SaehError
 
 DATASET_NAMES = ("mnist-sample", "mnist", "cifar10", "svhn", "folder", "list")
@@ -37,6 +51,8 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 SVHN_CLASSES = MNIST_CLASSES  # after mapping SVHN's label 10 to digit 0
 MNIST_SAMPLE_FILE = "mnist_sample.npz"
 SPLIT_NAMES = ("train", "test")
+STREAM_CHOICES = ("auto", True, False)
+ARRAY_DATASET_NAMES = ("mnist-sample", "mnist", "cifar10", "svhn")  # stored as arrays: always in memory
 TRAIN_LIST_NAMES = ("train.txt", "database.txt")
 TEST_LIST_NAME = "test.txt"
 CLASSES_FILE_NAME = "classes.txt"
@@ -58,7 +74,8 @@ _DECODE_CHUNK = 256
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ImageSet:
-    """One split in memory: images (N, H, W, C) uint8 with C in (1, 3) and row-aligned labels.
+    """One split: images (N, H, W, C) uint8 with C in (1, 3), in memory or left in their files (`ImageFiles`), and
+    row-aligned labels.
 
     Labels are (N,) int64 class ids or (N, num_classes) uint8 multi-hot rows (0/1). Integer label arrays of other
     dtypes are converted; anything else is refused.
@@ -69,9 +86,9 @@ class ImageSet:
 
     def __post_init__(self):
         images = self.images
-        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+        if not isinstance(images, (np.ndarray, ImageFiles)) or images.dtype != np.uint8 or images.ndim != 4:
             raise SaehError(
-                f"images must be a uint8 array of shape (N, H, W, C); got {_describe_array(images)}"
+                f"images must be a uint8 array of shape (N, H, W, C); got {describe_array(images)}"
             )
         if images.shape[-1] not in (1, 3):
             raise SaehError(f"images must have 1 or 3 channels (last axis); got shape {images.shape}")
@@ -113,7 +130,7 @@ class ImageSet:
         elif indices.size == 0:
             indices = indices.astype(np.int64)
         elif not np.issubdtype(indices.dtype, np.integer) or indices.ndim != 1:
-            raise SaehError(f"indices must be a 1-D integer array or a boolean mask; got {_describe_array(indices)}")
+            raise SaehError(f"indices must be a 1-D integer array or a boolean mask; got {describe_array(indices)}")
         elif indices.min() < -len(self) or indices.max() >= len(self):
             raise SaehError(
                 f"indices must lie in [0, {len(self)}); got values from {indices.min()} to {indices.max()}"
@@ -192,14 +209,25 @@ def dataset_names():
     return DATASET_NAMES
 
 
-def load_dataset(which_data, data_dir=None, image_size=None):
+def load_dataset(which_data, data_dir=None, image_size=None, stream="auto", memory_budget=None, log=None,
+                 cache_dir=None):
     """Load a dataset by name (case-insensitive) or path; see the module docstring for where each looks.
 
     `data_dir`: the folder (or, for ``mnist``, the ``.npz`` file) holding the data; required by ``folder`` and
     ``list``; ignored by ``mnist-sample``. `image_size`: (H, W) or one int; images of another size are resized
     (bilinear). An image folder with images of different sizes needs it.
+
+    `stream`: for image folders and list files, True leaves the images in their files (`ImageFiles`, decoded
+    batch by batch by the pipelines), False decodes them into memory, "auto" streams when the decoded images would
+    take more than `memory_budget` bytes (or text like "8G"; default: `saeh.data.files.memory_budget`). Datasets
+    stored as arrays (mnist, mnist-sample, cifar10, svhn, .npz) are always in memory; stream=True is refused for
+    them. `log`: a function given one line saying which path was chosen and why (folder and list data only).
+    `cache_dir`: streamed images are read from their decoded copy in this folder, written first when missing
+    (`saeh.data.cache`).
     """
-    image_size = _check_image_size(image_size)
+    image_size = check_image_size(image_size)
+    if stream not in STREAM_CHOICES:
+        raise SaehError(f"stream must be True, False or 'auto'; got {stream!r}")
     if not isinstance(which_data, (str, os.PathLike)):
         raise SaehError(f"which_data must be a dataset name or a path; got {which_data!r}")
     name = os.fspath(which_data).strip().lower()
@@ -209,6 +237,22 @@ def load_dataset(which_data, data_dir=None, image_size=None):
         data_dir = os.fspath(data_dir)
         if not os.path.exists(data_dir):
             raise MissingDataError(f"data_dir {data_dir} does not exist")
+    files_options = {"image_size": image_size, "stream": stream, "memory_budget": memory_budget, "log": log,
+                     "cache_dir": cache_dir}
+    loader = None
+    if name in ("folder", "list"):
+        if data_dir is None:
+            raise SaehError(f"which_data={name!r} needs data_dir (--data-dir): the folder holding the data")
+        loader, root = (load_image_folder if name == "folder" else load_list_files), data_dir
+    elif name not in ARRAY_DATASET_NAMES and os.path.isdir(which_data):
+        root = os.fspath(which_data)
+        has_lists = any(os.path.isfile(os.path.join(root, list_name)) for list_name in TRAIN_LIST_NAMES)
+        loader = load_list_files if has_lists else load_image_folder
+    if loader is not None:
+        return loader(root, **files_options)
+    if stream is True:
+        raise SaehError(f"dataset {os.fspath(which_data)!r} is stored as arrays and is always loaded into memory; "
+                        "streaming (--stream on) applies to image folders and list files (folder, list)")
     if name == "mnist-sample":
         data = load_mnist_sample()
     elif name == "mnist":
@@ -217,17 +261,6 @@ def load_dataset(which_data, data_dir=None, image_size=None):
         data = load_cifar10(data_dir, image_size=image_size)
     elif name == "svhn":
         data = load_svhn(data_dir)
-    elif name in ("folder", "list"):
-        if data_dir is None:
-            raise SaehError(f"which_data={name!r} needs data_dir (--data-dir): the folder holding the data")
-        loader = load_image_folder if name == "folder" else load_list_files
-        data = loader(data_dir, image_size=image_size)
-    elif os.path.isdir(which_data):
-        path = os.fspath(which_data)
-        if any(os.path.isfile(os.path.join(path, list_name)) for list_name in TRAIN_LIST_NAMES):
-            data = load_list_files(path, image_size=image_size)
-        else:
-            data = load_image_folder(path, image_size=image_size)
     elif os.path.isfile(which_data) and name.endswith(".npz"):
         data = load_npz(which_data)
     elif not os.path.exists(which_data) and (name.endswith(".npz") or os.sep in name):
@@ -437,7 +470,7 @@ def _read_cifar_batch(path):
     data = np.asarray(values["data"])
     labels = np.asarray(values["labels"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise SaehError(f"{path}: b'data' must be (N, 3072) uint8; got {_describe_array(data)}")
+        raise SaehError(f"{path}: b'data' must be (N, 3072) uint8; got {describe_array(data)}")
     if labels.shape != (len(data),):
         raise SaehError(f"{path}: b'labels' must hold {len(data)} labels, one per row of b'data'; got {labels.shape}")
     _check_class_ids(labels, len(CIFAR10_CLASSES), path)
@@ -478,7 +511,7 @@ def _read_svhn_mat(path):
         raise SaehError(f"{path} lacks the variables X and y of an SVHN cropped-digits file")
     images, labels = np.asarray(contents["X"]), np.asarray(contents["y"])
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[2] != 3:
-        raise SaehError(f"{path}: X must be (32, 32, 3, N) uint8; got {_describe_array(images)}")
+        raise SaehError(f"{path}: X must be (32, 32, 3, N) uint8; got {describe_array(images)}")
     labels = labels.reshape(-1)
     if len(labels) != images.shape[3]:
         raise SaehError(f"{path}: y has {len(labels)} labels but X has {images.shape[3]} images")
@@ -496,7 +529,8 @@ def _read_svhn_mat(path):
 # Image folders and list files
 
 
-def load_image_folder(root, image_size=None, name=None):
+def load_image_folder(root, image_size=None, name=None, stream=False, memory_budget=None, log=None,
+                      cache_dir=None):
     """An image folder ``root/train/<class>/*`` and ``root/test/<class>/*`` (.jpg, .jpeg, .png, any case).
 
     Classes are the ``train`` sub-folders numbered in alphabetical order (CIFAR-10's folders give its standard
@@ -505,9 +539,12 @@ def load_image_folder(root, image_size=None, name=None):
     become RGB, with one warning when an alpha channel is dropped. Images of different sizes need `image_size`
     (H, W). An unreadable image, an empty class folder or a missing split raises SaehError naming it; nothing is
     skipped silently (files with other extensions are ignored with a warning).
+
+    `stream`, `memory_budget`, `log`, `cache_dir`: as for `load_dataset` (True: the images stay in their files,
+    `ImageFiles`).
     """
     root = os.fspath(root)
-    image_size = _check_image_size(image_size)
+    image_size = check_image_size(image_size)
     if not os.path.isdir(root):
         raise MissingDataError(f"image folder {root} does not exist")
     class_names = None
@@ -559,16 +596,17 @@ def load_image_folder(root, image_size=None, name=None):
             f"e.g. {ignored[0]}",
             stacklevel=2,
         )
-    # Decode both splits in one go so the channel and size decisions are the same for both.
+    # Decode (or scan) both splits in one go so the channel and size decisions are the same for both.
     all_paths = paths_by_split["train"] + paths_by_split["test"]
-    images = decode_images(all_paths, image_size=image_size, source=root)
+    images = _images_of(all_paths, image_size, root, stream, memory_budget, log, cache_dir)
     count = len(paths_by_split["train"])
     train = ImageSet(images[:count], np.asarray(labels_by_split["train"], dtype=np.int64))
     test = ImageSet(images[count:], np.asarray(labels_by_split["test"], dtype=np.int64))
     return _assemble(name or os.path.basename(os.path.normpath(root)), train, test, class_names, root)
 
 
-def load_list_files(root, image_size=None, name=None):
+def load_list_files(root, image_size=None, name=None, stream=False, memory_budget=None, log=None,
+                    cache_dir=None):
     """Images named in list files under `root`: ``train.txt`` (or ``database.txt`` when there is no
     ``train.txt``) and ``test.txt``.
 
@@ -577,9 +615,12 @@ def load_list_files(root, image_size=None, name=None):
     with ``#`` are skipped. An optional ``classes.txt`` (one name per line) names the classes and bounds the ids;
     without it, classes are ``0`` .. ``max id`` (or one per column). Multi-hot rows with no label are allowed: such
     an image is relevant to no query. A malformed line raises SaehError quoting ``file:line``.
+
+    `stream`, `memory_budget`, `log`, `cache_dir`: as for `load_dataset` (True: the images stay in their files,
+    `ImageFiles`).
     """
     root = os.fspath(root)
-    image_size = _check_image_size(image_size)
+    image_size = check_image_size(image_size)
     if not os.path.isdir(root):
         raise MissingDataError(f"list-file folder {root} does not exist")
     existing = [os.path.join(root, list_name) for list_name in TRAIN_LIST_NAMES]
@@ -620,7 +661,7 @@ def load_list_files(root, image_size=None, name=None):
                     f"{classes_file} names {len(class_names)} classes (0..{len(class_names) - 1})"
                 )
     paths = train_entries[0] + test_entries[0]
-    images = decode_images(paths, image_size=image_size, source=root)
+    images = _images_of(paths, image_size, root, stream, memory_budget, log, cache_dir)
     count = len(train_entries[0])
     train = ImageSet(images[:count], train_entries[1])
     test = ImageSet(images[count:], test_entries[1])
@@ -665,6 +706,30 @@ def _read_list_file(list_file, root):
     return paths, labels, width, line_numbers
 
 
+def _images_of(paths, image_size, source, stream, memory_budget, log, cache_dir=None):
+    """The images of `paths`: decoded into memory, or scanned into `ImageFiles` when `stream` is True, or "auto"
+    and the decoded images would exceed the memory budget; streamed ones are read from `cache_dir` if given."""
+    if stream not in STREAM_CHOICES:
+        raise SaehError(f"stream must be True, False or 'auto'; got {stream!r}")
+    if stream == "auto":
+        budget = _memory_budget(memory_budget)
+        needed = decoded_bytes(len(paths), paths[0], image_size) if paths else 0
+        stream = needed > budget
+        why = (f"decoded, {len(paths)} images would take {format_bytes(needed)}, "
+               f"{'over' if stream else 'within'} the memory budget of {format_bytes(budget)}")
+    else:
+        why = "as asked (stream " + ("on" if stream else "off") + ")"
+    if log is not None:
+        log(f"{source}: " + ("streaming the images from their files" if stream else "decoding the images into memory")
+            + f": {why}")
+    if stream:
+        files = scan_image_files(paths, image_size=image_size, source=source)
+        return files if cache_dir is None else cached_images(files, cache_dir, log)
+    if cache_dir is not None and log is not None:
+        log(f"{source}: the cache folder {cache_dir} is not used: it holds streamed images")
+    return decode_images(paths, image_size=image_size, source=source)
+
+
 def decode_images(paths, image_size=None, source=None):
     """Decode image files into one (N, H, W, C) uint8 array, in the order given.
 
@@ -672,7 +737,7 @@ def decode_images(paths, image_size=None, source=None):
     many). `image_size` (H, W) resizes (bilinear) every image of another size; without it all images must share
     one size. Any unreadable file raises SaehError naming it. Large images are decoded in a thread pool.
     """
-    image_size = _check_image_size(image_size)
+    image_size = check_image_size(image_size)
     if not paths:
         raise SaehError(f"no images to decode under {source}")
     chunks = [paths[start : start + _DECODE_CHUNK] for start in range(0, len(paths), _DECODE_CHUNK)]
@@ -684,13 +749,8 @@ def decode_images(paths, image_size=None, source=None):
     else:
         decoded_with_alpha = [item for chunk in chunks for item in _decode_chunk(chunk, image_size)]
     decoded = [array for array, _ in decoded_with_alpha]
-    with_alpha = [index for index, (_, had_alpha) in enumerate(decoded_with_alpha) if had_alpha]
-    if with_alpha:
-        warnings.warn(
-            f"{len(with_alpha)} of {len(decoded)} images under {source} have an alpha (transparency) channel; "
-            f"dropped it and kept their colour values (first: {paths[with_alpha[0]]})",
-            stacklevel=2,
-        )
+    warn_alpha_dropped([index for index, (_, had_alpha) in enumerate(decoded_with_alpha) if had_alpha], paths,
+                       source)
     sizes = {array.shape[:2] for array in decoded}
     if len(sizes) > 1:
         first_shape = decoded[0].shape[:2]
@@ -701,14 +761,7 @@ def decode_images(paths, image_size=None, source=None):
             "pass image_size=(H, W) (--image-size) to resize them all"
         )
     height, width = sizes.pop()
-    gray = [index for index, array in enumerate(decoded) if array.ndim == 2]
-    channels = 1 if len(gray) == len(decoded) else 3
-    if gray and channels == 3:
-        warnings.warn(
-            f"{len(gray)} of {len(decoded)} images under {source} are grayscale; converted them to RGB to match "
-            f"the others (first: {paths[gray[0]]})",
-            stacklevel=2,
-        )
+    channels = channels_of([index for index, array in enumerate(decoded) if array.ndim == 2], paths, source)
     images = np.empty((len(decoded), height, width, channels), dtype=np.uint8)
     for index, array in enumerate(decoded):
         # A 2-D grayscale array broadcasts into every channel, which is exactly PIL's L → RGB conversion.
@@ -720,7 +773,7 @@ def resize_images(images, image_size):
     """Resize (N, H, W, C) uint8 images to `image_size` (H, W) with PIL's bilinear filter."""
     from PIL import Image
 
-    height, width = _check_image_size(image_size)
+    height, width = check_image_size(image_size)
     resized = np.empty((len(images), height, width, images.shape[-1]), dtype=np.uint8)
     for index, image in enumerate(images):
         picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
@@ -732,7 +785,7 @@ def resize_images(images, image_size):
 def _decode_workers(paths):
     if len(paths) < 2 * _DECODE_CHUNK:
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cpus()
     if cpus < 2:
         return 1
     sample = paths[:: max(1, len(paths) // 32)][:32]
@@ -741,56 +794,7 @@ def _decode_workers(paths):
 
 
 def _decode_chunk(paths, image_size):
-    return [_decode_one(path, image_size) for path in paths]
-
-
-def _decode_one(path, image_size):
-    """One file → ((H, W) uint8 for grayscale or (H, W, 3) uint8 for colour, whether an alpha channel was dropped)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with open(path, "rb") as handle:
-            try:
-                # Naming the two expected formats skips probing every plugin (about 30% faster on small files).
-                picture = Image.open(handle, formats=("JPEG", "PNG"))
-            except UnidentifiedImageError:
-                handle.seek(0)
-                picture = Image.open(handle)
-            if image_size is not None and picture.format == "JPEG":
-                # Let libjpeg decode at a reduced scale when shrinking large photos (never below the target size).
-                picture.draft(picture.mode, (image_size[1], image_size[0]))
-            picture.load()
-            had_alpha = "A" in picture.mode or "transparency" in picture.info
-            picture = _to_eight_bit(picture, path)
-            if image_size is not None and picture.size != (image_size[1], image_size[0]):
-                picture = picture.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-            width, height = picture.size
-            channels = 3 if picture.mode == "RGB" else 1
-            array = np.frombuffer(picture.tobytes(), dtype=np.uint8)
-    except SaehError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise SaehError(f"cannot decode image {path}: {error}") from error
-    image = array.reshape(height, width, channels) if channels == 3 else array.reshape(height, width)
-    return image, had_alpha
-
-
-def _to_eight_bit(picture, path):
-    """PIL image → mode "L" (grayscale) or "RGB"."""
-    mode = picture.mode
-    if mode in ("L", "RGB"):
-        return picture
-    if mode in ("1", "LA", "La"):
-        return picture.convert("L")
-    if mode.startswith("I;16") or mode == "I":
-        # 16-bit grayscale PNG: keep the top 8 bits of the 0..65535 range.
-        from PIL import Image
-
-        wide = np.asarray(picture, dtype=np.int64)
-        return Image.fromarray((np.clip(wide, 0, 65535) // 257).astype(np.uint8), mode="L")
-    if mode == "F":
-        raise SaehError(f"image {path} has floating-point pixels (mode F); expected 8-bit grayscale or colour")
-    return picture.convert("RGB")  # RGBA (alpha dropped), P, PA, CMYK, YCbCr, ...
+    return [decode_image(path, image_size) for path in paths]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -822,7 +826,7 @@ def _from_arrays(name, x_train, y_train, x_test, y_test, class_names, source):
         if images.ndim == 3:
             images = images[..., None]
         if images.dtype != np.uint8:
-            raise SaehError(f"{source}: x_{split} must be uint8 images; got {_describe_array(images)}")
+            raise SaehError(f"{source}: x_{split} must be uint8 images; got {describe_array(images)}")
         if images.ndim != 4 or images.shape[-1] not in (1, 3):
             raise SaehError(
                 f"{source}: x_{split} must be (N, H, W) or (N, H, W, 1 or 3); got shape {images.shape}"
@@ -856,27 +860,5 @@ def _assemble(name, train, test, class_names, source):
         raise SaehError(f"{source}: {error}") from error
 
 
-def _check_image_size(image_size):
-    """None, an int n (→ (n, n)) or (H, W) of positive ints → None or a tuple (H, W)."""
-    if image_size is None:
-        return None
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    try:
-        height, width = image_size
-    except (TypeError, ValueError):
-        raise SaehError(f"image_size must be (height, width) or one integer; got {image_size!r}") from None
-    sides = (height, width)
-    if not all(isinstance(side, (int, np.integer)) and not isinstance(side, bool) and side > 0 for side in sides):
-        raise SaehError(f"image_size must be two positive integers (height, width); got {image_size!r}")
-    return int(height), int(width)
-
-
 def _visible_entries(folder):
     return [entry for entry in os.listdir(folder) if not entry.startswith(".")]
-
-
-def _describe_array(value):
-    if isinstance(value, np.ndarray):
-        return f"{value.dtype} array of shape {value.shape}"
-    return type(value).__name__

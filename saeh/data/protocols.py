@@ -34,6 +34,7 @@ import numbers
 import numpy as np
 
 from saeh import defaults
+from saeh.data.files import concatenate_images
 from saeh.data.loaders import ImageSet, LabelledData
 from saeh.errors import SaehError
 
@@ -167,7 +168,7 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
 
 def _dpsh_split(data, seed, rng, validation_size, select_on_test):
     pool = ImageSet(
-        np.concatenate([data.train.images, data.test.images]),
+        concatenate_images(data.train.images, data.test.images),
         np.concatenate([data.train.labels, data.test.labels]),
     )
     note = ""

@@ -16,6 +16,10 @@ from saeh.errors import MissingDataError, SaehError
 from saeh.models import blocks
 
 ENCODERS = ("resnet_cifar", "resnet50", "dsh_cnn")
+# keras.applications.ResNet50 keeps 0.99 of its batch-norm moving averages per step; trained from scratch at rate 0.1
+# those averages lag the weights so far that inference (which uses them) collapses: on the bundled sample, validation
+# accuracy 9.2% with them and 87.4% with the batch's own statistics after 2 epochs. 0.9 follows the weights.
+RESNET50_BN_MOMENTUM = 0.9
 
 
 def check_encoder(encoder):
@@ -69,10 +73,11 @@ class CaffeImageNetNormalization(layers.Layer):
         return (*input_shape[:-1], 3)
 
 
-def resnet50_encoder(x, weights=None):
-    """keras.applications.ResNet50 without its top. `weights`: None (random init), "imagenet" (downloads) or the
-    path of a local weights file (`.h5`, as keras.applications writes them). Inputs smaller than 32x32 are
-    resized to 32x32 first, the smallest size ResNet50 accepts."""
+def resnet50_encoder(x, weights=None, bn_momentum=RESNET50_BN_MOMENTUM):
+    """keras.applications.ResNet50 without its top, its batch normalisation's moving averages at `bn_momentum`.
+    `weights`: None (random init), "imagenet" (downloads) or the path of a local weights file (`.h5`, as
+    keras.applications writes them). Inputs smaller than 32x32 are resized to 32x32 first, the smallest size
+    ResNet50 accepts."""
     height, width, _ = x.shape[1:]
     if height < 32 or width < 32:
         x = layers.Resizing(max(height, 32), max(width, 32), name="encoder_resize")(x)
@@ -89,6 +94,9 @@ def resnet50_encoder(x, weights=None):
                 "a machine with internet into ~/.keras/models/, or pass its path as the encoder weights"
             ) from error
         raise
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = bn_momentum
     return backbone(x)
 
 

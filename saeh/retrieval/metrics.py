@@ -397,14 +397,15 @@ def _rank_grid(depth, points):
 
 
 def pr_curve_by_rank(
-    query_codes, db_codes, query_labels, db_labels, ranks=None, *, chunk_pairs=DEFAULT_CHUNK_PAIRS
+    query_codes, db_codes, query_labels, db_labels, ranks=None, *, points=100, chunk_pairs=DEFAULT_CHUNK_PAIRS
 ):
-    """Mean precision and recall after the first r items, for each rank r (default: ~100 log-spaced ranks 1..N).
+    """Mean precision and recall after the first r items, for each rank r (default: about `points` log-spaced ranks
+    from 1 to N, both ends included).
 
     Same definitions as `precision_recall_at_k`; returns {"rank", "precision", "recall"} as arrays.
     """
     problem = _Retrieval(query_codes, db_codes, query_labels, db_labels, chunk_pairs)
-    ranks = _rank_grid(problem.n_database, 100) if ranks is None else list(ranks)
+    ranks = _rank_grid(problem.n_database, points) if ranks is None else list(ranks)
     precision, recall = _precision_recall(problem, ranks)
     return {"rank": np.asarray(ranks), "precision": precision.mean(axis=0), "recall": recall.mean(axis=0)}
 
