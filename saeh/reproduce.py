@@ -345,6 +345,15 @@ def run_curves(folder):
                            **{name: _rounded(by_rank[name]) for name in ("precision", "recall")}}}
 
 
+def children_cpu_seconds():
+    """CPU seconds (user + system) of this process's finished child processes. Unlike the wall time, it does not
+    count a training that was paused (SIGSTOP) or shared the cores: the measure of what a cell costs."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def result_record(cell, *, root, argv, wall_seconds, resumed, git, machine_info):
     """The result file of a finished cell, from its run folder's scores.json and run.json."""
     folder = RunFolder(cell.run_dir(root))
@@ -407,20 +416,22 @@ def run_cell(cell, *, root, data_dir, run, machine_info, log):
     if folder.is_scored():
         # Killed after its scores but before its result file: the run is complete (the same command would refuse
         # to train it again).
-        wall_seconds = read_json(folder.scores).get("seconds", 0.0)
+        wall_seconds, cpu_seconds = read_json(folder.scores).get("seconds", 0.0), None
         log(f"{cell.id}: collecting the finished run in {folder.run_dir}")
     else:
         if os.path.exists(folder.shallow_model):
             argv.append("--overwrite")  # a shallow fit killed before its scores: fitted again (no epochs to resume)
         log(f"{cell.id}: {shell_line(argv)}")
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), children_cpu_seconds()
         status = run(argv, cwd=root)
         wall_seconds = time.monotonic() - started
+        cpu_seconds = children_cpu_seconds() - cpu_started
         if status != 0 or not folder.is_scored():
             raise SaehError(f"cell {cell.id} failed (exit status {status}); its output is above. The same `run` "
                             f"command resumes it; the cell's command was: {shell_line(argv)}")
     record = result_record(cell, root=root, argv=argv, wall_seconds=wall_seconds, resumed=resumed, git=git,
                            machine_info=machine_info)
+    record["cpu_seconds"] = None if cpu_seconds is None else round(cpu_seconds, 1)
     write_json(path, record, overwrite=False)
     log(f"{cell.id}: {MAP} = {record['scores'].get(MAP)}; wrote {os.path.relpath(path, root)}")
     return path

@@ -224,6 +224,7 @@ def test_finished_cells_are_skipped_and_a_scored_run_folder_is_collected(tmp_pat
     assert again.calls == [] and written == [str(first)]
     record = json.loads(first.read_text())
     assert record["resumed"] is True and record["wall_seconds"] == 1.5  # the run's own time, from scores.json
+    assert record["cpu_seconds"] is None  # not measured by this call
     assert run_fake(tmp_path, "original-cifar10")[0].calls == []
 
 
@@ -387,7 +388,7 @@ def test_two_real_cells_on_mnist_images(tmp_path, mnist_subset):
     for path in written:
         record = json.loads(open(path).read())
         assert 0 < record["scores"]["map@1000"] <= 1 and record["scores"]["n_query"] == 160
-        assert record["run"]["preset"] == "tiny" and record["wall_seconds"] > 0
+        assert record["run"]["preset"] == "tiny" and record["wall_seconds"] > 0 and record["cpu_seconds"] > 0
         assert record["command"].endswith(f"--data-dir {data_dir} --save-dir runs/reproduce/sample "
                                           f"--run-name {record['cell']} --verbose 2")
     minus = json.loads(open(written[1]).read())
