@@ -354,7 +354,7 @@ def children_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def result_record(cell, *, root, argv, wall_seconds, resumed, git, machine_info):
+def result_record(cell, *, root, argv, wall_seconds, resumed, git, machine_info, cpu_seconds=None):
     """The result file of a finished cell, from its run folder's scores.json and run.json."""
     folder = RunFolder(cell.run_dir(root))
     scores, run_settings = read_json(folder.scores), folder.settings()
@@ -363,7 +363,9 @@ def result_record(cell, *, root, argv, wall_seconds, resumed, git, machine_info)
             "protocol": scores.get("protocol"), "procedure": scores.get("procedure", cell.procedure),
             "bits": scores.get("bits", cell.bits), "gamma": effective_gamma(cell), "seed": cell.seed,
             "preset": cell.preset, "scores": scores, "wall_seconds": round(wall_seconds, 1),
-            # A resumed cell's wall time counts its last attempt only.
+            # None when this call did not train (a finished run collected).
+            "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 1),
+            # A resumed cell's wall and CPU times count its last attempt only.
             "resumed": resumed, "git": git, "machine": machine_info, "command": shell_line(argv),
             "python_executable": argv[0], "run_dir": os.path.relpath(folder.run_dir, root), "run": run_settings,
             "curves": run_curves(folder)}
@@ -430,8 +432,7 @@ def run_cell(cell, *, root, data_dir, run, machine_info, log):
             raise SaehError(f"cell {cell.id} failed (exit status {status}); its output is above. The same `run` "
                             f"command resumes it; the cell's command was: {shell_line(argv)}")
     record = result_record(cell, root=root, argv=argv, wall_seconds=wall_seconds, resumed=resumed, git=git,
-                           machine_info=machine_info)
-    record["cpu_seconds"] = None if cpu_seconds is None else round(cpu_seconds, 1)
+                           machine_info=machine_info, cpu_seconds=cpu_seconds)
     write_json(path, record, overwrite=False)
     log(f"{cell.id}: {MAP} = {record['scores'].get(MAP)}; wrote {os.path.relpath(path, root)}")
     return path

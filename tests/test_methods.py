@@ -139,8 +139,6 @@ def test_shallow_method_on_deep_features(separable_split, tmp_path):
     assert codes["query"].hash_bin.shape == (len(separable_split.query), BITS)
 
 
-
-
 def test_cnnh_plus_learns_each_images_own_stage1_code(separable_split, tmp_path):
     """CNNH+ regresses the stage-1 code of each training image; codes out of step with their images (shuffled
     apart) could still cluster by class through the classifier head, so the harness's mAP cannot tell."""
