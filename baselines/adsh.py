@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from baselines.adsh_solver import soft_similarity, update_database_codes
+from baselines.adsh_solver import dissimilar_weight, soft_similarity, update_database_codes
 from baselines.dpsh import bank_targets, write_rows
 from saeh.data.pipeline import label_matrix
 from saeh.method_state import MethodState
@@ -104,18 +104,15 @@ class DatabaseCodeUpdate(keras.callbacks.Callback):
         self.state, self.count, self.seed, self.bits = state, count, seed, bits
         self.num_samples, self.gamma, self.log, self.prior = num_samples, gamma, log, prior
 
-    def _block(self, epoch):
+    def on_epoch_begin(self, epoch, logs=None):
         omega = sampled_rows(epoch, self.count, self.seed, self.num_samples)
         labels = self.state["bank_labels"].numpy()
-        return omega, soft_similarity(labels[omega], labels).astype(np.float32)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        _, similarity = self._block(epoch)
-        negative = similarity[similarity < 0]
-        self.state["dissimilar_weight"].assign(np.float32(-negative[0] if negative.size else 0.0))
+        self.state["dissimilar_weight"].assign(np.float32(dissimilar_weight(labels[omega], labels)))
 
     def on_epoch_end(self, epoch, logs=None):
-        omega, similarity = self._block(epoch)
+        omega = sampled_rows(epoch, self.count, self.seed, self.num_samples)
+        labels = self.state["bank_labels"].numpy()
+        similarity = soft_similarity(labels[omega], labels).astype(np.float32)
         outputs = self.state["bank"].numpy()[omega]
         prior, weight = (None, 0.0) if self.prior is None else self.prior(self.model)
         codes = update_database_codes(self.state["codes"].numpy(), outputs, omega, similarity, self.bits, self.gamma,

@@ -70,12 +70,18 @@ def soft_similarity(labels_sampled, labels_all):
     labels: (N,) class ids or (N, C) multi-hot, the same kind for both arguments.
     """
     similar = _label_block(labels_sampled, labels_all)
-    n_similar = int(similar.sum())
+    return np.where(similar, 1.0, -_ratio(similar))
+
+
+def dissimilar_weight(labels_sampled, labels_all):
+    """r of `soft_similarity` alone (0 when no pair is dissimilar), without building the (m, n) float64 block."""
+    return _ratio(_label_block(labels_sampled, labels_all))
+
+
+def _ratio(similar):
+    n_similar = int(np.count_nonzero(similar))
     n_dissimilar = similar.size - n_similar
-    if n_dissimilar == 0:
-        return np.ones(similar.shape)
-    ratio = n_similar / n_dissimilar
-    return np.where(similar, 1.0, -ratio)
+    return n_similar / n_dissimilar if n_dissimilar else 0.0
 
 
 def _check_number(value, name, minimum=None):

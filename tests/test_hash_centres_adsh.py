@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from baselines.adsh_solver import adsh_objective, soft_similarity, update_database_codes
+from baselines.adsh_solver import adsh_objective, dissimilar_weight, soft_similarity, update_database_codes
 from baselines.hash_centres import (
     centre_fit,
     class_similarity_from_logits,
@@ -340,6 +340,8 @@ def test_soft_similarity_weights_dissimilar_pairs_by_the_ratio():
     # Overlaps: row 0 -> (1, 1, 1); row 1 -> (0, 1, 0): 4 similar, 2 dissimilar, r = 2.
     np.testing.assert_allclose(soft_similarity(multi_sampled, multi_database), [[1, 1, 1], [-2, 1, -2]])
     assert np.array_equal(soft_similarity(np.array([1, 1]), np.array([1, 1, 1])), np.ones((2, 3)))
+    assert dissimilar_weight(sampled, database) == 3 / 7 and dissimilar_weight(multi_sampled, multi_database) == 2
+    assert dissimilar_weight(np.array([1, 1]), np.array([1, 1, 1])) == 0.0
 
 
 @pytest.mark.parametrize("sampled, database, name", [
