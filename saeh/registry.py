@@ -59,3 +59,12 @@ def get(name):
 def deep_names():
     """The names of the methods trained by the Keras loop."""
     return tuple(name for name in names() if get(name).kind == "deep")
+
+
+def display_name(name):
+    """The method as its paper writes it, for tables: the words of its summary before the colon, without a
+    parenthesis ("CSQ", "Classifier codes", "DSAH"); the registry name when the summary has no colon."""
+    summary = get(name).summary
+    if ":" not in summary:
+        return get(name).name
+    return summary.split(":", 1)[0].split(" (", 1)[0].strip()

@@ -438,22 +438,27 @@ def run_cell(cell, *, root, data_dir, run, machine_info, log):
     return path
 
 
-def wall_time_estimates(records):
-    """{(method, dataset, procedure, preset): mean wall seconds} of the cells trained in one attempt (any table, any
-    bits): a minutes-per-cell estimate for the cells still to train."""
-    times = {}
+def time_estimates(records):
+    """{(method, dataset, procedure, preset): (mean wall seconds, mean CPU seconds or None)} of the cells trained in
+    one attempt (any table, any bits): a per-cell estimate for the cells still to train. The CPU time (of the
+    training process) counts only records that have it; it is the figure a shared or paused machine does not
+    inflate."""
+    walls, cpus = {}, {}
     for record in records:
         if not record.get("reused_from") and not record.get("resumed"):
             key = (record["method"], record["dataset"], record["procedure"], record["preset"])
-            times.setdefault(key, []).append(record["wall_seconds"])
-    return {key: statistics.fmean(values) for key, values in times.items()}
+            walls.setdefault(key, []).append(record["wall_seconds"])
+            if record.get("cpu_seconds") is not None:
+                cpus.setdefault(key, []).append(record["cpu_seconds"])
+    return {key: (statistics.fmean(values), statistics.fmean(cpus[key]) if key in cpus else None)
+            for key, values in walls.items()}
 
 
 def dry_run(table_cells, *, root, data_dir, log):
     """Print each cell's status and command, the counts, and the time the cells to train may take."""
-    estimates = wall_time_estimates(all_results(root))
+    estimates = time_estimates(all_results(root))
     counts = dict.fromkeys(STATUSES, 0)
-    seconds, without_estimate = 0.0, 0
+    seconds, cpu_seconds, with_cpu, without_estimate = 0.0, 0.0, 0, 0
     for cell in table_cells:
         status = cell_status(cell, root)
         counts[status] += 1
@@ -461,9 +466,11 @@ def dry_run(table_cells, *, root, data_dir, log):
         same_run = f" (the same run as {reused.table}'s {reused.id}: copied when that exists)" if reused else ""
         log(f"[{status}] {cell.id}{same_run}\n    {shell_line(command(cell, repo_root=root, data_dir=data_dir))}")
         if status in TO_TRAIN:
-            estimate = estimates.get((cell.method, cell.dataset, cell.procedure, cell.preset))
-            seconds += estimate or 0.0
-            without_estimate += estimate is None
+            wall, cpu = estimates.get((cell.method, cell.dataset, cell.procedure, cell.preset), (None, None))
+            seconds += wall or 0.0
+            without_estimate += wall is None
+            cpu_seconds += cpu or 0.0
+            with_cpu += cpu is not None
     log(f"{len(table_cells)} cells: " + "; ".join(f"{counts[status]} {status} ({meaning})"
                                                  for status, meaning in STATUSES.items() if counts[status]))
     to_train = sum(counts[status] for status in TO_TRAIN)
@@ -471,6 +478,8 @@ def dry_run(table_cells, *, root, data_dir, log):
         log(f"budget: about {format_duration(seconds)} for {to_train - without_estimate} of the {to_train} cells to "
             "train (the mean wall time of finished cells of the same method, dataset and preset)"
             + (f"; no estimate for {without_estimate}" if without_estimate else ""))
+    if with_cpu:
+        log(f"CPU time: about {format_duration(cpu_seconds)} for the {with_cpu} of them with a recorded CPU time")
 
 
 def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, repo_root=None, data_dir=None,
@@ -593,9 +602,13 @@ def _paper_lookup(table):
 
 
 def method_labels():
+    """{registry name: name in the tables}: Table 1's labels as published_results.json spells them, and every other
+    registered method by its summary's name (`registry.display_name`)."""
+    from saeh import registry
     from saeh.published import published_results
 
-    return {row["method"]: row["label"] for row in published_results()["table1_map_at_1000"]["rows"]}
+    published = {row["method"]: row["label"] for row in published_results()["table1_map_at_1000"]["rows"]}
+    return {name: published.get(name) or registry.display_name(name) for name in registry.names()}
 
 
 def _row_key(record):

@@ -29,6 +29,13 @@ def test_the_registry_lists_every_method_of_the_issue_and_refuses_a_second_of_a_
         registry.register(dataclasses.replace(SAEH, summary="another SAEH"))
 
 
+def test_every_method_has_a_display_name_for_the_tables():
+    shown = {name: registry.display_name(name) for name in registry.names()}
+    assert (shown["csq"], shown["dsah"], shown["classifier-codes"], shown["ssdh"]) == (
+        "CSQ", "DSAH", "Classifier codes", "SSDH*")
+    assert all(label and ":" not in label and "(" not in label for label in shown.values()), shown
+
+
 @pytest.mark.parametrize("arguments, message", [
     (dict(input_shape=(32, 32), num_classes=10), "input_shape must be"),
     (dict(input_shape=(32, 32, 3), num_classes=0), "num_classes must be a positive integer; got 0"),

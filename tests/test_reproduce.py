@@ -362,7 +362,7 @@ def test_the_report_replaces_only_its_section_and_again_changes_nothing(tmp_path
 
 
 def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
-    write_result(tmp_path, "table1-cifar10", "saeh", 0, 0.9, 0.8, wall=600.0)
+    write_result(tmp_path, "table1-cifar10", "saeh", 0, 0.9, 0.8, wall=600.0, cpu_seconds=1080.0)
     assert reproduce.main(["run", "table1-cifar10", "--preset", "cifar10-cpu", "--seeds", "0", "1", "--dry-run",
                            "--repo-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -373,6 +373,7 @@ def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
     assert f"{cells} cells: 1 done" in out and f"{cells - 1} missing" in out
     assert f"budget: about 10.0 min for 1 of the {cells - 1} cells to train" in out
     assert f"no estimate for {cells - 2}" in out
+    assert "CPU time: about 18.0 min for the 1 of them with a recorded CPU time" in out
     assert not (tmp_path / "runs").exists()
 
 
@@ -430,8 +431,8 @@ def test_the_dpsh_protocol_table_runs_under_that_protocol_and_reports_map_at_all
     assert os.path.basename(written[0]) == "dpsh_cifar10_12bits_dpsh_seed0_cifar10-cpu.json"
     text = reproduce.render_report(reproduce.all_results(tmp_path))
     assert "| mAP@all (%) | paper |" in text
-    assert "| dpsh | cifar10 | 12 | 31.20 | 71.30 | 40.00 | 0 |" in text
-    assert "| adsh | cifar10 | 48 | 34.80 | 94.26 | 40.00 | 0 |" in text
+    assert "| DPSH | cifar10 | 12 | 31.20 | 71.30 | 40.00 | 0 |" in text
+    assert "| ADSH | cifar10 | 48 | 34.80 | 94.26 | 40.00 | 0 |" in text
     # A run folder of another protocol is not collected as this cell's.
     cell = reproduce.cells("dpsh-protocol-cifar10", preset="cifar10-cpu")[0]
     with pytest.raises(SaehError, match="holds a run of other settings"):
