@@ -132,7 +132,8 @@ def train_classifier(context):
     return training.train(CLASSIFIER, split, spec.num_classes, stage_dir, hash_bits=spec.hash_bits,
                           stack_num=spec.stack_num, encoder=spec.encoder, encoder_weights=spec.encoder_weights,
                           epochs=context.epochs, batch_size=context.batch_size, seed=context.seed,
-                          augment=context.augment, mixed_precision=context.mixed_precision, verbose=0,
+                          augment=context.augment, mixed_precision=context.mixed_precision,
+                          run_eagerly=context.run_eagerly, verbose=0,
                           final_weights="last", reuse_finished=True, callbacks=[EpochLog(context.log, context.epochs)],
                           log=context.log, strategy=context.strategy)
 

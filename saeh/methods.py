@@ -89,7 +89,8 @@ LINEAR_CODES = CodeRule("linear", 0.0)  # DSH: bit = sign of a linear output
 class TrainingContext:
     """What a method's hooks may look at: the model spec, the training and validation sets, the seed, the run
     folder (where a stage writes what it trains), the loop's epochs, batch size, augmentation and precision (so that
-    a stage training a network of its own, SHC's classifier, trains as the run does), and its strategy."""
+    a stage training a network of its own, SHC's classifier, trains as the run does, eagerly or not), and its
+    strategy."""
 
     spec: ModelSpec
     train: object  # saeh.data.ImageSet
@@ -102,6 +103,7 @@ class TrainingContext:
     strategy: object = None  # the run's tf.distribute strategy
     augment: bool = False
     mixed_precision: object = False  # as saeh.training.train takes it
+    run_eagerly: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -302,7 +302,7 @@ def mixed_precision_policy(mixed_precision):
 
 
 def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EPOCHS, mixed_precision=False,
-                   jit_compile="auto", learning_rate=None):
+                   jit_compile="auto", learning_rate=None, run_eagerly=False):
     """Build the method's model for `spec` (a `saeh.methods.ModelSpec`) and compile it with the original optimiser
     (SGD, Nesterov momentum 0.9) and the method's losses (which may use its `state`); `mixed_precision` as
     `mixed_precision_policy` reads it (float16 gets Keras's loss scaling)."""
@@ -317,7 +317,7 @@ def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EP
     base = method.learning_rate if learning_rate is None else learning_rate
     optimizer = keras.optimizers.SGD(learning_rate=defaults.learning_rate(0, epochs, base), momentum=defaults.MOMENTUM,
                                      nesterov=defaults.NESTEROV)
-    model.compile(optimizer=optimizer, jit_compile=jit_compile,
+    model.compile(optimizer=optimizer, jit_compile=False if run_eagerly else jit_compile, run_eagerly=run_eagerly,
                   **method.compile_arguments(spec, state, **hyperparameters))
     return model
 
@@ -337,7 +337,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
           batch_size=defaults.BATCH_SIZE, seed=defaults.SEED, augment=False, load_path=None, resume=True,
           overwrite=False, mixed_precision=False, jit_compile="auto", deterministic=False, verbose="auto",
           learning_rate=None, final_weights="best", settings=None, reuse_finished=False, callbacks=(), log=print,
-          strategy=None, profile_steps=None):
+          strategy=None, profile_steps=None, run_eagerly=False):
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
@@ -359,6 +359,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         settings: a dict describing the run (written to run.json and compared on resume).
         mixed_precision: False (float32), True (mixed bfloat16 on a CPU, float16 on a GPU) or a policy name.
         deterministic: enable TensorFlow's op determinism (slower; the same seed then gives the same codes).
+        run_eagerly: run the steps as Python, untraced (Keras's `run_eagerly`): for debugging, and for a few steps
+            of a large model, where tracing the step costs more than running it.
         callbacks: extra Keras callbacks, run after the built-in ones.
         log: where progress lines go (print by default).
         profile_steps: (first, last) steps (1-based) of the first epoch trained to record in a TensorBoard profile
@@ -399,7 +401,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     chief = distributed.is_chief(strategy)
     context = TrainingContext(spec=spec, train=split.train, validation=split.validation, seed=seed, run_dir=run_dir,
                               epochs=epochs, batch_size=batch_size, log=log, strategy=strategy, augment=augment,
-                              mixed_precision=mixed_precision)
+                              mixed_precision=mixed_precision, run_eagerly=run_eagerly)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -419,7 +421,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
                         f"training set ({len(split.train)}) or the validation set ({len(split.validation)})")
     with strategy.scope():
         state = None if method.state is None else method.state(context, **hyperparameters)
-        model = build_compiled(method, hyperparameters, spec, state, epochs, mixed_precision, jit_compile, base_rate)
+        model = build_compiled(method, hyperparameters, spec, state, epochs, mixed_precision, jit_compile, base_rate,
+                               run_eagerly)
     if replicas > 1:
         synchronize_count = distributed.synchronize_batch_norm(model)
         log(f"{replicas} replicas ({distributed.task_name(strategy)}): global batch {global_batch} = {batch_size} "

@@ -164,8 +164,8 @@ def test_shc_validation_labels_do_not_shape_the_centres(separable_split, tmp_pat
 
 
 def test_shc_classifier_stage_trains_as_the_run_does(monkeypatch, tmp_path):
-    """The stage's network gets the run's epochs, batch, seed, augmentation and precision: under a preset that
-    augments, only the loss differs between SHC and the other rows."""
+    """The stage's network gets the run's epochs, batch, seed, augmentation, precision and eagerness: under a
+    preset that augments, only the loss differs between SHC and the other rows."""
     from saeh import training
 
     asked = {}
@@ -180,11 +180,13 @@ def test_shc_classifier_stage_trains_as_the_run_does(monkeypatch, tmp_path):
     monkeypatch.setattr(training, "train", record)
     labels = np.arange(8) % CLASSES
     context = dataclasses.replace(context_for(labels, labels, run_dir=tmp_path, seed=5), augment=True,
-                                  mixed_precision="mixed_bfloat16")
+                                  mixed_precision="mixed_bfloat16", run_eagerly=True)
     with pytest.raises(Stop):
         shc.train_classifier(context)
-    assert {name: asked[name] for name in ("epochs", "batch_size", "seed", "augment", "mixed_precision")} == {
-        "epochs": 2, "batch_size": 32, "seed": 5, "augment": True, "mixed_precision": "mixed_bfloat16"}
+    assert {name: asked[name] for name in ("epochs", "batch_size", "seed", "augment", "mixed_precision",
+                                           "run_eagerly")} == {
+        "epochs": 2, "batch_size": 32, "seed": 5, "augment": True, "mixed_precision": "mixed_bfloat16",
+        "run_eagerly": True}
     assert asked["method"] == shc.CLASSIFIER.name
 
 

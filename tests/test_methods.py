@@ -9,6 +9,7 @@ import pytest
 
 import baselines
 from saeh.codes import Codes
+from saeh.errors import SaehError
 from saeh.retrieval import map_at_k
 
 BITS = 12
@@ -91,6 +92,48 @@ def test_method_trains_encodes_reloads_and_beats_random(name, labels, request, t
     score = map_at_k(query.hash_bin, database.hash_bin, query.label, database.label, k=100)
     chance = random_codes_map(split)
     assert score > chance + MARGIN, f"{name}: mAP@100 {score:.3f} vs random codes {chance:.3f}"
+
+
+def tiny_split(train=32, held_out=8):
+    """The separable images at their smallest: enough for two steps of 16 and a validation pass."""
+    from conftest import separable_images
+    from saeh.data import ImageSet, Split
+
+    images = ImageSet(*separable_images(train, seed=1))
+    return Split(protocol="ssdh", seed=0, train=images, validation=ImageSet(*separable_images(held_out, seed=2)),
+                 query=ImageSet(*separable_images(held_out, seed=3)), database=images, dataset="separable",
+                 train_in_database=np.arange(train))
+
+
+# DPSH's linear outputs after one step on a from-scratch ResNet50 reach 1e13 in inference mode (batch norm's moving
+# statistics have moved once) and its unbounded pair loss turns them into NaN: the loop's divergence guard stops it.
+# Strict: the day this passes, the mark must go.
+RESNET50_KNOWN_FAILURES = {"dpsh": "DPSH diverges in the first validation of a two-step run on resnet50 (NaN loss)"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=SaehError, reason=RESNET50_KNOWN_FAILURES[name]))
+    if name in RESNET50_KNOWN_FAILURES else name
+    for name in baselines.names() if baselines.get(name).kind == "deep"])
+def test_every_deep_method_trains_on_the_resnet50_encoder(name, tmp_path):
+    """Each deep method on `--encoder resnet50` (16x16 images resized to ResNet50's smallest 32x32): two steps
+    through the one loop with its hooks, state and stages, then its codes, and the saved model reloads to the same
+    codes. The steps run eagerly: tracing ResNet50's step costs about a minute, running two of them seconds."""
+    from saeh import training
+    from saeh.cli.common import run_code_sets
+    from saeh.inference import codes_for, load_hash_model
+
+    split, method = tiny_split(), baselines.get(name)
+    trained = training.train(method, split, CLASSES, str(tmp_path / name), hash_bits=BITS, encoder="resnet50",
+                             epochs=1, batch_size=16, run_eagerly=True, verbose=0, log=lambda message: None)
+    assert trained.model.get_layer("resnet50") is not None
+    codes = run_code_sets(trained.model, split, {"method": name},
+                          None if trained.state is None else trained.state.numpy())
+    for image_set, kind in ((split.query, "query"), (split.database, "database")):
+        assert codes[kind].hash_bin.shape == (len(image_set), BITS) and codes[kind].hash_bin.dtype == np.uint8
+        assert np.all(np.isfinite(codes[kind].hash_org)), kind
+    reloaded = load_hash_model(trained.model_path)
+    np.testing.assert_array_equal(codes_for(reloaded, split.query, method=method).hash_bin, codes["query"].hash_bin)
 
 
 def test_registry_lookup_and_errors():
