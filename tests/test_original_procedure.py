@@ -101,8 +101,15 @@ def test_load_path_starts_the_whole_schedule_from_a_finished_model(separable_spl
 
 
 def test_load_path_takes_a_weights_file(separable_split, tmp_path):
-    first = training.train(SAEH, separable_split, 4, str(tmp_path / "first"), epochs=1, **SETTINGS)
-    weights = RunFolder(first.run_dir).best_weights(first.best_epoch)
+    # A .weights.h5 file as training writes its best epoch's (save_weights), of an untrained model: no first
+    # training needed, the file's values do not matter.
+    from saeh.methods import ModelSpec
+
+    spec = ModelSpec((16, 16, 1), 4, hash_bits=SETTINGS["hash_bits"], stack_num=SETTINGS["stack_num"])
+    weights = str(tmp_path / "start.weights.h5")
+    model = training.build_compiled(SAEH, SAEH.resolve(), spec)
+    model.optimizer.build(model.trainable_variables)  # with an optimiser state, as training's file has
+    model.save_weights(weights)
     second = training.train(SAEH, separable_split, 4, str(tmp_path / "second"), epochs=1, load_path=weights,
                             **SETTINGS)
     assert len(second.history) == 1

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import zipfile
 
 import keras
@@ -52,15 +53,30 @@ def test_run_files_and_history(separable_split, tmp_path):
         assert json.load(handle)["which_data"] == "separable"
 
 
+class CopyRunAfterEpoch(keras.callbacks.Callback):
+    """Copy the run folder to `destination` right after epoch `epoch` (1-based) was checkpointed: the files a crash
+    at that moment leaves, while this run goes on uninterrupted."""
+
+    def __init__(self, epoch, source, destination):
+        super().__init__()
+        self.epoch, self.source, self.destination = epoch, source, destination
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            shutil.copytree(self.source, self.destination)
+
+
 @pytest.mark.slow
 def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, tmp_path):
+    """A run resumed from what a crash after epoch 2 of 4 leaves runs epochs 3 and 4 only, at their rates, and ends
+    where the uninterrupted run does. The crash's files are a copy of the uninterrupted run's folder taken then (one
+    training fewer than crashing a second run: crashed runs resume in the tests below)."""
     epochs = 4
-    uninterrupted = training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs, **SETTINGS)
-
     run_dir = str(tmp_path / "resumed")
-    with pytest.raises(Crash):
-        training.train(SAEH, separable_split, 4, run_dir, epochs=epochs, callbacks=[CrashAfterEpoch(2)], **SETTINGS)
+    uninterrupted = training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs,
+                                   callbacks=[CopyRunAfterEpoch(2, str(tmp_path / "whole"), run_dir)], **SETTINGS)
     assert not os.path.exists(os.path.join(run_dir, "model.keras"))
+    assert training.completed_epochs(os.path.join(run_dir, "checkpoints", "last.keras")) == 2
     rates = RecordLearningRate()
     messages = []
     resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=epochs, callbacks=[rates],
@@ -75,12 +91,20 @@ def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, 
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
 
 
-def test_weights_of_an_epoch_newer_than_the_checkpoint_are_dropped(separable_split, tmp_path):
-    """A crash after an epoch's best weights were written but before its last.keras: that epoch is redone, and its
-    stale best weights must never become the final model's."""
+def test_a_run_resumed_under_a_one_device_strategy_drops_weights_newer_than_its_checkpoint(separable_split,
+                                                                                              tmp_path):
+    """Two properties of one crashed and resumed run (one run: its training is what takes the time):
+
+    - A crash after an epoch's best weights were written but before its last.keras: that epoch is redone, and its
+      stale best weights must never become the final model's.
+    - On one GPU the loop trains and resumes under OneDeviceStrategy (whose dataset prefetches to the GPU); the same
+      code path runs here on the CPU device."""
+    import tensorflow as tf
+
     run_dir = str(tmp_path / "run")
     with pytest.raises(Crash):
-        training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[CrashAfterEpoch(1)], **SETTINGS)
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[CrashAfterEpoch(1)],
+                       strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
     checkpoints = os.path.join(run_dir, "checkpoints")
     with open(os.path.join(checkpoints, "best-epoch-2.weights.h5"), "wb") as handle:
         handle.write(b"weights of an epoch last.keras does not hold")
@@ -90,10 +114,14 @@ def test_weights_of_an_epoch_newer_than_the_checkpoint_are_dropped(separable_spl
             self.names = sorted(os.listdir(checkpoints))
 
     listing = ListCheckpoints()
-    resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[listing], **SETTINGS)
-    assert listing.names == ["best-epoch-1.weights.h5", "last.keras"]
-    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    # Resumed under the strategy: the optimiser's state is restored into the strategy's variables.
+    resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[listing],
+                             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
+    assert listing.names == ["best-epoch-1.weights.h5", "last.keras"], "the stale best weights were not dropped"
+    assert [row["epoch"] for row in resumed.history] == [1, 2]
     assert sorted(os.listdir(checkpoints)) == [f"best-epoch-{resumed.best_epoch}.weights.h5", "last.keras"]
+    assert np.isfinite(resumed.history[1]["loss"]), "no finite loss after resuming under OneDeviceStrategy"
+    assert resumed.model.distribute_strategy.__class__.__name__ == "OneDeviceStrategy"
 
 
 def test_a_finished_run_is_reused_only_when_asked(separable_split, tmp_path):
@@ -110,12 +138,25 @@ def test_a_finished_run_is_reused_only_when_asked(separable_split, tmp_path):
         training.train(SAEH, separable_split, 4, run_dir, epochs=2, reuse_finished=True, **SETTINGS)
 
 
+class CrashAtTrainingStart(keras.callbacks.Callback):
+    """Stop a run where its first epoch would begin: everything `train` does before fitting has been done."""
+
+    def on_train_begin(self, logs=None):
+        raise Crash
+
+
 def test_finished_run_is_not_overwritten(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
     training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
     with pytest.raises(SaehError, match="--overwrite"):
         training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
-    training.train(SAEH, separable_split, 4, run_dir, epochs=1, overwrite=True, **SETTINGS)
+    assert os.path.exists(os.path.join(run_dir, "model.keras"))
+    # With overwrite the run starts training again (stopped there: a second whole training would prove no more),
+    # the finished run's model gone.
+    with pytest.raises(Crash):
+        training.train(SAEH, separable_split, 4, run_dir, epochs=1, overwrite=True, callbacks=[CrashAtTrainingStart()],
+                       **SETTINGS)
+    assert not os.path.exists(os.path.join(run_dir, "model.keras"))
 
 
 def test_unfinished_run_with_other_settings_is_refused(separable_split, tmp_path):
@@ -126,12 +167,23 @@ def test_unfinished_run_with_other_settings_is_refused(separable_split, tmp_path
         training.train(SAEH, separable_split, 4, run_dir, epochs=2, **{**SETTINGS, "hash_bits": 16})
 
 
+def saved_model(path, hash_bits=SETTINGS["hash_bits"]):
+    """Save SAEH's compiled model for `separable_split` (untrained: the file is what matters, not its weights) as
+    the .keras file `path`; returns it as a str."""
+    from saeh.methods import ModelSpec
+
+    spec = ModelSpec((16, 16, 1), 4, hash_bits=hash_bits, stack_num=SETTINGS["stack_num"])
+    model = training.build_compiled(SAEH, SAEH.resolve(), spec)
+    model.optimizer.build(model.trainable_variables)  # with an optimiser state, as a trained model's file has
+    model.save(path)
+    return str(path)
+
+
 @pytest.mark.parametrize("content", [b"PK\x03\x04 not really a zip", b"plain text", None])
 def test_unreadable_load_path_is_a_clear_error_and_leaves_nothing(separable_split, tmp_path, content):
     path = tmp_path / "bad.keras"
     if content is None:  # a real archive, cut short
-        first = training.train(SAEH, separable_split, 4, str(tmp_path / "a"), epochs=1, **SETTINGS)
-        data = open(first.model_path, "rb").read()
+        data = open(saved_model(tmp_path / "model.keras"), "rb").read()
         path.write_bytes(data[: len(data) // 2])
     else:
         path.write_bytes(content)
@@ -151,27 +203,10 @@ def test_a_model_that_cannot_be_built_leaves_no_run_folder(separable_split, tmp_
     assert not run_dir.exists()
 
 
-def test_training_under_a_one_device_strategy(separable_split, tmp_path):
-    """On one GPU the loop trains (and resumes) under OneDeviceStrategy (whose dataset prefetches to the GPU); the
-    same code path runs here on the CPU device."""
-    import tensorflow as tf
-
-    run_dir = str(tmp_path / "run")
-    with pytest.raises(Crash):
-        training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[CrashAfterEpoch(1)],
-                       strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
-    # Resumed under the strategy: the optimiser's state is restored into the strategy's variables.
-    trained = training.train(SAEH, separable_split, 4, run_dir, epochs=2,
-                             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
-    assert [row["epoch"] for row in trained.history] == [1, 2]
-    assert np.isfinite(trained.history[1]["loss"])
-    assert trained.model.distribute_strategy.__class__.__name__ == "OneDeviceStrategy"
-
-
 def test_load_path_that_does_not_fit_is_a_clear_error(separable_split, tmp_path):
-    first = training.train(SAEH, separable_split, 4, str(tmp_path / "a"), epochs=1, **SETTINGS)
+    eight_bits = saved_model(tmp_path / "model.keras", hash_bits=8)
     with pytest.raises(SaehError, match="does not fit"):
-        training.train(SAEH, separable_split, 4, str(tmp_path / "b"), epochs=1, load_path=first.model_path,
+        training.train(SAEH, separable_split, 4, str(tmp_path / "b"), epochs=1, load_path=eight_bits,
                        **{**SETTINGS, "hash_bits": 16})
 
 
@@ -228,10 +263,15 @@ def test_selecting_on_the_test_set_is_said(separable_split, tmp_path):
 
     leaky = dataclasses.replace(separable_split, validation=separable_split.query, validation_is_query=True)
     messages = []
-    training.train(SAEH, leaky, 4, str(tmp_path / "run"), epochs=1, **{**SETTINGS, "log": messages.append})
+    # Said before the first epoch (both runs stop there): the user reads it before training, not after.
+    with pytest.raises(Crash):
+        training.train(SAEH, leaky, 4, str(tmp_path / "run"), epochs=1, callbacks=[CrashAtTrainingStart()],
+                       **{**SETTINGS, "log": messages.append})
     assert any("model selection uses the query (test) set as validation" in message for message in messages)
     messages.clear()
-    training.train(SAEH, separable_split, 4, str(tmp_path / "clean"), epochs=1, **{**SETTINGS, "log": messages.append})
+    with pytest.raises(Crash):
+        training.train(SAEH, separable_split, 4, str(tmp_path / "clean"), epochs=1, callbacks=[CrashAtTrainingStart()],
+                       **{**SETTINGS, "log": messages.append})
     assert not any("query (test) set" in message for message in messages)
 
 
