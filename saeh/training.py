@@ -121,10 +121,13 @@ class CollapseWatch(keras.callbacks.Callback):
             logs[CONSTANT_BITS_LOG] = share
         if constant:
             distinct = len(np.unique(np.packbits(bits, axis=1), axis=0))
-            every = "; every image has the same code" if distinct == 1 else f"; {distinct} distinct codes"
+            # One code for every image is a collapse; a few constant bits among many codes need not be: class hash
+            # centres (CSQ, SHC) can agree on a bit, and then perfect codes hold it constant too.
+            verdict = ("; every image has the same code: the codes have collapsed" if distinct == 1 else
+                       f"; {distinct} distinct codes: those bits carry no information (by design when the method's "
+                       "class targets agree on them, as hash centres can; a collapse otherwise)")
             self.log(f"warning: epoch {epoch + 1}: {constant} of {bits.shape[1]} bits ({share:.0%}) are the same for "
-                     f"all {len(bits)} validation images{every}: the codes have collapsed (see the README's "
-                     "'When things go wrong')")
+                     f"all {len(bits)} validation images{verdict} (see the README's 'When things go wrong')")
 
 
 def write_history_csv(path, history):

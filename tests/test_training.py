@@ -329,12 +329,39 @@ class SaturateHashLayer(keras.callbacks.Callback):
             layer.bias.assign(np.linspace(-5, 5, layer.bias.shape[0]).astype(np.float32))
 
 
+def test_a_few_constant_bits_among_many_codes_are_not_called_a_collapse(separable_split):
+    """Class hash centres may agree on a bit (CSQ's Hadamard centres at 10 classes, 32 bits, on 2), so a constant
+    bit among many distinct codes is reported as such, not as a collapse."""
+    inputs = keras.Input((16, 16, 1))
+    features = keras.layers.Flatten()(inputs)
+    hash_x = keras.layers.Dense(4, activation="sigmoid", name="hash_x")(features)
+    model = keras.Model(inputs, hash_x)
+    # Bits 1-3: is quadrant 1, 2 or 3 the bright one (the image's class)? Bit 0: sigmoid(bias 1) for every image.
+    quadrants = np.zeros((16, 16, 4), np.float32)
+    for quadrant in range(4):
+        row, column = divmod(quadrant, 2)
+        quadrants[row * 8:(row + 1) * 8, column * 8:(column + 1) * 8, quadrant] = 1.0
+    weights = np.zeros((256, 4), np.float32)
+    for bit in (1, 2, 3):
+        weights[:, bit] = (quadrants[..., bit] - quadrants.sum(axis=-1) / 4).reshape(-1)
+    model.get_layer("hash_x").set_weights([weights, np.array([1.0, 0, 0, 0], np.float32)])
+    messages, logs = [], {}
+    watch = training.CollapseWatch(separable_split.validation.images, 0.5, messages.append)
+    watch.set_model(model)
+    watch.on_train_begin()
+    watch.on_epoch_end(0, logs)
+    assert logs[training.CONSTANT_BITS_LOG] == 0.25
+    assert len(messages) == 1 and "1 of 4 bits (25%)" in messages[0] and "distinct codes" in messages[0]
+    assert "collapsed" not in messages[0] and "by design" in messages[0]
+
+
 def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path):
     messages = []
     trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=2,
                              callbacks=[SaturateHashLayer(2)], **{**SETTINGS, "log": messages.append})
     warnings = [message for message in messages if message.startswith("warning: epoch")]
     assert len(warnings) == 1 and warnings[0].startswith("warning: epoch 2: 8 of 8 bits (100%) are the same for all "
-                                                         "40 validation images; every image has the same code")
+                                                         "40 validation images; every image has the same code: "
+                                                         "the codes have collapsed")
     shares = [row[training.CONSTANT_BITS_LOG] for row in trained.history]
     assert shares[0] < 1 and shares[1] == 1.0
