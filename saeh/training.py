@@ -97,13 +97,16 @@ CONSTANT_BITS_LOG = "val_constant_bits"
 
 class CollapseWatch(keras.callbacks.Callback):
     """After each epoch, binarise the codes of the validation images (the method's threshold) and log a warning
-    when a bit is the same for all of them, with the share of such bits, and when every image has the same code:
+    when a bit is the same for all of them, with the share of such bits, and when the images have fewer distinct
+    codes than label sets (at worst one code):
     a collapsed model trains on (its loss may still fall) while its codes retrieve nothing. The share is logged as
     `val_constant_bits` (in the history). A warning, never an error: early epochs may recover."""
 
-    def __init__(self, images, threshold, log):
+    def __init__(self, images, labels, threshold, log):
         super().__init__()
         self.images, self.threshold, self.log = images, threshold, log
+        labels = np.asarray(labels)
+        self.label_sets = len(np.unique(labels, axis=0) if labels.ndim == 2 else np.unique(labels))
         self.encoder = None
 
     def on_train_begin(self, logs=None):
@@ -121,11 +124,15 @@ class CollapseWatch(keras.callbacks.Callback):
             logs[CONSTANT_BITS_LOG] = share
         if constant:
             distinct = len(np.unique(np.packbits(bits, axis=1), axis=0))
-            # One code for every image is a collapse; a few constant bits among many codes need not be: class hash
-            # centres (CSQ, SHC) can agree on a bit, and then perfect codes hold it constant too.
-            verdict = ("; every image has the same code: the codes have collapsed" if distinct == 1 else
-                       f"; {distinct} distinct codes: those bits carry no information (by design when the method's "
-                       "class targets agree on them, as hash centres can; a collapse otherwise)")
+            # Fewer codes than the images have label sets is a collapse; a few constant bits among enough codes need
+            # not be: class hash centres (CSQ, SHC) can agree on a bit, and perfect codes then hold it constant.
+            if distinct == 1:
+                verdict = "; every image has the same code: the codes have collapsed"
+            elif distinct < self.label_sets:
+                verdict = f"; {distinct} distinct codes for {self.label_sets} label sets: the codes have collapsed"
+            else:
+                verdict = (f"; {distinct} distinct codes: those bits carry no information (by design when the "
+                           "method's class targets agree on them, as hash centres can)")
             self.log(f"warning: epoch {epoch + 1}: {constant} of {bits.shape[1]} bits ({share:.0%}) are the same for "
                      f"all {len(bits)} validation images{verdict} (see the README's 'When things go wrong')")
 
@@ -536,7 +543,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
         NonFiniteGuard(folder),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
         # Only a hashing model (a method's stage, SHC's classifier, has no codes to collapse).
-        *([CollapseWatch(split.validation.images, method.code.threshold, log)]
+        *([CollapseWatch(split.validation.images, split.validation.labels, method.code.threshold, log)]
           if HASH_LAYER in [layer.name for layer in model.layers] else []),
         checkpoint,
         keras.callbacks.TensorBoard(folder.logs, profile_batch=profile_steps or 0),

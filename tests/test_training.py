@@ -346,13 +346,19 @@ def test_a_few_constant_bits_among_many_codes_are_not_called_a_collapse(separabl
         weights[:, bit] = (quadrants[..., bit] - quadrants.sum(axis=-1) / 4).reshape(-1)
     model.get_layer("hash_x").set_weights([weights, np.array([1.0, 0, 0, 0], np.float32)])
     messages, logs = [], {}
-    watch = training.CollapseWatch(separable_split.validation.images, 0.5, messages.append)
+    validation = separable_split.validation
+    watch = training.CollapseWatch(validation.images, validation.labels, 0.5, messages.append)
     watch.set_model(model)
     watch.on_train_begin()
     watch.on_epoch_end(0, logs)
     assert logs[training.CONSTANT_BITS_LOG] == 0.25
-    assert len(messages) == 1 and "1 of 4 bits (25%)" in messages[0] and "distinct codes" in messages[0]
+    assert len(messages) == 1 and "1 of 4 bits (25%)" in messages[0] and "4 distinct codes" in messages[0]
     assert "collapsed" not in messages[0] and "by design" in messages[0]
+    # Bit 3 constant too: quadrants 0 and 3 now share a code, 3 codes for 4 classes: a collapse.
+    model.get_layer("hash_x").set_weights([weights * np.array([1, 1, 1, 0], np.float32), np.array([1.0, 0, 0, 0])])
+    messages.clear()
+    watch.on_epoch_end(1, logs)
+    assert "3 distinct codes for 4 label sets: the codes have collapsed" in messages[0]
 
 
 def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path):
