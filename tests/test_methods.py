@@ -94,8 +94,8 @@ def test_method_trains_encodes_reloads_and_beats_random(name, labels, request, t
     assert score > chance + MARGIN, f"{name}: mAP@100 {score:.3f} vs random codes {chance:.3f}"
 
 
-def tiny_split(train=32, held_out=8):
-    """The separable images at their smallest: enough for two steps of 16 and a validation pass."""
+def tiny_split(train=16, held_out=8):
+    """The separable images at their smallest: one step of 16 and a validation pass."""
     from conftest import separable_images
     from saeh.data import ImageSet, Split
 
@@ -108,7 +108,7 @@ def tiny_split(train=32, held_out=8):
 # DPSH's linear outputs after one step on a from-scratch ResNet50 reach 1e13 in inference mode (batch norm's moving
 # statistics have moved once) and its unbounded pair loss turns them into NaN: the loop's divergence guard stops it.
 # A real epoch does not (the bundled sample, 71 steps: val_loss 2.48, no NaN). Strict: when it passes, drop the mark.
-RESNET50_KNOWN_FAILURES = {"dpsh": "DPSH diverges in the first validation of a two-step run on resnet50 (NaN loss)"}
+RESNET50_KNOWN_FAILURES = {"dpsh": "DPSH diverges in the first validation of a one-step run on resnet50 (NaN loss)"}
 
 
 @pytest.mark.parametrize("name", [
@@ -116,9 +116,9 @@ RESNET50_KNOWN_FAILURES = {"dpsh": "DPSH diverges in the first validation of a t
     if name in RESNET50_KNOWN_FAILURES else name
     for name in baselines.names() if baselines.get(name).kind == "deep"])
 def test_every_deep_method_trains_on_the_resnet50_encoder(name, tmp_path):
-    """Each deep method on `--encoder resnet50` (16x16 images resized to ResNet50's smallest 32x32): two steps
-    through the one loop with its hooks, state and stages, then its codes, and the saved model reloads to the same
-    codes. The steps run eagerly: tracing ResNet50's step costs about a minute, running two of them seconds."""
+    """Each deep method on `--encoder resnet50` (16x16 images resized to ResNet50's smallest 32x32): a training
+    step through the one loop with its hooks, state and stages, then its codes, and the saved model reloads to the
+    same codes. The step runs eagerly: tracing ResNet50's step costs about a minute, running one a few seconds."""
     from saeh import training
     from saeh.cli.common import run_code_sets
     from saeh.inference import codes_for, load_hash_model
