@@ -524,7 +524,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     elif model._distribute_strategy is None and not model.run_eagerly:
         # Without a strategy of its own, Keras builds the losses' and metrics' state inside the first traced step, and
         # the variables made there make TensorFlow trace the step again; building it here from one batch, as Keras
-        # does under a strategy, saves that second trace (about a quarter of a short run). The pipeline is
+        # does under a strategy, saves that second trace (about a fifth of a short run). The pipeline is
         # stateless, so taking a batch changes nothing that fit then reads. Eager steps trace nothing to save.
         model._symbolic_build(data_batch=next(iter(train_batches)))
     if replicas > 1:
