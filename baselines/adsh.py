@@ -104,14 +104,16 @@ class DatabaseCodeUpdate(keras.callbacks.Callback):
         self.state, self.count, self.seed, self.bits = state, count, seed, bits
         self.num_samples, self.gamma, self.log, self.prior = num_samples, gamma, log, prior
 
+    def _sample(self, epoch):
+        """The rows this epoch visits (the sampler's, by the same seed) and every training image's labels."""
+        return sampled_rows(epoch, self.count, self.seed, self.num_samples), self.state["bank_labels"].numpy()
+
     def on_epoch_begin(self, epoch, logs=None):
-        omega = sampled_rows(epoch, self.count, self.seed, self.num_samples)
-        labels = self.state["bank_labels"].numpy()
+        omega, labels = self._sample(epoch)
         self.state["dissimilar_weight"].assign(np.float32(dissimilar_weight(labels[omega], labels)))
 
     def on_epoch_end(self, epoch, logs=None):
-        omega = sampled_rows(epoch, self.count, self.seed, self.num_samples)
-        labels = self.state["bank_labels"].numpy()
+        omega, labels = self._sample(epoch)
         similarity = soft_similarity(labels[omega], labels).astype(np.float32)
         outputs = self.state["bank"].numpy()[omega]
         prior, weight = (None, 0.0) if self.prior is None else self.prior(self.model)
