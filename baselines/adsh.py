@@ -21,8 +21,9 @@ database rows of the training images take sign(V) (`database_codes`), the other 
 images under protocol ssdh) go through the network.
 
 Defaults: m = 2000 (`num_samples`, capped at n), gamma = 200, 3 inner epochs: the paper's and the official code's
-(T_out = 50 outer iterations there; here the run's --epochs, which also scale the step schedule). V starts at 0, as
-in the official PyTorch code. The network is SAEH's encoder with a tanh code layer; optimiser, schedule shape,
+(T_out = 50 outer iterations there; here the run's --epochs, which also scale the step schedule; under a
+preset, as many as give the preset's image visits: 27 for `mnist-cpu`, see `DeepMethod.epochs_for_passes`). V
+starts at 0, as in the official PyTorch code. The network is SAEH's encoder with a tanh code layer; optimiser, schedule shape,
 weight decay and batch size are SAEH's, as for every row of Table 1 (the official code: SGD, lr from 1e-4 down to
 1e-6, on CNN-F). The schedule starts at 0.01 here, our choice alongside DSH and DPSH, whose unbounded pair losses
 also needed it.
@@ -104,14 +105,16 @@ class DatabaseCodeUpdate(keras.callbacks.Callback):
         self.state, self.count, self.seed, self.bits = state, count, seed, bits
         self.num_samples, self.gamma, self.log, self.prior = num_samples, gamma, log, prior
 
+    def _sample(self, epoch):
+        """The rows this epoch visits (the sampler's, by the same seed) and every training image's labels."""
+        return sampled_rows(epoch, self.count, self.seed, self.num_samples), self.state["bank_labels"].numpy()
+
     def on_epoch_begin(self, epoch, logs=None):
-        omega = sampled_rows(epoch, self.count, self.seed, self.num_samples)
-        labels = self.state["bank_labels"].numpy()
+        omega, labels = self._sample(epoch)
         self.state["dissimilar_weight"].assign(np.float32(dissimilar_weight(labels[omega], labels)))
 
     def on_epoch_end(self, epoch, logs=None):
-        omega = sampled_rows(epoch, self.count, self.seed, self.num_samples)
-        labels = self.state["bank_labels"].numpy()
+        omega, labels = self._sample(epoch)
         similarity = soft_similarity(labels[omega], labels).astype(np.float32)
         outputs = self.state["bank"].numpy()[omega]
         prior, weight = (None, 0.0) if self.prior is None else self.prior(self.model)

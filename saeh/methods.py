@@ -169,6 +169,16 @@ class DeepMethod:
         check_constraints(self.name, resolved, self.constraints)
         return resolved
 
+    def epochs_for_passes(self, passes, count, seed=0, hyperparameters=None):
+        """The epochs that visit as many training images as `passes` full passes over `count` images: `passes` for
+        a method whose epoch is one pass; more for one whose `sampler` visits fewer rows an epoch (ADSH's outer
+        iteration: 3 x 2,000 of them), so that a preset gives every row of a table the same number of image visits
+        (and the same steps) rather than the same number of epochs."""
+        if self.sampler is None:
+            return passes
+        visits = len(self.sampler(0, count, seed, **self.resolve(hyperparameters)))
+        return max(1, round(passes * count / visits))
+
     @property
     def asymmetric(self):
         """True when the training images' database codes are learned rather than computed by the network."""

@@ -7,6 +7,10 @@ axis of the paper's tables.
 
 A preset's deviations from the paper are worked out from its settings (`deviations`), so that changing a preset is
 an edit of its settings alone and the list printed beside it stays true. `python -m saeh.presets` lists them.
+
+A preset's epochs are passes over the training set: a method whose epoch visits only a sample of it (ADSH's outer
+iterations) trains for as many epochs as make the same number of image visits (`DeepMethod.epochs_for_passes`),
+unless --epochs is given.
 """
 
 import dataclasses
@@ -14,6 +18,8 @@ import sys
 
 from saeh import defaults
 from saeh.errors import SaehError
+
+_NOT_GIVEN = object()  # a flag's default while finding which settings the command line gave
 
 # The settings a preset may give, as the flags of hash_su_ae_train.py name them (dest names).
 PRESET_SETTINGS = ("stack_num", "epochs", "batch_size", "augment", "learning_rate", "mixed_precision")
@@ -128,12 +134,19 @@ def add_preset_argument(parser):
 
 def parse_args(parser, argv=None):
     """Parse `argv`; with --preset, parse it again with the preset's settings as the defaults, so that a flag given
-    on the command line still wins. An unknown preset is refused here, before anything runs."""
+    on the command line still wins. An unknown preset is refused here, before anything runs. `args.from_preset`
+    names the settings the preset gave (those no flag overrode)."""
     args = parser.parse_args(argv)
     if args.preset is None:
+        args.from_preset = ()
         return args
-    parser.set_defaults(**settings(args.preset))
-    return parser.parse_args(argv)
+    values = settings(args.preset)
+    parser.set_defaults(**dict.fromkeys(values, _NOT_GIVEN))
+    given = parser.parse_args(argv)
+    parser.set_defaults(**values)
+    args = parser.parse_args(argv)
+    args.from_preset = tuple(key for key in values if getattr(given, key) is _NOT_GIVEN)
+    return args
 
 
 def main():

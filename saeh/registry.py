@@ -64,7 +64,7 @@ def deep_names():
 def display_name(name):
     """The method as its paper writes it, for tables: the words of its summary before the colon, without a
     parenthesis ("CSQ", "Classifier codes", "DSAH"); the registry name when the summary has no colon."""
-    summary = get(name).summary
-    if ":" not in summary:
-        return get(name).name
-    return summary.split(":", 1)[0].split(" (", 1)[0].strip()
+    method = get(name)
+    if ":" not in method.summary:
+        return method.name
+    return method.summary.split(":", 1)[0].split(" (", 1)[0].strip()

@@ -643,6 +643,13 @@ def _difference_text(values):
     return text
 
 
+def _samples_its_epochs(name):
+    from saeh import registry
+
+    method = registry.get(name)
+    return getattr(method, "sampler", None) is not None
+
+
 def render_preset_section(table, preset, records, labels):
     lines = []
     by_key = {}
@@ -661,6 +668,12 @@ def render_preset_section(table, preset, records, labels):
                    for record in records})
     deviations = presets.deviations(preset) if preset in presets.PRESETS else ["(not a preset of this version)"]
     lines.append(f"**Preset `{preset}`**: " + ("; ".join(deviations) or "the paper's setting") + ".")
+    sampling = sorted({labels.get(record["method"], record["method"]) for record in records
+                       if _samples_its_epochs(record["method"])})
+    if sampling:
+        lines.append(f"{' and '.join(sampling)} count their epochs in outer iterations over a sample: they train for "
+                     "as many as give the preset's passes over the training set in image visits "
+                     "(`DeepMethod.epochs_for_passes`).")
     lines.append("")
     wall = format_duration(sum(record["wall_seconds"] for record in trained))
     if any(record.get("resumed") for record in trained):

@@ -3,7 +3,9 @@ step of SAEH on one global batch with one replica, and with two replicas (Mirror
 half the batch each, then again with two replicas whose balance term is computed per replica (what the rules
 forbid). Prints one JSON line: the largest weight differences and the two runs' histories.
 
-One step: float rounding (a sum split in two) is then the only difference; later steps amplify it.
+One step: float rounding (a sum split in two) is then the only difference; later steps amplify it. The steps run
+eagerly (half the time of tracing three models; the same loss and cross-replica reductions): the traced path under
+two workers is tests/test_distributed.py's killed-and-restarted run.
 
     python tests/replica_agreement.py OUT_DIR
 """
@@ -50,7 +52,7 @@ def synchronized_build(build):
 def run(split, out, strategy, batch_size):
     # A strong balance term (beta) so that computing it per replica shows.
     trained = training.train(registry.get("saeh"), split, 10, out, stack_num=1, epochs=1, batch_size=batch_size,
-                             seed=0, learning_rate=0.01, hyperparameters={"beta": 10.0}, verbose=0, strategy=strategy,
+                             seed=0, learning_rate=0.01, hyperparameters={"beta": 10.0}, verbose=0, strategy=strategy, run_eagerly=True,
                              log=lambda line: None)
     return trained.model.get_weights(), trained.history
 

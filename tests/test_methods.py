@@ -111,17 +111,21 @@ def tiny_split(train=16, held_out=8):
 RESNET50_KNOWN_FAILURES = {"dpsh": "DPSH diverges in the first validation of a one-step run on resnet50 (NaN loss)"}
 
 
+# SAEH and SSDH (the paper's SSDH* is SSDH on a ResNet) must learn on ResNet50; the other methods take one step.
+RESNET50_LEARNERS = ("saeh", "ssdh")
+
+
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=SaehError, reason=RESNET50_KNOWN_FAILURES[name]))
     if name in RESNET50_KNOWN_FAILURES else name
-    for name in baselines.names() if baselines.get(name).kind == "deep"])
+    for name in baselines.names() if baselines.get(name).kind == "deep" and name not in RESNET50_LEARNERS])
 def test_every_deep_method_trains_on_the_resnet50_encoder(name, tmp_path):
-    """Each deep method on `--encoder resnet50` (16x16 images resized to ResNet50's smallest 32x32): a training
-    step through the one loop with its hooks, state and stages, then its codes, and the saved model reloads to the
-    same codes. The step runs eagerly: tracing ResNet50's step costs about a minute, running one a few seconds."""
+    """Each other deep method on `--encoder resnet50` (16x16 images resized to ResNet50's smallest 32x32): a
+    training step through the one loop with its hooks, state and stages, then its codes. The step runs eagerly:
+    tracing ResNet50's step costs about a minute, running one a few seconds. (A method's own saved outputs reload
+    in the harness above; a ResNet50 model reloads in the learning test below.)"""
     from saeh import training
     from saeh.cli.common import run_code_sets
-    from saeh.inference import codes_for, load_hash_model
 
     split, method = tiny_split(), baselines.get(name)
     trained = training.train(method, split, CLASSES, str(tmp_path / name), hash_bits=BITS, encoder="resnet50",
@@ -132,8 +136,31 @@ def test_every_deep_method_trains_on_the_resnet50_encoder(name, tmp_path):
     for image_set, kind in ((split.query, "query"), (split.database, "database")):
         assert codes[kind].hash_bin.shape == (len(image_set), BITS) and codes[kind].hash_bin.dtype == np.uint8
         assert np.all(np.isfinite(codes[kind].hash_org)), kind
+
+
+@pytest.mark.parametrize("name", RESNET50_LEARNERS)
+def test_saeh_and_ssdh_learn_on_the_resnet50_encoder(name, separable_split, tmp_path):
+    """From scratch on the harness's separable images: 4 epochs of 15 steps (batch 16) at rate 0.01 beat random
+    codes by the harness's margin (measured: SAEH mAP@100 0.98 and 1.00 at seeds 0 and 1, random 0.29). Batches of
+    32 (8 steps an epoch) were not enough: SAEH 0.52 / 0.28, SSDH 0.43 / 0.76 at seeds 0 / 1, and float rounding
+    alone (eager against traced) moved SAEH from 0.52 to 0.76. The schedule's 0.1 needs more steps than a test can
+    pay for. The saved model reloads to the same codes."""
+    from saeh import training
+    from saeh.cli.common import run_code_sets
+    from saeh.inference import codes_for, load_hash_model
+
+    method = baselines.get(name)
+    trained = training.train(method, separable_split, CLASSES, str(tmp_path / name), hash_bits=BITS,
+                             encoder="resnet50", epochs=4, batch_size=16, learning_rate=0.01, verbose=0,
+                             log=lambda message: None)
+    codes = run_code_sets(trained.model, separable_split, {"method": name})
     reloaded = load_hash_model(trained.model_path)
-    np.testing.assert_array_equal(codes_for(reloaded, split.query, method=method).hash_bin, codes["query"].hash_bin)
+    np.testing.assert_array_equal(codes_for(reloaded, separable_split.query, method=method).hash_bin,
+                                  codes["query"].hash_bin)
+    score = map_at_k(codes["query"].hash_bin, codes["database"].hash_bin, codes["query"].label,
+                     codes["database"].label, k=100)
+    chance = random_codes_map(separable_split)
+    assert score > chance + MARGIN, f"{name}: mAP@100 {score:.3f} vs random codes {chance:.3f}"
 
 
 def test_registry_lookup_and_errors():

@@ -93,3 +93,44 @@ def test_the_listing_names_every_preset_and_its_deviations(capsys):
     for name in presets.names():
         assert f"{name}: {presets.get(name).description}" in out
     assert "no deviation from the paper" in out and "ResNet-14-like" in out
+
+
+def test_from_preset_names_the_settings_the_preset_gave_and_no_flag_overrode():
+    assert parse([]).from_preset == ()
+    args = parse(["--preset", "mnist-cpu", "--epochs", "3", "--augment"])
+    assert set(args.from_preset) == set(presets.PRESET_SETTINGS) - {"epochs", "augment"}
+    assert args.epochs == 3  # the preset's own value, given as a flag: still the flag's
+
+
+def test_a_presets_epochs_are_image_visits_for_a_method_that_samples_its_epochs():
+    """ADSH's epoch is one outer iteration over 3 x 2,000 sampled images: 3 passes over MNIST's 54,000 training
+    images are 27 of them; a method whose epoch is one pass keeps the count."""
+    import baselines
+
+    assert baselines.get("adsh").epochs_for_passes(3, 54000) == 27
+    assert baselines.get("dsah").epochs_for_passes(3, 54000) == 27
+    assert baselines.get("adsh").epochs_for_passes(3, 54000, hyperparameters={"inner_epochs": 1}) == 81
+    assert baselines.get("adsh").epochs_for_passes(12, 1000) == 4  # 1,000 images: every one sampled, 3 passes
+    for name in ("saeh", "dpsh", "hashnet"):
+        assert baselines.get(name).epochs_for_passes(3, 54000) == 3
+
+
+# The bundled sample's 4,500 training images, 3 passes; ADSH's epoch here visits 500 x 3 of them.
+@pytest.mark.parametrize("flags, epochs", [([], 9), (["--epochs", "2"], 2)])
+def test_the_script_trains_a_sampling_method_for_the_presets_image_visits(flags, epochs, tmp_path, monkeypatch,
+                                                                         capsys):
+    from saeh import training
+
+    seen = {}
+
+    def stop_before_training(method, split, num_classes, run_dir, **kwargs):
+        seen.update(epochs=kwargs["epochs"], count=len(split.train))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train", stop_before_training)
+    code, out, _ = run_script("hash_su_ae_train.py", [
+        "--which-data", "mnist-sample", "--method", "adsh", "--preset", "mnist-cpu", "--set", "num_samples=500",
+        "--save-dir", str(tmp_path), *flags], monkeypatch, capsys)
+    assert code == 0
+    assert (seen["epochs"], seen["count"]) == (epochs, 4500)
+    assert ("passes over the" in out) == (not flags)

@@ -335,6 +335,15 @@ def test_the_report_gives_means_spreads_and_paired_differences(tmp_path):
     assert saeh_row < text.index("| SAEH-minus | cifar10") < text.index("| DSH | cifar10")  # the table's own order
 
 
+def test_the_report_says_when_a_method_counts_its_epochs_in_outer_iterations(tmp_path):
+    hand_made_results(tmp_path)
+    note = "count their epochs in outer iterations over a sample"
+    assert note not in reproduce.render_report(reproduce.all_results(tmp_path))
+    write_result(tmp_path, "table1-cifar10", "adsh", 0, 0.5, 0.4)
+    write_result(tmp_path, "table1-cifar10", "dsah", 0, 0.5, 0.4)
+    assert f"ADSH and DSAH {note}" in reproduce.render_report(reproduce.all_results(tmp_path))
+
+
 def test_the_report_without_results_says_so(tmp_path):
     text = reproduce.render_report(reproduce.all_results(tmp_path))
     assert "No reproduction results yet" in text and "±" not in text

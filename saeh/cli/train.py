@@ -241,10 +241,16 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
     from saeh import training
 
     check_positive_flags(args, ("stack_num", "epochs", "batch_size"))
+    epochs = args.epochs
+    if "epochs" in args.from_preset:  # passes over the training set: the same image visits for every method
+        epochs = method.epochs_for_passes(args.epochs, len(split.train), data_settings["seed"], hyperparameters)
+        if epochs != args.epochs:
+            print(f"preset {args.preset}: {args.epochs} passes over the {len(split.train)} training images are "
+                  f"{epochs} epochs of {method.name}, whose epoch visits a sample of them")
     trained = training.train(
         method, split, data.num_classes, folder.run_dir, hash_bits=args.hash_bits, stack_num=args.stack_num,
         encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,
-        epochs=args.epochs, batch_size=args.batch_size, seed=data_settings["seed"], augment=args.augment,
+        epochs=epochs, batch_size=args.batch_size, seed=data_settings["seed"], augment=args.augment,
         load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
         mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
