@@ -23,9 +23,9 @@ images under protocol ssdh) go through the network.
 Defaults: m = 2000 (`num_samples`, capped at n), gamma = 200, 3 inner epochs: the paper's and the official code's
 (T_out = 50 outer iterations there; here the run's --epochs, which also scale the step schedule; under a
 preset, as many as give the preset's image visits: 27 for `mnist-cpu`, see `DeepMethod.epochs_for_passes`). V
-starts at 0, as in the official PyTorch code. The network is SAEH's encoder with a tanh code layer; optimiser, schedule shape,
-weight decay and batch size are SAEH's, as for every row of Table 1 (the official code: SGD, lr from 1e-4 down to
-1e-6, on CNN-F). The schedule starts at 0.01 here, our choice alongside DSH and DPSH, whose unbounded pair losses
+starts at 0, as in the official PyTorch code. The network is SAEH's encoder with a tanh code layer; optimiser,
+schedule shape, weight decay and batch size are SAEH's, as for every row of Table 1 (the official code: SGD, lr from
+1e-4 down to 1e-6, on CNN-F). The schedule starts at 0.01 here, our choice alongside DSH and DPSH, whose unbounded pair losses
 also needed it.
 """
 

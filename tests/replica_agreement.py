@@ -52,8 +52,8 @@ def synchronized_build(build):
 def run(split, out, strategy, batch_size):
     # A strong balance term (beta) so that computing it per replica shows.
     trained = training.train(registry.get("saeh"), split, 10, out, stack_num=1, epochs=1, batch_size=batch_size,
-                             seed=0, learning_rate=0.01, hyperparameters={"beta": 10.0}, verbose=0, strategy=strategy, run_eagerly=True,
-                             log=lambda line: None)
+                             seed=0, learning_rate=0.01, hyperparameters={"beta": 10.0}, verbose=0, strategy=strategy,
+                             run_eagerly=True, log=lambda line: None)
     return trained.model.get_weights(), trained.history
 
 
