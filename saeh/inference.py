@@ -164,8 +164,8 @@ def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
     return np.asarray(features.predict(pipeline.image_batches(images, batch_size), verbose=0), dtype=np.float32)
 
 
-def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None, out=None):
+def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None, out=None, encoder=None):
     """`saeh.codes.Codes` of an image set (images and labels), binarised at the threshold of `method` (see
-    `hash_threshold`); `out` as for `encode`."""
-    return make_codes(encode(model, image_set.images, batch_size, out=out), image_set.labels,
+    `hash_threshold`); `out` and `encoder` as for `encode`."""
+    return make_codes(encode(model, image_set.images, batch_size, out=out, encoder=encoder), image_set.labels,
                       hash_threshold(model, method))

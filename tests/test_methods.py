@@ -94,8 +94,9 @@ def test_method_trains_encodes_reloads_and_beats_random(name, labels, request, t
     assert score > chance + MARGIN, f"{name}: mAP@100 {score:.3f} vs random codes {chance:.3f}"
 
 
-def tiny_split(train=16, held_out=8):
-    """The separable images at their smallest: one step of 16 and a validation pass."""
+def tiny_split(train=16, held_out=16):
+    """The separable images at their smallest: one step of 16 and a validation pass. Every set has the batch's 16
+    images, so that one traced prediction serves the query and the database."""
     from conftest import separable_images
     from saeh.data import ImageSet, Split
 

@@ -183,17 +183,17 @@ def run_state_arrays(folder, settings):
     return load_arrays(folder.method_state)
 
 
-def run_database_codes(model, split, settings, state_arrays=None, batch_size=None, out=None):
+def run_database_codes(model, split, settings, state_arrays=None, batch_size=None, out=None, encoder=None):
     """The database codes of a run: the network's codes at its method's threshold; for an asymmetric method, the
-    database rows of the training images take the codes it learned (`state_arrays`, its state). `out`: as for
-    `saeh.inference.encode`."""
+    database rows of the training images take the codes it learned (`state_arrays`, its state). `out` and
+    `encoder`: as for `saeh.inference.encode`."""
     from saeh.codes import make_codes
     from saeh.inference import ENCODE_BATCH_SIZE, codes_for, encode, hash_threshold
 
     batch_size = batch_size or ENCODE_BATCH_SIZE
     method = method_of_run(settings)
     if method is None or not getattr(method, "asymmetric", False):
-        return codes_for(model, split.database, batch_size, method, out=out)
+        return codes_for(model, split.database, batch_size, method, out=out, encoder=encoder)
     if state_arrays is None:
         raise SaehError(f"method {method.name!r} learns its database codes, but its state was not found (the run "
                         "folder's method_state.npz)")
@@ -202,7 +202,7 @@ def run_database_codes(model, split, settings, state_arrays=None, batch_size=Non
     if rows is None or len(rows) != len(learned):
         raise SaehError(f"the run's learned database codes cover {len(learned)} training images but this split has "
                         f"{len(split.train)}: use the data settings the model was trained with")
-    outputs = encode(model, split.database.images, batch_size, out=out)
+    outputs = encode(model, split.database.images, batch_size, out=out, encoder=encoder)
     inside = rows >= 0
     outputs[rows[inside]] = learned[inside]
     return make_codes(outputs, split.database.labels, hash_threshold(model, method))
@@ -211,12 +211,15 @@ def run_database_codes(model, split, settings, state_arrays=None, batch_size=Non
 def run_code_sets(model, split, settings, state_arrays=None, batch_size=None, outs=None):
     """{"query": Codes, "database": Codes} of a run (`run_database_codes` for the database). `outs`: optional
     {set: array} to encode a set into (see `saeh.inference.encode`)."""
-    from saeh.inference import ENCODE_BATCH_SIZE, codes_for
+    from saeh.inference import ENCODE_BATCH_SIZE, codes_for, hash_encoder
 
     batch_size = batch_size or ENCODE_BATCH_SIZE
     outs = outs or {}
-    return {"query": codes_for(model, split.query, batch_size, method_of_run(settings), out=outs.get("query")),
-            "database": run_database_codes(model, split, settings, state_arrays, batch_size, out=outs.get("database"))}
+    encoder = hash_encoder(model)  # one for both sets: each new one traces its prediction again
+    return {"query": codes_for(model, split.query, batch_size, method_of_run(settings), out=outs.get("query"),
+                               encoder=encoder),
+            "database": run_database_codes(model, split, settings, state_arrays, batch_size, out=outs.get("database"),
+                                           encoder=encoder)}
 
 
 @contextlib.contextmanager
