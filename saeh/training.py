@@ -64,6 +64,30 @@ class TrainedRun:
         return RunFolder(self.run_dir).model
 
 
+class LinearWarmUp(keras.callbacks.Callback):
+    """Linear learning-rate warm-up: during the first `warmup_steps` steps of the run, step t (0-based, counted from
+    the run's first epoch) trains at schedule(epoch) x (t + 1) / warmup_steps; from then on the schedule alone sets
+    the rate. The rate follows from (epoch, batch) alone, so a resumed run warms up exactly as an unbroken one.
+    Placed after Keras's `LearningRateScheduler`, which sets the schedule's rate at each epoch's start."""
+
+    def __init__(self, schedule, steps_per_epoch, warmup_steps):
+        super().__init__()
+        self.schedule, self.steps_per_epoch, self.warmup_steps = schedule, int(steps_per_epoch), int(warmup_steps)
+        self.epoch = 0
+
+    def rate(self, epoch, batch):
+        """The rate of batch `batch` (0-based) of epoch `epoch` (0-based)."""
+        step = epoch * self.steps_per_epoch + batch
+        return self.schedule(epoch) * min(1.0, (step + 1) / self.warmup_steps)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch * self.steps_per_epoch + batch <= self.warmup_steps:  # the step after it restores the rate
+            self.model.optimizer.learning_rate = self.rate(self.epoch, batch)
+
+
 class NonFiniteGuard(keras.callbacks.Callback):
     """Stop at the first non-finite loss term, naming the epoch, the batch and the term; checkpoints stay intact."""
 
@@ -347,7 +371,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
           batch_size=defaults.BATCH_SIZE, seed=defaults.SEED, augment=False, load_path=None, resume=True,
           overwrite=False, mixed_precision=False, jit_compile="auto", deterministic=False, verbose="auto",
           learning_rate=None, final_weights="best", settings=None, reuse_finished=False, callbacks=(), log=print,
-          strategy=None, profile_steps=None, run_eagerly=False):
+          strategy=None, profile_steps=None, run_eagerly=False, warmup_epochs=0):
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
@@ -364,6 +388,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         reuse_finished: when `run_dir` holds a finished run of the same settings, return it (its model.keras)
             instead of refusing; for a caller whose own work after training was interrupted.
         learning_rate: starting rate of the step schedule (default: the method's, 0.1 for SAEH).
+        warmup_epochs: linear warm-up of the rate over this many epochs' steps (a fraction is fine; `LinearWarmUp`);
+            0 (default): none, as the original.
         final_weights: "best" (default): model.keras holds the best validation epoch's weights; "last": the last
             epoch's, as the original script saved them (its best-epoch checkpoint was a side file).
         settings: a dict describing the run (written to run.json and compared on resume).
@@ -395,6 +421,9 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     base_rate = method.learning_rate if learning_rate is None else float(learning_rate)
     if not base_rate > 0:
         raise SaehError(f"learning_rate must be positive; got {learning_rate!r}")
+    if (isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, float))
+            or not 0 <= warmup_epochs <= epochs):
+        raise SaehError(f"warmup_epochs must be a number from 0 to the run's {epochs} epochs; got {warmup_epochs!r}")
 
     def schedule(epoch):
         return defaults.learning_rate(epoch, epochs, base_rate)
@@ -445,6 +474,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
                     learning_rate=base_rate, final_weights=final_weights)
     if replicas > 1:  # only then: run folders of single-replica runs keep their settings, and resume
         settings["replicas"] = replicas
+    if warmup_epochs:  # likewise: runs without a warm-up keep the settings they were started with
+        settings["warmup_epochs"] = warmup_epochs
     scratch = None
     if chief:
         run_state = prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished)
@@ -463,7 +494,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     try:
         trained = _train_in_folder(method, split, model, state, context, folder, run_state, hyperparameters,
                                    per_sample, validation_per_sample, strategy, chief, schedule, load_path, augment,
-                                   final_weights, verbose, callbacks, log, profile_steps)
+                                   final_weights, verbose, callbacks, log, profile_steps, warmup_epochs)
         distributed.barrier_value(strategy, 0)  # the workers leave together, each with its final model written
         return trained
     finally:
@@ -473,7 +504,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
 
 def _train_in_folder(method, split, model, state, context, folder, run_state, hyperparameters, per_sample,
                      validation_per_sample, strategy, chief, schedule, load_path, augment, final_weights, verbose,
-                     callbacks, log, profile_steps=None):
+                     callbacks, log, profile_steps=None, warmup_epochs=0):
     """The part of `train` after the run folder is settled: prepare, restore or load, fit, the final model."""
     epochs, batch_size, seed = context.epochs, context.batch_size, context.seed
     replicas = strategy.num_replicas_in_sync
@@ -540,6 +571,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     own = [] if method.callbacks is None else list(method.callbacks(context, model, state, **hyperparameters))
     callbacks = [
         keras.callbacks.LearningRateScheduler(schedule),
+        *([LinearWarmUp(schedule, steps, max(1, round(warmup_epochs * steps)))] if warmup_epochs else []),
         NonFiniteGuard(folder),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
         # Only a hashing model (a method's stage, SHC's classifier, has no codes to collapse).

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import zipfile
 
@@ -89,6 +90,39 @@ def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, 
     # Same data order, same optimiser state: the resumed run ends where the uninterrupted one does.
     for a, b in zip(uninterrupted.history, resumed.history):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+
+
+class RecordBatchLearningRate(keras.callbacks.Callback):
+    """The rate each training batch runs at, as {(epoch, batch): rate} (0-based)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates, self.epoch = {}, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates[self.epoch, batch] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def test_warm_up_ramps_the_rate_linearly_and_resumes_exactly(separable_split, tmp_path):
+    """240 images at batch 40 are 6 steps an epoch: a warm-up of 1.5 epochs ramps the rate over steps 1-9 to the
+    schedule's rate of the epoch, then leaves it to the schedule; a run resumed after epoch 1 does the same."""
+    epochs, run_dir = 2, str(tmp_path / "resumed")
+    whole = RecordBatchLearningRate()
+    training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs, warmup_epochs=1.5,
+                   callbacks=[whole, CopyRunAfterEpoch(1, str(tmp_path / "whole"), run_dir)], **SETTINGS)
+    expected = {(epoch, batch): defaults.learning_rate(epoch, epochs) * min(1.0, (6 * epoch + batch + 1) / 9)
+                for epoch in range(epochs) for batch in range(6)}
+    assert whole.rates == pytest.approx(expected)
+    assert whole.rates[0, 0] == pytest.approx(0.1 / 9) and whole.rates[1, 3] == pytest.approx(0.02)
+    with open(os.path.join(str(tmp_path / "whole"), "run.json")) as handle:
+        assert json.load(handle)["warmup_epochs"] == 1.5
+    resumed = RecordBatchLearningRate()
+    training.train(SAEH, separable_split, 4, run_dir, epochs=epochs, warmup_epochs=1.5, callbacks=[resumed],
+                   **SETTINGS)
+    assert resumed.rates == pytest.approx({key: rate for key, rate in expected.items() if key[0] == 1})
 
 
 def test_a_run_resumed_under_a_one_device_strategy_drops_weights_newer_than_its_checkpoint(separable_split,
@@ -242,6 +276,11 @@ def test_bad_arguments(separable_split, tmp_path):
     with pytest.raises(SaehError, match="no hyperparameter"):
         training.train(SAEH, separable_split, 4, str(tmp_path / "c"), epochs=1, hyperparameters={"margin": 3},
                        **SETTINGS)
+    for warmup in (-1, 3, float("nan"), "1", True):
+        with pytest.raises(SaehError, match=f"warmup_epochs must be a number from 0 to the run's 2 epochs; got "
+                                            f"{re.escape(repr(warmup))}"):
+            training.train(SAEH, separable_split, 4, str(tmp_path / "d"), epochs=2, warmup_epochs=warmup, **SETTINGS)
+    assert not os.path.exists(tmp_path / "d")
 
 
 @pytest.mark.parametrize("mixed_precision, compute", [(True, "bfloat16"), ("mixed_float16", "float16")])

@@ -33,7 +33,7 @@ SAEH_WEIGHTS = ("alpha", "beta", "gamma")
 SAEH_METHODS = ("saeh", "saeh-minus")  # the methods whose weights --alpha, --beta, --gamma are
 # Flags of the Keras training loop, which the shallow methods (fit in numpy) do not use.
 DEEP_ONLY = ("stack_num", "epochs", "batch_size", "learning_rate", "encoder", "encoder_weights", "augment",
-             "load_path", "mixed_precision", "jit_compile", "deterministic", "profile")
+             "load_path", "mixed_precision", "jit_compile", "deterministic", "profile", "warmup_epochs")
 
 
 def parse_hyperparameter(text):
@@ -64,6 +64,9 @@ def build_parser(settings):
     parser.add_argument("--learning-rate", type=float, default=None,
                         help=common.stated_default("starting rate of the step schedule (default: the method's; 0.1 "
                                                    "for SAEH)"))
+    parser.add_argument("--warmup-epochs", type=float, default=0.0,
+                        help="linear learning-rate warm-up over this many epochs' steps (e.g. 0.5; default 0: none, "
+                        "as the original), for large rates on networks that diverge early")
     for name in SAEH_WEIGHTS:
         parser.add_argument(f"--{name}", type=float, default=None,
                             help=common.stated_default(f"SAEH's weight {name} (default: {settings[name]})"))
@@ -255,7 +258,7 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
         learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
-        settings=data_settings, profile_steps=args.profile,
+        settings=data_settings, profile_steps=args.profile, warmup_epochs=args.warmup_epochs,
         # A run killed after its model was written but before its scores: the same command dumps and scores it.
         reuse_finished=not folder.is_scored())
     return trained
