@@ -362,3 +362,25 @@ def test_search_draws_the_top_k_of_a_query(trained, tmp_path, capsys):
         search(["--model", trained["model"], "--query-index", "0", "--out", grid])
     with pytest.raises(SaehError, match="--query-index must lie in"):
         search(["--model", trained["model"], "--query-index", "999", "--out", str(tmp_path / "g3.png")])
+
+
+@pytest.mark.parametrize("flags, warmup", [(["--encoder", "resnet50"], 1.0), (["--encoder", "resnet50", "--epochs",
+                                           "1", "--warmup-epochs", "0"], 0.0), ([], 0.0),
+                                          (["--warmup-epochs", "0.5"], 0.5)])
+def test_the_script_warms_resnet50_up_by_default(flags, warmup, tmp_path, monkeypatch, capsys):
+    """The resnet50 encoder trains with a one-epoch warm-up unless told otherwise; the others (the original's
+    network) without one unless asked."""
+    from saeh import training
+
+    seen = {}
+
+    def stop_before_training(method, split, num_classes, run_dir, **kwargs):
+        seen.update(warmup=kwargs["warmup_epochs"])
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train", stop_before_training)
+    code, out, _ = run_script("hash_su_ae_train.py", ["--which-data", "mnist-sample", "--epochs", "2",
+                                                      "--save-dir", str(tmp_path), *flags], monkeypatch, capsys)
+    assert code == 0
+    assert seen["warmup"] == warmup
+    assert ("warm-up over the first 1 epoch(s)" in out) == (flags == ["--encoder", "resnet50"])

@@ -64,9 +64,10 @@ def build_parser(settings):
     parser.add_argument("--learning-rate", type=float, default=None,
                         help=common.stated_default("starting rate of the step schedule (default: the method's; 0.1 "
                                                    "for SAEH)"))
-    parser.add_argument("--warmup-epochs", type=float, default=0.0,
-                        help="linear learning-rate warm-up over this many epochs' steps (e.g. 0.5; default 0: none, "
-                        "as the original), for large rates on networks that diverge early")
+    parser.add_argument("--warmup-epochs", type=float, default=None,
+                        help=common.stated_default("linear learning-rate warm-up over this many epochs' steps, e.g. "
+                                                   "0.5 (default: 1 for the resnet50 encoder, 0 otherwise: none, as "
+                                                   "the original)"))
     for name in SAEH_WEIGHTS:
         parser.add_argument(f"--{name}", type=float, default=None,
                             help=common.stated_default(f"SAEH's weight {name} (default: {settings[name]})"))
@@ -250,6 +251,14 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         if epochs != args.epochs:
             print(f"preset {args.preset}: {args.epochs} passes over the {len(split.train)} training images are "
                   f"{epochs} epochs of {method.name}, whose epoch visits a sample of them")
+    warmup_epochs = args.warmup_epochs
+    if warmup_epochs is None:
+        from saeh.models.encoders import DEFAULT_WARMUP_EPOCHS
+
+        warmup_epochs = min(DEFAULT_WARMUP_EPOCHS.get(args.encoder, 0.0), epochs)
+        if warmup_epochs:
+            print(f"encoder {args.encoder}: a linear learning-rate warm-up over the first {warmup_epochs:g} epoch(s) "
+                  "(--warmup-epochs 0 for none)")
     trained = training.train(
         method, split, data.num_classes, folder.run_dir, hash_bits=args.hash_bits, stack_num=args.stack_num,
         encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,
@@ -258,7 +267,7 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
         learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
-        settings=data_settings, profile_steps=args.profile, warmup_epochs=args.warmup_epochs,
+        settings=data_settings, profile_steps=args.profile, warmup_epochs=warmup_epochs,
         # A run killed after its model was written but before its scores: the same command dumps and scores it.
         reuse_finished=not folder.is_scored())
     return trained
