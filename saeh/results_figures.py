@@ -9,6 +9,9 @@
 - `reproduce_pr_<data>_<bits>bits.png`: the precision-recall curve of Hamming-ball retrieval (radius 0..bits) of
   each method's lowest seed, from the curves the runner stores in each record.
 
+`<data>` is the dataset, followed by the protocol when it is not the default `ssdh` (`cifar10_dpsh`): records of
+different protocols (other training images, database and queries) never share a figure.
+
 Figures are rendered in memory and a file is replaced only when its bytes change, so rendering the same records
 twice leaves the folder as it was. matplotlib is imported inside the functions.
 """
@@ -17,6 +20,7 @@ import io
 import os
 import statistics
 
+from saeh import defaults
 from saeh.atomic import atomic_path
 
 GAMMA_FIGURE = "reproduce_table2_gamma.png"
@@ -90,6 +94,17 @@ def gamma_figure(records, paper, table="table2-gamma"):
     return figure
 
 
+def panel(record):
+    """The figure a record belongs to: its dataset, with its protocol when that is not the default one."""
+    protocol = record.get("protocol") or defaults.PROTOCOL
+    return record["dataset"] if protocol == defaults.PROTOCOL else f"{record['dataset']}_{protocol}"
+
+
+def _title(panel_name):
+    dataset, _, protocol = panel_name.partition("_")
+    return f"{dataset}, protocol {protocol}" if protocol else dataset
+
+
 def precision_vs_bits_figures(records, labels):
     """{dataset: figure} of precision within radius 2 against bits, one line per method, for datasets with at least
     two code lengths among the records of the default procedure (γ cells other than SAEH's own left out)."""
@@ -97,7 +112,7 @@ def precision_vs_bits_figures(records, labels):
     for record in records:
         if record["procedure"] != "default" or record["table"] == "table2-gamma":
             continue
-        key = (record["dataset"], record["method"], record["bits"])
+        key = (panel(record), record["method"], record["bits"])
         points.setdefault(key, {})[record["seed"]] = record["scores"][PRECISION]
     figures = {}
     for dataset in sorted({key[0] for key in points}):
@@ -112,7 +127,7 @@ def precision_vs_bits_figures(records, labels):
             axes.plot([b for b, _ in pairs], [v for _, v in pairs], "o-", label=_label(labels, method))
         axes.set_xticks(bits)
         axes.set(xlabel="bits", ylabel="precision, Hamming radius ≤ 2 (%)", ylim=(0, 102),
-                 title=f"{dataset}: precision within radius 2 vs code length (mean over seeds)")
+                 title=f"{_title(dataset)}: precision within radius 2 vs code length (mean over seeds)")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
         figures[dataset] = figure
@@ -127,7 +142,7 @@ def pr_figures(records, labels):
         curve = (record.get("curves") or {}).get("pr_by_radius")
         if record["procedure"] != "default" or record["table"] == "table2-gamma" or not curve:
             continue
-        chosen.setdefault((record["dataset"], record["bits"]), {}).setdefault(record["method"], (record, curve))
+        chosen.setdefault((panel(record), record["bits"]), {}).setdefault(record["method"], (record, curve))
     figures = {}
     for (dataset, bits), by_method in sorted(chosen.items()):
         if len(by_method) < 2:
@@ -140,7 +155,7 @@ def pr_figures(records, labels):
             if len(curve["recall"]) > 2:  # radius 2, the usual operating point
                 axes.plot(curve["recall"][2], curve["precision"][2], "o", color=line.get_color(), markersize=6)
         axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
-                 title=f"{dataset}, {bits} bits: PR by Hamming radius 0..{bits} (dot: radius 2)")
+                 title=f"{_title(dataset)}, {bits} bits: PR by Hamming radius 0..{bits} (dot: radius 2)")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
         figures[(dataset, bits)] = figure
@@ -157,10 +172,10 @@ def render_figures(records, image_dir, labels, paper_table2):
                       figure))
     for dataset, figure in precision_vs_bits_figures(records, labels).items():
         drawn.append((f"reproduce_precision_vs_bits_{dataset}.png",
-                      f"{dataset}: precision within Hamming radius 2 against code length", figure))
+                      f"{_title(dataset)}: precision within Hamming radius 2 against code length", figure))
     for (dataset, bits), figure in pr_figures(records, labels).items():
         drawn.append((f"reproduce_pr_{dataset}_{bits}bits.png",
-                      f"{dataset}, {bits} bits: precision-recall of Hamming-ball retrieval", figure))
+                      f"{_title(dataset)}, {bits} bits: precision-recall of Hamming-ball retrieval", figure))
     for name, _, figure in drawn:
         _write_if_changed(os.path.join(image_dir, name), png_bytes(figure))
     return [(name, caption) for name, caption, _ in drawn]

@@ -14,9 +14,9 @@ LABELS = {"saeh": "SAEH", "saeh-minus": "SAEH-minus", "dsh": "DSH"}
 
 
 def record(table, method, seed, map_, precision, *, gamma=None, bits=32, dataset="cifar10", curve=None,
-           procedure="default"):
+           procedure="default", protocol="ssdh"):
     result = {"table": table, "method": method, "dataset": dataset, "bits": bits, "seed": seed, "gamma": gamma,
-              "procedure": procedure, "preset": "cifar10-cpu",
+              "procedure": procedure, "preset": "cifar10-cpu", "protocol": protocol,
               "scores": {"map@1000": map_, "precision@r2": precision, "empty@r2": 0.0}}
     if curve is not None:
         result["curves"] = {"pr_by_radius": {"radius": list(range(len(curve))), "precision": list(curve),
@@ -78,11 +78,16 @@ def test_pr_curves_take_each_methods_lowest_seed():
                record("table1-cifar10", "saeh", 0, 0.8, 0.8, curve=[0.5, 0.4, 0.3, 0.1]),
                record("table1-cifar10", "dsh", 0, 0.8, 0.8, curve=[0.2, 0.2, 0.2, 0.1]),
                record("table1-cifar10", "dsh", 0, 0.8, 0.8, bits=12),  # no curve
-               record("table1-cifar10", "saeh", 0, 0.8, 0.8, bits=12, curve=[0.5, 0.4, 0.1])]
+               record("table1-cifar10", "saeh", 0, 0.8, 0.8, bits=12, curve=[0.5, 0.4, 0.1]),
+               # Another protocol (other training images and database): a figure of its own.
+               record("dpsh-protocol-cifar10", "dsh", 0, 0.1, 0.1, curve=[0.1, 0.1, 0.1, 0.1], protocol="dpsh"),
+               record("dpsh-protocol-cifar10", "saeh", 0, 0.1, 0.1, curve=[0.3, 0.1, 0.1, 0.1], protocol="dpsh")]
     figures = results_figures.pr_figures(records, LABELS)
-    assert list(figures) == [("cifar10", 32)]  # 12 bits has one method's curve only
+    assert list(figures) == [("cifar10", 32), ("cifar10_dpsh", 32)]  # 12 bits has one method's curve only
     lines = data_lines(figures[("cifar10", 32)].axes[0])
     assert lines["SAEH (seed 0)"][1] == [0.5, 0.4, 0.3, 0.1] and lines["DSH (seed 0)"][1] == [0.2, 0.2, 0.2, 0.1]
+    assert data_lines(figures[("cifar10_dpsh", 32)].axes[0])["DSH (seed 0)"][1] == [0.1, 0.1, 0.1, 0.1]
+    assert "protocol dpsh" in figures[("cifar10_dpsh", 32)].axes[0].get_title()
 
 
 def test_render_writes_each_figure_once_and_the_report_links_them(tmp_path):
