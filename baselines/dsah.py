@@ -25,8 +25,8 @@ Its seed table (top-5K precision on CIFAR-10 at 12/24/36/48 bits: 0.911/0.930/0.
 import keras
 from keras import ops
 
-from baselines.adsh import (GAMMA, INNER_EPOCHS, NUM_SAMPLES, ADSHLoss, DatabaseCodeUpdate, adsh_state,
-                            epoch_order)
+from baselines.adsh import (GAMMA, INNER_EPOCHS, LEARNING_RATE, NUM_SAMPLES, ADSHLoss, DatabaseCodeUpdate,
+                            adsh_state, epoch_order)
 from baselines.dpsh import bank_targets
 from saeh import defaults
 from saeh.losses import classifier_loss
@@ -92,7 +92,7 @@ DSAH = register(DeepMethod(
     constraints={"num_samples": "positive integer", "gamma": "non-negative", "inner_epochs": "positive integer",
                  "code_weight": "non-negative", "prior_weight": "non-negative"},
     monitor=("val_loss", "min"),
-    learning_rate=0.01,
+    learning_rate=LEARNING_RATE,  # ADSH's: its image network trains by ADSH's loss (not measured for DSAH itself)
     code=SIGN_CODES,
     state=lambda context, **hyperparameters: adsh_state(context),
     callbacks=dsah_callbacks,
