@@ -101,8 +101,14 @@ def panel(record):
 
 
 def _title(panel_name):
-    dataset, _, protocol = panel_name.partition("_")
-    return f"{dataset}, protocol {protocol}" if protocol else dataset
+    """A `panel` name in words: "cifar10, protocol dpsh". The protocol is matched as a known suffix, so that a
+    dataset whose own name holds an underscore stays whole."""
+    from saeh.data.protocols import PROTOCOL_NAMES
+
+    for protocol in PROTOCOL_NAMES:
+        if protocol != defaults.PROTOCOL and panel_name.endswith(f"_{protocol}"):
+            return f"{panel_name[:-len(protocol) - 1]}, protocol {protocol}"
+    return panel_name
 
 
 def precision_vs_bits_figures(records, labels):

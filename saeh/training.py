@@ -75,17 +75,13 @@ class LinearWarmUp(keras.callbacks.Callback):
         self.schedule, self.steps_per_epoch, self.warmup_steps = schedule, int(steps_per_epoch), int(warmup_steps)
         self.epoch = 0
 
-    def rate(self, epoch, batch):
-        """The rate of batch `batch` (0-based) of epoch `epoch` (0-based)."""
-        step = epoch * self.steps_per_epoch + batch
-        return self.schedule(epoch) * min(1.0, (step + 1) / self.warmup_steps)
-
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.epoch * self.steps_per_epoch + batch <= self.warmup_steps:  # the step after it restores the rate
-            self.model.optimizer.learning_rate = self.rate(self.epoch, batch)
+        step = self.epoch * self.steps_per_epoch + batch
+        if step <= self.warmup_steps:  # step warmup_steps itself restores the schedule's rate
+            self.model.optimizer.learning_rate = self.schedule(self.epoch) * min(1.0, (step + 1) / self.warmup_steps)
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
