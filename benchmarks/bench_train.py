@@ -1,8 +1,8 @@
 """Training throughput: images/s of a training step of SAEH (gamma = 1, with the decoder) and SAEH-minus (no
-decoder) at several depths, float32 against mixed precision, batch 64 against a larger batch, and the real input
-pipeline against the same steps on one cached batch (the pipeline's overhead), all measured in one run. The real
-pipeline reads the images from memory, and with `--sources` also streamed from JPEG files (decoded every batch) and
-from their decoded copy on disk (`--cache-dir`).
+decoder) at several depths, float32 against mixed precision, XLA or not (`--jit-compile`), batch 64 against a larger
+batch, and the real input pipeline against the same steps on one cached batch (the pipeline's overhead), all
+measured in one run. The real pipeline reads the images from memory, and with `--sources` also streamed from JPEG
+files (decoded every batch) and from their decoded copy on disk (`--cache-dir`).
 
 Each row builds and compiles the model as the training loop does (`saeh.training.build_compiled`: the original
 SGD with Nesterov momentum, the method's losses), traces it on a few warm-up steps, then times whole steps until
@@ -17,6 +17,7 @@ bfloat16 units (AMX, AVX512-BF16) are printed first: mixed bfloat16 on a CPU wit
 """
 
 import argparse
+import itertools
 import os
 import platform
 import tempfile
@@ -93,7 +94,8 @@ def image_sources(images, names, folder):
     return {name: sources[name] for name in names}
 
 
-def measure(method_name, *, encoder, stack_num, side, channels, batch_size, precision, seconds, sources):
+def measure(method_name, *, encoder, stack_num, side, channels, batch_size, precision, seconds, sources,
+            jit_compile="auto"):
     """(cached-batch steps/s, {source: real-pipeline steps/s}) for one configuration."""
     import keras
     import tensorflow as tf
@@ -107,7 +109,8 @@ def measure(method_name, *, encoder, stack_num, side, channels, batch_size, prec
     hyperparameters = method.resolve()
     keras.utils.set_random_seed(0)
     spec = ModelSpec((side, side, channels), 10, hash_bits=32, stack_num=stack_num, encoder=encoder)
-    model = training.build_compiled(method, hyperparameters, spec, mixed_precision=precision != "float32" and precision)
+    model = training.build_compiled(method, hyperparameters, spec, mixed_precision=precision != "float32" and precision,
+                                    jit_compile={"on": True, "off": False}.get(jit_compile, "auto"))
     count = len(next(iter(sources.values())))
     per_sample = {"label": pipeline.label_matrix(np.arange(count) % 10, 10)}
     targets = training.targets_for(model, method)
@@ -129,6 +132,9 @@ def main():
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
                         help="float32, mixed_bfloat16 or mixed_float16")
+    parser.add_argument("--jit-compile", nargs="+", default=["auto"], choices=("auto", "on", "off"),
+                        help="XLA compilation of the step, as the training script's --jit-compile (auto: Keras's "
+                        "choice, which leaves XLA off on a machine without an accelerator)")
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per measurement (after warm-up)")
     parser.add_argument("--images", type=int, default=2048, help="random uint8 images behind the real pipeline")
     parser.add_argument("--sources", nargs="+", default=["memory"], choices=("memory", "files", "cache"),
@@ -150,7 +156,7 @@ def main():
 
 
 def table(args, sources):
-    header = (f"{'method':10s} {'encoder':12s} {'stack':>5s} {'precision':>14s} {'batch':>5s} "
+    header = (f"{'method':10s} {'encoder':12s} {'stack':>5s} {'precision':>14s} {'xla':>4s} {'batch':>5s} "
               f"{'img/s cached':>12s} {'ratio':>6s} {'source':>7s} {'img/s pipeline':>14s} {'overhead':>8s}")
     print(header)
     print("-" * len(header))
@@ -158,19 +164,19 @@ def table(args, sources):
         for encoder in args.encoders:
             for stack_num in args.stack_nums if encoder == "resnet_cifar" else args.stack_nums[:1]:
                 reference = None
-                for precision in args.precisions:
-                    for batch_size in args.batch_sizes:
-                        cached, real = measure(method, encoder=encoder, stack_num=stack_num, side=args.image_side,
-                                               channels=args.channels, batch_size=batch_size, precision=precision,
-                                               seconds=args.seconds, sources=sources)
-                        rate = cached * batch_size
-                        reference = reference or rate
-                        for source, source_rate in real.items():
-                            # Overhead: how much longer a step takes with the real pipeline than on a cached batch.
-                            overhead = cached / source_rate - 1
-                            print(f"{method:10s} {encoder:12s} {stack_num:5d} {precision:>14s} {batch_size:5d} "
-                                  f"{rate:12.1f} {rate / reference:6.2f} {source:>7s} "
-                                  f"{source_rate * batch_size:14.1f} {overhead:8.1%}", flush=True)
+                for precision, jit_compile, batch_size in itertools.product(args.precisions, args.jit_compile,
+                                                                            args.batch_sizes):
+                    cached, real = measure(method, encoder=encoder, stack_num=stack_num, side=args.image_side,
+                                           channels=args.channels, batch_size=batch_size, precision=precision,
+                                           seconds=args.seconds, sources=sources, jit_compile=jit_compile)
+                    rate = cached * batch_size
+                    reference = reference or rate
+                    for source, source_rate in real.items():
+                        # Overhead: how much longer a step takes with the real pipeline than on a cached batch.
+                        overhead = cached / source_rate - 1
+                        print(f"{method:10s} {encoder:12s} {stack_num:5d} {precision:>14s} {jit_compile:>4s} "
+                              f"{batch_size:5d} {rate:12.1f} {rate / reference:6.2f} {source:>7s} "
+                              f"{source_rate * batch_size:14.1f} {overhead:8.1%}", flush=True)
 
 
 if __name__ == "__main__":

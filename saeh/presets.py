@@ -22,11 +22,12 @@ from saeh.errors import SaehError
 _NOT_GIVEN = object()  # a flag's default while finding which settings the command line gave
 
 # The settings a preset may give, as the flags of hash_su_ae_train.py name them (dest names).
-PRESET_SETTINGS = ("stack_num", "epochs", "batch_size", "augment", "learning_rate", "mixed_precision")
+PRESET_SETTINGS = ("encoder", "stack_num", "epochs", "batch_size", "augment", "learning_rate", "mixed_precision")
 
 # The paper's (and the original code's) setting. learning_rate None is each method's registered starting rate:
 # 0.1 for SAEH, as the paper (DSH registers 0.01; 0.1 collapsed its codes).
 PAPER_SETTINGS = {
+    "encoder": defaults.ENCODER,
     "stack_num": defaults.STACK_NUM,
     "epochs": defaults.EPOCHS,
     "batch_size": defaults.BATCH_SIZE,
@@ -52,6 +53,10 @@ PRESETS = {preset.name: preset for preset in (
     # cell's time by about 0.6x (benchmarks/bench_train.py) so that the seeded cells fit in about 15 CPU-hours.
     Preset("cifar10-table", "the seeded CIFAR-10 tables on a CPU: cifar10-cpu, one residual block a stage",
            {"stack_num": 1, "epochs": 12, "batch_size": 64, "augment": True}),
+    # The paper's SSDH* row is SSDH on a ResNet50; SAEH on the same encoder beside it. Three epochs because a
+    # CIFAR-10 epoch of ResNet50 at 32x32 takes about an hour on a 2-core CPU (RESULTS.md, "Training throughput").
+    Preset("cifar10-resnet50", "the ResNet50 rows of CIFAR-10 (SSDH*, and SAEH beside it) on a CPU: 3 epochs",
+           {"encoder": "resnet50", "epochs": 3, "batch_size": 64, "augment": True}),
     Preset("mnist-cpu", "MNIST on a CPU in minutes (the README's Table 1 rows)",
            {"stack_num": 1, "epochs": 3, "batch_size": 64}),
     Preset("tiny", "seconds: for tests and the notebook's headless run, not for numbers",
@@ -96,7 +101,11 @@ def deviations(name):
     """The ways preset `name` departs from the paper's setting, one sentence each (none for `paper`)."""
     values, paper = settings(name), PAPER_SETTINGS
     found = []
-    if values["stack_num"] != paper["stack_num"]:
+    if values["encoder"] != paper["encoder"]:
+        found.append(f"encoder {values['encoder']} instead of {paper['encoder']} (the paper's ResNet-110; its SSDH* "
+                     "row used a ResNet50), from scratch, with the training script's rate warm-up for it (the "
+                     "README's Encoders section)")
+    elif values["stack_num"] != paper["stack_num"]:  # stack_num shapes resnet_cifar alone
         found.append(f"stack_num {values['stack_num']} (ResNet-{resnet_depth(values['stack_num'])}-like) instead of "
                      f"{paper['stack_num']} (ResNet-{resnet_depth(paper['stack_num'])})")
     if values["epochs"] != paper["epochs"]:
@@ -118,9 +127,10 @@ def deviations(name):
 def describe(name):
     """A few lines for a listing: the name, the description, the settings and the deviations."""
     values = settings(name)
+    shown = [key for key in PRESET_SETTINGS if key != "stack_num" or values["encoder"] == defaults.ENCODER]
     lines = [f"{name}: {get(name).description}",
              "    " + ", ".join(f"{key} {'(the method’s own)' if values[key] is None else values[key]}"
-                           for key in PRESET_SETTINGS)]
+                           for key in shown)]
     lines += [f"    - {deviation}" for deviation in deviations(name)] or ["    - no deviation from the paper"]
     return "\n".join(lines)
 

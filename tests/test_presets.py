@@ -52,6 +52,17 @@ def test_a_preset_replaces_the_scripts_settings_and_flags_replace_the_preset():
     assert parse(["--preset", "mnist-cpu", "--augment"]).augment is True
 
 
+def test_the_resnet50_preset_gives_the_encoder_and_names_it_as_a_deviation():
+    args = parse(["--preset", "cifar10-resnet50"])
+    assert (args.encoder, args.epochs, args.augment) == ("resnet50", 3, True)
+    assert parse(["--preset", "cifar10-resnet50", "--encoder", "resnet_cifar"]).encoder == "resnet_cifar"
+    assert parse(["--preset", "cifar10-table"]).encoder == defaults.ENCODER
+    found = presets.deviations("cifar10-resnet50")
+    assert found[0].startswith("encoder resnet50 instead of resnet_cifar")
+    assert not any("stack_num" in line for line in found)  # the depth of resnet_cifar says nothing of ResNet50
+    assert "stack_num" not in presets.describe("cifar10-resnet50")
+
+
 def test_an_unknown_preset_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
     save_dir = tmp_path / "runs"
     code, _, err = run_script("hash_su_ae_train.py", ["--which-data", "mnist-sample", "--preset", "fast",
