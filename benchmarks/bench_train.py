@@ -27,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from saeh.cli.common import AUTO_ON_OFF  # noqa: E402
+
 WARM_UP_STEPS = 3
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -110,7 +112,7 @@ def measure(method_name, *, encoder, stack_num, side, channels, batch_size, prec
     keras.utils.set_random_seed(0)
     spec = ModelSpec((side, side, channels), 10, hash_bits=32, stack_num=stack_num, encoder=encoder)
     model = training.build_compiled(method, hyperparameters, spec, mixed_precision=precision != "float32" and precision,
-                                    jit_compile={"on": True, "off": False}.get(jit_compile, "auto"))
+                                    jit_compile=AUTO_ON_OFF[jit_compile])
     count = len(next(iter(sources.values())))
     per_sample = {"label": pipeline.label_matrix(np.arange(count) % 10, 10)}
     targets = training.targets_for(model, method)
@@ -132,7 +134,7 @@ def main():
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
                         help="float32, mixed_bfloat16 or mixed_float16")
-    parser.add_argument("--jit-compile", nargs="+", default=["auto"], choices=("auto", "on", "off"),
+    parser.add_argument("--jit-compile", nargs="+", default=["auto"], choices=tuple(AUTO_ON_OFF),
                         help="XLA compilation of the step, as the training script's --jit-compile (auto: Keras's "
                         "choice, which leaves XLA off on a machine without an accelerator)")
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per measurement (after warm-up)")

@@ -97,6 +97,12 @@ def epochs_per_rate(epochs):
     return [end - start for start, end in zip(starts, starts[1:])]
 
 
+def setting_applies(key, values):
+    """Whether setting `key` has any effect in the settings `values`: stack_num shapes the resnet_cifar encoder
+    alone."""
+    return key != "stack_num" or values["encoder"] == defaults.ENCODER
+
+
 def deviations(name):
     """The ways preset `name` departs from the paper's setting, one sentence each (none for `paper`)."""
     values, paper = settings(name), PAPER_SETTINGS
@@ -105,7 +111,7 @@ def deviations(name):
         found.append(f"encoder {values['encoder']} instead of {paper['encoder']} (the paper's ResNet-110; its SSDH* "
                      "row used a ResNet50), from scratch, with the training script's rate warm-up for it (the "
                      "README's Encoders section)")
-    elif values["stack_num"] != paper["stack_num"]:  # stack_num shapes resnet_cifar alone
+    if setting_applies("stack_num", values) and values["stack_num"] != paper["stack_num"]:
         found.append(f"stack_num {values['stack_num']} (ResNet-{resnet_depth(values['stack_num'])}-like) instead of "
                      f"{paper['stack_num']} (ResNet-{resnet_depth(paper['stack_num'])})")
     if values["epochs"] != paper["epochs"]:
@@ -127,7 +133,7 @@ def deviations(name):
 def describe(name):
     """A few lines for a listing: the name, the description, the settings and the deviations."""
     values = settings(name)
-    shown = [key for key in PRESET_SETTINGS if key != "stack_num" or values["encoder"] == defaults.ENCODER]
+    shown = [key for key in PRESET_SETTINGS if setting_applies(key, values)]
     lines = [f"{name}: {get(name).description}",
              "    " + ", ".join(f"{key} {'(the method’s own)' if values[key] is None else values[key]}"
                            for key in shown)]

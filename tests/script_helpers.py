@@ -28,3 +28,19 @@ def error_line(err, script):
              if not re.match(r"^\S+:\d+: \w*Warning: ", line) and not line.startswith("  ")]
     assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), err
     return lines[0]
+
+
+def training_call(args, monkeypatch, capsys, script="hash_su_ae_train.py"):
+    """Run the training script up to its call of `saeh.training.train`, which is stopped; returns (exit status,
+    stdout, the split it would train on, the keyword arguments it was given)."""
+    from saeh import training
+
+    seen = {}
+
+    def stop_before_training(method, split, num_classes, run_dir, **kwargs):
+        seen.update(split=split, kwargs=kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train", stop_before_training)
+    code, out, _ = run_script(script, args, monkeypatch, capsys)
+    return code, out, seen.get("split"), seen.get("kwargs", {})

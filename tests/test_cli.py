@@ -16,7 +16,7 @@ import pytest
 
 from saeh.codes import load_codes
 from image_folders import write_class_folders
-from script_helpers import error_line, run_script
+from script_helpers import error_line, run_script, training_call
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, GENERATE, EVALUATE = "hash_su_ae_train.py", "generate_hash.py", "evaluate.py"
@@ -370,17 +370,18 @@ def test_search_draws_the_top_k_of_a_query(trained, tmp_path, capsys):
 def test_the_script_warms_resnet50_up_by_default(flags, warmup, tmp_path, monkeypatch, capsys):
     """The resnet50 encoder trains with a one-epoch warm-up unless told otherwise; the others (the original's
     network) without one unless asked."""
-    from saeh import training
-
-    seen = {}
-
-    def stop_before_training(method, split, num_classes, run_dir, **kwargs):
-        seen.update(warmup=kwargs["warmup_epochs"])
-        raise SystemExit(0)
-
-    monkeypatch.setattr(training, "train", stop_before_training)
-    code, out, _ = run_script("hash_su_ae_train.py", ["--which-data", "mnist-sample", "--epochs", "2",
-                                                      "--save-dir", str(tmp_path), *flags], monkeypatch, capsys)
+    code, out, _, given = training_call(["--which-data", "mnist-sample", "--epochs", "2", "--save-dir", str(tmp_path),
+                                         *flags], monkeypatch, capsys)
     assert code == 0
-    assert seen["warmup"] == warmup
+    assert given["warmup_epochs"] == warmup
     assert ("warm-up over the first 1 epoch(s)" in out) == (flags == ["--encoder", "resnet50"])
+
+
+@pytest.mark.parametrize("flags, jit_compile", [([], "auto"), (["--jit-compile", "on"], True),
+                                                (["--jit-compile", "off"], False)])
+def test_the_script_passes_jit_compile_to_training(flags, jit_compile, tmp_path, monkeypatch, capsys):
+    """--jit-compile's words reach the library as Keras's values: "auto", True, False."""
+    code, _, _, given = training_call(["--which-data", "mnist-sample", "--epochs", "1", "--save-dir", str(tmp_path),
+                                       *flags], monkeypatch, capsys)
+    assert code == 0
+    assert given["jit_compile"] is jit_compile if isinstance(jit_compile, bool) else given["jit_compile"] == jit_compile

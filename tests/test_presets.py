@@ -8,7 +8,7 @@ import pytest
 from saeh import defaults, presets
 from saeh.cli import train
 from saeh.errors import SaehError
-from script_helpers import error_line, run_script
+from script_helpers import error_line, run_script, training_call
 
 
 def parse(argv, **script_settings):
@@ -130,18 +130,9 @@ def test_a_presets_epochs_are_image_visits_for_a_method_that_samples_its_epochs(
 @pytest.mark.parametrize("flags, epochs", [([], 9), (["--epochs", "2"], 2)])
 def test_the_script_trains_a_sampling_method_for_the_presets_image_visits(flags, epochs, tmp_path, monkeypatch,
                                                                          capsys):
-    from saeh import training
-
-    seen = {}
-
-    def stop_before_training(method, split, num_classes, run_dir, **kwargs):
-        seen.update(epochs=kwargs["epochs"], count=len(split.train))
-        raise SystemExit(0)
-
-    monkeypatch.setattr(training, "train", stop_before_training)
-    code, out, _ = run_script("hash_su_ae_train.py", [
+    code, out, split, given = training_call([
         "--which-data", "mnist-sample", "--method", "adsh", "--preset", "mnist-cpu", "--set", "num_samples=500",
         "--save-dir", str(tmp_path), *flags], monkeypatch, capsys)
     assert code == 0
-    assert (seen["epochs"], seen["count"]) == (epochs, 4500)
+    assert (given["epochs"], len(split.train)) == (epochs, 4500)
     assert ("passes over the" in out) == (not flags)

@@ -21,7 +21,8 @@ def stated_default(help_text):
     return help_text + "%(default).0s"
 
 
-STREAM_FLAG_VALUES = {"auto": "auto", "on": True, "off": False}
+# --stream and --jit-compile: the word on the command line, and the value the library takes ("auto" lets it choose)
+AUTO_ON_OFF = {"auto": "auto", "on": True, "off": False}
 
 
 def add_data_arguments(parser, which_data=None, from_run=False):
@@ -55,7 +56,7 @@ def add_data_arguments(parser, which_data=None, from_run=False):
                                             "watched as validation (its whole procedure is --original) (default: "
                                             f"{recorded}off, because it leaks the test set into model selection)"))
     # Not recorded in run.json: streamed and in-memory images are the same pixels, so a run may resume either way.
-    parser.add_argument("--stream", choices=tuple(STREAM_FLAG_VALUES), default="auto",
+    parser.add_argument("--stream", choices=tuple(AUTO_ON_OFF), default="auto",
                         help="folder/list datasets: decode the images batch by batch from their files (on), into "
                         "memory (off), or stream only when the decoded images would exceed --memory-budget (auto) "
                         "(default: %(default)s)")
@@ -79,7 +80,7 @@ def load_split(which_data, data_dir=None, image_size=None, protocol=defaults.PRO
     if not which_data:
         raise SaehError("no dataset given; pass --which-data")
     data = load_dataset(which_data, data_dir=data_dir, image_size=tuple(image_size) if image_size else None,
-                        stream=STREAM_FLAG_VALUES.get(stream, stream), memory_budget=memory_budget, log=log,
+                        stream=AUTO_ON_OFF.get(stream, stream), memory_budget=memory_budget, log=log,
                         cache_dir=cache_dir)
     if validation_size is not None and validation_size >= 1 and float(validation_size).is_integer():
         validation_size = int(validation_size)  # a count of images rather than a fraction

@@ -106,7 +106,7 @@ def build_parser(settings):
     parser.add_argument("--mixed-precision", action="store_true",
                         help="mixed precision: float16 compute on a GPU, bfloat16 on a CPU (fast only with AMX or "
                         "AVX512-BF16 units; benchmarks/bench_train.py measures it)")
-    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA compilation")
+    parser.add_argument("--jit-compile", choices=tuple(common.AUTO_ON_OFF), default="auto", help="XLA compilation")
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: the same seed gives the same codes (slower)")
     parser.add_argument("--profile", nargs="?", const=DEFAULT_PROFILE_STEPS, default=None, type=parse_steps,
@@ -264,7 +264,7 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,
         epochs=epochs, batch_size=args.batch_size, seed=data_settings["seed"], augment=args.augment,
         load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
-        mixed_precision=args.mixed_precision, jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
+        mixed_precision=args.mixed_precision, jit_compile=common.AUTO_ON_OFF[args.jit_compile],
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
         learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
         settings=data_settings, profile_steps=args.profile, warmup_epochs=warmup_epochs,
