@@ -384,4 +384,4 @@ def test_the_script_passes_jit_compile_to_training(flags, jit_compile, tmp_path,
     code, _, _, given = training_call(["--which-data", "mnist-sample", "--epochs", "1", "--save-dir", str(tmp_path),
                                        *flags], monkeypatch, capsys)
     assert code == 0
-    assert given["jit_compile"] is jit_compile if isinstance(jit_compile, bool) else given["jit_compile"] == jit_compile
+    assert (given["jit_compile"], type(given["jit_compile"])) == (jit_compile, type(jit_compile))
