@@ -102,7 +102,9 @@ class ADSHLoss(BatchLoss):
 class DatabaseCodeUpdate(keras.callbacks.Callback):
     """At the start of an epoch: r of its sample; at its end: V from the outputs of its sample (closed form).
 
-    `prior`: optional function (model) -> (P, mu), a target of the database codes and its weight (DSAH)."""
+    `prior`: optional function (model) -> (P, mu), a target of the database codes and its weight (DSAH).
+    Logs `database_codes_agree`: the fraction of the sample's bits whose new database code has the sign of the
+    network's output (how far the two halves of the asymmetric pair still disagree)."""
 
     def __init__(self, state, count, seed, bits, num_samples, gamma, log, prior=None):
         super().__init__()
@@ -126,7 +128,7 @@ class DatabaseCodeUpdate(keras.callbacks.Callback):
                                       prior, weight)
         self.state["codes"].assign(codes.astype(np.float32))
         if logs is not None:
-            logs["adsh_codes_agree"] = float(np.mean(np.sign(outputs) == codes[omega]))
+            logs["database_codes_agree"] = float(np.mean(np.sign(outputs) == codes[omega]))
 
 
 def build_adsh(spec, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS):

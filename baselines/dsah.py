@@ -69,9 +69,13 @@ def dsah_targets(images, batch):
 def label_code_prior(state, prior_weight):
     """(model) -> (the LAE's codes of every training image's labels, prior_weight), for the V step."""
 
+    built = {}  # the label encoder of the model last seen: one per model, so its prediction is traced once
+
     def prior(model):
-        encoder = keras.Model(model.get_layer("label").output, model.get_layer("label_code").output)
-        return encoder.predict(state["bank_labels"].numpy(), verbose=0, batch_size=4096), prior_weight
+        if built.get("model") is not model:
+            built.update(model=model, encoder=keras.Model(model.get_layer("label").output,
+                                                          model.get_layer("label_code").output))
+        return built["encoder"].predict(state["bank_labels"].numpy(), verbose=0, batch_size=4096), prior_weight
 
     return prior
 

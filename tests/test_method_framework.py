@@ -131,7 +131,7 @@ def test_adsh_learns_the_database_codes_of_the_training_images(multi_hot_split, 
                              hyperparameters={"num_samples": 50}, **{**SETTINGS, "batch_size": 25})
     codes = trained.state.numpy()["codes"]
     assert set(np.unique(codes)) == {-1.0, 1.0}  # every training image has a learned code
-    assert [row["epoch"] for row in trained.history] == [1, 2] and "adsh_codes_agree" in trained.history[0]
+    assert [row["epoch"] for row in trained.history] == [1, 2] and "database_codes_agree" in trained.history[0]
     database = run_database_codes(trained.model, multi_hot_split, {"method": "adsh"}, trained.state.numpy())
     rows = multi_hot_split.train_in_database
     np.testing.assert_array_equal(database.hash_bin[rows], (codes > 0).astype(np.uint8))
@@ -197,6 +197,38 @@ def test_the_database_code_step_with_a_prior_solves_each_column_exactly():
     np.testing.assert_array_equal(dominated, np.where(prior > 0, 1, -1))
     with pytest.raises(SaehError, match="prior must be finite numbers of shape"):
         update_database_codes(start, outputs, omega, similarity, bits, 2.0, prior[:2], 1.0)
+
+
+def test_dsah_builds_its_label_encoder_once_per_model(monkeypatch):
+    """The V step's prior runs every outer iteration: a new encoder each time would trace its prediction again."""
+    import types
+
+    import keras
+
+    from baselines import dsah
+
+    def labels_to_codes(seed):
+        label = keras.Input((3,), name="label")
+        initializer = keras.initializers.GlorotUniform(seed)
+        return keras.Model(label, keras.layers.Dense(4, name="label_code", kernel_initializer=initializer)(label))
+
+    built = []
+
+    def counting_model(*args, **kwargs):
+        built.append(args)
+        return keras.Model(*args, **kwargs)
+
+    monkeypatch.setattr(dsah, "keras", types.SimpleNamespace(Model=counting_model))
+    labels = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
+    prior = dsah.label_code_prior({"bank_labels": types.SimpleNamespace(numpy=lambda: labels)}, 0.5)
+    first, second = labels_to_codes(0), labels_to_codes(1)
+    codes, weight = prior(first)
+    np.testing.assert_allclose(codes, first.predict(labels, verbose=0), rtol=1e-6)
+    assert weight == 0.5 and len(built) == 1
+    np.testing.assert_array_equal(prior(first)[0], codes)
+    assert len(built) == 1
+    np.testing.assert_allclose(prior(second)[0], second.predict(labels, verbose=0), rtol=1e-6)
+    assert len(built) == 2
 
 
 def test_dsah_hashes_images_alone_and_pulls_the_database_codes_to_the_label_codes(separable_split, tmp_path):
