@@ -200,7 +200,8 @@ def _sweep(relaxed, state, order, n_bits):
         row_norms[row] += new_value * new_value - value * value
 
 
-def relaxed_codes(labels, hash_bits, seed=0, n_iter=10, tol=1e-4, method="auto", max_dense_bytes=DEFAULT_MAX_DENSE_BYTES):
+def relaxed_codes(labels, hash_bits, seed=0, n_iter=10, tol=1e-4, method="auto",
+                  max_dense_bytes=DEFAULT_MAX_DENSE_BYTES):
     """Solve the relaxed stage-1 problem; return (H (N, q) float64 in [-1, 1], objective after each sweep).
 
     The objective is ||S - H H^T / q||_F^2 / N^2 (mean squared error per pair); the first entry is the start's.
@@ -231,7 +232,8 @@ def relaxed_codes(labels, hash_bits, seed=0, n_iter=10, tol=1e-4, method="auto",
             kind = "multi-label data needs" if structure is None else "the dense path needs"
             raise SaehError(
                 f"CNNH stage 1: {kind} the N x N similarity matrix; N = {n_samples:,} samples take "
-                f"{needed / 1024**3:.1f} GiB (1 byte per pair), over max_dense_bytes = {max_dense_bytes / 1024**3:.1f} GiB, "
+                f"{needed / 1024**3:.1f} GiB (1 byte per pair), over max_dense_bytes = "
+                f"{max_dense_bytes / 1024**3:.1f} GiB, "
                 f"which handles at most {largest:,} samples. Use a subset of the training set or raise max_dense_bytes."
             )
 
@@ -254,7 +256,8 @@ def relaxed_codes(labels, hash_bits, seed=0, n_iter=10, tol=1e-4, method="auto",
     return relaxed, history
 
 
-def approximate_codes(labels, hash_bits, seed=0, n_iter=10, tol=1e-4, method="auto", max_dense_bytes=DEFAULT_MAX_DENSE_BYTES):
+def approximate_codes(labels, hash_bits, seed=0, n_iter=10, tol=1e-4, method="auto",
+                      max_dense_bytes=DEFAULT_MAX_DENSE_BYTES):
     """CNNH stage-1 approximate codes: (N, hash_bits) int8 in {-1, +1}, row i for labels[i].
 
     labels: (N,) class ids or (N, C) multi-hot. The relaxed solution of `relaxed_codes` is binarised with

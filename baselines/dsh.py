@@ -39,7 +39,8 @@ def dsh_loss(labels, codes, margin, alpha):
     """The DSH objective of the module docstring over all pairs of a batch."""
     similar = pair_similarity(labels)
     squared_norms = ops.sum(ops.square(codes), axis=1)
-    distances = ops.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * ops.matmul(codes, ops.transpose(codes)), 0.0)
+    inner_products = ops.matmul(codes, ops.transpose(codes))
+    distances = ops.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * inner_products, 0.0)
     pair_loss = 0.5 * similar * distances + 0.5 * (1 - similar) * ops.relu(margin - distances)
     regulariser = ops.sum(ops.abs(ops.abs(codes) - 1), axis=1)
     pairwise = pair_loss + alpha * (regulariser[:, None] + regulariser[None, :])

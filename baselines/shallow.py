@@ -76,7 +76,8 @@ def check_labels(labels, n_samples, name="labels"):
     if not np.issubdtype(array.dtype, np.number):
         raise SaehError(f"{name} must be integers; got dtype {array.dtype}")
     if not np.all(array == np.round(array)):
-        raise SaehError(f"{name} must hold integers; got non-integer values such as {array[array != np.round(array)][:3]}")
+        examples = array[array != np.round(array)][:3]
+        raise SaehError(f"{name} must hold integers; got non-integer values such as {examples}")
     if array.ndim == 2:
         if not np.all((array == 0) | (array == 1)):
             raise SaehError(f"multi-hot {name} must hold only 0 and 1")
@@ -237,6 +238,7 @@ class ShallowHasher:
         if name != cls.name:
             raise SaehError(f"{path} holds a {name!r} hasher; load it with that method's class, not {cls.name!r}")
         hasher = cls(**config)
-        hasher.state = {key[len(STATE_PREFIX) :]: value for key, value in arrays.items() if key.startswith(STATE_PREFIX)}
+        hasher.state = {key[len(STATE_PREFIX):]: value for key, value in arrays.items()
+                        if key.startswith(STATE_PREFIX)}
         hasher.input_dim = int(input_dim)
         return hasher

@@ -76,7 +76,8 @@ def main(out_dir):
         per_replica, _ = run(split, os.path.join(out_dir, "per_replica"), mirrored, GLOBAL_BATCH // 2)
     finally:
         distributed.batch_mean = saeh.losses.batch_mean = local_mean
-    print(json.dumps({"agreement": largest_difference(one, two), "per_replica_balance": largest_difference(one, per_replica),
+    print(json.dumps({"agreement": largest_difference(one, two),
+                      "per_replica_balance": largest_difference(one, per_replica),
                       "one": one_history, "two": two_history}))
 
 

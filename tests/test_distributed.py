@@ -111,8 +111,9 @@ def read(path):
 @pytest.mark.slow
 def test_two_workers_train_one_model_killed_and_restarted(tmp_path, mnist_subset):
     """The training command under TF_CONFIG on two local worker processes: both killed once the first epoch's
-    checkpoint is written (the second epoch is not over: it takes seconds, the poll 0.2 s), both started again: they resume from the chief's checkpoint and finish with the same weights; only
-    the chief's run folder has codes and scores."""
+    checkpoint is written (the second epoch is not over: it takes seconds, the poll 0.2 s), both started again: they
+    resume from the chief's checkpoint and finish with the same weights; only the chief's run folder has codes and
+    scores."""
     import keras
 
     from saeh.training import completed_epochs

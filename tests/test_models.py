@@ -21,7 +21,8 @@ def identity_block(filters):
 
 def projection_block(filters_in, filters):
     # BN/ReLU on the input, conv3x3 to `filters`, BN/ReLU, conv3x3, and the 1x1 shortcut
-    return bn(filters_in) + conv(3, filters_in, filters) + bn(filters) + conv(3, filters, filters) + conv(1, filters_in, filters)
+    return (bn(filters_in) + conv(3, filters_in, filters) + bn(filters) + conv(3, filters, filters)
+            + conv(1, filters_in, filters))
 
 
 def expected_parameters(stack_num, channels, side, bits, classes, decoder=True):
