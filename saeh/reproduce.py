@@ -796,6 +796,17 @@ def replace_section(text, section):
     return text + ("\n" if text.endswith("\n") else "\n\n") + section
 
 
+def remove_stale_figures(image_dir, drawn, log):
+    """Remove the report's figures (`reproduce_*.png`) that the full report no longer draws: a figure renamed or
+    left without records would otherwise stay in the folder beside the new ones."""
+    if not os.path.isdir(image_dir):
+        return
+    for name in sorted(os.listdir(image_dir)):
+        if name.startswith("reproduce_") and name.endswith(".png") and name not in drawn:
+            os.remove(os.path.join(image_dir, name))
+            log(f"removed {os.path.join(IMAGES, name)}: the report no longer draws it")
+
+
 def write_report(*, repo_root=None, out=None, tables=None, log=print):
     """Render the tables from `<repo_root>/results` into `out` (default RESULTS.md at the root) between the markers,
     the rest of the file untouched, and the figures into `<repo_root>/image`; `out` "-" prints the section (and
@@ -807,6 +818,8 @@ def write_report(*, repo_root=None, out=None, tables=None, log=print):
     records = all_results(root, tables)
     figures = [] if out == "-" else render_figures(records, os.path.join(root, IMAGES), method_labels(),
                                                    published_results()["table2_gamma"])
+    if out != "-" and tables is None:
+        remove_stale_figures(os.path.join(root, IMAGES), {name for name, _ in figures}, log)
     section = render_report(records, tables, figures)
     if out == "-":
         log(section.rstrip("\n"))

@@ -288,7 +288,8 @@ def test_commit_commits_each_result_file_on_its_own(tmp_path):
     run_fake(tmp_path, "original-cifar10", seeds=(1,))
     fake, _ = run_fake(tmp_path, "original-cifar10", seeds=(1,), commit=True)
     assert fake.calls == [] and git(tmp_path, "log", "-4", "--format=%s").splitlines() == [
-        "results: saeh-minus_cifar10_32bits_dsh_seed1_cifar10-cpu", "results: saeh_cifar10_32bits_dsh_seed1_cifar10-cpu",
+        "results: saeh-minus_cifar10_32bits_dsh_seed1_cifar10-cpu",
+        "results: saeh_cifar10_32bits_dsh_seed1_cifar10-cpu",
         "results: saeh-minus_cifar10_32bits_original_seed1_cifar10-cpu",
         "results: saeh_cifar10_32bits_original_seed1_cifar10-cpu"]
     assert git(tmp_path, "status", "--porcelain", "--", "results") == ""
@@ -394,6 +395,21 @@ def test_the_report_replaces_only_its_section_and_again_changes_nothing(tmp_path
     results_md.write_text(reproduce.END + "\n" + reproduce.BEGIN + "\n")
     with pytest.raises(SaehError, match="markers"):
         reproduce.write_report(repo_root=tmp_path, log=quiet)
+
+
+def test_the_full_report_removes_only_its_own_figures_it_no_longer_draws(tmp_path):
+    hand_made_results(tmp_path)
+    image = tmp_path / reproduce.IMAGES
+    image.mkdir()
+    for name in ("reproduce_pr_cifar10_32bits.png", "retrieval_grid.png"):  # a renamed figure; not the report's
+        (image / name).write_bytes(b"old")
+    reproduce.write_report(repo_root=tmp_path, tables={"table1-cifar10": reproduce.TABLES["table1-cifar10"]},
+                           log=quiet)
+    assert (image / "reproduce_pr_cifar10_32bits.png").exists()  # a part of the tables: other figures untouched
+    removed = []
+    reproduce.write_report(repo_root=tmp_path, log=removed.append)
+    assert sorted(os.listdir(image)) == ["reproduce_table2_gamma.png", "retrieval_grid.png"]
+    assert any("removed image/reproduce_pr_cifar10_32bits.png" in line for line in removed)
 
 
 def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
