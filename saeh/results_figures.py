@@ -3,14 +3,15 @@
 `render_figures(records, image_dir)` writes, for what the records hold:
 
 - `reproduce_table2_gamma.png`: mAP@1000 and precision within radius 2 against γ (every seed a dot, the mean with
-  its sample standard deviation as an error bar), the paper's Table 2 dashed;
-- `reproduce_precision_vs_bits_<data>.png`: precision within radius 2 against code length, one line per method (mean
-  over seeds), from every table of the default procedure;
-- `reproduce_pr_<data>_<bits>bits.png`: the precision-recall curve of Hamming-ball retrieval (radius 0..bits) of
-  each method's lowest seed, from the curves the runner stores in each record.
+  its sample standard deviation as an error bar, one series per preset), the paper's Table 2 dashed;
+- `reproduce_precision_vs_bits_<data>_<preset>.png`: precision within radius 2 against code length, one line per
+  method (mean over seeds), from every table of the default procedure;
+- `reproduce_pr_<data>_<preset>_<bits>bits.png`: the precision-recall curve of Hamming-ball retrieval (radius
+  0..bits) of each method's lowest seed, from the curves the runner stores in each record.
 
-`<data>` is the dataset, followed by the protocol when it is not the default `ssdh` (`cifar10_dpsh`): records of
-different protocols (other training images, database and queries) never share a figure.
+`<data>` is the dataset, followed by the protocol when it is not the default `ssdh` (`cifar10_dpsh`). Records of
+different protocols (other training images, database and queries) or presets (other networks and budgets) never
+share a figure, nor a line or a mean.
 
 Figures are rendered in memory and a file is replaced only when its bytes change, so rendering the same records
 twice leaves the folder as it was. matplotlib is imported inside the functions.
@@ -24,6 +25,7 @@ from saeh import defaults
 from saeh.atomic import atomic_path
 
 GAMMA_FIGURE = "reproduce_table2_gamma.png"
+PRESET_COLOURS = ("tab:blue", "tab:green", "tab:purple", "tab:red", "tab:brown", "tab:gray")
 MAP, PRECISION = "map@1000", "precision@r2"
 
 
@@ -55,6 +57,12 @@ def _write_if_changed(path, data):
     return True
 
 
+def _line_style(number):
+    """The colour and dash of a figure's `number`-th method: matplotlib's ten colours, then dashed, then dotted, so
+    that no two of up to 30 methods look alike."""
+    return {"color": f"C{number % 10}", "linestyle": ("-", "--", ":")[number // 10 % 3]}
+
+
 def _label(labels, method):
     return labels.get(method, method)
 
@@ -64,24 +72,26 @@ def gamma_figure(records, paper, table="table2-gamma"):
     records = [r for r in records if r["table"] == table and r["procedure"] == "default"]
     if not records:
         return None
-    by_gamma = {}
+    by_preset = {}  # {preset: {gamma: records}}: presets differ in network and budget, so never share a mean
     for record in records:
-        by_gamma.setdefault(float(record["gamma"]), []).append(record)
-    gammas = sorted(set(by_gamma) | {float(g) for g in paper["gamma"]})
+        by_preset.setdefault(record["preset"], {}).setdefault(float(record["gamma"]), []).append(record)
+    gammas = sorted({gamma for by_gamma in by_preset.values() for gamma in by_gamma}
+                    | {float(g) for g in paper["gamma"]})
     position = {gamma: index for index, gamma in enumerate(gammas)}
-    presets = sorted({record["preset"] for record in records})
     figure = _figure(10, 3.8)
     panels = ((MAP, "map_at_1000", "mAP@1000 (%)"), (PRECISION, "precision_radius_2", "precision, radius ≤ 2 (%)"))
     for index, (score, paper_key, title) in enumerate(panels):
         axes = figure.add_subplot(1, 2, index + 1)
-        for gamma, runs in sorted(by_gamma.items()):
-            values = [100 * run["scores"][score] for run in runs]
-            axes.plot([position[gamma]] * len(values), values, "o", color="tab:blue", alpha=0.35, markersize=4)
-        means = [(position[g], statistics.fmean([100 * r["scores"][score] for r in runs]),
-                  statistics.stdev([100 * r["scores"][score] for r in runs]) if len(runs) > 1 else 0.0)
-                 for g, runs in sorted(by_gamma.items())]
-        axes.errorbar([m[0] for m in means], [m[1] for m in means], yerr=[m[2] for m in means], fmt="o-",
-                      color="tab:blue", capsize=4, label=f"ours ({', '.join(presets)}), mean ± sd over seeds")
+        for number, (preset, by_gamma) in enumerate(sorted(by_preset.items())):
+            colour = PRESET_COLOURS[number % len(PRESET_COLOURS)]
+            for gamma, runs in sorted(by_gamma.items()):
+                values = [100 * run["scores"][score] for run in runs]
+                axes.plot([position[gamma]] * len(values), values, "o", color=colour, alpha=0.35, markersize=4)
+            means = [(position[g], statistics.fmean([100 * r["scores"][score] for r in runs]),
+                      statistics.stdev([100 * r["scores"][score] for r in runs]) if len(runs) > 1 else 0.0)
+                     for g, runs in sorted(by_gamma.items())]
+            axes.errorbar([m[0] for m in means], [m[1] for m in means], yerr=[m[2] for m in means], fmt="o-",
+                          color=colour, capsize=4, label=f"ours ({preset}), mean ± sd over seeds")
         axes.plot([position[float(g)] for g in paper["gamma"]], paper[paper_key], "s--", color="tab:orange",
                   label="paper (stack_num 18, 90 epochs)")
         axes.set_xticks(range(len(gammas)), [f"{g:g}" for g in gammas])
@@ -95,24 +105,33 @@ def gamma_figure(records, paper, table="table2-gamma"):
 
 
 def panel(record):
-    """The figure a record belongs to: its dataset, with its protocol when that is not the default one."""
+    """The figure a record belongs to: (its dataset, with its protocol when that is not the default one; its
+    preset)."""
     protocol = record.get("protocol") or defaults.PROTOCOL
-    return record["dataset"] if protocol == defaults.PROTOCOL else f"{record['dataset']}_{protocol}"
+    data = record["dataset"] if protocol == defaults.PROTOCOL else f"{record['dataset']}_{protocol}"
+    return data, record["preset"]
 
 
-def _title(panel_name):
-    """A `panel` name in words: "cifar10, protocol dpsh". The protocol is matched as a known suffix, so that a
-    dataset whose own name holds an underscore stays whole."""
+def panel_name(panel_key):
+    """A `panel` as part of a file name: "cifar10_dpsh_cifar10-table"."""
+    return "_".join(panel_key)
+
+
+def _title(panel_key):
+    """A `panel` in words: "cifar10, protocol dpsh, preset cifar10-table". The protocol is matched as a known
+    suffix, so that a dataset whose own name holds an underscore stays whole."""
     from saeh.data.protocols import PROTOCOL_NAMES
 
+    data, preset = panel_key
     for protocol in PROTOCOL_NAMES:
-        if protocol != defaults.PROTOCOL and panel_name.endswith(f"_{protocol}"):
-            return f"{panel_name[:-len(protocol) - 1]}, protocol {protocol}"
-    return panel_name
+        if protocol != defaults.PROTOCOL and data.endswith(f"_{protocol}"):
+            data = f"{data[:-len(protocol) - 1]}, protocol {protocol}"
+            break
+    return f"{data}, preset {preset}"
 
 
 def precision_vs_bits_figures(records, labels):
-    """{dataset: figure} of precision within radius 2 against bits, one line per method, for datasets with at least
+    """{panel: figure} of precision within radius 2 against bits, one line per method, for panels with at least
     two code lengths among the records of the default procedure (γ cells other than SAEH's own left out)."""
     points = {}
     for record in records:
@@ -121,28 +140,29 @@ def precision_vs_bits_figures(records, labels):
         key = (panel(record), record["method"], record["bits"])
         points.setdefault(key, {})[record["seed"]] = record["scores"][PRECISION]
     figures = {}
-    for dataset in sorted({key[0] for key in points}):
-        bits = sorted({key[2] for key in points if key[0] == dataset})
+    for data_panel in sorted({key[0] for key in points}):
+        bits = sorted({key[2] for key in points if key[0] == data_panel})
         if len(bits) < 2:
             continue
         figure = _figure(5.8, 4.5)
         axes = figure.add_subplot()
-        for method in sorted({key[1] for key in points if key[0] == dataset}):
-            pairs = sorted((b, 100 * statistics.fmean(points[(dataset, m, b)].values()))
-                           for (d, m, b) in points if d == dataset and m == method)
-            axes.plot([b for b, _ in pairs], [v for _, v in pairs], "o-", label=_label(labels, method))
+        for number, method in enumerate(sorted({key[1] for key in points if key[0] == data_panel})):
+            pairs = sorted((b, 100 * statistics.fmean(points[(data_panel, m, b)].values()))
+                           for (d, m, b) in points if d == data_panel and m == method)
+            axes.plot([b for b, _ in pairs], [v for _, v in pairs], marker="o", label=_label(labels, method),
+                      **_line_style(number))
         axes.set_xticks(bits)
         axes.set(xlabel="bits", ylabel="precision, Hamming radius ≤ 2 (%)", ylim=(0, 102),
-                 title=f"{_title(dataset)}: precision within radius 2 vs code length (mean over seeds)")
+                 title=f"{_title(data_panel)}: precision within radius 2 vs code length (mean over seeds)")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
-        figures[dataset] = figure
+        figures[data_panel] = figure
     return figures
 
 
 def pr_figures(records, labels):
-    """{(dataset, bits): figure} of the PR curves by Hamming radius of each method's lowest seed (default
-    procedure), for the (dataset, bits) with curves of at least two methods."""
+    """{(panel, bits): figure} of the PR curves by Hamming radius of each method's lowest seed (default
+    procedure), for the (panel, bits) with curves of at least two methods."""
     chosen = {}
     for record in sorted(records, key=lambda r: r["seed"]):
         curve = (record.get("curves") or {}).get("pr_by_radius")
@@ -150,21 +170,21 @@ def pr_figures(records, labels):
             continue
         chosen.setdefault((panel(record), record["bits"]), {}).setdefault(record["method"], (record, curve))
     figures = {}
-    for (dataset, bits), by_method in sorted(chosen.items()):
+    for (data_panel, bits), by_method in sorted(chosen.items()):
         if len(by_method) < 2:
             continue
         figure = _figure(5.8, 4.8)
         axes = figure.add_subplot()
-        for method, (record, curve) in sorted(by_method.items()):
-            (line,) = axes.plot(curve["recall"], curve["precision"], ".-", markersize=3,
+        for number, (method, (record, curve)) in enumerate(sorted(by_method.items())):
+            (line,) = axes.plot(curve["recall"], curve["precision"], marker=".", markersize=3, **_line_style(number),
                                 label=f"{_label(labels, method)} (seed {record['seed']})")
             if len(curve["recall"]) > 2:  # radius 2, the usual operating point
                 axes.plot(curve["recall"][2], curve["precision"][2], "o", color=line.get_color(), markersize=6)
         axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
-                 title=f"{_title(dataset)}, {bits} bits: PR by Hamming radius 0..{bits} (dot: radius 2)")
+                 title=f"{_title(data_panel)}, {bits} bits: PR by Hamming radius 0..{bits} (dot: radius 2)")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
-        figures[(dataset, bits)] = figure
+        figures[(data_panel, bits)] = figure
     return figures
 
 
@@ -176,12 +196,12 @@ def render_figures(records, image_dir, labels, paper_table2):
     if figure is not None:
         drawn.append((GAMMA_FIGURE, "Table 2: each γ's seeds (dots), their mean ± sd, and the paper's values",
                       figure))
-    for dataset, figure in precision_vs_bits_figures(records, labels).items():
-        drawn.append((f"reproduce_precision_vs_bits_{dataset}.png",
-                      f"{_title(dataset)}: precision within Hamming radius 2 against code length", figure))
-    for (dataset, bits), figure in pr_figures(records, labels).items():
-        drawn.append((f"reproduce_pr_{dataset}_{bits}bits.png",
-                      f"{_title(dataset)}, {bits} bits: precision-recall of Hamming-ball retrieval", figure))
+    for data_panel, figure in precision_vs_bits_figures(records, labels).items():
+        drawn.append((f"reproduce_precision_vs_bits_{panel_name(data_panel)}.png",
+                      f"{_title(data_panel)}: precision within Hamming radius 2 against code length", figure))
+    for (data_panel, bits), figure in pr_figures(records, labels).items():
+        drawn.append((f"reproduce_pr_{panel_name(data_panel)}_{bits}bits.png",
+                      f"{_title(data_panel)}, {bits} bits: precision-recall of Hamming-ball retrieval", figure))
     for name, _, figure in drawn:
         _write_if_changed(os.path.join(image_dir, name), png_bytes(figure))
     return [(name, caption) for name, caption, _ in drawn]

@@ -45,7 +45,7 @@ class FakeTraining:
                     "protocol": "dsh" if procedure == "original" else flag(argv, "--protocol")}
         scores = {"map@1000": 0.5 + seed / 100, "precision@r2": 0.4, "empty@r2": 0.1, "map@all": 0.3 + bits / 1000,
                   "seconds": 1.5, "bits": bits,
-                  "protocol": "dsh" if procedure == "original" else "ssdh", "procedure": procedure,
+                  "protocol": settings["protocol"], "procedure": procedure,
                   "n_query": 10, "n_database": 50}
         for name, content in (("run.json", settings), ("scores.json", scores)):
             with open(os.path.join(run_dir, name), "w") as handle:
@@ -79,7 +79,7 @@ def run_fake(tmp_path, table, fake=None, **kwargs):
 def test_the_cells_of_each_table():
     other = len(reproduce.OTHER_METHODS)
     counts = {"table1-mnist": (7 * 4 + other) * 3, "table1-cifar10": 2 * 3 + 5 + other, "table2-gamma": 5 * 3,
-              "original-cifar10": 2, "dpsh-protocol-cifar10": 3 * 4 + 2,
+              "original-cifar10": 2 * 2, "dpsh-protocol-cifar10": 3 * 4 + 2,
               "bits-cifar10": 2 * 3 * 3}
     assert set(counts) == set(reproduce.TABLES)
     every_id = []
@@ -91,8 +91,9 @@ def test_the_cells_of_each_table():
     assert len(set(every_id)) == len(every_id)  # unique across tables too: a commit message names one file
     ids = {cell.id for cell in reproduce.cells("table2-gamma", preset="cifar10-cpu", seeds=(1,))}
     assert {"saeh_cifar10_32bits_gamma0.01_seed1_cifar10-cpu", "saeh_cifar10_32bits_gamma0_seed1_cifar10-cpu"} <= ids
-    assert {cell.id for cell in reproduce.cells("original-cifar10", preset="paper", seeds=(4, 5))} == {
-        "saeh_cifar10_32bits_original_seed4_paper", "saeh-minus_cifar10_32bits_original_seed4_paper"}
+    assert [cell.id for cell in reproduce.cells("original-cifar10", preset="paper", seeds=(4, 5))] == [
+        "saeh_cifar10_32bits_original_seed4_paper", "saeh-minus_cifar10_32bits_original_seed4_paper",
+        "saeh_cifar10_32bits_dsh_seed4_paper", "saeh-minus_cifar10_32bits_dsh_seed4_paper"]
 
 
 def test_table1_cifar10_runs_the_baselines_for_the_first_seed_only():
@@ -133,6 +134,9 @@ def test_commands_are_the_training_scripts(tmp_path):
                         "--run-name", "saeh_cifar10_32bits_gamma0.01_seed0_cifar10-cpu", "--verbose", "2"]
     original = reproduce.command(by_id["saeh-minus_cifar10_32bits_original_seed0_cifar10-cpu"], repo_root=tmp_path)
     assert "--original" in original and "--protocol" not in original and "--gamma" not in original
+    # Beside it, our procedure scored as the original's dump can only be: the test set against itself.
+    ours = reproduce.command(by_id["saeh-minus_cifar10_32bits_dsh_seed0_cifar10-cpu"], repo_root=tmp_path)
+    assert "--original" not in ours and flag(ours, "--protocol") == "dsh"
     # From the clone itself the recorded command is the one a user types there.
     root = reproduce.default_repository()
     line = reproduce.shell_line(reproduce.command(by_id["saeh_cifar10_32bits_gamma10_seed0_cifar10-cpu"],
@@ -142,7 +146,7 @@ def test_commands_are_the_training_scripts(tmp_path):
 
 def test_a_finished_cell_leaves_one_result_file_with_everything(tmp_path):
     fake, written = run_fake(tmp_path, "original-cifar10", seeds=(2,))
-    assert len(fake.calls) == 2 and len(written) == 2
+    assert len(fake.calls) == 4 and len(written) == 4
     path = tmp_path / "results" / "original-cifar10" / "saeh_cifar10_32bits_original_seed2_cifar10-cpu.json"
     assert str(path) in written
     record = json.loads(path.read_text())
@@ -268,9 +272,11 @@ def test_commit_commits_each_result_file_on_its_own(tmp_path):
     git(tmp_path, "add", "other.txt")  # staged by someone else: must stay out of the result commits
     run_fake(tmp_path, "original-cifar10", commit=True)
     subjects = git(tmp_path, "log", "--format=%s").splitlines()
-    assert subjects == ["results: saeh-minus_cifar10_32bits_original_seed0_cifar10-cpu",
+    assert subjects == ["results: saeh-minus_cifar10_32bits_dsh_seed0_cifar10-cpu",
+                        "results: saeh_cifar10_32bits_dsh_seed0_cifar10-cpu",
+                        "results: saeh-minus_cifar10_32bits_original_seed0_cifar10-cpu",
                         "results: saeh_cifar10_32bits_original_seed0_cifar10-cpu", "start"]
-    for revision in ("HEAD", "HEAD~1"):
+    for revision in ("HEAD", "HEAD~1", "HEAD~2", "HEAD~3"):
         files = git(tmp_path, "show", "--name-only", "--format=", revision).split()
         assert len(files) == 1 and files[0].startswith("results/original-cifar10/")
     assert git(tmp_path, "diff", "--cached", "--name-only").split() == ["other.txt"]
@@ -281,7 +287,9 @@ def test_commit_commits_each_result_file_on_its_own(tmp_path):
     # Results written but not committed (a runner killed in between) are committed by the next run with --commit.
     run_fake(tmp_path, "original-cifar10", seeds=(1,))
     fake, _ = run_fake(tmp_path, "original-cifar10", seeds=(1,), commit=True)
-    assert fake.calls == [] and git(tmp_path, "log", "-2", "--format=%s").splitlines() == [
+    assert fake.calls == [] and git(tmp_path, "log", "-4", "--format=%s").splitlines() == [
+        "results: saeh-minus_cifar10_32bits_dsh_seed1_cifar10-cpu",
+        "results: saeh_cifar10_32bits_dsh_seed1_cifar10-cpu",
         "results: saeh-minus_cifar10_32bits_original_seed1_cifar10-cpu",
         "results: saeh_cifar10_32bits_original_seed1_cifar10-cpu"]
     assert git(tmp_path, "status", "--porcelain", "--", "results") == ""
@@ -292,10 +300,11 @@ def test_commit_needs_a_repository(tmp_path):
         run_fake(tmp_path, "original-cifar10", commit=True)
 
 
-def write_result(root, table, method, seed, map_, precision, gamma=None, preset="cifar10-cpu", wall=60.0, **extra):
-    cell = reproduce.Cell(table, method, "cifar10", 32, gamma, "default", seed, preset)
-    record = {"table": table, "cell": cell.id, "method": method, "dataset": "cifar10", "protocol": "ssdh",
-              "procedure": "default", "bits": 32, "gamma": reproduce.effective_gamma(cell), "seed": seed,
+def write_result(root, table, method, seed, map_, precision, gamma=None, preset="cifar10-cpu", wall=60.0,
+                 procedure="default", protocol="ssdh", **extra):
+    cell = reproduce.Cell(table, method, "cifar10", 32, gamma, procedure, seed, preset, protocol=protocol)
+    record = {"table": table, "cell": cell.id, "method": method, "dataset": "cifar10", "protocol": protocol,
+              "procedure": procedure, "bits": 32, "gamma": reproduce.effective_gamma(cell), "seed": seed,
               "preset": preset, "scores": {"map@1000": map_, "precision@r2": precision, "empty@r2": 0.0},
               "wall_seconds": wall, "resumed": False, "git": {"head": "f" * 40, "commit": "abcdef1234", "dirty": False},
               "machine": {"cpu": "Test CPU", "cpu_count": 2}, "command": "python hash_su_ae_train.py", **extra}
@@ -336,6 +345,23 @@ def test_the_report_gives_means_spreads_and_paired_differences(tmp_path):
     assert saeh_row < text.index("| SAEH-minus | cifar10") < text.index("| DSH | cifar10")  # the table's own order
 
 
+def test_the_report_sets_the_original_procedure_beside_ours_under_the_same_protocol(tmp_path):
+    """original-cifar10: each procedure's rows named, SAEH − SAEH⁻ within each procedure, and each method's original
+    − default difference paired by seed; the tables with one procedure keep their plain labels."""
+    for method, original, ours in (("saeh", 0.70, 0.75), ("saeh-minus", 0.72, 0.74)):
+        write_result(tmp_path, "original-cifar10", method, 1, original, 0.60, procedure="original", protocol="dsh")
+        write_result(tmp_path, "original-cifar10", method, 1, ours, 0.50, protocol="dsh")
+    write_result(tmp_path, "table1-cifar10", "saeh", 1, 0.9, 0.8)
+    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    assert "| SAEH (original procedure) | cifar10 | 32 | 70.00 | 87.00 | 60.00 | 1 |" in text
+    assert "| SAEH-minus (default procedure) | cifar10 | 32 | 74.00 | 84.56 | 50.00 | 1 |" in text
+    assert "| SAEH − SAEH-minus (original procedure) | cifar10 | 32 | -2.00 | +0.00 | 1 |" in text
+    assert "| SAEH − SAEH-minus (default procedure) | cifar10 | 32 | +1.00 | +0.00 | 1 |" in text
+    assert "| SAEH: original − default procedure | cifar10 | 32 | -5.00 | +10.00 | 1 |" in text
+    assert "| SAEH-minus: original − default procedure | cifar10 | 32 | -2.00 | +10.00 | 1 |" in text
+    assert "| SAEH | cifar10 | 32 | 90.00 | 87.00 | 80.00 | 1 |" in text  # table1-cifar10: one procedure
+
+
 def test_the_report_says_when_a_method_counts_its_epochs_in_outer_iterations(tmp_path):
     hand_made_results(tmp_path)
     note = "count their epochs in outer iterations over a sample"
@@ -369,6 +395,21 @@ def test_the_report_replaces_only_its_section_and_again_changes_nothing(tmp_path
     results_md.write_text(reproduce.END + "\n" + reproduce.BEGIN + "\n")
     with pytest.raises(SaehError, match="markers"):
         reproduce.write_report(repo_root=tmp_path, log=quiet)
+
+
+def test_the_full_report_removes_only_its_own_figures_it_no_longer_draws(tmp_path):
+    hand_made_results(tmp_path)
+    image = tmp_path / reproduce.IMAGES
+    image.mkdir()
+    for name in ("reproduce_pr_cifar10_32bits.png", "retrieval_grid.png"):  # a renamed figure; not the report's
+        (image / name).write_bytes(b"old")
+    reproduce.write_report(repo_root=tmp_path, tables={"table1-cifar10": reproduce.TABLES["table1-cifar10"]},
+                           log=quiet)
+    assert (image / "reproduce_pr_cifar10_32bits.png").exists()  # a part of the tables: other figures untouched
+    removed = []
+    reproduce.write_report(repo_root=tmp_path, log=removed.append)
+    assert sorted(os.listdir(image)) == ["reproduce_table2_gamma.png", "retrieval_grid.png"]
+    assert any("removed image/reproduce_pr_cifar10_32bits.png" in line for line in removed)
 
 
 def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):

@@ -14,9 +14,9 @@ LABELS = {"saeh": "SAEH", "saeh-minus": "SAEH-minus", "dsh": "DSH"}
 
 
 def record(table, method, seed, map_, precision, *, gamma=None, bits=32, dataset="cifar10", curve=None,
-           procedure="default", protocol="ssdh"):
+           procedure="default", protocol="ssdh", preset="cifar10-cpu"):
     result = {"table": table, "method": method, "dataset": dataset, "bits": bits, "seed": seed, "gamma": gamma,
-              "procedure": procedure, "preset": "cifar10-cpu", "protocol": protocol,
+              "procedure": procedure, "preset": preset, "protocol": protocol,
               "scores": {"map@1000": map_, "precision@r2": precision, "empty@r2": 0.0}}
     if curve is not None:
         result["curves"] = {"pr_by_radius": {"radius": list(range(len(curve))), "precision": list(curve),
@@ -58,6 +58,16 @@ def test_the_gamma_figure_has_each_gammas_mean_spread_and_the_paper():
     assert results_figures.gamma_figure(records[-1:], PAPER) is None
 
 
+def test_the_gamma_figure_keeps_each_preset_apart():
+    """Another preset's seeds (another network and budget) get their own series: no mean pools two presets."""
+    records = [record("table2-gamma", "saeh", seed, m, 0.5, gamma=g, preset="cifar10-table")
+               for g, seed, m in ((0.0, 0, 0.70), (0.0, 1, 0.72), (1.0, 0, 0.71))]
+    records.append(record("table2-gamma", "saeh", 0, 0.90, 0.5, gamma=0.0, preset="cifar10-cpu"))
+    lines = data_lines(results_figures.gamma_figure(records, PAPER).axes[0])
+    assert lines["ours (cifar10-table), mean ± sd over seeds"] == ([0, 3], [pytest.approx(71.0), pytest.approx(71.0)])
+    assert lines["ours (cifar10-cpu), mean ± sd over seeds"] == ([0], [pytest.approx(90.0)])
+
+
 def test_precision_against_bits_averages_seeds_per_method_and_needs_two_lengths():
     records = [record("table1-mnist", "saeh", 0, 0.9, 0.90, bits=12, dataset="mnist"),
                record("table1-mnist", "saeh", 0, 0.9, 0.94, bits=32, dataset="mnist"),
@@ -66,11 +76,17 @@ def test_precision_against_bits_averages_seeds_per_method_and_needs_two_lengths(
                record("table1-cifar10", "saeh", 0, 0.7, 0.70),  # CIFAR-10 has one length: no figure
                record("original-cifar10", "saeh", 0, 0.9, 0.10, bits=12, procedure="original"),
                record("table2-gamma", "saeh", 0, 0.9, 0.10, bits=12, gamma=0.1)]
+    # Another preset's seed 0 neither replaces nor joins mnist-cpu's: a figure of its own.
+    records += [record("table1-mnist", "saeh", 0, 0.9, 0.20, bits=b, dataset="mnist", preset="tiny") for b in (12, 32)]
+    records = [dict(r, preset="mnist-cpu") if r["dataset"] == "mnist" and r["preset"] != "tiny" else r
+               for r in records]
     figures = results_figures.precision_vs_bits_figures(records, LABELS)
-    assert list(figures) == ["mnist"]
-    lines = data_lines(figures["mnist"].axes[0])
+    assert list(figures) == [("mnist", "mnist-cpu"), ("mnist", "tiny")]
+    lines = data_lines(figures[("mnist", "mnist-cpu")].axes[0])
     assert lines["SAEH"][0] == [12, 32] and lines["SAEH"][1] == pytest.approx([90.0, 96.0])
     assert lines["DSH"] == ([32], [pytest.approx(50.0)])
+    assert data_lines(figures[("mnist", "tiny")].axes[0])["SAEH"][1] == pytest.approx([20.0, 20.0])
+    assert figures[("mnist", "tiny")].axes[0].get_title().startswith("mnist, preset tiny:")
 
 
 def test_pr_curves_take_each_methods_lowest_seed():
@@ -81,13 +97,17 @@ def test_pr_curves_take_each_methods_lowest_seed():
                record("table1-cifar10", "saeh", 0, 0.8, 0.8, bits=12, curve=[0.5, 0.4, 0.1]),
                # Another protocol (other training images and database): a figure of its own.
                record("dpsh-protocol-cifar10", "dsh", 0, 0.1, 0.1, curve=[0.1, 0.1, 0.1, 0.1], protocol="dpsh"),
-               record("dpsh-protocol-cifar10", "saeh", 0, 0.1, 0.1, curve=[0.3, 0.1, 0.1, 0.1], protocol="dpsh")]
+               record("dpsh-protocol-cifar10", "saeh", 0, 0.1, 0.1, curve=[0.3, 0.1, 0.1, 0.1], protocol="dpsh"),
+               # Another preset (another network and budget): never beside this preset's curves.
+               record("table1-cifar10", "ssdh", 0, 0.8, 0.8, curve=[0.3, 0.3, 0.3, 0.1], preset="cifar10-resnet50")]
     figures = results_figures.pr_figures(records, LABELS)
-    assert list(figures) == [("cifar10", 32), ("cifar10_dpsh", 32)]  # 12 bits has one method's curve only
-    lines = data_lines(figures[("cifar10", 32)].axes[0])
+    ours, dpsh = (("cifar10", "cifar10-cpu"), 32), (("cifar10_dpsh", "cifar10-cpu"), 32)
+    assert list(figures) == [ours, dpsh]  # 12 bits and cifar10-resnet50 have one method's curve only
+    lines = data_lines(figures[ours].axes[0])
     assert lines["SAEH (seed 0)"][1] == [0.5, 0.4, 0.3, 0.1] and lines["DSH (seed 0)"][1] == [0.2, 0.2, 0.2, 0.1]
-    assert data_lines(figures[("cifar10_dpsh", 32)].axes[0])["DSH (seed 0)"][1] == [0.1, 0.1, 0.1, 0.1]
-    assert "protocol dpsh" in figures[("cifar10_dpsh", 32)].axes[0].get_title()
+    assert len(lines) == 2
+    assert data_lines(figures[dpsh].axes[0])["DSH (seed 0)"][1] == [0.1, 0.1, 0.1, 0.1]
+    assert "protocol dpsh, preset cifar10-cpu" in figures[dpsh].axes[0].get_title()
 
 
 def test_render_writes_each_figure_once_and_the_report_links_them(tmp_path):
@@ -96,7 +116,7 @@ def test_render_writes_each_figure_once_and_the_report_links_them(tmp_path):
     image_dir = tmp_path / "image"
     figures = results_figures.render_figures(records, str(image_dir), LABELS, PAPER)
     names = [name for name, _ in figures]
-    assert names == ["reproduce_table2_gamma.png", "reproduce_pr_cifar10_32bits.png"]
+    assert names == ["reproduce_table2_gamma.png", "reproduce_pr_cifar10_cifar10-cpu_32bits.png"]
     stamps = {name: os.stat(image_dir / name).st_mtime_ns for name in names}
     assert all((image_dir / name).read_bytes().startswith(b"\x89PNG") for name in names)
     os.utime(image_dir / names[0], ns=(1, 1))
