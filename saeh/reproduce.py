@@ -664,10 +664,10 @@ def _procedure_suffix(procedure, procedures):
     return f" ({procedure} procedure)" if procedure == "original" or len(procedures) > 1 else ""
 
 
-def _comparisons(keys, show_gamma, labels):
+def _comparisons(keys, procedures, show_gamma, labels):
     """(row key, its base row's key, name) of each paired difference a section shows: each γ against γ = 0 in Table
-    2; elsewhere SAEH against SAEH⁻, and the original procedure against ours, wherever both rows exist."""
-    procedures = {key[4] for key in keys}
+    2; elsewhere SAEH against SAEH⁻, and the original procedure against ours, wherever both rows exist.
+    `procedures`: those of the section's rows."""
     pairs = []
     for key in keys:
         method, dataset, bits, gamma, procedure = key
@@ -682,7 +682,7 @@ def _comparisons(keys, show_gamma, labels):
         if procedure == "original":
             pairs.append((key, (method, dataset, bits, gamma, "default"),
                           f"{labels.get(method, method)}: original − default procedure"))
-    return [(key, base, name) for key, base, name in pairs if key in keys and base in keys]
+    return [(key, base, name) for key, base, name in pairs if base in keys]
 
 
 def render_preset_section(table, preset, records, labels):
@@ -733,7 +733,7 @@ def render_preset_section(table, preset, records, labels):
         row += [", ".join(str(seed) for seed in sorted(by_key[key]))]
         lines.append("| " + " | ".join(row) + " |")
     comparisons = []
-    for key, base, name in _comparisons(keys, show_gamma, labels):
+    for key, base, name in _comparisons(keys, procedures, show_gamma, labels):
         maps = _paired(by_key[key], by_key[base], metric)
         if maps:
             comparisons.append([name, key[1], str(key[2]), _difference_text(maps),
@@ -796,23 +796,12 @@ def replace_section(text, section):
     return text + ("\n" if text.endswith("\n") else "\n\n") + section
 
 
-def remove_stale_figures(image_dir, drawn, log):
-    """Remove the report's figures (`reproduce_*.png`) that the full report no longer draws: a figure renamed or
-    left without records would otherwise stay in the folder beside the new ones."""
-    if not os.path.isdir(image_dir):
-        return
-    for name in sorted(os.listdir(image_dir)):
-        if name.startswith("reproduce_") and name.endswith(".png") and name not in drawn:
-            os.remove(os.path.join(image_dir, name))
-            log(f"removed {os.path.join(IMAGES, name)}: the report no longer draws it")
-
-
 def write_report(*, repo_root=None, out=None, tables=None, log=print):
     """Render the tables from `<repo_root>/results` into `out` (default RESULTS.md at the root) between the markers,
     the rest of the file untouched, and the figures into `<repo_root>/image`; `out` "-" prints the section (and
     draws no figure). Returns the section."""
     from saeh.published import published_results
-    from saeh.results_figures import render_figures
+    from saeh.results_figures import remove_stale_figures, render_figures
 
     root = os.path.abspath(repo_root or default_repository())
     records = all_results(root, tables)

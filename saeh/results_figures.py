@@ -24,7 +24,8 @@ import statistics
 from saeh import defaults
 from saeh.atomic import atomic_path
 
-GAMMA_FIGURE = "reproduce_table2_gamma.png"
+FIGURE_PREFIX = "reproduce_"  # every figure of the report, and only those, is image/reproduce_*.png
+GAMMA_FIGURE = f"{FIGURE_PREFIX}table2_gamma.png"
 PRESET_COLOURS = ("tab:blue", "tab:green", "tab:purple", "tab:red", "tab:brown", "tab:gray")
 MAP, PRECISION = "map@1000", "precision@r2"
 
@@ -197,11 +198,22 @@ def render_figures(records, image_dir, labels, paper_table2):
         drawn.append((GAMMA_FIGURE, "Table 2: each γ's seeds (dots), their mean ± sd, and the paper's values",
                       figure))
     for data_panel, figure in precision_vs_bits_figures(records, labels).items():
-        drawn.append((f"reproduce_precision_vs_bits_{panel_name(data_panel)}.png",
+        drawn.append((f"{FIGURE_PREFIX}precision_vs_bits_{panel_name(data_panel)}.png",
                       f"{_title(data_panel)}: precision within Hamming radius 2 against code length", figure))
     for (data_panel, bits), figure in pr_figures(records, labels).items():
-        drawn.append((f"reproduce_pr_{panel_name(data_panel)}_{bits}bits.png",
+        drawn.append((f"{FIGURE_PREFIX}pr_{panel_name(data_panel)}_{bits}bits.png",
                       f"{_title(data_panel)}, {bits} bits: precision-recall of Hamming-ball retrieval", figure))
     for name, _, figure in drawn:
         _write_if_changed(os.path.join(image_dir, name), png_bytes(figure))
     return [(name, caption) for name, caption, _ in drawn]
+
+
+def remove_stale_figures(image_dir, drawn, log):
+    """Remove the report's figures in `image_dir` whose names are not in `drawn`: a figure renamed, or left without
+    records, would otherwise stay in the folder beside the new ones."""
+    if not os.path.isdir(image_dir):
+        return
+    for name in sorted(os.listdir(image_dir)):
+        if name.startswith(FIGURE_PREFIX) and name.endswith(".png") and name not in drawn:
+            os.remove(os.path.join(image_dir, name))
+            log(f"removed {os.path.join(os.path.basename(image_dir), name)}: the report no longer draws it")
