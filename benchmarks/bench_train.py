@@ -4,8 +4,8 @@ batch, and the real input pipeline against the same steps on one cached batch (t
 measured in one run. The real pipeline reads the images from memory, and with `--sources` also streamed from JPEG
 files (decoded every batch) and from their decoded copy on disk (`--cache-dir`).
 
-Each row builds and compiles the model as the training loop does (`saeh.training.build_compiled`: the original
-SGD with Nesterov momentum, the method's losses), traces it on a few warm-up steps, then times whole steps until
+Each row builds and compiles the model as the training loop does (`saeh.training.build_compiled`: the encoder's
+recipe, `saeh.recipes.for_encoder`, and the method's losses; the augmentation of that recipe), traces it on a few warm-up steps, then times whole steps until
 `--seconds` have passed. The table gives images/s, the ratio to the first row of the same model (float32, batch
 64, cached batch), and the pipeline's overhead as a share of the step time. The CPU model and whether it has
 bfloat16 units (AMX, AVX512-BF16) are printed first: mixed bfloat16 on a CPU without them is emulated and slow.
@@ -14,6 +14,7 @@ bfloat16 units (AMX, AVX512-BF16) are printed first: mixed bfloat16 on a CPU wit
     python benchmarks/bench_train.py --stack-nums 2 --batch-sizes 64 --seconds 10
     python benchmarks/bench_train.py --encoders resnet50 --image-side 224 --stack-nums 1 --methods saeh-minus
     python benchmarks/bench_train.py --stack-nums 2 --batch-sizes 64 --precisions float32 --sources memory files cache
+    python benchmarks/bench_train.py --encoders whitened_cnn --batch-sizes 1024 --images 4096   # cifar10-fast's rows
 """
 
 import argparse
@@ -103,7 +104,7 @@ def measure(method_name, *, encoder, stack_num, side, channels, batch_size, prec
     import tensorflow as tf
 
     import baselines
-    from saeh import training
+    from saeh import recipes, training
     from saeh.data import pipeline
     from saeh.methods import ModelSpec
 
@@ -116,8 +117,9 @@ def measure(method_name, *, encoder, stack_num, side, channels, batch_size, prec
     count = len(next(iter(sources.values())))
     per_sample = {"label": pipeline.label_matrix(np.arange(count) % 10, 10)}
     targets = training.targets_for(model, method)
+    recipe = recipes.for_encoder(encoder)
     real = {name: pipeline.training_batches(images, per_sample, targets, batch_size, seed=0, epochs=10_000,
-                                            augment=True)[0]
+                                            augment=True, pad=recipe.augment_pad, padding=recipe.augment_padding)[0]
             for name, images in sources.items()}
     cached = tf.data.Dataset.from_tensors(next(iter(real["memory"]))).repeat()
     return (steps_per_second(model, cached, seconds),
@@ -127,7 +129,7 @@ def measure(method_name, *, encoder, stack_num, side, channels, batch_size, prec
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=["saeh", "saeh-minus"])
-    parser.add_argument("--encoders", nargs="+", default=["resnet_cifar"], help="resnet_cifar, resnet50, dsh_cnn")
+    parser.add_argument("--encoders", nargs="+", default=["resnet_cifar"], help="resnet_cifar, resnet50, dsh_cnn, whitened_cnn")
     parser.add_argument("--stack-nums", type=int, nargs="+", default=[1, 2, 3, 18])
     parser.add_argument("--image-side", type=int, default=32, help="square inputs of this side (CIFAR: 32)")
     parser.add_argument("--channels", type=int, default=3)

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from saeh import defaults, distributed
+from saeh import defaults, distributed, recipes
 from saeh.atomic import atomic_path, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
@@ -332,10 +332,12 @@ def mixed_precision_policy(mixed_precision):
 
 
 def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EPOCHS, mixed_precision=False,
-                   jit_compile="auto", learning_rate=None, run_eagerly=False):
-    """Build the method's model for `spec` (a `saeh.methods.ModelSpec`) and compile it with the original optimiser
-    (SGD, Nesterov momentum 0.9) and the method's losses (which may use its `state`); `mixed_precision` as
-    `mixed_precision_policy` reads it (float16 gets Keras's loss scaling)."""
+                   jit_compile="auto", learning_rate=None, run_eagerly=False, steps_per_epoch=1, recipe=None):
+    """Build the method's model for `spec` (a `saeh.methods.ModelSpec`) and compile it with its encoder's recipe
+    (`saeh.recipes.for_encoder`: the original SGD with Nesterov momentum 0.9 unless the encoder has its own) and the
+    method's losses (which may use its `state`); `mixed_precision` as `mixed_precision_policy` reads it (float16
+    gets Keras's loss scaling). `steps_per_epoch`: for a recipe whose schedule runs per step; `recipe`: another
+    `saeh.recipes.Recipe` than the encoder's (an ablation)."""
     policy = mixed_precision_policy(mixed_precision)
     previous_policy = keras.config.dtype_policy()
     if policy:
@@ -344,12 +346,26 @@ def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EP
         model = method.build(spec, **hyperparameters)
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    base = method.learning_rate if learning_rate is None else learning_rate
-    optimizer = keras.optimizers.SGD(learning_rate=defaults.learning_rate(0, epochs, base), momentum=defaults.MOMENTUM,
-                                     nesterov=defaults.NESTEROV)
+    recipe = recipes.for_encoder(spec.encoder) if recipe is None else recipe
+    if recipe.weight_decay:  # the recipe's optimiser decays every weight: the layers' own L2 terms would repeat it
+        for variable in model.weights:
+            variable.regularizer = None
+    base = starting_rate(method, recipe, learning_rate)
+    optimizer = recipes.make_optimizer(recipe, base, steps_per_epoch, epochs)
+    arguments = method.compile_arguments(spec, state, **hyperparameters)
+    if isinstance(arguments.get("loss"), dict) and "y_predict" in arguments["loss"]:
+        arguments["loss"] = {**arguments["loss"], "y_predict": recipes.smoothed_classifier_loss(
+            arguments["loss"]["y_predict"], recipe.label_smoothing)}
     model.compile(optimizer=optimizer, jit_compile=False if run_eagerly else jit_compile, run_eagerly=run_eagerly,
-                  **method.compile_arguments(spec, state, **hyperparameters))
+                  **arguments)
     return model
+
+
+def starting_rate(method, recipe, learning_rate=None):
+    """The run's starting (or peak) rate: `learning_rate` if given, else the recipe's, else the method's own."""
+    if learning_rate is not None:
+        return float(learning_rate)
+    return method.learning_rate if recipe.learning_rate is None else recipe.learning_rate
 
 
 def targets_for(model, method):
@@ -367,7 +383,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
           batch_size=defaults.BATCH_SIZE, seed=defaults.SEED, augment=False, load_path=None, resume=True,
           overwrite=False, mixed_precision=False, jit_compile="auto", deterministic=False, verbose="auto",
           learning_rate=None, final_weights="best", settings=None, reuse_finished=False, callbacks=(), log=print,
-          strategy=None, profile_steps=None, run_eagerly=False, warmup_epochs=0):
+          strategy=None, profile_steps=None, run_eagerly=False, warmup_epochs=0, recipe=None):
     """Train `method` on `split.train`, choosing the epoch on `split.validation`; see the module docstring.
 
     Args:
@@ -384,6 +400,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         reuse_finished: when `run_dir` holds a finished run of the same settings, return it (its model.keras)
             instead of refusing; for a caller whose own work after training was interrupted.
         learning_rate: starting rate of the step schedule (default: the method's, 0.1 for SAEH).
+        recipe: the `saeh.recipes.Recipe` to train with; default: the encoder's (`saeh.recipes.for_encoder`). Its
+            name is recorded in run.json (unless it is the original's), so give a changed recipe a name of its own.
         warmup_epochs: linear warm-up of the rate over this many epochs' steps (a fraction is fine; `LinearWarmUp`);
             0 (default): none, as the original.
         final_weights: "best" (default): model.keras holds the best validation epoch's weights; "last": the last
@@ -414,15 +432,16 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     if load_path is not None:
         check_weights_file(load_path, "load_path")
     hyperparameters = method.resolve(hyperparameters)
-    base_rate = method.learning_rate if learning_rate is None else float(learning_rate)
+    recipe = recipes.for_encoder(encoder) if recipe is None else recipe
+    base_rate = starting_rate(method, recipe, learning_rate)
     if not base_rate > 0:
         raise SaehError(f"learning_rate must be positive; got {learning_rate!r}")
     if (isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, float))
             or not 0 <= warmup_epochs <= epochs):
         raise SaehError(f"warmup_epochs must be a number from 0 to the run's {epochs} epochs; got {warmup_epochs!r}")
-
-    def schedule(epoch):
-        return defaults.learning_rate(epoch, epochs, base_rate)
+    if warmup_epochs and recipe.schedule != "step":
+        raise SaehError(f"warmup_epochs is for the step schedule; encoder {encoder!r} trains with recipe "
+                        f"{recipe.name!r}, whose {recipe.schedule} schedule has its own ramp: pass 0")
 
     from saeh.methods import ModelSpec, TrainingContext
 
@@ -451,13 +470,21 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
                         f"this run has {replicas} replicas: train it on one GPU (CUDA_VISIBLE_DEVICES) or one "
                         "machine")
     global_batch = batch_size * replicas
+    visited = len(split.train) if method.sampler is None else len(
+        method.sampler(0, len(split.train), seed, **hyperparameters))
+    steps_per_epoch = recipes.steps_per_epoch(visited, global_batch, drop_remainder=replicas > 1)
+
+    def schedule(epoch):
+        """The rate at the first step of `epoch` (the rate of the whole epoch under the step schedule)."""
+        return recipe.rate_at(epoch * steps_per_epoch, steps_per_epoch, epochs, base_rate)
+
     if replicas > 1 and global_batch > min(len(split.train), len(split.validation)):
         raise SaehError(f"the global batch ({batch_size} per replica x {replicas} replicas) is larger than the "
                         f"training set ({len(split.train)}) or the validation set ({len(split.validation)})")
     with strategy.scope():
         state = None if method.state is None else method.state(context, **hyperparameters)
         model = build_compiled(method, hyperparameters, spec, state, epochs, mixed_precision, jit_compile, base_rate,
-                               run_eagerly)
+                               run_eagerly, steps_per_epoch, recipe)
     if replicas > 1:
         synchronize_count = distributed.synchronize_batch_norm(model)
         log(f"{replicas} replicas ({distributed.task_name(strategy)}): global batch {global_batch} = {batch_size} "
@@ -472,6 +499,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         settings["replicas"] = replicas
     if warmup_epochs:  # likewise: runs without a warm-up keep the settings they were started with
         settings["warmup_epochs"] = warmup_epochs
+    if recipe is not recipes.ORIGINAL:  # likewise: runs of the original recipe keep their settings
+        settings["recipe"] = recipe.name
     scratch = None
     if chief:
         run_state = prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished)
@@ -490,7 +519,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     try:
         trained = _train_in_folder(method, split, model, state, context, folder, run_state, hyperparameters,
                                    per_sample, validation_per_sample, strategy, chief, schedule, load_path, augment,
-                                   final_weights, verbose, callbacks, log, profile_steps, warmup_epochs)
+                                   final_weights, verbose, callbacks, log, profile_steps, warmup_epochs, recipe)
         distributed.barrier_value(strategy, 0)  # the workers leave together, each with its final model written
         return trained
     finally:
@@ -500,7 +529,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
 
 def _train_in_folder(method, split, model, state, context, folder, run_state, hyperparameters, per_sample,
                      validation_per_sample, strategy, chief, schedule, load_path, augment, final_weights, verbose,
-                     callbacks, log, profile_steps=None, warmup_epochs=0):
+                     callbacks, log, profile_steps=None, warmup_epochs=0, recipe=recipes.ORIGINAL):
     """The part of `train` after the run folder is settled: prepare, restore or load, fit, the final model."""
     epochs, batch_size, seed = context.epochs, context.batch_size, context.seed
     replicas = strategy.num_replicas_in_sync
@@ -522,6 +551,11 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
             load_initial_weights(model, load_path)
         log(f"starting from the weights of {load_path}: all {epochs} epochs of the schedule, from learning rate "
             f"{schedule(0)}")
+    else:
+        from saeh.models.whitened_cnn import WHITENING_SAMPLE, adapt_to_images
+
+        if adapt_to_images(model, split.train.images, seed):
+            log(f"whitening estimated from {min(WHITENING_SAMPLE, len(split.train))} training images")
     history = read_history(folder)[:initial_epoch]
     if split.validation_is_query:
         log("model selection uses the query (test) set as validation, which the original code watched as its "
@@ -536,7 +570,8 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     def training_batches(part=None):
         return pipeline.training_batches(
             split.train.images, per_sample, targets, global_batch, seed, epochs, initial_epoch=initial_epoch,
-            augment=augment, sampler=sampler, inputs=method.inputs, drop_remainder=replicas > 1, part=part)
+            augment=augment, sampler=sampler, inputs=method.inputs, drop_remainder=replicas > 1, part=part,
+            pad=recipe.augment_pad, padding=recipe.augment_padding)
 
     # Validation batches of the training size in a seeded mixed order: batch statistics (SAEH's balance term,
     # DSH's pairs) then mean what they mean in training, even for data stored class by class.
@@ -565,10 +600,14 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     # about to be redone.
     folder.remove_best_weights_except(checkpoint.best_epoch)
     own = [] if method.callbacks is None else list(method.callbacks(context, model, state, **hyperparameters))
+    if recipe is not recipes.ORIGINAL:
+        log(f"recipe {recipe.summary()}")
     callbacks = [
-        keras.callbacks.LearningRateScheduler(schedule),
+        # The step schedule is set per epoch here; a per-step schedule lives inside the optimiser.
+        *([keras.callbacks.LearningRateScheduler(schedule)] if recipe.schedule == "step" else []),
         *([LinearWarmUp(schedule, steps, max(1, round(warmup_epochs * steps)))] if warmup_epochs else []),
         NonFiniteGuard(folder),
+        *([recipes.LookaheadCallback(recipe.lookahead, steps, steps * epochs)] if recipe.lookahead else []),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
         # Only a hashing model (a method's stage, SHC's classifier, has no codes to collapse).
         *([CollapseWatch(split.validation.images, split.validation.labels, method.code.threshold, log)]

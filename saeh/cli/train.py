@@ -78,7 +78,8 @@ def build_parser(settings):
     parser.add_argument("--features", default=None, metavar="MODEL.keras",
                         help=common.stated_default("itq/ksh only: use the features a trained deep model feeds its "
                                                    "hash layer (default: raw pixels)"))
-    parser.add_argument("--encoder", default=defaults.ENCODER, help="resnet_cifar, resnet50 or dsh_cnn")
+    parser.add_argument("--encoder", default=defaults.ENCODER, help="resnet_cifar, resnet50, dsh_cnn or whitened_cnn (trained with its own "
+                        "recipe: `python -m saeh.presets` shows it under cifar10-fast)")
     parser.add_argument("--encoder-weights", default=None,
                         help=common.stated_default("resnet50 only: 'imagenet' (downloads) or a local weights file "
                                                    "(default: random initialisation)"))
@@ -106,6 +107,8 @@ def build_parser(settings):
     parser.add_argument("--mixed-precision", action="store_true",
                         help="mixed precision: float16 compute on a GPU, bfloat16 on a CPU (fast only with AMX or "
                         "AVX512-BF16 units; benchmarks/bench_train.py measures it)")
+    parser.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false",
+                        help=common.stated_default("float32 throughout, where a --preset turns mixed precision on"))
     parser.add_argument("--jit-compile", choices=tuple(common.AUTO_ON_OFF), default="auto", help="XLA compilation")
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: the same seed gives the same codes (slower)")

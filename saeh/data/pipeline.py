@@ -18,6 +18,7 @@ from saeh.data.files import ImageFiles
 from saeh.errors import SaehError
 
 PAD = 4  # pixels of zero padding for the pad-and-crop augmentation (the usual CIFAR recipe)
+PADDINGS = ("CONSTANT", "REFLECT")  # zero padding, or the image mirrored at its edges (tf.pad's modes)
 
 
 def label_matrix(labels, num_classes):
@@ -37,8 +38,9 @@ def scale_images(images):
     return tf.cast(images, tf.float32) / 255.0
 
 
-def augment_batch(images, seed, first=0, drawn=None):
-    """Random horizontal flip and pad-4-and-crop, independently per image, from a stateless `seed` (2 ints).
+def augment_batch(images, seed, first=0, drawn=None, pad=PAD, padding="CONSTANT"):
+    """Random horizontal flip and pad-and-crop (a translation by up to `pad` pixels each way; the padding zeros or
+    the mirrored image, `padding` one of `PADDINGS`), independently per image, from a stateless `seed` (2 ints).
 
     Draws are made for `drawn` images (default: this batch) and these images take draws `first`, `first` + 1, ...:
     the rows of a global batch that one worker reads are augmented as they would be in the whole batch.
@@ -49,8 +51,8 @@ def augment_batch(images, seed, first=0, drawn=None):
     # tf.image.stateless_random_flip_left_right's draws, made here so that a part of a batch can take its own.
     flips = tf.round(tf.random.stateless_uniform([drawn], seeds[0], minval=0, maxval=1.0))[first:first + batch]
     images = tf.where(flips[:, None, None, None] > 0, tf.reverse(images, [2]), images)
-    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
-    offsets = tf.random.stateless_uniform([drawn, 2], seeds[1], maxval=2 * PAD + 1, dtype=tf.int32)
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode=padding)
+    offsets = tf.random.stateless_uniform([drawn, 2], seeds[1], maxval=2 * pad + 1, dtype=tf.int32)
     offsets = offsets[first:first + batch]
     rows = offsets[:, :1] + tf.range(height)[None, :]
     columns = offsets[:, 1:] + tf.range(width)[None, :]
@@ -94,7 +96,7 @@ def _check_part(part, batch_size, drop_remainder):
 
 
 def training_batches(images, per_sample, targets, batch_size, seed, epochs, initial_epoch=0, augment=False,
-                     sampler=None, inputs=None, drop_remainder=False, part=None):
+                     sampler=None, inputs=None, drop_remainder=False, part=None, pad=PAD, padding="CONSTANT"):
     """Batches for `model.fit` covering epochs `initial_epoch` .. `epochs - 1`.
 
     Args:
@@ -103,7 +105,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
             rows of the same images, whatever the shuffle.
         targets: function (float images, dict of per-sample batch tensors) -> dict of targets per output.
         batch_size, seed, epochs, initial_epoch: as for `fit`; the last batch of an epoch may be smaller.
-        augment: random flip and pad-and-crop.
+        augment: random flip and pad-and-crop, by up to `pad` pixels with `padding` (see `augment_batch`).
         sampler: optional function epoch -> the rows (int array) the epoch visits, in order, the same number every
             epoch (a method that trains on a sample per epoch); by default every row, in a permutation drawn from
             (seed, epoch).
@@ -120,6 +122,9 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
     """
     count = len(images)
     _check_batch_size(batch_size, count, "training")
+    if padding not in PADDINGS or isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise SaehError(f"augmentation padding must be one of {', '.join(PADDINGS)} with a non-negative integer pad; "
+                        f"got {padding!r} with pad {pad!r}")
     if batch_size > count:
         raise SaehError(f"batch_size {batch_size} is larger than the training set ({count} images)")
     orders = None if sampler is None else sampled_orders(sampler, count, initial_epoch, epochs)
@@ -146,7 +151,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
         batch_images = scale_images(gather_images(indices))
         if augment:
             batch_images = augment_batch(batch_images, tf.stack([epoch, step]) + tf.cast(seed, tf.int64) * 7919,
-                                         first, drawn)
+                                         first, drawn, pad=pad, padding=padding)
         batch = {name: tf.gather(values, indices) for name, values in per_sample.items()}
         return model_inputs(inputs, batch_images, batch), targets(batch_images, batch)
 

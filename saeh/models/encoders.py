@@ -2,7 +2,8 @@
 
 An encoder maps an image tensor to a flat feature vector and reports the shape of its last feature map, which
 the decoder starts from. Names: "resnet_cifar" (the original SAEH network), "resnet50" (keras.applications),
-"dsh_cnn" (the small network of the DSH paper).
+"dsh_cnn" (the small network of the DSH paper), "whitened_cnn" (airbench94's fast CIFAR-10 network,
+`saeh.models.whitened_cnn`, trained with its own recipe, `saeh.recipes.WHITENED_CNN`).
 """
 
 import math
@@ -13,9 +14,9 @@ from keras import layers
 
 from saeh import defaults
 from saeh.errors import MissingDataError, SaehError
-from saeh.models import blocks
+from saeh.models import blocks, whitened_cnn
 
-ENCODERS = ("resnet_cifar", "resnet50", "dsh_cnn")
+ENCODERS = ("resnet_cifar", "resnet50", "dsh_cnn", "whitened_cnn")
 # keras.applications.ResNet50 keeps 0.99 of its batch-norm moving averages per step; trained from scratch at rate 0.1
 # those averages lag the weights so far that inference (which uses them) collapses: on the bundled sample, validation
 # accuracy 9.2% with them and 87.4% with the batch's own statistics after 2 epochs. 0.9 follows the weights.
@@ -24,7 +25,8 @@ RESNET50_BN_MOMENTUM = 0.9
 # large (one step at 0.01 moves its stem's kernel by three times its norm): with a one-epoch linear warm-up SAEH on
 # the bundled sample reached 76.6% / 93.6% validation accuracy and mAP@1000 94.15 in 2 epochs, against 42.4% / 62.2%
 # and 55.32 without (README, Encoders). The other encoders train as the original did, without one.
-DEFAULT_WARMUP_EPOCHS = {"resnet_cifar": 0.0, "resnet50": 1.0, "dsh_cnn": 0.0}
+# whitened_cnn's recipe has a ramp of its own (saeh.recipes.WHITENED_CNN's triangular schedule).
+DEFAULT_WARMUP_EPOCHS = {"resnet_cifar": 0.0, "resnet50": 1.0, "dsh_cnn": 0.0, "whitened_cnn": 0.0}
 
 
 def check_encoder(encoder):
@@ -154,6 +156,9 @@ def encode_features(images, encoder, stack_num, weight_decay, encoder_weights):
         feature_map = resnet_cifar_encoder(images, stack_num=stack_num, weight_decay=weight_decay)
     elif encoder == "resnet50":
         feature_map = resnet50_encoder(images, weights=encoder_weights)
+    elif encoder == "whitened_cnn":
+        feature_map = whitened_cnn.whitened_cnn_encoder(images)
+        return whitened_cnn.whitened_cnn_features(feature_map), tuple(feature_map.shape[1:])
     else:
         feature_map = dsh_cnn_encoder(images, weight_decay=weight_decay)
     features = layers.Flatten(name="encoder_flatten")(feature_map)
@@ -166,4 +171,6 @@ def decode_image(code, encoder, feature_shape, output_shape, stack_num, weight_d
     """The decoder that goes with `encoder`, from the hash code back to an image of `output_shape`."""
     if encoder == "resnet_cifar":
         return resnet_cifar_decoder(code, feature_shape, output_shape, stack_num=stack_num, weight_decay=weight_decay)
+    if encoder == "whitened_cnn":
+        return whitened_cnn.whitened_cnn_decoder(code, output_shape)
     return upsampling_decoder(code, feature_shape, output_shape, weight_decay=weight_decay)

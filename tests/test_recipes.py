@@ -1,0 +1,244 @@
+"""The training recipes (saeh.recipes) and the whitened_cnn encoder (saeh.models.whitened_cnn), each checked against a
+reference written from its source (airbench94.py and torch.optim.SGD's documented update), not from our code."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from saeh import recipes
+from saeh.errors import SaehError
+from saeh.models import whitened_cnn
+
+
+def torch_sgd_steps(weights, gradients, rates, momentum, nesterov, weight_decay):
+    """torch.optim.SGD (dampening 0): d = g + wd * w; buf = d on the first step, else momentum * buf + d; with
+    Nesterov d = d + momentum * buf, else d = buf; w -= lr * d. One row of `gradients` and `rates` per step."""
+    weights, buffer = weights.astype(np.float64), None
+    for gradient, rate in zip(gradients, rates):
+        step = gradient + weight_decay * weights
+        buffer = step.copy() if buffer is None else momentum * buffer + step
+        step = step + momentum * buffer if nesterov else buffer
+        weights = weights - rate * step
+    return weights
+
+
+def airbench_triangle(steps, start, end, peak):
+    """airbench94's `triangle`: piecewise linear through (0, start), (int(peak * steps), 1), (steps, end)."""
+    return np.interp(np.arange(steps + 1), [0, int(peak * steps), steps], [start, 1.0, end])
+
+
+def quadratic_model(name="dense"):
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2, name=name)(inputs))
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_recipe_sgd_takes_torchs_steps_with_coupled_decay(nesterov):
+    model = quadratic_model()
+    kernel = model.get_layer("dense").kernel
+    start = np.random.default_rng(0).normal(size=(3, 2))
+    kernel.assign(start)
+    gradients = np.random.default_rng(1).normal(size=(6, 3, 2))
+    rates = [0.3, 0.5, 0.5, 0.2, 0.1, 0.05]
+    optimizer = recipes.RecipeSGD(learning_rate=0.3, momentum=0.85, nesterov=nesterov, coupled_weight_decay=0.01)
+    optimizer.build([kernel])
+    for gradient, rate in zip(gradients, rates):
+        optimizer.learning_rate = rate
+        optimizer.apply([gradient.astype(np.float32)], [kernel])
+    expected = torch_sgd_steps(start, gradients, rates, 0.85, nesterov, 0.01)
+    np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_recipe_sgd_scales_batch_norm_biases_and_freezes_after_its_steps():
+    inputs = keras.Input((4,))
+    normed = keras.layers.BatchNormalization(name="bn", scale=False)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(normed))
+    beta, kernel = model.get_layer("bn").beta, model.get_layer("head").kernel
+    optimizer = recipes.RecipeSGD(learning_rate=0.1, momentum=0.5, coupled_weight_decay=0.2, norm_bias_rate=8.0,
+                                  frozen_after_steps={"head/kernel": 2})
+    optimizer.build([beta, kernel])
+    start_beta, start_kernel = beta.numpy().copy(), kernel.numpy().copy()
+    gradients = [(np.full(4, 0.5, np.float32), np.full((4, 1), 1.0, np.float32))] * 4
+    for beta_gradient, kernel_gradient in gradients:
+        optimizer.apply([beta_gradient, kernel_gradient], [beta, kernel])
+    # The bias: rate x8 and decay /8, as airbench94's parameter group of norm biases (lr_biases, wd / lr_biases).
+    expected_beta = torch_sgd_steps(start_beta, [g for g, _ in gradients], [0.8] * 4, 0.5, True, 0.2 / 8)
+    np.testing.assert_allclose(beta.numpy(), expected_beta, rtol=1e-5, atol=1e-6)
+    # The kernel: two steps, then nothing (no momentum, no decay): as a PyTorch weight with requires_grad off.
+    expected_kernel = torch_sgd_steps(start_kernel, [g for _, g in gradients[:2]], [0.1] * 2, 0.5, True, 0.2)
+    np.testing.assert_allclose(kernel.numpy(), expected_kernel, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("total", [10, 43, 440])
+def test_triangle_schedule_matches_airbench(total):
+    expected = airbench_triangle(total, 0.2, 0.07, 0.23)
+    factors = [recipes.triangle_factor(step, total, 0.2, 0.23, 0.07) for step in range(total + 1)]
+    np.testing.assert_allclose(factors, expected, atol=1e-12)
+    schedule = recipes.TriangleSchedule(1.5, total, 0.2, 0.23, 0.07)
+    np.testing.assert_allclose([float(schedule(step)) for step in range(total + 1)], 1.5 * expected, rtol=1e-6)
+    assert recipes.TriangleSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
+
+
+def test_the_whitened_cnn_recipe_is_airbench94s_in_batch_mean_terms():
+    recipe = recipes.WHITENED_CNN
+    # airbench94.py: kilostep_scale = 1024 * (1 + 1 / (1 - 0.85)); lr = 11.5 / kilostep_scale on the summed loss;
+    # its groups' weight_decay = wd / lr with wd = 0.0153 * 1024 / kilostep_scale.
+    kilostep = 1024 * (1 + 1 / (1 - 0.85))
+    torch_lr, torch_wd = 11.5 / kilostep, 0.0153 * 1024 / kilostep
+    assert recipe.learning_rate == pytest.approx(torch_lr * 1024)  # a mean loss has 1/1024 of the sum's gradient
+    assert recipe.weight_decay * recipe.learning_rate == pytest.approx(torch_wd)  # the same decay per step
+    assert recipe.learning_rate == pytest.approx(1.5)
+    assert recipe.weight_decay == pytest.approx(1.3305e-3, rel=1e-3)
+    assert (recipe.momentum, recipe.norm_bias_rate, recipe.label_smoothing) == (0.85, 64.0, 0.2)
+    assert recipes.for_encoder("whitened_cnn") is recipe and recipes.for_encoder("resnet_cifar") is recipes.ORIGINAL
+
+
+def test_a_recipe_refuses_bad_settings():
+    with pytest.raises(SaehError, match="schedule must be"):
+        recipes.Recipe("bad", "nowhere", schedule="cosine")
+    with pytest.raises(SaehError, match="learning_rate must be positive"):
+        dataclasses.replace(recipes.WHITENED_CNN, learning_rate=0.0)
+
+
+def airbench_lookahead(weights_per_step, every, start_epoch, steps_per_epoch, total, base, power):
+    """airbench94's loop: after each step, from epoch start_epoch on, every `every` steps the slow copy is made (the
+    first time) or blended (ema.lerp_(net, 1 - rho), net = ema); after each epoch net = ema. The network's weights
+    after step t are given by `weights_per_step(t, current)` (the optimiser's move from `current`)."""
+    net, slow, step = np.zeros(3), None, 0
+    for epoch in range(total // steps_per_epoch):
+        for _ in range(steps_per_epoch):
+            net = weights_per_step(step, net)
+            step += 1
+            if epoch >= start_epoch and step % every == 0:
+                if slow is None:
+                    slow = net.copy()
+                else:
+                    rho = base ** every * (step / total) ** power
+                    slow = slow + (1 - rho) * (net - slow)
+                    net = slow.copy()
+        if slow is not None:
+            net = slow.copy()
+    return net
+
+
+def test_lookahead_callback_matches_airbenchs_loop():
+    lookahead = recipes.Lookahead(every=2, start_epoch=1, base=0.9, power=2.0)
+    steps_per_epoch, epochs = 3, 4
+    total = steps_per_epoch * epochs
+
+    def move(step, current):  # a deterministic "optimiser" step
+        return current + np.array([1.0, -0.5, 0.25]) * (step + 1)
+
+    inputs = keras.Input((1,))
+    model = keras.Model(inputs, keras.layers.Dense(3, use_bias=False, name="w")(inputs))
+    weight = model.get_layer("w").kernel
+    weight.assign(np.zeros((1, 3)))
+    callback = recipes.LookaheadCallback(lookahead, steps_per_epoch, total)
+    callback.set_model(model)
+    step = 0
+    for epoch in range(epochs):
+        callback.on_epoch_begin(epoch)
+        for batch in range(steps_per_epoch):
+            weight.assign(move(step, weight.numpy()[0])[None])
+            step += 1
+            callback.on_train_batch_end(batch)
+    expected = airbench_lookahead(move, 2, 1, steps_per_epoch, total, 0.9, 2.0)
+    np.testing.assert_allclose(weight.numpy()[0], expected, rtol=1e-6)
+
+
+def test_partial_dirac_is_the_identity_on_the_first_channels():
+    kernel = whitened_cnn.PartialDirac(seed=0)((3, 3, 4, 6)).numpy()
+    for out in range(4):
+        expected = np.zeros((3, 3, 4))
+        expected[1, 1, out] = 1.0
+        np.testing.assert_array_equal(kernel[..., out], expected)
+    rest = kernel[..., 4:]
+    assert np.abs(rest).max() <= 1 / np.sqrt(3 * 3 * 4) and rest.std() > 0.05  # PyTorch's default conv init
+    narrow = whitened_cnn.PartialDirac(seed=0)((3, 3, 6, 4)).numpy()  # fewer outputs than inputs: all identity
+    assert np.count_nonzero(narrow) == 4 and all(narrow[1, 1, channel, channel] == 1 for channel in range(4))
+
+
+def test_patch_whitening_whitens_the_patches_it_was_fitted_to():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(64, 12, 12, 3))
+    images = np.clip(0.5 + 0.15 * (base + np.roll(base, 1, axis=1) + base[..., :1]), 0, 1).astype(np.float32)
+    layer = whitened_cnn.PatchWhitening(epsilon=0.0)
+    layer.build((None, 12, 12, 3))
+    layer.adapt(images)
+    outputs = keras.ops.convert_to_numpy(layer(images)).reshape(-1, 24)
+    half = outputs[:, :12]
+    covariance = half.T @ half / len(half)
+    np.testing.assert_allclose(covariance, np.eye(12), atol=1e-3)  # white: unit variance, no correlation
+    np.testing.assert_allclose(outputs[:, 12:], -half, atol=1e-5)
+    # The filters' order: largest eigenvalue first, as airbench94's flip(0) of torch.linalg.eigh's ascending order.
+    standard = (images - images.mean((0, 1, 2))) / images.std((0, 1, 2))
+    patches = whitened_cnn.image_patches(standard, 2)
+    eigenvalues = np.linalg.eigvalsh(patches.T @ patches / len(patches))[::-1]
+    filters = whitened_cnn.whitening_filters(standard, 2, epsilon=0.0).reshape(12, 24)[:, :12]
+    np.testing.assert_allclose(np.linalg.norm(filters, axis=0), 1 / np.sqrt(eigenvalues), rtol=1e-4)
+
+
+def test_image_patches_are_the_windows_a_conv_kernel_reads():
+    images = np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype(np.float32)
+    kernel = np.random.default_rng(1).normal(size=(2, 2, 3, 4)).astype(np.float32)
+    convolved = keras.ops.convert_to_numpy(keras.ops.conv(images, kernel, padding="valid"))
+    by_patches = whitened_cnn.image_patches(images.astype(np.float64), 2) @ kernel.reshape(12, 4)
+    np.testing.assert_allclose(by_patches, convolved.reshape(-1, 4), rtol=1e-4, atol=1e-5)
+
+
+def test_the_whitening_sample_is_drawn_not_the_first_rows():
+    images = np.repeat(np.arange(10, dtype=np.uint8), 1000)[:, None, None, None]  # stored class by class
+    sample = whitened_cnn.whitening_sample(images, seed=0)
+    assert len(sample) == whitened_cnn.WHITENING_SAMPLE and len(np.unique(sample)) == 10
+    np.testing.assert_array_equal(sample, whitened_cnn.whitening_sample(images, seed=0))
+
+
+def quick_recipe():
+    """The whitened_cnn recipe with Lookahead from the second epoch, every 2 steps: every part of it acts in a
+    4-epoch run."""
+    return dataclasses.replace(recipes.WHITENED_CNN, name="whitened_cnn-test",
+                               lookahead=recipes.Lookahead(every=2, start_epoch=1), frozen_after_epochs={
+                                   "encoder_whiten/bias": 2})
+
+
+def train_whitened(split, run_dir, callbacks=(), epochs=4):
+    from saeh import registry, training
+
+    return training.train(registry.get("saeh"), split, 4, run_dir, hash_bits=12, encoder="whitened_cnn",
+                          epochs=epochs, batch_size=32, augment=True, verbose=0, log=lambda message: None,
+                          callbacks=callbacks, recipe=quick_recipe(), final_weights="last")
+
+
+@pytest.mark.slow
+def test_whitened_cnn_trains_and_resumes_exactly_with_its_recipe(separable_split, tmp_path):
+    import json
+
+    from saeh.inference import codes_for
+    from saeh.retrieval import map_at_k
+    from training_helpers import Crash, CrashAfterEpoch
+
+    whole = train_whitened(separable_split, str(tmp_path / "whole"))
+    with open(tmp_path / "whole" / "run.json") as handle:
+        assert json.load(handle)["recipe"] == "whitened_cnn-test"
+    whitening = whole.model.get_layer("encoder_whiten")
+    assert not np.allclose(whitening.kernel.numpy()[..., :4].reshape(4, 4), np.eye(4))  # fitted to the data
+    with pytest.raises(Crash):
+        train_whitened(separable_split, str(tmp_path / "resumed"), callbacks=[CrashAfterEpoch(3)])
+    resumed = train_whitened(separable_split, str(tmp_path / "resumed"))
+    for before, after in zip(whole.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(after.numpy(), before.numpy(), rtol=1e-5, atol=1e-6, err_msg=before.path)
+    codes = codes_for(whole.model, separable_split.query).hash_bin
+    database = codes_for(whole.model, separable_split.database).hash_bin
+    score = map_at_k(codes, database, separable_split.query.labels, separable_split.database.labels, k=100)
+    assert score > 0.6  # random codes: about 0.29
+
+
+def test_whitened_cnn_refuses_images_too_small_for_its_pools():
+    from saeh.methods import ModelSpec
+
+    with pytest.raises(SaehError, match="at least 16x16"):
+        from saeh.models import build_saeh
+
+        build_saeh(ModelSpec((12, 12, 3), 4).input_shape, 4, encoder="whitened_cnn")
