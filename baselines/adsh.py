@@ -1,9 +1,10 @@
 """ADSH (Jiang & Li, "Asymmetric deep supervised hashing", AAAI 2018): the network hashes the queries; the database
 codes V are learned directly, in closed form.
 
-The training set is the database of n points. Each outer iteration samples m of them (Omega) and, with u_i =
-tanh(F(x_i)) the network's output for a sampled image and S the soft similarity of the sampled points to all n
-(1 when two images share a label, -r otherwise, r = #similar / #dissimilar in the m x n block), minimises
+The database is the training set, n points, every one of which gets a learned code. Each outer iteration samples
+m of them (Omega) and, with u_i = tanh(F(x_i)) the network's output for a sampled image and S the soft similarity
+of the sampled points to all n (1 when two images share a label, -r otherwise, r = #similar / #dissimilar in the
+m x n block), minimises
 
     L = sum_{i in Omega} sum_{j=1..n} (u_i^T v_j - c S_ij)^2 + gamma sum_{i in Omega} ||v_{Omega_i} - u_i||^2,
 
@@ -17,8 +18,19 @@ output into a bank U (as the official code keeps U[batch] = output), and a callb
 end of the epoch, before the checkpoint saves weights, U and V together. r is set at the start of each epoch from
 its sample. The best epoch is the lowest validation loss (the validation images against V, without the
 quantisation term, which only sampled training images have). Codes: queries sign(u) through the network; the
-database rows of the training images take sign(V) (`database_codes`), the other database images (the validation
-images under protocol ssdh) go through the network.
+database codes are sign(V) (`database_codes`), and nothing else.
+
+The database and V. The n rows of V are the run's training images and then its validation images: the database of
+protocol ssdh (the training set, validation images included). The validation images are never sampled (the network
+never trains on them, and they still select the epoch), but they are columns of S through their labels, as every
+database image is in ADSH, so each gets the code its labels give (the V step's argument for an unsampled row is
+-2c sum_i S_ij u_i plus the other bits' term: the code of a training image with the same labels not sampled yet).
+Learning their codes without their labels would leave that argument empty (a code unrelated to the image), and
+their network codes, mixed with learned ones, are made as the queries' are and sit near them whatever their
+labels, which ruins the ranking (as measured: precision by radius bimodal). So the database must hold the training and validation images and no
+other image: under protocol dpsh (53,500 of the 59,000 database images neither) and dsh (the test set) the run is
+refused before training, as it is when the validation set is the query set (`saeh.cli.common.
+learned_database_rows`). ADSH's own CIFAR-10 protocol (database = training set = 59,000 images) is not one of ours.
 
 Defaults: m = 2000 (`num_samples`, capped at n), gamma = 200, 3 inner epochs: the paper's and the official code's
 (T_out = 50 outer iterations there; here the run's --epochs, which also scale the step schedule; under a
@@ -27,9 +39,9 @@ starts at 0, as in the official PyTorch code. The network is SAEH's encoder with
 schedule shape, weight decay and batch size are SAEH's, as for every row of Table 1 (the official code: SGD, lr from
 1e-4 down to 1e-6, on CNN-F). The schedule starts at 0.001 (`LEARNING_RATE`), the official PyTorch code's rate (plain
 SGD there; SAEH's Nesterov momentum here). Measured under DPSH's protocol on CIFAR-10 (5,000 training images,
-`cifar10-cpu`, 32 bits, seed 0): at 0.01 the tanh outputs saturated to the same code for every image from the second
-outer iteration (30 of 32 bits constant, mAP@all 16.49); at 0.001, mAP@all 23.89, level with SSDH on the same
-images (24.24).
+`cifar10-cpu`, 32 bits, seed 0), with the database then mixing learned and network codes (refused since): at 0.01
+the tanh outputs saturated to the same code for every image from the second outer iteration (30 of 32 bits
+constant, mAP@all 16.49); at 0.001, mAP@all 23.89, level with SSDH on the same images (24.24).
 """
 
 import keras
@@ -37,7 +49,7 @@ import numpy as np
 from keras import ops
 
 from baselines.adsh_solver import dissimilar_weight, soft_similarity, update_database_codes
-from baselines.dpsh import bank_targets, write_rows
+from baselines.dpsh import bank_targets, pair_similarity, write_rows
 from saeh.data.pipeline import label_matrix
 from saeh.method_state import MethodState
 from saeh.losses import BatchLoss
@@ -63,16 +75,20 @@ def epoch_order(epoch, count, seed, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_
 
 
 def adsh_state(context, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS):
-    """V (n x c, zeros), the bank U of outputs (n + 1 rows, the last one scratch), the training labels and r."""
-    count, bits = len(context.train), context.spec.hash_bits
-    return MethodState(codes=np.zeros((count, bits), np.float32), bank=np.zeros((count + 1, bits), np.float32),
-                       bank_labels=label_matrix(context.train.labels, context.spec.num_classes),
+    """V (n x c, zeros) and its rows' labels `code_labels`, n = the training images then the validation images (the
+    database); the bank U of the training images' outputs (one row each, plus a last scratch row); and r."""
+    train, validation, bits = context.train, context.validation, context.spec.hash_bits
+    labels = np.concatenate([label_matrix(train.labels, context.spec.num_classes),
+                             label_matrix(validation.labels, context.spec.num_classes)])
+    return MethodState(codes=np.zeros((len(labels), bits), np.float32),
+                       bank=np.zeros((len(train) + 1, bits), np.float32), code_labels=labels,
                        dissimilar_weight=np.float32(1.0))
 
 
 class ADSHLoss(BatchLoss):
     """The batch's ADSH loss against V (module docstring), after writing its outputs into the bank. Target: the
-    labels with the training-set row appended (-1 for validation images). Holds the state's variables."""
+    labels with the training-set row appended (-1 for validation images); a training image's row is also its row
+    of V, whose first rows are the training images'. Holds the state's variables."""
 
     def __init__(self, state, num_classes, bits, gamma=GAMMA, name="adsh", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -84,8 +100,8 @@ class ADSHLoss(BatchLoss):
         labels, rows = y_true[:, :self.num_classes], ops.cast(y_true[:, self.num_classes], "int64")
         u = ops.cast(y_pred, "float32")
         write_rows(self.state["bank"], rows, ops.stop_gradient(u))
-        codes, database_labels = self.state["codes"], self.state["bank_labels"]
-        shares = ops.cast(ops.matmul(labels, ops.transpose(database_labels)) > 0, "float32")
+        codes = self.state["codes"]
+        shares = pair_similarity(labels, self.state["code_labels"])
         similarity = shares - (1.0 - shares) * self.state["dissimilar_weight"]
         square = ops.sum(ops.square(ops.matmul(u, ops.transpose(codes)) - self.bits * similarity))
         trained = ops.cast(rows >= 0, "float32")[:, None]
@@ -112,8 +128,9 @@ class DatabaseCodeUpdate(keras.callbacks.Callback):
         self.num_samples, self.gamma, self.log, self.prior = num_samples, gamma, log, prior
 
     def _sample(self, epoch):
-        """The rows this epoch visits (the sampler's, by the same seed) and every training image's labels."""
-        return sampled_rows(epoch, self.count, self.seed, self.num_samples), self.state["bank_labels"].numpy()
+        """The rows this epoch visits (the sampler's, by the same seed; training images) and the labels of every
+        row of V (training then validation images)."""
+        return sampled_rows(epoch, self.count, self.seed, self.num_samples), self.state["code_labels"].numpy()
 
     def on_epoch_begin(self, epoch, logs=None):
         omega, labels = self._sample(epoch)

@@ -96,6 +96,12 @@ def pair_similarity(labels_a, labels_b):
     return ops.cast(ops.matmul(labels_a, ops.transpose(labels_b)) > 0, "float32")
 
 
+def distinct_pairs(count):
+    """The ordered pairs (i, j), i != j, of `count` items (one batch against itself without self-pairs), as a
+    float32 count x count matrix: 1 off the diagonal, 0 on it."""
+    return 1.0 - ops.eye(count, dtype="float32")
+
+
 def dpsh_likelihood_loss(u, labels, bank_u, bank_labels):
     """Mean over the batch x bank pairs of log(1 + e^theta) - s theta, theta = 1/2 u bank_u^T.
 

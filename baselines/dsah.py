@@ -15,8 +15,10 @@ METHODS.md), so everything below beyond that sentence is our assumption, chosen 
   `prior_weight` * sum_j ||v_j - l_{y_j}||^2 (200, as ADSH's gamma, so that the labels weigh like the network's own
   outputs); with ||v_j||^2 = c this only adds -2 mu L to ADSH's Q, so each bit column is still solved exactly
   (`baselines.adsh_solver.update_database_codes`, `prior`).
-- Codes: queries sign(u) from the image alone; the training images' database codes are sign(V). The label input
-  exists in training only: saved models hash images through their `image` input.
+- Codes: queries sign(u) from the image alone; the database codes are sign(V), one for every training and
+  validation image, and the database must hold those images only (ADSH's rule: `baselines.adsh`, protocol ssdh;
+  refused under dpsh and dsh). The label input exists in training only: saved models hash images through their
+  `image` input.
 
 Its seed table (top-5K precision on CIFAR-10 at 12/24/36/48 bits: 0.911/0.930/0.943/0.948, ADSH 0.890/0.924/
 0.932/0.934 in the same table) is not under a protocol or metric we have, so it is not compared.
@@ -67,7 +69,7 @@ def dsah_targets(images, batch):
 
 
 def label_code_prior(state, prior_weight):
-    """(model) -> (the LAE's codes of every training image's labels, prior_weight), for the V step."""
+    """(model) -> (the LAE's codes of the labels of every row of V, prior_weight), for the V step."""
 
     built = {}  # the label encoder of the model last seen: one per model, so its prediction is traced once
 
@@ -75,7 +77,7 @@ def label_code_prior(state, prior_weight):
         if built.get("model") is not model:
             built.update(model=model, encoder=keras.Model(model.get_layer("label").output,
                                                           model.get_layer("label_code").output))
-        return built["encoder"].predict(state["bank_labels"].numpy(), verbose=0, batch_size=4096), prior_weight
+        return built["encoder"].predict(state["code_labels"].numpy(), verbose=0, batch_size=4096), prior_weight
 
     return prior
 

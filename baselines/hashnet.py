@@ -21,13 +21,17 @@ instead, which weights similar pairs by a constant `class_num`, as the Caffe cod
 When a step has no pair of one kind, that kind's weight is 0 (there is nothing to weight) and the other's is
 |S| / |S| = 1, so the loss is the plain mean over the pairs, with no NaN. Weights depend on the labels only.
 
-Pairs. The official code draws two independently shuffled batches and uses all their cross pairs:
-`hashnet_pair_loss(h_a, labels_a, h_b, labels_b, ...)` does the same, over all len(h_a) x len(h_b) pairs. For
-training on one batch, call it with the batch twice; then every ordered pair counts, each image with itself
-included. We exclude nothing so that the one-batch case is exactly the official cross-pair loss with both streams
-equal (the official streams can also hold the same image twice); the B self-pairs, similar by definition, push
-||h_i||^2 up, towards binary codes, and keep S1 > 0, so a one-batch step always has both weights defined when any
-two images differ in label.
+Pairs. The official code draws two batches from two independently shuffled loaders over the training list and
+pairs every image of the first with every image of the second, never two images of the same batch (thuml/HashNet
+at 85387b8, `pytorch/src/train.py` l.194-215; the loss over those cross pairs is `pytorch/src/loss.py` l.6-23 and
+l.25-44): an image meets itself only when both loaders happen to draw it, 1 pair in n. `hashnet_pair_loss(h_a,
+labels_a, h_b, labels_b, ...)` is that loss over all len(h_a) x len(h_b) cross pairs (or the pairs `pairs` marks).
+We train on one batch, so `hashnet_batch_loss` takes its ordered pairs (i, j) with i != j (`baselines.dpsh.
+distinct_pairs`): pairs of two different images drawn independently, as the official streams give, B (B - 1) of
+them where splitting the batch into two streams would give B^2 / 4. The batch against itself with its self-pairs,
+as an earlier version did, adds B pairs that are similar by definition (about 14% of the similar pairs of a
+CIFAR-10 batch of 64) and reward ||h_i||^2 alone, pushing codes to +-1 whatever the labels. A batch with no pair
+of one kind weights the other kind alone (above); a batch of one image has no pair and a loss of 0.
 
 Continuation. beta = (1 + 0.005 t)^0.5, recomputed every 200 iterations (official `scale_tanh_layer.cpp` and
 `pytorch/src/network.py`): `hashnet_beta(t)` gives beta at the last multiple of 200 <= t, so beta(0) = 1 and
@@ -49,7 +53,8 @@ import numbers
 import keras
 from keras import ops
 
-from baselines.dpsh import check_number, check_same_size, float_matrix, pair_similarity, stable_softplus
+from baselines.dpsh import (check_number, check_same_size, distinct_pairs, float_matrix, pair_similarity,
+                           stable_softplus)
 from saeh import defaults
 from saeh.errors import SaehError
 from saeh.losses import BatchLoss
@@ -80,12 +85,13 @@ def hashnet_beta(iteration, gamma=0.005, power=0.5, step=200):
     return float(math.pow(1.0 + gamma * (iteration // step * step), power))
 
 
-def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0):
+def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0, pairs=None):
     """The weighted pair loss of the module docstring over all pairs (row of h_a, row of h_b), as a float32 scalar.
 
     `h_a` (A x bits) and `h_b` (B x bits) are tanh(beta z) outputs, `labels_a` / `labels_b` their one-hot or
     multi-hot labels, `alpha` > 0 the sigmoid scale (`hashnet_alpha(bits)`) and `threshold` the x above which
-    log(1 + e^x) is replaced by x. Returns (1 / |S|) sum w_ij l_ij = mean over similar + mean over dissimilar pairs.
+    log(1 + e^x) is replaced by x. `pairs`: optional A x B matrix, 1 for the pairs that count and 0 for the others
+    (default: every pair). Returns (1 / |S|) sum w_ij l_ij = mean over similar + mean over dissimilar pairs.
     """
     alpha = check_number("alpha", alpha, minimum=0.0, strict=True)
     threshold = check_number("threshold", threshold)
@@ -97,11 +103,12 @@ def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0):
     check_same_size("h_a", h_a, 0, "labels_a", labels_a, 0, "rows")
     check_same_size("h_b", h_b, 0, "labels_b", labels_b, 0, "rows")
     similar = pair_similarity(labels_a, labels_b)
+    counted = ops.ones_like(similar) if pairs is None else ops.cast(pairs, "float32")
     logits = alpha * ops.matmul(h_a, ops.transpose(h_b))
     log_term = ops.where(logits > threshold, logits, stable_softplus(logits))
-    pair_losses = log_term - similar * logits
-    similar_count = ops.sum(similar)
-    dissimilar_count = ops.sum(1.0 - similar)
+    pair_losses = counted * (log_term - similar * logits)
+    similar_count = ops.sum(counted * similar)
+    dissimilar_count = ops.sum(counted * (1.0 - similar))
     pairs = similar_count + dissimilar_count
     similar_weight = ops.where(similar_count > 0, pairs / ops.maximum(similar_count, 1.0), 0.0)
     dissimilar_weight = ops.where(dissimilar_count > 0, pairs / ops.maximum(dissimilar_count, 1.0), 0.0)
@@ -109,16 +116,23 @@ def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0):
     return ops.sum(weights * pair_losses) / ops.maximum(pairs, 1.0)
 
 
+def hashnet_batch_loss(h, labels, alpha, threshold=15.0):
+    """`hashnet_pair_loss` over the ordered pairs (i, j), i != j, of one batch (module docstring, "Pairs")."""
+    h = float_matrix("h", h)
+    return hashnet_pair_loss(h, labels, h, labels, alpha, threshold, pairs=distinct_pairs(ops.shape(h)[0]))
+
+
 # ------------------------------------------------------------------------------------------------------- the method
 # The network is SAEH's encoder, a linear layer `hash_z` and `hash_x` = tanh(beta z) (`ScaledTanh`); codes are
 # sign(z). `HashNetContinuation` sets beta before every training step from the optimiser's step count (so a resumed
 # run continues the schedule where it stopped) and logs it per epoch as `hashnet_beta`. Pairs: one batch against
-# itself (see above). The best epoch is the lowest validation loss. Optimiser, schedule, weight decay and batch size
-# are SAEH's, as for every row of Table 1 (the paper: SGD from an ImageNet AlexNet, 10,000 iterations).
+# itself without self-pairs (see above). The best epoch is the lowest validation loss. Optimiser, schedule, weight
+# decay and batch size are SAEH's, as for every row of Table 1 (the paper: SGD from an ImageNet AlexNet, 10,000
+# iterations).
 
 
 class HashNetLoss(BatchLoss):
-    """`hashnet_pair_loss` of a batch with itself; the target is the batch's labels."""
+    """`hashnet_batch_loss`: the batch's pairs of two different images; the target is the batch's labels."""
 
     def __init__(self, alpha, threshold=15.0, name="hashnet", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -126,7 +140,7 @@ class HashNetLoss(BatchLoss):
 
     def batch_loss(self, y_true, y_pred):
         labels, codes = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
-        return hashnet_pair_loss(codes, labels, codes, labels, self.alpha, self.threshold)
+        return hashnet_batch_loss(codes, labels, self.alpha, self.threshold)
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "threshold": self.threshold}

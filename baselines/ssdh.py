@@ -4,15 +4,22 @@ networks", TPAMI 2018; arXiv 1507.00101), with SAEH's encoders in place of AlexN
 A sigmoid latent layer `hash_x` feeds a softmax classifier. With h the latent outputs (B images x K bits):
 
     classification = cross-entropy of `y_predict`
-    forcing binary = -mean_{b,k} (h_bk - 0.5)^2                  (same as SAEH's binary term)
-    50% fire rate  = mean_b (mean_k h_bk - 0.5)^2                 (each IMAGE's bits half on; SAEH balances each bit)
+    forcing binary = -sum_{b,k} (h_bk - 0.5)^2 / (2 B K)       (half of SAEH's binary term, -mean((h - 0.5)^2))
+    50% fire rate  = sum_b (mean_k h_bk - 0.5)^2 / (2 B)         (each IMAGE's bits half on; SAEH balances each bit)
     total = classification + binary_weight * forcing binary + fire_rate_weight * 50% fire rate
 
-Weights 1 and 1: the loss weights of SSDH's released Caffe model (its training log prints "(* 1 = ...)" for both).
-Those weights multiply the values its Caffe loss layers compute, and the layers do not normalise the two terms as
-the means above do (the logged forcing-binary value is far smaller than -mean((h - 0.5)^2) would be), so equal
-weights here are not the released model's exact balance between the terms; they are SSDH's stated choice of equal
-weights on the terms as defined above. `--set binary_weight=... --set fire_rate_weight=...` changes them.
+Scale: the released model's, i.e. the values its Caffe loss layers compute (kevinlin311tw/Caffe-DeepBinaryCode at
+9eaa766, after commit 46ccfc8 "fixed bug in the process of back-propagation"):
+`src/caffe/layers/K1_euclidean_loss_layer.cpp` l.24-33 gives -sum (h - 0.5)^2 / (2 count) over the latent blob
+(count = B K), and `K2_euclidean_loss_layer.cpp` l.24-34 gives sum (x - 0.5)^2 / (2 count) over its input x, which
+`examples/SSDH/train_val.prototxt` l.382-416 makes each image's mean over its 48 bits (Reshape, then AVE pooling of
+kernel 1 x 48; count = B). Each layer's backward pass (l.42 and l.43) is that value's exact gradient. Both are half
+of the plain means, which an earlier version of this module used (twice the released terms). The weights are the
+prototxt's `loss_weight: 1` for both (l.380, l.415); the paper's own weights and normalisation of these terms were
+not checked (no paper text here). The training log shipped beside it (`examples/SSDH/log.txt`) cannot settle the
+scale: it holds iteration 0 only, where the sigmoids sit near 0.5 and both terms are near 0 whatever their scale,
+and it was recorded in January 2016 with the layers of commit b045049, which divided by count * B and averaged K2
+over the whole batch. `--set binary_weight=... --set fire_rate_weight=...` changes the weights.
 """
 
 import keras
@@ -24,14 +31,25 @@ from saeh.models import build_saeh
 from saeh.registry import register
 
 
+# The released Caffe layers halve each squared term (module docstring).
+CAFFE_HALF = 0.5
+
+
+def forcing_binary_term(codes):
+    """SSDH's forcing binary as its K1 layer computes it: -sum over images and bits of (h - 0.5)^2 / (2 B K)."""
+    return CAFFE_HALF * binary_term(codes)
+
+
 def fire_rate_term(codes):
-    """SSDH's 50% fire rate: mean over images of (mean over bits of h - 0.5)^2."""
-    return ops.mean(ops.square(ops.mean(codes, axis=1) - 0.5))
+    """SSDH's 50% fire rate as its K2 layer computes it: sum over images of (mean over bits of h - 0.5)^2 / (2 B)."""
+    return CAFFE_HALF * ops.mean(ops.square(ops.mean(codes, axis=1) - 0.5))
 
 
 @keras.saving.register_keras_serializable(package="saeh")
 class SSDHTermMean(TermMean):
-    terms = {**TermMean.terms, "fire_rate": fire_rate_term}
+    """The terms as SSDH's loss adds them (its `binary` is SSDH's forcing binary, half of SAEH's)."""
+
+    terms = {**TermMean.terms, "binary": forcing_binary_term, "fire_rate": fire_rate_term}
 
 
 @keras.saving.register_keras_serializable(package="saeh")
@@ -44,7 +62,7 @@ class SSDHHashLoss(BatchLoss):
         self.fire_rate_weight = float(fire_rate_weight)
 
     def batch_loss(self, y_true, y_pred):
-        return self.binary_weight * binary_term(y_pred) + self.fire_rate_weight * fire_rate_term(y_pred)
+        return self.binary_weight * forcing_binary_term(y_pred) + self.fire_rate_weight * fire_rate_term(y_pred)
 
     def get_config(self):
         return {**super().get_config(), "binary_weight": self.binary_weight, "fire_rate_weight": self.fire_rate_weight}

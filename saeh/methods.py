@@ -10,8 +10,9 @@ outputs, and the optional hooks that the methods beyond SAEH need, each a plain 
   beside the final model, so that a resumed run continues exactly;
 - `callbacks`: Keras callbacks of the method (a schedule inside the loss, an update of the state between epochs);
 - `sampler`: which training images an epoch visits, in which order (a subset per outer iteration);
-- `database_codes`: for an asymmetric method, the learned codes of the training images, which stand for those
-  images in the database instead of the network's codes;
+- `database_codes`: for an asymmetric method, the learned codes of the training and validation images, which
+  stand for those images in the database instead of the network's codes (and must make up the whole database:
+  `saeh.cli.common.learned_database_rows`);
 - `inputs`: the model's inputs in training when it takes more than the images (DSAH's label branch);
 - `code`: how the hash output becomes bits (`CodeRule`), declared rather than guessed from a layer.
 
@@ -136,7 +137,8 @@ class DeepMethod:
         sampler: optional (epoch, count, seed, **hyperparameters) -> int array: the training rows the epoch visits,
             in order; the same length every epoch. Default: every row, in a permutation drawn from (seed, epoch).
         database_codes: optional (state arrays: {name: numpy array}) -> (count, bits) float array: the learned
-            codes (in the hash output's range) of the training images, which stand for them in the database.
+            codes (in the hash output's range) of the training images then the validation images, which stand for
+            them in the database; the database must hold no other image (`saeh.cli.common.learned_database_rows`).
         multi_label: False for a method defined for single-label data only; training then refuses multi-hot labels.
         inputs: optional (images, batch) -> the model's inputs in training, for a model that takes more than the
             images (a label branch trained beside the image network); its image input must be named "image", and

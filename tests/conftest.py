@@ -56,8 +56,10 @@ def separable_split():
     train = ImageSet(*separable_images(240, seed=1))
     validation = ImageSet(*separable_images(40, seed=2))
     query = ImageSet(*separable_images(40, seed=3))
+    # The database is the training images alone: the validation images are not in it.
     return Split(protocol="ssdh", seed=0, train=train, validation=validation, query=query, database=train,
-                 dataset="separable", train_in_database=np.arange(len(train)))
+                 dataset="separable", train_in_database=np.arange(len(train)),
+                 validation_in_database=np.full(len(validation), -1))
 
 
 def separable_multi_hot_images(count, classes=4, side=16, seed=0):

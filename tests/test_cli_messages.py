@@ -198,3 +198,21 @@ def test_train_passes_a_converted_hyperparameter_to_training(tmp_path, monkeypat
                               monkeypatch, capsys)
     assert code == 2 and "stopped before training" in error_line(err, TRAIN)
     assert given["alpha"] == 1.0 and type(given["alpha"]) is float
+
+
+def test_train_refuses_an_asymmetric_method_whose_database_holds_images_it_does_not_learn(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """Under protocol dpsh most database images are neither training nor validation images: ADSH would mix their
+    network codes with its learned ones. The script says so before training."""
+    from saeh import training
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(training, "train", must_not_train)
+    code, _, err = run_script(TRAIN, ["--which-data", "mnist-sample", "--method", "adsh", "--protocol", "dpsh",
+                                      "--save-dir", str(tmp_path)], monkeypatch, capsys)
+    line = error_line(err, TRAIN)
+    assert code == 2 and re.search(r"method 'adsh' is asymmetric.*under protocol 'dpsh' \d+ of the \d+ database "
+                                   r"images are neither.*--protocol ssdh", line), line
+    assert os.listdir(tmp_path) == []

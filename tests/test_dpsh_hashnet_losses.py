@@ -256,9 +256,43 @@ def test_hashnet_pair_loss_matches_loops(alpha):
     assert_allclose(value(hashnet.hashnet_pair_loss(H_A, LABELS_A, H_B, LABELS_B, alpha)), expected, rtol=RTOL)
 
 
-def test_hashnet_one_batch_uses_every_ordered_pair_including_self_pairs():
-    expected = reference_hashnet(H_A, LABELS_A, H_A, LABELS_A, 3.0, 15.0)
-    assert_allclose(value(hashnet.hashnet_pair_loss(H_A, LABELS_A, H_A, LABELS_A, 3.0)), expected, rtol=RTOL)
+def reference_thuml(outputs1, labels1, outputs2, labels2, alpha, threshold, pairs):
+    """thuml/HashNet's pair loss (85387b8, pytorch/src/loss.py) over the (row of outputs1, row of outputs2) pairs
+    listed in `pairs`: similarity = labels overlap (l.26); x = alpha <h1, h2> (sigmoid_param, l.8); loss
+    log(1 + e^-|x|) + max(x, 0) - s x (l.32), x itself above l_threshold (l.10-21); weights S / S1 and S / S0 over
+    the pairs (l.34-38); the weighted sum over S (l.40). train.py l.194-215 forms the pairs: every row of one batch
+    with every row of another, independently drawn."""
+    terms = []
+    for i, j in pairs:
+        similar = float(np.dot(labels1[i], labels2[j]) > 0)
+        x = alpha * float(np.dot(np.asarray(outputs1[i], np.float64), outputs2[j]))
+        log_term = x if x > threshold else math.log(1 + math.exp(-abs(x))) + max(x, 0.0)
+        terms.append((similar, log_term - similar * x))
+    total = len(terms)
+    s1 = sum(1 for similar, _ in terms if similar)
+    s0 = total - s1
+    return sum(loss * (total / s1 if similar else total / s0) for similar, loss in terms) / total
+
+
+def test_hashnet_one_batch_pairs_two_different_images_as_the_official_streams():
+    """The training loss of a batch: thuml's loss over its ordered pairs (i, j) with i != j, two different images as
+    the official code's two independently drawn batches pair them; never an image with itself."""
+    batch = len(H_A)
+    pairs = [(i, j) for i in range(batch) for j in range(batch) if i != j]
+    for alpha in (10 / 8, 3.0):
+        expected = reference_thuml(H_A, LABELS_A, H_A, LABELS_A, alpha, 15.0, pairs)
+        loss = hashnet.HashNetLoss(alpha)  # the loss training uses
+        assert_allclose(value(loss(LABELS_A, H_A)), expected, rtol=RTOL)
+        assert_allclose(value(hashnet.hashnet_batch_loss(H_A, LABELS_A, alpha)), expected, rtol=RTOL)
+        with_self = reference_thuml(H_A, LABELS_A, H_A, LABELS_A, alpha, 15.0, [(i, j) for i in range(batch)
+                                                                              for j in range(batch)])
+        assert abs(with_self - expected) > 1e-3
+    # Two streams: every cross pair, as thuml's loss takes them.
+    cross = [(i, j) for i in range(len(H_A)) for j in range(len(H_B))]
+    assert_allclose(value(hashnet.hashnet_pair_loss(H_A, LABELS_A, H_B, LABELS_B, 3.0)),
+                    reference_thuml(H_A, LABELS_A, H_B, LABELS_B, 3.0, 15.0, cross), rtol=RTOL)
+    # One image has no pair: no loss.
+    assert value(hashnet.hashnet_batch_loss(H_A[:1], LABELS_A[:1], 3.0)) == 0.0
 
 
 def test_hashnet_weights_by_hand():

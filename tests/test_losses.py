@@ -77,13 +77,50 @@ def test_total_loss_of_a_compiled_model_is_the_weighted_sum():
     assert results["loss"] == pytest.approx(e1 + 0.1 * e3 + 0.2 * e4 + 3.0 * e2, rel=1e-4)
 
 
-def test_ssdh_fire_rate_is_per_image():
-    from baselines.ssdh import SSDHHashLoss, fire_rate_term
+def caffe_k1_forcing_binary(latent):
+    """SSDH's released K1_EuclideanLoss forward (Caffe-DeepBinaryCode 9eaa766, K1_euclidean_loss_layer.cpp
+    l.24-33): minus the sum over every element of the latent blob of (h - 0.5)^2, over 2 * count (count = B * K)."""
+    flat = np.asarray(latent, np.float64).ravel()
+    loss = 0.0
+    for value_ in flat:
+        loss -= (value_ - 0.5) ** 2
+    return loss / (2 * flat.size)
 
-    expected = np.mean((CODES.astype(np.float64).mean(axis=1) - 0.5) ** 2)
+
+def caffe_k2_fire_rate(latent):
+    """SSDH's released 50% fire rate: train_val.prototxt l.382-406 reshape the latent blob to B x 1 x 1 x K and
+    average-pool it over the K bits, then K2_EuclideanLoss (K2_euclidean_loss_layer.cpp l.24-34) takes the sum over
+    its B inputs of (x - 0.5)^2, over 2 * count (count = B)."""
+    pooled = np.asarray(latent, np.float64).mean(axis=1)
+    loss = 0.0
+    for value_ in pooled:
+        loss += (value_ - 0.5) ** 2
+    return loss / (2 * pooled.size)
+
+
+def test_ssdh_fire_rate_is_per_image():
+    from baselines.ssdh import fire_rate_term
+
+    expected = 0.5 * np.mean((CODES.astype(np.float64).mean(axis=1) - 0.5) ** 2)
     assert value(fire_rate_term(CODES)) == pytest.approx(expected, rel=1e-6)
+    # A batch where every image has half its bits on but each bit is always on or off: balanced for SSDH.
+    half = np.tile(np.array([1, 0] * 6, np.float32), (6, 1))
+    assert value(fire_rate_term(half)) == pytest.approx(0.0)
+
+
+def test_ssdh_hash_terms_are_the_released_caffe_layers():
+    """SSDH's two hash terms at weights 1 and 1 equal the values of its released Caffe layers K1 and K2 (each half
+    of the plain mean), and the weights multiply them as the prototxt's loss_weight does."""
+    from baselines.ssdh import SSDHHashLoss, SSDHTermMean
+
+    k1, k2 = caffe_k1_forcing_binary(CODES), caffe_k2_fire_rate(CODES)
+    assert value(SSDHHashLoss()(LABELS, CODES)) == pytest.approx(k1 + k2, rel=1e-5)
     loss = SSDHHashLoss(binary_weight=2.0, fire_rate_weight=0.5)
-    assert value(loss(LABELS, CODES)) == pytest.approx(2.0 * -np.mean((CODES - 0.5) ** 2) + 0.5 * expected, rel=1e-5)
+    assert value(loss(LABELS, CODES)) == pytest.approx(2.0 * k1 + 0.5 * k2, rel=1e-5)
+    for term, expected in (("binary", k1), ("fire_rate", k2)):  # the logged terms are the ones added
+        metric = SSDHTermMean(term)
+        metric.update_state(LABELS, CODES)
+        assert value(metric.result()) == pytest.approx(expected, rel=1e-5)
 
 
 def test_dsh_loss_over_all_pairs():

@@ -117,10 +117,11 @@ def test_hashnet_raises_beta_by_continuation_and_resumes_its_schedule(separable_
     assert float(trained.model.get_layer("hash_x").beta.numpy()) == pytest.approx(betas[trained.best_epoch - 1])
 
 
-def test_adsh_learns_the_database_codes_of_the_training_images(multi_hot_split, tmp_path):
+def test_adsh_learns_the_database_codes_of_the_training_and_validation_images(multi_hot_split, tmp_path):
+    """Protocol ssdh: the database is the 240 training and the 40 validation images, and every database code is a
+    learned one (the validation images' from their labels); the network encodes no database image."""
     from baselines.adsh import epoch_order, sampled_rows
     from saeh.cli.common import run_database_codes
-    from saeh.inference import codes_for
 
     adsh = registry.get("adsh")
     count = len(multi_hot_split.train)
@@ -130,16 +131,55 @@ def test_adsh_learns_the_database_codes_of_the_training_images(multi_hot_split, 
     trained = training.train(adsh, multi_hot_split, 4, str(tmp_path / "run"), epochs=2,
                              hyperparameters={"num_samples": 50}, **{**SETTINGS, "batch_size": 25})
     codes = trained.state.numpy()["codes"]
-    assert set(np.unique(codes)) == {-1.0, 1.0}  # every training image has a learned code
+    assert len(codes) == count + len(multi_hot_split.validation)  # the training, then the validation images
+    assert set(np.unique(codes)) == {-1.0, 1.0}  # every one has a learned code
     assert [row["epoch"] for row in trained.history] == [1, 2] and "database_codes_agree" in trained.history[0]
     database = run_database_codes(trained.model, multi_hot_split, {"method": "adsh"}, trained.state.numpy())
-    rows = multi_hot_split.train_in_database
+    rows = np.concatenate([multi_hot_split.train_in_database, multi_hot_split.validation_in_database])
+    assert sorted(rows) == list(range(len(multi_hot_split.database)))
     np.testing.assert_array_equal(database.hash_bin[rows], (codes > 0).astype(np.uint8))
-    others = np.setdiff1d(np.arange(len(multi_hot_split.database)), rows)  # the validation images: the network's
-    network = codes_for(trained.model, multi_hot_split.database, method=adsh).hash_bin
-    np.testing.assert_array_equal(database.hash_bin[others], network[others])
+    np.testing.assert_array_equal(database.label[rows], np.concatenate([multi_hot_split.train.labels,
+                                                                        multi_hot_split.validation.labels]))
     with pytest.raises(SaehError, match="learns its database codes"):
         run_database_codes(trained.model, multi_hot_split, {"method": "adsh"}, None)
+
+
+def test_an_asymmetric_database_never_mixes_learned_and_network_codes():
+    """Under protocol dpsh most database images are neither training nor validation images: their codes would be
+    the network's, beside the learned ones. ADSH and DSAH refuse, naming the method, the protocol and the count;
+    so do protocol dsh (the test set) and a validation set that is the query set."""
+    import keras
+
+    from saeh.cli.common import run_database_codes
+    from saeh.data import ImageSet, LabelledData, make_split
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (600, 8, 8, 1), dtype=np.uint8)
+    labels = np.arange(600) % 10
+    data = LabelledData(name="t", train=ImageSet(images[:500], labels[:500]),
+                        test=ImageSet(images[500:], labels[500:]), class_names=tuple("0123456789"))
+    split = make_split(data, protocol="dpsh", seed=1, validation_size=0.1)
+    missing = len(split.database) - len(split.train) - len(split.validation)
+    assert missing == 535
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="tanh", name="hash_x")(keras.layers.Flatten()(inputs)))
+    for name in ("adsh", "dsah"):
+        # Codes for the training images alone, as a run made them before the rule: the mix went through silently.
+        state = {"codes": np.ones((len(split.train), 4), np.float32)}
+        with pytest.raises(SaehError, match=f"method '{name}' is asymmetric.* under protocol 'dpsh' {missing} of "
+                                            f"the {len(split.database)} database images are neither.*--protocol ssdh"):
+            run_database_codes(model, split, {"method": name}, state)
+    from saeh.cli.common import learned_database_rows
+
+    method = registry.get("adsh")
+    with pytest.raises(SaehError, match="under protocol 'dsh' 100 of the 100 database images"):
+        learned_database_rows(method, make_split(data, protocol="dsh", seed=1))
+    with pytest.raises(SaehError, match="query set as the validation set"):
+        learned_database_rows(method, make_split(data, protocol="ssdh", seed=1, select_on_test=True))
+    ssdh = make_split(data, protocol="ssdh", seed=1, validation_size=0.1)
+    rows = learned_database_rows(method, ssdh)
+    np.testing.assert_array_equal(np.sort(rows), np.arange(500))
+    np.testing.assert_array_equal(ssdh.database.images[rows[len(ssdh.train):]], ssdh.validation.images)
 
 
 def test_a_single_label_method_refuses_multi_hot_labels(multi_hot_split, tmp_path):
@@ -169,6 +209,14 @@ def test_the_training_images_are_located_in_the_database_by_every_protocol():
             else:
                 np.testing.assert_array_equal(split.database.images[rows], split.train.images)
                 np.testing.assert_array_equal(split.database.labels[rows], split.train.labels)
+            # The validation images: in the database unless they are the queries (which dsh's database is).
+            rows = split.validation_in_database
+            assert len(rows) == len(split.validation)
+            if (protocol == "dsh") != select_on_test:
+                assert np.all(rows == -1)
+            else:
+                np.testing.assert_array_equal(split.database.images[rows], split.validation.images)
+                np.testing.assert_array_equal(split.database.labels[rows], split.validation.labels)
 
 
 def test_the_database_code_step_with_a_prior_solves_each_column_exactly():
@@ -220,7 +268,7 @@ def test_dsah_builds_its_label_encoder_once_per_model(monkeypatch):
 
     monkeypatch.setattr(dsah, "keras", types.SimpleNamespace(Model=counting_model))
     labels = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
-    prior = dsah.label_code_prior({"bank_labels": types.SimpleNamespace(numpy=lambda: labels)}, 0.5)
+    prior = dsah.label_code_prior({"code_labels": types.SimpleNamespace(numpy=lambda: labels)}, 0.5)
     first, second = labels_to_codes(0), labels_to_codes(1)
     codes, weight = prior(first)
     np.testing.assert_allclose(codes, first.predict(labels, verbose=0), rtol=1e-6)
@@ -243,6 +291,8 @@ def test_dsah_hashes_images_alone_and_pulls_the_database_codes_to_the_label_code
     assert [tensor.name for tensor in model.inputs] == ["image", "label"]
     assert encode(model, separable_split.query.images).shape == (len(separable_split.query), 8)
     label_encoder = keras.Model(model.get_layer("label").output, model.get_layer("label_code").output)
-    label_codes = label_encoder.predict(np.eye(4, dtype="float32")[separable_split.train.labels], verbose=0)
+    # V's rows: the training images, then the validation images.
+    labels = np.concatenate([separable_split.train.labels, separable_split.validation.labels])
+    label_codes = label_encoder.predict(np.eye(4, dtype="float32")[labels], verbose=0)
     # The V step of epoch 1 ran with the weights the epoch ended with; the final model is that epoch's.
     np.testing.assert_array_equal(trained.state.numpy()["codes"], np.where(label_codes > 0, 1.0, -1.0))

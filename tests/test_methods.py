@@ -103,7 +103,7 @@ def tiny_split(train=16, held_out=16):
     images = ImageSet(*separable_images(train, seed=1))
     return Split(protocol="ssdh", seed=0, train=images, validation=ImageSet(*separable_images(held_out, seed=2)),
                  query=ImageSet(*separable_images(held_out, seed=3)), database=images, dataset="separable",
-                 train_in_database=np.arange(train))
+                 train_in_database=np.arange(train), validation_in_database=np.full(held_out, -1))
 
 
 # DPSH's linear outputs after one step on a from-scratch ResNet50 reach 1e13 in inference mode (batch norm's moving

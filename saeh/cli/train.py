@@ -205,6 +205,8 @@ def main(argv=None, settings=None):
     if args.num_classes is not None and args.num_classes != data.num_classes:
         raise SaehError(f"--num-classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
     print(split.describe())
+    if getattr(method, "asymmetric", False):
+        common.learned_database_rows(method, split)  # refused now rather than after training (its docstring)
     run_name = args.run_name or f"{method.name}_{data.name}_{args.hash_bits}bits" + ("_original" if args.original
                                                                                      else "")
     folder = RunFolder(os.path.join(args.save_dir, run_name))

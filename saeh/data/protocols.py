@@ -69,9 +69,11 @@ class Split:
     validation_is_query: bool = False
     dataset: str = ""
     note: str = ""
-    # For each training image, its row in the database (-1 where it is not there), or None when unknown. An
-    # asymmetric method's learned codes of the training images stand for these database rows.
+    # For each training image, its row in the database (-1 where it is not there), or None when unknown; the same for
+    # each validation image. An asymmetric method's learned codes (one per training image, then one per validation
+    # image) stand for these database rows (`saeh.cli.common.learned_database_rows`).
     train_in_database: object = None
+    validation_in_database: object = None
 
     def describe(self):
         """One line for logs: the protocol, the seed and each set's size and origin."""
@@ -150,9 +152,16 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
     else:
         train_index, validation_index = _carve(len(data.train), validation_size, rng, "the training set")
         train, validation = data.train.subset(train_index), data.train.subset(validation_index)
-    # ssdh: the database is the training set, so a training image's database row is its row there; dsh: the
-    # database is the test set, which holds no training image.
+    # ssdh: the database is the training set, so a training (or validation) image's database row is its row there;
+    # dsh: the database is the test set, which holds no training image (and, with select_on_test, the validation set
+    # is the query set, which is not in the database under ssdh).
     in_database = np.asarray(train_index, np.int64) if protocol == "ssdh" else np.full(len(train), -1, np.int64)
+    if protocol == "ssdh" and not select_on_test:
+        validation_in_database = np.asarray(validation_index, np.int64)
+    elif protocol == "dsh" and select_on_test:
+        validation_in_database = np.arange(len(validation), dtype=np.int64)
+    else:
+        validation_in_database = np.full(len(validation), -1, np.int64)
     return Split(
         protocol=protocol,
         seed=seed,
@@ -163,6 +172,7 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
         validation_is_query=select_on_test,
         dataset=data.name,
         train_in_database=in_database,
+        validation_in_database=validation_in_database,
     )
 
 
@@ -201,6 +211,9 @@ def _dpsh_split(data, seed, rng, validation_size, select_on_test):
         note=note,
         # The training images are drawn from the database (database_index is sorted).
         train_in_database=np.searchsorted(database_index, train_index).astype(np.int64),
+        # The validation images too are drawn from the database; with select_on_test they are the queries.
+        validation_in_database=(np.full(len(query_index), -1, np.int64) if select_on_test
+                                else np.searchsorted(database_index, validation_index).astype(np.int64)),
     )
 
 
