@@ -61,6 +61,9 @@ class Recipe:
         lookahead: `Lookahead` or None.
         augment_pad, augment_padding: the translation of the augmentation (pixels, and "CONSTANT" zeros or
             "REFLECT"), with random horizontal flips, when augmentation is on.
+        whiten_from_data, identity_init: how a new run of the whitened_cnn encoder starts
+            (`saeh.models.whitened_cnn.initialise`): its patch whitening fitted to training images (else the raw
+            patches pass, standardised by nothing), its convs as a partial identity (else PyTorch's default init).
         deviations: where our implementation of the recipe departs from its source, one sentence each.
     """
 
@@ -78,6 +81,8 @@ class Recipe:
     lookahead: Optional[Lookahead] = None
     augment_pad: int = 4
     augment_padding: str = "CONSTANT"
+    whiten_from_data: bool = True
+    identity_init: bool = True
     deviations: tuple = ()
 
     def __post_init__(self):
@@ -166,6 +171,34 @@ WHITENED_CNN = Recipe(
 )
 
 RECIPES = {recipe.name: recipe for recipe in (ORIGINAL, WHITENED_CNN)}
+
+# The ingredients a recipe can be trained without (`--ablate`), one change each: what is left in its place.
+ABLATIONS = {
+    "whitening": ("the 2x2 patch conv keeps its unit filters (raw patches, unstandardised), frozen",
+                  {"whiten_from_data": False}),
+    "identity-init": ("the convs start from PyTorch's default init alone (no partial identity)",
+                      {"identity_init": False}),
+    "norm-bias-rate": ("batch-norm biases at the rate of the other weights (not 64x)", {"norm_bias_rate": 1.0}),
+    "lookahead": ("no Lookahead", {"lookahead": None}),
+    "label-smoothing": ("the classifier's cross-entropy without label smoothing", {"label_smoothing": 0.0}),
+    "translation": ("flips only, no translation", {"augment_pad": 0}),
+}
+
+
+def ablated(recipe, ingredients):
+    """`recipe` without each of `ingredients` (names of `ABLATIONS`), named after them; `recipe` itself for none."""
+    ingredients = list(ingredients or ())
+    unknown = [name for name in ingredients if name not in ABLATIONS]
+    if unknown:
+        raise SaehError(f"unknown ingredient(s) to ablate: {', '.join(unknown)}; known: {', '.join(ABLATIONS)}")
+    if not ingredients:
+        return recipe
+    changes = {}
+    for name in ingredients:
+        changes.update(ABLATIONS[name][1])
+    return dataclasses.replace(recipe, name=f"{recipe.name}-without-" + "-".join(sorted(ingredients)),
+                               deviations=(*recipe.deviations, *(f"ablation: {ABLATIONS[name][0]}"
+                                                                 for name in sorted(ingredients))), **changes)
 ENCODER_RECIPES = {"whitened_cnn": WHITENED_CNN}
 
 

@@ -51,6 +51,7 @@ TABLE1_BITS = (12, 24, 32, 48)
 # for them; the report leaves its column empty).
 OTHER_METHODS = ("dpsh", "hashnet", "csq", "shc", "adsh", "dsah", "dlbhc", "classifier-codes")
 TABLE2_GAMMAS = (0, 0.01, 0.1, 1, 10)
+ABLATED = ("whitening", "identity-init", "norm-bias-rate", "lookahead", "label-smoothing", "translation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,11 @@ class Group:
     protocol: str = defaults.PROTOCOL  # --protocol of the default procedure (the original fixes its own)
     # {gamma: (table, method)}: the cell of that gamma is the same training run as `method`'s cell (no --gamma, same
     # dataset, bits, seed and preset) of `table`; its result is copied from there when present instead of trained.
+    # Only the cells of the full recipe (no ablation) are copied.
     reuse: dict = dataclasses.field(default_factory=dict)
+    # Each a tuple of ingredients of the encoder's recipe trained without (`--ablate`, `saeh.recipes.ABLATIONS`);
+    # () is the full recipe. A table of ablations sets them; the others leave the one full recipe.
+    ablations: tuple = ((),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +79,7 @@ class Table:
     description: str
     groups: tuple
     # Which published table the report sets beside it: table1 (by method), table2 (by gamma), or dpsh (other
-    # papers' mAP@all under DPSH's protocol).
+    # papers' mAP@all under DPSH's protocol); "ablation": none, a table of the recipe's ingredients removed in turn.
     paper: str = "table1"
 
 
@@ -118,6 +123,17 @@ TABLES = {table.name: table for table in (
           "only, for their training and validation images, so they run under protocol ssdh)",
           (Group(("dpsh",), "cifar10", TABLE1_BITS, seeds="first", protocol="dpsh"),
            Group(("ssdh", "classifier-codes"), "cifar10", (32,), seeds="first", protocol="dpsh")), paper="dpsh"),
+    # The fast encoder's recipe with each ingredient removed in turn (one seed): which of them matter for hashing.
+    # The full recipe's SAEH and SAEH⁻ are table1-cifar10's cells; classifier codes (a classifier on the encoder's
+    # features, no hash layer) say what the data allows the network without the 32-bit hash layer.
+    Table("ablation-cifar10", "The encoder's recipe with each ingredient removed in turn: SAEH⁻ and SAEH on CIFAR-10 "
+          "at 32 bits, protocol ssdh, the first seed; classifier codes (a softmax classifier on the encoder's "
+          "features, no hash layer) with the full recipe",
+          (Group(("saeh-minus",), "cifar10", (32,), seeds="first", ablations=((), *((name,) for name in ABLATED)),
+                 reuse={None: ("table1-cifar10", "saeh-minus")}),
+           Group(("saeh",), "cifar10", (32,), seeds="first", reuse={None: ("table1-cifar10", "saeh")}),
+           Group(("classifier-codes",), "cifar10", (32,), seeds="first",
+                 reuse={None: ("table1-cifar10", "classifier-codes")})), paper="ablation"),
 )}
 
 
@@ -133,13 +149,18 @@ class Cell:
     preset: str
     reuse: tuple = None  # (table, method) whose cell is the same run, or None
     protocol: str = defaults.PROTOCOL
+    # Ingredients of the encoder's recipe trained without (--ablate) in a table of ablations, () for its full recipe;
+    # None in the other tables.
+    ablation: tuple = None
 
     @property
     def id(self):
         gamma = "" if self.gamma is None else f"_gamma{self.gamma:g}"
         original = "_original" if self.procedure == "original" else ""
         protocol = "" if self.protocol == defaults.PROTOCOL or original else f"_{self.protocol}"
-        return (f"{self.method}_{self.dataset}_{self.bits}bits{gamma}{original}{protocol}_seed{self.seed}_"
+        ablation = ("" if self.ablation is None else "".join(f"_without-{name}" for name in self.ablation)
+                    or "_full-recipe")
+        return (f"{self.method}_{self.dataset}_{self.bits}bits{gamma}{original}{protocol}{ablation}_seed{self.seed}_"
                 f"{self.preset}")
 
     def reused_cell(self):
@@ -147,7 +168,7 @@ class Cell:
         if self.reuse is None:
             return None
         table, method = self.reuse
-        return dataclasses.replace(self, table=table, method=method, gamma=None, reuse=None)
+        return dataclasses.replace(self, table=table, method=method, gamma=None, reuse=None, ablation=None)
 
     def result_path(self, root):
         return os.path.join(root, RESULTS, self.table, f"{self.id}.json")
@@ -192,10 +213,11 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None
     for group in table.groups:
         for method in (m for m in group.methods if not methods or m in methods):
             for length in (b for b in group.bits if not bits or b in bits):
-                for gamma in group.gammas:
+                for gamma, ablation in ((g, a) for g in group.gammas for a in group.ablations):
                     for seed in seeds if group.seeds == "all" else seeds[:1]:
                         found.append(Cell(table.name, method, group.dataset, length, gamma, group.procedure, seed,
-                                          preset, group.reuse.get(gamma), group.protocol))
+                                          preset, None if ablation else group.reuse.get(gamma), group.protocol,
+                                          tuple(ablation) if table.paper == "ablation" else None))
     return found
 
 
@@ -220,6 +242,8 @@ def command(cell, *, repo_root, data_dir=None, script=None):
     argv += ["--original"] if cell.procedure == "original" else ["--protocol", cell.protocol]
     if data_dir:
         argv += ["--data-dir", os.path.abspath(data_dir)]
+    for ingredient in cell.ablation or ():
+        argv += ["--ablate", ingredient]
     argv += ["--save-dir", os.path.join(RUNS, cell.table), "--run-name", cell.id, "--verbose", "2"]
     return argv
 
@@ -356,6 +380,21 @@ def run_curves(folder):
                            **{name: _rounded(by_rank[name]) for name in ("precision", "recall")}}}
 
 
+VALIDATION_ACCURACY = "val_y_predict_accuracy"  # the classifier's accuracy on the validation split, as logged
+
+
+def selected_epoch(folder):
+    """{"epoch", "validation_accuracy"} of the epoch a finished run keeps (its history's best epoch, or the last
+    for a run that keeps the last), the accuracy None for a method without a classifier; None without a history."""
+    if not os.path.exists(folder.history):
+        return None
+    history = read_json(folder.history)
+    keeps_best = folder.settings().get("final_weights", "best") == "best"
+    epoch = history["best_epoch"] if keeps_best else len(history["epochs"])
+    row = next((row for row in history["epochs"] if row["epoch"] == epoch), {})
+    return {"epoch": epoch, "validation_accuracy": row.get(VALIDATION_ACCURACY)}
+
+
 def children_cpu_seconds():
     """CPU seconds (user + system) of this process's finished child processes. Unlike the wall time, it does not
     count a training that was paused (SIGSTOP) or shared the cores: the measure of what a cell costs."""
@@ -379,7 +418,8 @@ def result_record(cell, *, root, argv, wall_seconds, resumed, git, machine_info,
             # A resumed cell's wall and CPU times count its last attempt only.
             "resumed": resumed, "git": git, "machine": machine_info, "command": shell_line(argv),
             "python_executable": argv[0], "run_dir": os.path.relpath(folder.run_dir, root), "run": run_settings,
-            "curves": run_curves(folder)}
+            "curves": run_curves(folder), "selected_epoch": selected_epoch(folder),
+            **({} if cell.ablation is None else {"ablation": list(cell.ablation)})}
 
 
 def reused_record(cell, source_path, *, root):
@@ -387,6 +427,8 @@ def reused_record(cell, source_path, *, root):
     record = read_json(source_path)
     record.update(table=cell.table, cell=cell.id, method=cell.method, gamma=effective_gamma(cell),
                   reused_from=os.path.relpath(source_path, root))
+    if cell.ablation is not None:
+        record["ablation"] = list(cell.ablation)
     return record
 
 
@@ -522,9 +564,9 @@ def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=
 
 
 def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
-    """Add the precision-recall curves to the result files that lack them: from the codes in the run folder, or, for
-    a copied cell, from the result it was copied from. Returns the files changed (committed together with
-    `commit`)."""
+    """Add the precision-recall curves and the selected epoch (`selected_epoch`: its validation accuracy) to the
+    result files that lack them: from the run folder, or, for a copied cell, from the result it was copied from.
+    Returns the files changed (committed together with `commit`)."""
     root = os.path.abspath(repo_root or default_repository())
     if commit:
         check_git_repository(root)
@@ -536,6 +578,15 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
     records = {path: read_json(path) for path in paths}
     for path in sorted(paths, key=lambda p: bool(records[p].get("reused_from"))):
         record = records[path]
+        if not record.get("selected_epoch"):
+            source = record.get("reused_from")
+            epoch = (read_json(os.path.join(root, source)).get("selected_epoch") if source else
+                     selected_epoch(RunFolder(os.path.join(root, record["run_dir"]))))
+            if epoch:
+                record["selected_epoch"] = epoch
+                write_json(path, record, overwrite=True)
+                changed.append(path)
+                log(f"{record['cell']}: selected epoch added")
         if record.get("curves"):
             continue
         source = record.get("reused_from")
@@ -558,7 +609,8 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
     if lacking:
         log(f"no codes to draw the curves of {len(lacking)} cell(s) from (their run folders are gone): "
             f"{', '.join(lacking)}")
-    if commit and commit_files(root, changed, f"results: precision-recall curves of {len(changed)} cell(s)"):
+    changed = sorted(set(changed))
+    if commit and commit_files(root, changed, f"results: curves or selected epochs of {len(changed)} cell(s)"):
         log("committed")
     return changed
 
@@ -635,6 +687,11 @@ def _order(table, preset, keys):
             defined.append(key)
     known = [key for key in defined if key in keys]
     return known + sorted((key for key in keys if key not in defined), key=repr)
+
+
+def _validation_accuracy(record):
+    """The classifier's validation accuracy at the run's selected epoch, or None (not recorded, or no classifier)."""
+    return (record.get("selected_epoch") or {}).get("validation_accuracy")
 
 
 def _cell(value):
@@ -719,8 +776,10 @@ def render_preset_section(table, preset, records, labels):
     lines.append(f"{cell_count} ({reused} copied from another table's identical run, not timed again); "
                  f"wall time {wall}; CPU: {', '.join(cpus)}; commit(s): {', '.join(commits)}.")
     lines.append("")
+    show_accuracy = any(_validation_accuracy(record) is not None for record in records)
     header = ["method", "data", "bits"] + (["γ"] if show_gamma else []) + [
-        f"{metric_label} (%)", "paper", "precision r≤2 (%)"] + (["paper"] if show_gamma else []) + ["seeds"]
+        f"{metric_label} (%)", "paper", "precision r≤2 (%)"] + (["paper"] if show_gamma else []) + (
+        ["val. accuracy (%)"] if show_accuracy else []) + ["seeds"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     procedures = {key[4] for key in keys}
     for key in keys:
@@ -732,6 +791,9 @@ def render_preset_section(table, preset, records, labels):
         row += [mean_and_spread([percent(run["scores"][metric]) for run in runs]), _cell(paper_map),
                 mean_and_spread([percent(run["scores"][PRECISION]) for run in runs])]
         row += [_cell(paper_precision)] if show_gamma else []
+        if show_accuracy:
+            accuracies = [_validation_accuracy(run) for run in runs]
+            row += [mean_and_spread([percent(value) for value in accuracies]) if None not in accuracies else "–"]
         row += [", ".join(str(seed) for seed in sorted(by_key[key]))]
         lines.append("| " + " | ".join(row) + " |")
     comparisons = []
@@ -745,6 +807,36 @@ def render_preset_section(table, preset, records, labels):
                   "precision r≤2 (points)", "pairs"]
         lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in comparisons]
+    return lines
+
+
+def render_ablation_section(table, preset, records, labels):
+    """A recipe ablation under `preset`: a row per method and ingredient removed, its validation accuracy and scores,
+    and its mAP@1000 against the full recipe's run of the same method and seed."""
+    from saeh import recipes
+
+    full = {(record["method"], record["seed"]): record for record in records if not record.get("ablation")}
+    cpus = sorted({f"{record['machine'].get('cpu')} ({record['machine'].get('cpu_count')} cores)"
+                   for record in records})
+    lines = [f"**Preset `{preset}`**; CPU: {', '.join(cpus)}.", ""]
+    header = ["method", "trained without", "in its place", "val. accuracy (%)", "mAP@1000 (%)",
+              "precision r≤2 (%)", "mAP@1000 against the full recipe (points)", "seed", "wall time"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    order = {name: index for index, name in enumerate(("",) + ABLATED)}
+    for record in sorted(records, key=lambda r: (r["method"], order.get("-".join(r.get("ablation") or ()), 99),
+                                                 r["seed"])):
+        ablation = record.get("ablation") or []
+        base = full.get((record["method"], record["seed"]))
+        accuracy = _validation_accuracy(record)
+        difference = ("–" if not ablation or base is None else
+                      f"{percent(record['scores'][MAP]) - percent(base['scores'][MAP]):+.2f}")
+        row = [labels.get(record["method"], record["method"]),
+               ", ".join(ablation) or "nothing (the full recipe)",
+               "; ".join(recipes.ABLATIONS[name][0] for name in ablation if name in recipes.ABLATIONS) or "–",
+               "–" if accuracy is None else f"{percent(accuracy):.2f}", f"{percent(record['scores'][MAP]):.2f}",
+               f"{percent(record['scores'][PRECISION]):.2f}", difference, str(record["seed"]),
+               "copied" if record.get("reused_from") else format_duration(record["wall_seconds"])]
+        lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
@@ -771,8 +863,9 @@ def render_report(records, tables=None, figures=()):
             empty.append(name)
             continue
         lines += [f"### `{name}`", "", table.description + ".", ""]
+        render = render_ablation_section if table.paper == "ablation" else render_preset_section
         for preset in sorted({record["preset"] for record in table_records}):
-            lines += render_preset_section(table, preset, [r for r in table_records if r["preset"] == preset], labels)
+            lines += render(table, preset, [r for r in table_records if r["preset"] == preset], labels)
             lines.append("")
     if empty:
         lines += [f"No results yet for: {', '.join(f'`{name}`' for name in empty)}.", ""]

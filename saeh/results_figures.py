@@ -136,7 +136,7 @@ def precision_vs_bits_figures(records, labels):
     two code lengths among the records of the default procedure (γ cells other than SAEH's own left out)."""
     points = {}
     for record in records:
-        if record["procedure"] != "default" or record["table"] == "table2-gamma":
+        if "ablation" in record or record["procedure"] != "default" or record["table"] == "table2-gamma":
             continue
         key = (panel(record), record["method"], record["bits"])
         points.setdefault(key, {})[record["seed"]] = record["scores"][PRECISION]
@@ -167,7 +167,7 @@ def pr_figures(records, labels):
     chosen = {}
     for record in sorted(records, key=lambda r: r["seed"]):
         curve = (record.get("curves") or {}).get("pr_by_radius")
-        if record["procedure"] != "default" or record["table"] == "table2-gamma" or not curve:
+        if "ablation" in record or record["procedure"] != "default" or record["table"] == "table2-gamma" or not curve:
             continue
         chosen.setdefault((panel(record), record["bits"]), {}).setdefault(record["method"], (record, curve))
     figures = {}

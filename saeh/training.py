@@ -552,9 +552,10 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
         log(f"starting from the weights of {load_path}: all {epochs} epochs of the schedule, from learning rate "
             f"{schedule(0)}")
     else:
-        from saeh.models.whitened_cnn import WHITENING_SAMPLE, adapt_to_images
+        from saeh.models.whitened_cnn import WHITENING_SAMPLE, initialise
 
-        if adapt_to_images(model, split.train.images, seed):
+        if initialise(model, split.train.images, seed, whiten=recipe.whiten_from_data,
+                      identity=recipe.identity_init):
             log(f"whitening estimated from {min(WHITENING_SAMPLE, len(split.train))} training images")
     history = read_history(folder)[:initial_epoch]
     if split.validation_is_query:

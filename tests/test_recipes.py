@@ -242,3 +242,37 @@ def test_whitened_cnn_refuses_images_too_small_for_its_pools():
         from saeh.models import build_saeh
 
         build_saeh(ModelSpec((12, 12, 3), 4).input_shape, 4, encoder="whitened_cnn")
+
+
+def test_an_ablated_recipe_changes_one_ingredient_and_says_so():
+    recipe = recipes.ablated(recipes.WHITENED_CNN, ["lookahead"])
+    assert recipe.lookahead is None and recipe.name == "whitened_cnn-without-lookahead"
+    assert dataclasses.replace(recipe, lookahead=recipes.WHITENED_CNN.lookahead, name="whitened_cnn",
+                               deviations=recipes.WHITENED_CNN.deviations) == recipes.WHITENED_CNN
+    assert recipe.deviations[-1] == "ablation: no Lookahead"
+    assert recipes.ablated(recipes.WHITENED_CNN, []) is recipes.WHITENED_CNN
+    with pytest.raises(SaehError, match="unknown ingredient.*dropout.*known: whitening"):
+        recipes.ablated(recipes.WHITENED_CNN, ["dropout"])
+
+
+def test_initialise_fits_the_whitening_and_can_drop_the_identity_start():
+    from saeh.models import build_saeh
+
+    images = np.random.default_rng(0).integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
+
+    def start(**kwargs):
+        keras.utils.set_random_seed(0)
+        model = build_saeh((16, 16, 3), 4, hash_bits=8, encoder="whitened_cnn", gamma=0.0)
+        whitening = model.get_layer("encoder_whiten")
+        unit = whitening.kernel.numpy().copy()
+        fitted = whitened_cnn.initialise(model, images, seed=0, **kwargs)
+        return model, fitted, not np.array_equal(unit, whitening.kernel.numpy())
+
+    model, fitted, changed = start()
+    assert fitted == 1 and changed
+    conv = model.get_layer("encoder_group2_conv2").kernel.numpy()  # 256 -> 256: all identity at the start
+    assert np.array_equal(conv[1, 1], np.eye(256)) and np.count_nonzero(conv) == 256
+    model, fitted, changed = start(whiten=False, identity=False)
+    assert fitted == 0 and not changed
+    conv = model.get_layer("encoder_group2_conv2").kernel.numpy()
+    assert np.count_nonzero(conv) == conv.size and np.abs(conv).max() <= 1 / np.sqrt(9 * 256)

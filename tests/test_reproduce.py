@@ -80,7 +80,7 @@ def test_the_cells_of_each_table():
     other = len(reproduce.OTHER_METHODS)
     counts = {"table1-mnist": (7 * 4 + other) * 3, "table1-cifar10": 2 * 3 + 5 + other, "table2-gamma": 5 * 3,
               "original-cifar10": 2 * 2, "dpsh-protocol-cifar10": 4 + 2,
-              "bits-cifar10": 2 * 3 * 3}
+              "bits-cifar10": 2 * 3 * 3, "ablation-cifar10": 1 + len(reproduce.ABLATED) + 2}
     assert set(counts) == set(reproduce.TABLES)
     every_id = []
     for table, count in counts.items():
@@ -340,7 +340,8 @@ def test_the_report_gives_means_spreads_and_paired_differences(tmp_path):
     assert "4 cells (2 copied from another table's identical run, not timed again); wall time 2.0 min" in text
     assert "CPU: Test CPU (2 cores); commit(s): abcdef1." in text
     assert "stack_num 2 (ResNet-14-like)" in text
-    assert "No results yet for: `table1-mnist`, `original-cifar10`, `bits-cifar10`, `dpsh-protocol-cifar10`." in text
+    assert ("No results yet for: `table1-mnist`, `original-cifar10`, `bits-cifar10`, `dpsh-protocol-cifar10`, "
+            "`ablation-cifar10`.") in text
     saeh_row = text.index("| SAEH | cifar10")
     assert saeh_row < text.index("| SAEH-minus | cifar10") < text.index("| DSH | cifar10")  # the table's own order
 
@@ -494,3 +495,52 @@ def test_the_dpsh_protocol_table_runs_under_that_protocol_and_reports_map_at_all
         reproduce.check_run_matches(cell, {"method": "dpsh", "which_data": "cifar10", "hash_bits": 12, "seed": 0,
                                            "preset": "cifar10-cpu", "procedure": "default", "protocol": "ssdh"},
                                     "somewhere")
+
+
+def test_the_ablation_table_trains_each_ingredient_removed_and_copies_the_full_recipe(tmp_path):
+    cells = reproduce.cells("ablation-cifar10", preset="cifar10-fast", seeds=(3, 4))
+    minus = [cell for cell in cells if cell.method == "saeh-minus"]
+    assert minus[0].id == "saeh-minus_cifar10_32bits_full-recipe_seed3_cifar10-fast"
+    assert minus[0].reused_cell().id == "saeh-minus_cifar10_32bits_seed3_cifar10-fast"
+    assert [cell.ablation for cell in minus] == [(), *((name,) for name in reproduce.ABLATED)]
+    assert {cell.seed for cell in cells} == {3}  # the first seed only
+    assert minus[0].reused_cell().table == "table1-cifar10" and all(cell.reuse is None for cell in minus[1:])
+    assert minus[4].id == "saeh-minus_cifar10_32bits_without-lookahead_seed3_cifar10-fast"
+    argv = reproduce.command(minus[4], repo_root=tmp_path)
+    assert flag(argv, "--ablate") == "lookahead" and "--ablate" not in reproduce.command(minus[0], repo_root=tmp_path)
+    # Every ablation names an ingredient the training script knows.
+    from saeh import recipes
+
+    assert set(reproduce.ABLATED) == set(recipes.ABLATIONS)
+
+
+def test_the_ablation_report_sets_each_run_against_the_full_recipe(tmp_path):
+    write_result(tmp_path, "ablation-cifar10", "saeh-minus", 0, 0.85, 0.80, preset="cifar10-fast", ablation=[],
+                 reused_from="results/table1-cifar10/x.json",
+                 selected_epoch={"epoch": 10, "validation_accuracy": 0.9}, wall=600.0)
+    cell = reproduce.Cell("ablation-cifar10", "saeh-minus", "cifar10", 32, None, "default", 0, "cifar10-fast",
+                          ablation=("lookahead",))
+    record = {"table": "ablation-cifar10", "cell": cell.id, "method": "saeh-minus", "dataset": "cifar10",
+              "protocol": "ssdh", "procedure": "default", "bits": 32, "gamma": 0.0, "seed": 0,
+              "preset": "cifar10-fast", "scores": {"map@1000": 0.8325, "precision@r2": 0.7, "empty@r2": 0.0},
+              "wall_seconds": 900.0, "resumed": False, "git": {"commit": "abc"}, "machine": {"cpu": "Test CPU",
+                                                                                             "cpu_count": 2},
+              "ablation": ["lookahead"], "selected_epoch": {"epoch": 10, "validation_accuracy": 0.885}}
+    os.makedirs(os.path.dirname(cell.result_path(tmp_path)), exist_ok=True)
+    with open(cell.result_path(tmp_path), "w") as handle:
+        json.dump(record, handle)
+    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    assert "| SAEH-minus | nothing (the full recipe) | – | 90.00 | 85.00 | 80.00 | – | 0 | copied |" in text
+    assert "| SAEH-minus | lookahead | no Lookahead | 88.50 | 83.25 | 70.00 | -1.75 | 0 | 15.0 min |" in text
+    assert text.index("nothing (the full recipe)") < text.index("| SAEH-minus | lookahead")
+
+
+def test_the_report_shows_the_validation_accuracy_where_the_results_hold_it(tmp_path):
+    write_result(tmp_path, "table1-cifar10", "saeh", 0, 0.90, 0.80, preset="cifar10-fast",
+                 selected_epoch={"epoch": 9, "validation_accuracy": 0.93})
+    write_result(tmp_path, "table1-cifar10", "saeh", 1, 0.92, 0.80, preset="cifar10-fast",
+                 selected_epoch={"epoch": 10, "validation_accuracy": 0.91})
+    write_result(tmp_path, "table1-cifar10", "saeh", 0, 0.70, 0.60, preset="cifar10-table")
+    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    assert "| SAEH | cifar10 | 32 | 91.00 ± 1.41 | 87.00 | 80.00 ± 0.00 | 92.00 ± 1.41 | 0, 1 |" in text
+    assert "| SAEH | cifar10 | 32 | 70.00 | 87.00 | 60.00 | 0 |" in text  # no accuracy recorded: no column

@@ -8,7 +8,7 @@ import argparse
 import os
 import time
 
-from saeh import defaults, presets
+from saeh import defaults, presets, recipes
 from saeh.atomic import write_json
 from saeh.cli import common
 from saeh.errors import SaehError
@@ -33,7 +33,7 @@ SAEH_WEIGHTS = ("alpha", "beta", "gamma")
 SAEH_METHODS = ("saeh", "saeh-minus")  # the methods whose weights --alpha, --beta, --gamma are
 # Flags of the Keras training loop, which the shallow methods (fit in numpy) do not use.
 DEEP_ONLY = ("stack_num", "epochs", "batch_size", "learning_rate", "encoder", "encoder_weights", "augment",
-             "load_path", "mixed_precision", "jit_compile", "deterministic", "profile", "warmup_epochs")
+             "load_path", "mixed_precision", "jit_compile", "deterministic", "profile", "warmup_epochs", "ablate")
 
 
 def parse_hyperparameter(text):
@@ -107,6 +107,10 @@ def build_parser(settings):
     parser.add_argument("--mixed-precision", action="store_true",
                         help="mixed precision: float16 compute on a GPU, bfloat16 on a CPU (fast only with AMX or "
                         "AVX512-BF16 units; benchmarks/bench_train.py measures it)")
+    parser.add_argument("--ablate", action="append", default=[], metavar="INGREDIENT",
+                        help="train without one ingredient of the encoder's recipe (repeatable; for the recipe "
+                        "ablation table): " + ", ".join(f"{name} ({text})" for name, (text, _) in
+                                                        recipes.ABLATIONS.items()) + "%(default).0s")
     parser.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false",
                         help=common.stated_default("float32 throughout, where a --preset turns mixed precision on"))
     parser.add_argument("--jit-compile", choices=tuple(common.AUTO_ON_OFF), default="auto", help="XLA compilation")
@@ -195,6 +199,7 @@ def main(argv=None, settings=None):
     if args.features and method.kind != "shallow":
         raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     check_original_flags(args, method)
+    recipes.ablated(recipes.for_encoder(args.encoder), args.ablate)  # an unknown ingredient, before the data loads
     protocol = ORIGINAL_PROTOCOL if args.original else args.protocol or defaults.PROTOCOL
     select_on_test = bool(args.select_on_test or args.original)
     seed = defaults.SEED if args.seed is None else args.seed
@@ -273,6 +278,7 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
         learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
         settings=data_settings, profile_steps=args.profile, warmup_epochs=warmup_epochs,
+        recipe=recipes.ablated(recipes.for_encoder(args.encoder), args.ablate) if args.ablate else None,
         # A run killed after its model was written but before its scores: the same command dumps and scores it.
         reuse_finished=not folder.is_scored())
     return trained

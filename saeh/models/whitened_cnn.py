@@ -202,19 +202,27 @@ def whitening_sample(images, seed):
     return images.decode(rows) if hasattr(images, "decode") else np.asarray(images[rows])
 
 
-def adapt_to_images(model, images, seed):
-    """Fit every data-dependent layer of `model` (its `PatchWhitening`, in nested models too) to
-    `whitening_sample(images, seed)`; returns how many layers were fitted. The training loop calls it once, before
-    a new run's first step."""
-    found = []
+def initialise(model, images, seed, whiten=True, identity=True):
+    """Start a new run of `model`: fit its `PatchWhitening` layers (in nested models too) to
+    `whitening_sample(images, seed)` when `whiten`; re-draw its partial-identity convs from PyTorch's default init
+    alone (seeded) when not `identity` (an ablation). Returns how many whitening layers were fitted. The training
+    loop calls it once, before a new run's first step."""
+    whitening, identity_convs = [], []
     pending = list(model.layers)
     while pending:
         layer = pending.pop()
         if isinstance(layer, PatchWhitening):
-            found.append(layer)
+            whitening.append(layer)
+        elif isinstance(getattr(layer, "kernel_initializer", None), PartialDirac):
+            identity_convs.append(layer)
         pending.extend(getattr(layer, "layers", ()))
-    if found:
+    if whitening and whiten:
         sample = whitening_sample(images, seed)
-        for layer in found:
+        for layer in whitening:
             layer.adapt(sample)
-    return len(found)
+    if not identity:
+        for index, layer in enumerate(sorted(identity_convs, key=lambda found: found.name)):
+            initializer = keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform",
+                                                             seed=seed * 1000 + index)
+            layer.kernel.assign(initializer(tuple(layer.kernel.shape)))
+    return len(whitening) if whiten else 0
