@@ -1,4 +1,5 @@
-"""`python -m baselines`: list the registered methods, their hyperparameters and how their outputs become codes."""
+"""`python -m baselines`: list the registered methods, their hyperparameters, how their outputs become codes and their
+training recipes."""
 
 from saeh import registry
 
@@ -12,6 +13,7 @@ def main():
                      if getattr(method, hook) is not None]
             extra = f"; codes: {method.code.activation} > {method.code.threshold:g}" + (
                 f"; hooks: {', '.join(hooks)}" if hooks else "") + ("" if method.multi_label else "; single-label only")
+            extra += f"\n                 recipe {method.recipe.summary()}\n                 source: {method.recipe.source}"
         else:
             extra = ""
         print(f"{name:16s} {method.kind:8s} {settings}{extra}\n                 {method.summary}")

@@ -40,11 +40,14 @@ the paper does not have; "onehot" then keeps only the most probable label.
 The best epoch is the one with the highest validation accuracy of the classifier.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 from keras import ops
 
 from saeh import defaults
+from saeh import recipes
 from saeh.errors import SaehError
 from saeh.losses import CLASSIFIER_ACCURACY, classifier_loss, classifier_metrics
 from saeh.methods import LINEAR_CODES, DeepMethod, classification_targets
@@ -147,6 +150,14 @@ def classifier_codes_callbacks(context, model, state, encoding="lsh"):
     return [] if encoding == "onehot" else [ProjectionThresholds(context.train.images, context.epochs)]
 
 
+# The paper's classifier is a logistic regression on RBF features of GIST (scikit-learn; facebookresearch/
+# supervised-hashing-baselines, main.py): no network recipe to carry over. SAEH's recipe.
+RECIPE = dataclasses.replace(
+    recipes.ORIGINAL, name="classifier-codes",
+    source="SAEH's recipe (the original hash_su_ae_train.py): the source's classifier, scikit-learn's "
+           "LogisticRegression on GIST features (facebookresearch/supervised-hashing-baselines main.py), has none",
+    deviations=("a network trained as SAEH's instead of a logistic regression",))
+
 CLASSIFIER_CODES = register(DeepMethod(
     name="classifier-codes",
     summary="Classifier codes: a plain classifier; its class probabilities hashed by median-thresholded random "
@@ -158,4 +169,5 @@ CLASSIFIER_CODES = register(DeepMethod(
     monitor=MONITOR,
     code=LINEAR_CODES,
     callbacks=classifier_codes_callbacks,
+    recipe=RECIPE,
 ))

@@ -12,10 +12,12 @@ code_weight = 1 (the code regression and the classification weigh the same) is o
 from the paper. Encoder, optimiser, schedule and weight decay are SAEH's, as for DSH (see baselines/dsh.py).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
-from saeh import defaults
+from saeh import defaults, recipes
 from saeh.losses import classifier_loss, classifier_metrics
 from saeh.methods import DeepMethod
 from saeh.models import blocks, encoders
@@ -78,6 +80,13 @@ def _targets(images, batch):
     return {"hash_x": batch["code"], "y_predict": batch["label"]}
 
 
+# No code of CNNH+ is public (its code page is not on GitHub; METHODS.md section 10): SAEH's recipe.
+RECIPE = dataclasses.replace(
+    recipes.ORIGINAL, name="cnnh-plus",
+    source="none public (METHODS.md section 10: the authors' code page was not read); SAEH's recipe, the original "
+           "hash_su_ae_train.py",
+    deviations=("SAEH's optimiser, schedule, weight decay and batch: the paper's solver is [unverified]",))
+
 CNNH_PLUS = register(DeepMethod(
     name="cnnh-plus",
     summary="CNNH+: stage 1 factorises label similarity into codes; stage 2 regresses them and predicts labels",
@@ -87,4 +96,5 @@ CNNH_PLUS = register(DeepMethod(
     hyperparameters={"stage1_iterations": None, "code_weight": 1.0},  # None: approximate_codes' own default
     prepare=prepare_stage1,
     constraints={"stage1_iterations": "positive integer", "code_weight": "non-negative"},
+    recipe=RECIPE,
 ))

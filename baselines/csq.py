@@ -27,16 +27,13 @@ Defaults and their sources:
 * quantization_weight (lambda) = 0.05: the official README's value for ResNet-50, the closest of its backbones to
   our ResNet encoder (its AlexNet commands use 0.001, and 0.0001 for ImageNet at 64 bits).
 * lambda_0 = 1, lambda_1 = 0: every official command.
-* learning rate 0.1, SAEH's (our choice, by measurement): on the harness data of tests/test_methods.py (12 bits,
-  6 epochs) 0.1, 0.01 and 0.001 all gave mAP@100 >= 0.98, single-label and multi-hot, and 0.1 the lowest final
-  validation loss (0.344 / 0.391 against 0.366 / 0.461 at 0.01), so the default of every other row is kept.
+* recipe (`RECIPE`): the official one, Adam (0.9, 0.999) at 1e-3 with the backbone (every weight but `hash_x`) at
+  0.01x, the rate x0.7 every 10 of 90 epochs (at those fractions of the run), batch 64, no weight decay. Before
+  issue 27 CSQ trained with SAEH's recipe at 0.1.
 
 Network: SAEH's encoder and one Dense code layer `hash_x` with tanh (`saeh.models.build_code_network`). The paper's
 ResNet head (fc - ReLU - dropout - fc - ReLU - fc to q bits, then tanh; no dropout for AlexNet) is replaced by our
-shared encoder's single code layer, so that only the loss differs between the rows of a table. For the same reason
-the optimiser (Nesterov SGD 0.9 with SAEH's step schedule), the weight decay (5e-4) and the batch size are SAEH's,
-not the official recipe (Adam (0.9, 0.999), lr 1e-3 for ResNet, backbone lr x 0.01, lr x 0.7 every 10 epochs,
-90 epochs, batch 64, crops of 224 from 255).
+shared encoder's single code layer.
 
 SHC (baselines/shc.py) trains with this loss and these targets, on centres of its own.
 """
@@ -46,6 +43,7 @@ import numpy as np
 from keras import ops
 
 from baselines.hash_centres import csq_centres, multi_label_centre, pairwise_hamming, random_fill
+from saeh import recipes
 from saeh.errors import SaehError
 from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod
@@ -55,6 +53,22 @@ from saeh.registry import register
 QUANTIZATION_WEIGHT = 0.05  # official README, ResNet-50 commands
 EPSILON = 1e-7  # clip of p = (h + 1) / 2 away from 0 and 1, as Keras's binary cross-entropy
 CENTRE = "centre"  # the per-sample array `prepare` adds: each image's centre as 0/1 float32
+
+
+# The official recipe: Adam, the backbone (everything but the hash head, ours `hash_x`) at 0.01x the rate, the rate
+# x0.7 every 10 of 90 epochs (set before each epoch), batch 64, no weight decay (Adam's default).
+RECIPE = recipes.Recipe(
+    name="csq",
+    source="yuanli2333/Hadamard-Matrix-for-hashing at 55cab00, train.py: l.78-80 Adam betas (0.9, 0.999), "
+           "backbone group at multi_lr x lr, no weight decay; l.103 and l.182-188 lr x 0.7^(epoch // 10) before "
+           "each epoch; l.27 90 epochs; options.py l.9 lr 1e-3, l.14 batch 64, l.19 multi_lr 0.01",
+    optimizer="adam", momentum=0.0, nesterov=False, learning_rate=1e-3,
+    schedule="drops", drops=tuple(k / 9 for k in range(1, 9)), drop_factor=0.7,
+    layer_rates=(("hash_x/", 1.0), ("", 0.01)), batch_size=64,
+    deviations=("the preset's epochs instead of 90, the drops at the same fractions of them",
+                "SAEH's encoder from scratch instead of an ImageNet ResNet-50; one Dense hash layer instead of the "
+                "three-layer head"),
+)
 
 
 def central_term(targets, codes):
@@ -158,6 +172,7 @@ CSQ = register(DeepMethod(
     hyperparameters={"quantization_weight": QUANTIZATION_WEIGHT},
     constraints={"quantization_weight": "non-negative"},
     monitor=("val_loss", "min"),
+    recipe=RECIPE,
     code=SIGN_CODES,
     prepare=prepare_csq,
 ))

@@ -18,11 +18,12 @@ What is the paper's recipe and what is ours:
   hash layer (he_normal, zero bias) instead: that setting was tuned for 4096-d fc7 activations of a pretrained
   network, not for SAEH's encoder trained from scratch, and every row of Table 1 shares the code layer's
   initialisation so that only the loss differs.
-- The paper's solver (SGD, momentum 0.9, lr 1e-3 divided by 10 every 25k of 50k iterations, weight decay 5e-4,
-  batch 32, CaffeNet initialisation, learning-rate multiplier 10 on the classifier) is replaced by SAEH's: its
-  encoder, Nesterov SGD from 0.1 with its step schedule, weight decay 5e-4 and batch size 64, for every method.
+- Recipe (`RECIPE`): the released solver (SGD, momentum 0.9, lr 1e-3 divided by 10 at half of the run, weight decay
+  5e-4, batch 32, the classifier at 10x the rate); SAEH's encoder from scratch instead of CaffeNet. Before issue 27
+  DLBHC trained with SAEH's recipe.
 """
 
+from saeh import recipes
 from saeh.losses import classifier_loss, classifier_metrics
 from saeh.methods import SIGMOID_CODES, DeepMethod, classification_targets
 from saeh.models import build_code_network
@@ -41,11 +42,30 @@ def dlbhc_compile_arguments(spec, state):
             "metrics": {"y_predict": classifier_metrics(spec.multi_label)}}
 
 
+# The released Caffe solver. Its softmax loss is a batch mean, as ours, so its rate means the same step here.
+RECIPE = recipes.Recipe(
+    name="dlbhc",
+    source="kevinlin311tw/caffe-cvprw15 at 45c2a1b, examples/cvprw15-cifar10/solver_CIFAR10_48.prototxt l.5-12 "
+           "(SGD momentum 0.9, lr 1e-3, x0.1 every 25,000 of 50,000 iterations, weight decay 5e-4), "
+           "train_CIFAR10_48.prototxt l.385-386 (classifier fc8_pascal at lr x10); batch 32 (METHODS.md section 7)",
+    momentum=0.9, nesterov=False, learning_rate=1e-3, weight_decay=5e-4,
+    schedule="drops", drops=(0.5,), drop_factor=0.1, drop_unit="step",
+    layer_rates=(("y_predict/", 10.0),), batch_size=32,
+    deviations=(
+        "the preset's steps instead of 50,000, the drop at the same fraction of them",
+        "Caffe's momentum keeps the rate inside its buffer (torch's, ours, outside): the two differ only in the steps after the drop",
+        "the biases' own Caffe multipliers (rate x2, no decay) are not kept: every weight decays, at the rate of its layer",
+        "SAEH's encoder from scratch instead of CaffeNet; SAEH's initialisation of the latent layer (module "
+        "docstring)",
+    ),
+)
+
 DLBHC = register(DeepMethod(
     name="dlbhc",
     summary="DLBHC: classification only, through a sigmoid latent layer whose activations > 0.5 are the codes",
     build=build_dlbhc,
     compile_arguments=dlbhc_compile_arguments,
     targets=classification_targets,
+    recipe=RECIPE,
     code=SIGMOID_CODES,
 ))

@@ -24,10 +24,12 @@ Its seed table (top-5K precision on CIFAR-10 at 12/24/36/48 bits: 0.911/0.930/0.
 0.932/0.934 in the same table) is not under a protocol or metric we have, so it is not compared.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 
-from baselines.adsh import (GAMMA, INNER_EPOCHS, LEARNING_RATE, NUM_SAMPLES, ADSHLoss, DatabaseCodeUpdate,
+from baselines.adsh import (GAMMA, INNER_EPOCHS, NUM_SAMPLES, RECIPE as ADSH_RECIPE, ADSHLoss, DatabaseCodeUpdate,
                             adsh_state, epoch_order)
 from baselines.dpsh import bank_targets
 from saeh import defaults
@@ -37,6 +39,12 @@ from saeh.models import blocks, encoders
 from saeh.registry import register
 
 CODE_WEIGHT, PRIOR_WEIGHT = 1.0, 200.0
+
+# No paper text or code of DSAH was found: it borrows ADSH's recipe, since its image network trains by ADSH's loss.
+RECIPE = dataclasses.replace(
+    ADSH_RECIPE, name="dsah",
+    source="none public (METHODS.md section 6: no paper text or code found); ADSH's recipe: " + ADSH_RECIPE.source,
+    deviations=("every part borrowed from ADSH (not measured for DSAH itself)", *ADSH_RECIPE.deviations))
 DEFAULTS = {"num_samples": NUM_SAMPLES, "gamma": GAMMA, "inner_epochs": INNER_EPOCHS, "code_weight": CODE_WEIGHT,
             "prior_weight": PRIOR_WEIGHT}
 
@@ -98,7 +106,7 @@ DSAH = register(DeepMethod(
     constraints={"num_samples": "positive integer", "gamma": "non-negative", "inner_epochs": "positive integer",
                  "code_weight": "non-negative", "prior_weight": "non-negative"},
     monitor=("val_loss", "min"),
-    learning_rate=LEARNING_RATE,  # ADSH's: its image network trains by ADSH's loss (not measured for DSAH itself)
+    recipe=RECIPE,
     code=SIGN_CODES,
     state=lambda context, **hyperparameters: adsh_state(context),
     callbacks=dsah_callbacks,

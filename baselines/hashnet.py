@@ -38,11 +38,10 @@ Continuation. beta = (1 + 0.005 t)^0.5, recomputed every 200 iterations (officia
 beta(10000) = sqrt(51) ~= 7.14. The official PyTorch counter is incremented before it is read, so passing it the
 1-based number of the current training step reproduces it exactly.
 
-Learning rate. The step schedule starts at 0.01, not SAEH's 0.1 (our choice, as for DSH, DPSH and ADSH; the authors
-fine-tune ImageNet-pretrained networks at 2e-4 to 3e-4, which is no guide for training from scratch). Measured: at
-0.1 the codes collapsed (full MNIST, mnist-cpu, 32 bits: 27 of 32 bits constant, mAP@1000 35.55; on the bundled
-sample, 8 epochs at stack_num 1: every image the same code from epoch 1, mAP@1000 0.1065), while at 0.01 the same
-sample run reached 0.9376 with no constant bit.
+Recipe (`RECIPE`): the official PyTorch code's, SGD Nesterov 0.9 at 3e-4 (its README's ResNet-50 command), the hash
+layer `hash_z` at 10x, weight decay 5e-4, the rate halved every 2,000 of 10,000 iterations (kept at those fractions
+of the run's steps), 72 images a step. Before issue 27 it trained with SAEH's optimiser at 0.01 (at 0.1 the codes
+collapsed: full MNIST, mnist-cpu, 32 bits: 27 of 32 bits constant, mAP@1000 35.55).
 
 Not implemented: the Caffe option `continous_similarity`, which scales multi-label pairs by 4 cos^2(y_i, y_j).
 """
@@ -55,7 +54,7 @@ from keras import ops
 
 from baselines.dpsh import (check_number, check_same_size, distinct_pairs, float_matrix, pair_similarity,
                            stable_softplus)
-from saeh import defaults
+from saeh import defaults, recipes
 from saeh.errors import SaehError
 from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod
@@ -126,9 +125,26 @@ def hashnet_batch_loss(h, labels, alpha, threshold=15.0):
 # The network is SAEH's encoder, a linear layer `hash_z` and `hash_x` = tanh(beta z) (`ScaledTanh`); codes are
 # sign(z). `HashNetContinuation` sets beta before every training step from the optimiser's step count (so a resumed
 # run continues the schedule where it stopped) and logs it per epoch as `hashnet_beta`. Pairs: one batch against
-# itself without self-pairs (see above). The best epoch is the lowest validation loss. Optimiser, schedule, weight
-# decay and batch size are SAEH's, as for every row of Table 1 (the paper: SGD from an ImageNet AlexNet, 10,000
-# iterations).
+# itself without self-pairs (see above). The best epoch is the lowest validation loss. Recipe: `RECIPE`.
+
+
+# The official PyTorch recipe: the hash layer (ours: `hash_z`) at 10x the rate, the rate x0.5 every 2,000 of 10,000
+# iterations (per step), two loaders of 36 images a step. Its loss is a mean over pairs, as ours.
+LEARNING_RATE = 3e-4
+RECIPE = recipes.Recipe(
+    name="hashnet",
+    source="thuml/HashNet at 85387b8, pytorch/src/train.py: l.166-167 hash layer at lr x10, l.260-262 SGD "
+           "momentum 0.9, Nesterov, weight decay 5e-4, step schedule gamma 0.5 every 2000, l.237 10,000 "
+           "iterations, l.267-274 two loaders of 36; pytorch/src/lr_schedule.py l.13-15 lr = init_lr x "
+           "0.5^(iter // 2000); pytorch/README.md l.54 --lr 0.0003 (ResNet-50)",
+    momentum=0.9, nesterov=True, learning_rate=LEARNING_RATE, weight_decay=5e-4,
+    schedule="drops", drops=(0.2, 0.4, 0.6, 0.8), drop_factor=0.5, drop_unit="step",
+    layer_rates=(("hash_z/", 10.0),), batch_size=72,
+    deviations=("the preset's steps instead of 10,000, the halvings at the same fractions of them",
+                "one batch of 72 images, its pairs of two different images, instead of two streams of 36 and their "
+                "cross pairs",
+                "SAEH's encoder from scratch instead of an ImageNet ResNet-50 / AlexNet"),
+)
 
 
 class HashNetLoss(BatchLoss):
@@ -183,7 +199,7 @@ HASHNET = register(DeepMethod(
     hyperparameters={"beta_gamma": 0.005, "beta_step": 200},
     constraints={"beta_gamma": "non-negative", "beta_step": "positive integer"},
     monitor=("val_loss", "min"),
-    learning_rate=0.01,
+    recipe=RECIPE,
     code=SIGN_CODES,
     callbacks=lambda context, model, state, beta_gamma=0.005, beta_step=200: [
         HashNetContinuation(gamma=beta_gamma, step=beta_step)],

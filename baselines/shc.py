@@ -35,16 +35,15 @@ Defaults and their sources:
 What is ours rather than the paper's recipe:
 
 * Stage 1 network: SAEH's encoder and a softmax layer (`y_logits`, then `y_predict`) instead of ResNet-34 and a
-  linear layer; trained by SAEH's optimiser, schedule and weight decay, with cross-entropy, for the run's own number
-  of epochs (the official classify_epoch is 100, with RMSprop lr 1e-4, weight decay 1e-5 and cosine annealing, on
-  an ImageNet-pretrained ResNet-34). The classifier kept is the last epoch's, as the official script uses the
+  linear layer, trained with cross-entropy by the official stage's recipe (`CLASSIFIER_RECIPE`: RMSprop 1e-4,
+  weight decay 1e-5, cosine annealing) for the run's own number of epochs (the official classify_epoch is 100, on an
+  ImageNet-pretrained ResNet-34). The classifier kept is the last epoch's, as the official script uses the
   classifier after its final epoch; the validation images are only watched (their accuracy is logged), so the
   validation labels, which are the query labels under --select-on-test, never shape the centres.
 * Stage 3 network: SAEH's encoder and a Dense tanh code layer `hash_x` (as CSQ here) instead of ResNet-34 and a
-  linear layer initialised N(0, 0.01) with tanh inside the loss; SAEH's optimiser (Nesterov SGD, step schedule from
-  0.1), weight decay 5e-4 and batch size instead of RMSprop lr 1e-4, weight decay 1e-5, cosine annealing to 1e-7
-  over 100 epochs, batch 64. So only the loss (and its centres) differs between the rows of a table. The rate 0.1
-  trains on the harness data (mAP@100 1.0 at 0.1 and at 0.01; lower validation loss at 0.1).
+  linear layer initialised N(0, 0.01) with tanh inside the loss; the official recipe (`RECIPE`: RMSprop lr 1e-4,
+  weight decay 1e-5, cosine annealing to 1e-7 over the run's epochs, batch 64). Before issue 27 both stages
+  trained with SAEH's recipe.
 * Best epoch: the lowest validation loss, as CSQ; the official code picks it on test mAP.
 * Codes: sign(h) (threshold 0), as the official code.
 """
@@ -58,7 +57,7 @@ import numpy as np
 
 from baselines.csq import CSQ, centre_extras, minimum_distance
 from baselines.hash_centres import centre_fit, class_similarity_from_logits, semantic_centres, shc_min_distance
-from saeh import defaults
+from saeh import defaults, recipes
 from saeh.atomic import atomic_path
 from saeh.errors import SaehError
 from saeh.losses import classifier_metrics
@@ -93,6 +92,26 @@ def build_classifier(spec):
     return keras.Model(images, {"y_predict": prediction}, name="shc_classifier")
 
 
+# The official recipes, with the run's epochs as T_max (both the stage and the hashing network train for them).
+_SHC_CODE = "cc752424640/Deep-Hashing-with-Semantic-Hash-Centers-for-Image-Retrieval at 4348dc7"
+RECIPE = recipes.Recipe(
+    name="shc",
+    source=f"{_SHC_CODE}, train.py: l.77 RMSprop (torch's alpha 0.99), weight decay 1e-5, l.78 CosineAnnealingLR "
+           "T_max = epochs, eta_min 1e-7, l.127 stepped once an epoch; run.py l.26 lr 1e-4, l.28 100 epochs, l.40 "
+           "batch 64",
+    optimizer="rmsprop", momentum=0.0, nesterov=False, learning_rate=1e-4, weight_decay=1e-5,
+    schedule="cosine", cosine_floor=1e-7 / 1e-4, batch_size=64,
+    deviations=("the preset's epochs instead of 100 as T_max",
+                "SAEH's encoder from scratch instead of an ImageNet ResNet-34"),
+)
+CLASSIFIER_RECIPE = dataclasses.replace(
+    RECIPE, name="shc-classifier", cosine_floor=0.0,
+    source=f"{_SHC_CODE}, GenerateSimilarityMatrix.py: l.14-18 RMSprop, weight decay 1e-5, l.19 "
+           "CosineAnnealingLR T_max = classify_epoch (eta_min 0), l.49 stepped once an epoch; run.py l.26 lr "
+           "1e-4, l.30 classify_epoch 100",
+    deviations=("the run's epochs instead of classify_epoch 100 as T_max",
+                "SAEH's encoder from scratch and a softmax layer instead of an ImageNet ResNet-34"))
+
 # Not registered: stage 1 of SHC, trained by `train_classifier` only. It has no `hash_x`; nothing encodes with it.
 CLASSIFIER = DeepMethod(
     name="shc-classifier",
@@ -102,6 +121,7 @@ CLASSIFIER = DeepMethod(
                                            "metrics": {"y_predict": classifier_metrics(False)}},
     targets=lambda images, batch: {"y_predict": batch["label"]},
     monitor=("val_loss", "min"),  # only names the best-epoch file: the stage keeps its last epoch
+    recipe=CLASSIFIER_RECIPE,
 )
 
 
@@ -216,4 +236,5 @@ SHC = register(dataclasses.replace(
     hyperparameters={"quantization_weight": QUANTIZATION_WEIGHT},
     prepare=prepare_shc,
     multi_label=False,
+    recipe=RECIPE,
 ))

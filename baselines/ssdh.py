@@ -25,6 +25,7 @@ over the whole batch. `--set binary_weight=... --set fire_rate_weight=...` chang
 import keras
 from keras import ops
 
+from saeh import recipes
 from saeh.losses import BatchLoss, TermMean, binary_term, classifier_loss, classifier_metrics
 from saeh.methods import DeepMethod, classification_targets
 from saeh.models import build_saeh
@@ -83,6 +84,25 @@ def ssdh_compile_arguments(spec, state, binary_weight=1.0, fire_rate_weight=1.0)
     }
 
 
+# The released Caffe solver (the same as DLBHC's). Its loss layers are batch means, as ours (module docstring), so
+# its rate means the same step here.
+RECIPE = recipes.Recipe(
+    name="ssdh",
+    source="kevinlin311tw/Caffe-DeepBinaryCode at 9eaa766, examples/SSDH/solver.prototxt l.4-11 (SGD momentum 0.9, "
+           "lr 1e-3, x0.1 every 25,000 of 50,000 iterations, weight decay 5e-4), train_val.prototxt l.17 (batch 32) "
+           "and l.423-427 (classifier fc8 at lr x10)",
+    momentum=0.9, nesterov=False, learning_rate=1e-3, weight_decay=5e-4,
+    schedule="drops", drops=(0.5,), drop_factor=0.1, drop_unit="step",
+    layer_rates=(("y_predict/", 10.0),), batch_size=32,
+    deviations=(
+        "the preset's steps instead of 50,000, the drop at the same fraction of them",
+        "Caffe's momentum keeps the rate inside its buffer (torch's, ours, outside): the two differ only in the "
+        "steps after the drop",
+        "the biases' own Caffe multipliers (rate x2, no decay) are not kept: every weight decays, at its layer's rate",
+        "SAEH's encoder from scratch instead of an ImageNet AlexNet (SAEH's Table 1: a ResNet)",
+    ),
+)
+
 SSDH = register(DeepMethod(
     name="ssdh",
     summary="SSDH*: classification + forcing-binary + per-image 50% fire rate on a sigmoid latent layer",
@@ -91,4 +111,5 @@ SSDH = register(DeepMethod(
     targets=classification_targets,
     hyperparameters={"binary_weight": 1.0, "fire_rate_weight": 1.0},
     constraints={"binary_weight": "non-negative", "fire_rate_weight": "non-negative"},
+    recipe=RECIPE,
 ))

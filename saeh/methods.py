@@ -29,6 +29,7 @@ from typing import Callable, Mapping, Optional
 from saeh import defaults
 from saeh.errors import SaehError
 from saeh.losses import CLASSIFIER_ACCURACY, saeh_compile_arguments
+from saeh.recipes import ORIGINAL, Recipe
 from saeh.registry import register
 
 
@@ -124,8 +125,10 @@ class DeepMethod:
         constraints: {hyperparameter: "non-negative" | "positive" | "positive integer"}, checked by `resolve`
             (a None value, "worked out later", is not checked).
         monitor: (history key, "max" or "min") for choosing the best epoch on the validation set.
-        learning_rate: the starting rate of the step schedule (the original's 0.1 unless the method's own
-            recipe needs another; the steps keep their ratios).
+        recipe: how the method trains (`saeh.recipes.Recipe`: optimiser, starting rate and schedule, weight decay,
+            per-layer rates, batch size), with its source and what we changed (`deviations`); SAEH's is the
+            original's (`saeh.recipes.ORIGINAL`). An encoder with a recipe of its own (whitened_cnn) replaces it
+            (`saeh.recipes.for_method`).
         code: how `hash_x` becomes bits.
         prepare: optional (context: TrainingContext, **hyperparameters) -> (dict, dict) of per-sample arrays for the
             training and the validation images, which travel with their images through the pipeline. The
@@ -153,7 +156,7 @@ class DeepMethod:
     hyperparameters: Mapping = dataclasses.field(default_factory=dict)
     constraints: Mapping = dataclasses.field(default_factory=dict)
     monitor: tuple = (f"val_y_predict_{CLASSIFIER_ACCURACY}", "max")
-    learning_rate: float = defaults.LEARNING_RATE
+    recipe: Recipe = ORIGINAL
     code: CodeRule = SIGMOID_CODES
     prepare: Optional[Callable] = None
     state: Optional[Callable] = None
@@ -180,6 +183,11 @@ class DeepMethod:
             return passes
         visits = len(self.sampler(0, count, seed, **self.resolve(hyperparameters)))
         return max(1, round(passes * count / visits))
+
+    @property
+    def learning_rate(self):
+        """The starting rate of the method's recipe (the original's 0.1 where the recipe names none)."""
+        return defaults.LEARNING_RATE if self.recipe.learning_rate is None else self.recipe.learning_rate
 
     @property
     def asymmetric(self):

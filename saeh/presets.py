@@ -162,17 +162,22 @@ def add_preset_argument(parser):
 def parse_args(parser, argv=None):
     """Parse `argv`; with --preset, parse it again with the preset's settings as the defaults, so that a flag given
     on the command line still wins. An unknown preset is refused here, before anything runs. `args.from_preset`
-    names the settings the preset gave (those no flag overrode)."""
+    names the settings the preset gave (those no flag overrode); `args.given`, those of `PRESET_SETTINGS` that a
+    flag gave."""
     args = parser.parse_args(argv)
+    defaults_before = {key: parser.get_default(key) for key in PRESET_SETTINGS}
+    parser.set_defaults(**dict.fromkeys(PRESET_SETTINGS, _NOT_GIVEN))
+    marked = parser.parse_args(argv)
+    given = tuple(key for key in PRESET_SETTINGS if getattr(marked, key) is not _NOT_GIVEN)
+    parser.set_defaults(**defaults_before)
     if args.preset is None:
-        args.from_preset = ()
+        args.from_preset, args.given = (), given
         return args
     values = settings(args.preset)
-    parser.set_defaults(**dict.fromkeys(values, _NOT_GIVEN))
-    given = parser.parse_args(argv)
     parser.set_defaults(**values)
     args = parser.parse_args(argv)
-    args.from_preset = tuple(key for key in values if getattr(given, key) is _NOT_GIVEN)
+    args.from_preset = tuple(key for key in values if key not in given)
+    args.given = given
     return args
 
 

@@ -6,6 +6,12 @@ original's step schedule per epoch, L2 weight decay inside the layers, flips and
 An encoder may come with a recipe of its own (`ENCODER_RECIPES`), which every method trained on it then uses, so
 that the encoder reaches the accuracy it was designed for: `WHITENED_CNN`, airbench94's recipe.
 
+Every deep method registers the recipe its authors train with (`saeh.methods.DeepMethod.recipe`, with its source and
+what we changed, `deviations`); an encoder's own recipe, where it has one, replaces it for every method.
+Optimisers follow torch.optim's documented updates (coupled weight decay added to the gradient; torch's RMSprop
+alpha 0.99, eps 1e-8; Adam eps 1e-8), so that a recipe written from a PyTorch source means what it says there;
+the original's recipe alone builds Keras's own SGD, exactly as the loop always did.
+
 A recipe's rate is that of a loss averaged over the batch (Keras's convention). Where its source writes the rate
 for a summed loss (PyTorch's `reduction='none'` then `.sum()`), the numbers are converted here, in the open, from
 the source's own formulas.
@@ -64,6 +70,18 @@ class Recipe:
         whiten_from_data, identity_init: how a new run of the whitened_cnn encoder starts
             (`saeh.models.whitened_cnn.initialise`): its patch whitening fitted to training images (else the raw
             patches pass, standardised by nothing), its convs as a partial identity (else PyTorch's default init).
+        optimizer: "sgd" (torch's SGD, `RecipeSGD`), "adam" (torch's Adam, `RecipeAdam`, betas `adam_betas`) or
+            "rmsprop" (torch's RMSprop without momentum, `RecipeRMSprop`, smoothing `rmsprop_alpha`); `epsilon` of
+            the last two, added to the root of the second moment.
+        layer_rates: ((variable path prefix, rate multiplier), ...): the first prefix that a weight's path starts
+            with gives its multiplier (as a torch parameter group's own lr: the whole step, decay included, is
+            scaled); "" matches every weight; no match: 1.
+        drops, drop_factor, drop_unit: schedule "drops": the rate is multiplied by `drop_factor` at each of the
+            fractions `drops` of the run, counted in epochs (`drop_unit` "epoch": the first epoch at the new rate
+            is round(fraction x epochs), at least 1) or in steps ("step": round(fraction x steps)).
+        cosine_floor: schedule "cosine": torch's CosineAnnealingLR stepped once an epoch, T_max = the run's
+            epochs, eta_min = cosine_floor x the starting rate.
+        batch_size: the source's batch size, which a run uses unless --batch-size is given (None: the preset's).
         deviations: where our implementation of the recipe departs from its source, one sentence each.
     """
 
@@ -84,10 +102,34 @@ class Recipe:
     whiten_from_data: bool = True
     identity_init: bool = True
     deviations: tuple = ()
+    optimizer: str = "sgd"
+    adam_betas: tuple = (0.9, 0.999)
+    rmsprop_alpha: float = 0.99
+    epsilon: float = 1e-8
+    layer_rates: tuple = ()
+    drops: tuple = ()
+    drop_factor: float = 0.1
+    drop_unit: str = "epoch"
+    cosine_floor: float = 0.0
+    batch_size: Optional[int] = None
 
     def __post_init__(self):
-        if self.schedule not in ("step", "triangle"):
-            raise SaehError(f"recipe {self.name!r}: schedule must be 'step' or 'triangle'; got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise SaehError(f"recipe {self.name!r}: schedule must be one of {', '.join(SCHEDULES)}; got "
+                            f"{self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise SaehError(f"recipe {self.name!r}: optimizer must be one of {', '.join(OPTIMIZERS)}; got "
+                            f"{self.optimizer!r}")
+        if self.drop_unit not in ("epoch", "step") or not all(0 < fraction < 1 for fraction in self.drops) or \
+                list(self.drops) != sorted(self.drops) or not 0 < self.drop_factor <= 1:
+            raise SaehError(f"recipe {self.name!r}: drops must be increasing fractions in (0, 1) of the run, "
+                            "drop_factor in (0, 1] and drop_unit 'epoch' or 'step'")
+        if (self.schedule == "drops") != bool(self.drops):
+            raise SaehError(f"recipe {self.name!r}: schedule 'drops' and its drops go together")
+        if any(not (isinstance(prefix, str) and multiplier > 0) for prefix, multiplier in self.layer_rates):
+            raise SaehError(f"recipe {self.name!r}: layer_rates must be (prefix, positive multiplier) pairs")
+        if self.batch_size is not None and not (isinstance(self.batch_size, int) and self.batch_size > 0):
+            raise SaehError(f"recipe {self.name!r}: batch_size must be a positive integer or None")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise SaehError(f"recipe {self.name!r}: learning_rate must be positive; got {self.learning_rate!r}")
         if not (0 <= self.momentum < 1 and self.weight_decay >= 0 and self.norm_bias_rate > 0
@@ -99,18 +141,54 @@ class Recipe:
         """The rate at 0-based `step` of a run of `epochs` epochs of `steps_per_epoch` steps, from rate `base`."""
         if self.schedule == "step":
             return defaults.learning_rate(min(step // steps_per_epoch, epochs - 1), epochs, base)
+        if self.schedule == "drops":
+            passed = sum(step >= boundary for boundary in self.drop_steps(steps_per_epoch, epochs))
+            return base * self.drop_factor ** passed
+        if self.schedule == "cosine":
+            return base * cosine_factor(min(step // steps_per_epoch, epochs - 1), epochs, self.cosine_floor)
         return base * triangle_factor(step, steps_per_epoch * epochs, *self.triangle)
+
+    def drop_steps(self, steps_per_epoch, epochs):
+        """The steps (0-based) at which schedule "drops" multiplies the rate by `drop_factor` (module docstring)."""
+        if self.drop_unit == "epoch":
+            return [max(1, _round_half_up(fraction * epochs)) * steps_per_epoch for fraction in self.drops]
+        return [max(1, _round_half_up(fraction * steps_per_epoch * epochs)) for fraction in self.drops]
+
+    @property
+    def trains_as_original(self):
+        """Whether the recipe trains exactly as the original's (`ORIGINAL`), whatever its starting rate and batch:
+        then Keras's own SGD is built and run.json names no recipe, so that such runs resume as they always did."""
+        return dataclasses.replace(self, name=ORIGINAL.name, source=ORIGINAL.source, learning_rate=None,
+                                   batch_size=None, deviations=()) == ORIGINAL
 
     def summary(self):
         """One line for logs and listings."""
-        rate = "each method's own rate" if self.learning_rate is None else f"rate {self.learning_rate:g}"
-        parts = [f"SGD{' Nesterov' if self.nesterov else ''} momentum {self.momentum:g}", rate,
-                 "the original's step schedule" if self.schedule == "step" else
-                 "a triangular schedule ({:g}x -> 1x at {:.0%} of the steps -> {:g}x)".format(*self.triangle)]
+        rate = f"rate {defaults.LEARNING_RATE if self.learning_rate is None else self.learning_rate:g}"
+        if self.optimizer == "sgd":
+            family = (f"SGD{' Nesterov' if self.nesterov else ''} momentum {self.momentum:g}" if self.momentum else
+                      "plain SGD (no momentum)")
+        elif self.optimizer == "adam":
+            family = "Adam betas ({:g}, {:g})".format(*self.adam_betas)
+        else:
+            family = f"RMSprop alpha {self.rmsprop_alpha:g}"
+        if self.schedule == "step":
+            schedule = "the original's step schedule (x0.2 at 31/56/76 of 90 epochs, scaled)"
+        elif self.schedule == "triangle":
+            schedule = "a triangular schedule ({:g}x -> 1x at {:.0%} of the steps -> {:g}x)".format(*self.triangle)
+        elif self.schedule == "drops":
+            schedule = (f"x{self.drop_factor:g} at {', '.join(f'{fraction:.3g}' for fraction in self.drops)} of the "
+                        f"run's {self.drop_unit}s")
+        else:
+            schedule = f"cosine annealing per epoch to {self.cosine_floor:g}x"
+        parts = [family, rate, schedule]
         parts.append(f"coupled weight decay {self.weight_decay:.3g}" if self.weight_decay else
                      "L2 weight decay in the layers")
         if self.norm_bias_rate != 1:
             parts.append(f"batch-norm biases at {self.norm_bias_rate:g}x the rate")
+        for prefix, multiplier in self.layer_rates:
+            parts.append(f"{prefix.rstrip('/') or 'every other weight'} at {multiplier:g}x the rate")
+        if self.batch_size is not None:
+            parts.append(f"batch {self.batch_size}")
         if self.label_smoothing:
             parts.append(f"label smoothing {self.label_smoothing:g}")
         if self.lookahead is not None:
@@ -128,6 +206,19 @@ def triangle_factor(step, total_steps, start, peak, end):
         return start + (1.0 - start) * step / top if top else 1.0
     return 1.0 + (end - 1.0) * min(step - top, total_steps - top) / (total_steps - top)
 
+
+def _round_half_up(value):
+    return int(math.floor(value + 0.5))
+
+
+def cosine_factor(epoch, epochs, floor):
+    """torch's CosineAnnealingLR (closed form, T_max = `epochs`), as a fraction of the starting rate, at 0-based
+    `epoch`: floor + (1 - floor) (1 + cos(pi epoch / epochs)) / 2."""
+    return floor + (1.0 - floor) * (1.0 + math.cos(math.pi * epoch / epochs)) / 2.0
+
+
+SCHEDULES = ("step", "triangle", "drops", "cosine")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
 
 ORIGINAL = Recipe(
     name="original",
@@ -207,6 +298,12 @@ def for_encoder(encoder):
     return ENCODER_RECIPES.get(encoder, ORIGINAL)
 
 
+def for_method(method, encoder):
+    """The recipe `method` trains with on `encoder`: the encoder's own where it has one (for every method), else
+    the method's registered recipe (`saeh.methods.DeepMethod.recipe`)."""
+    return ENCODER_RECIPES.get(encoder) or getattr(method, "recipe", None) or ORIGINAL
+
+
 def get(name):
     if name not in RECIPES:
         raise SaehError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
@@ -235,72 +332,218 @@ class TriangleSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "end": self.end}
 
 
+@keras.saving.register_keras_serializable(package="saeh")
+class DropSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """base x factor^(the number of `boundaries` <= step): schedule "drops", read by the optimiser at every step."""
+
+    def __init__(self, base, boundaries, factor):
+        self.base, self.boundaries, self.factor = float(base), [int(step) for step in boundaries], float(factor)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        passed = sum(ops.cast(step >= float(boundary), "float32") for boundary in self.boundaries)
+        return self.base * ops.power(self.factor, passed)
+
+    def get_config(self):
+        return {"base": self.base, "boundaries": self.boundaries, "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class CosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`cosine_factor` of the step's epoch, times `base`: schedule "cosine", read by the optimiser at every step."""
+
+    def __init__(self, base, steps_per_epoch, epochs, floor):
+        self.base, self.steps_per_epoch, self.epochs = float(base), int(steps_per_epoch), int(epochs)
+        self.floor = float(floor)
+
+    def __call__(self, step):
+        epoch = ops.minimum(ops.floor(ops.cast(step, "float32") / self.steps_per_epoch), self.epochs - 1.0)
+        return self.base * (self.floor + (1.0 - self.floor) * (1.0 + ops.cos(math.pi * epoch / self.epochs)) / 2.0)
+
+    def get_config(self):
+        return {"base": self.base, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs,
+                "floor": self.floor}
+
+
 def is_norm_bias(path):
     """Whether a variable path names a batch-norm bias (Keras names it `beta`)."""
     return path.rsplit("/", 1)[-1] == "beta"
 
 
-@keras.saving.register_keras_serializable(package="saeh")
-class RecipeSGD(keras.optimizers.Optimizer):
-    """SGD with (Nesterov) momentum in PyTorch's form, coupled weight decay, a rate multiplier for batch-norm
-    biases and weights that stop training after a number of steps.
+def layer_rate(path, layer_rates):
+    """The rate multiplier of the variable at `path`: that of the first prefix of `layer_rates` it starts with; 1."""
+    for prefix, multiplier in layer_rates:
+        if path.startswith(prefix):
+            return float(multiplier)
+    return 1.0
 
-    For a weight w with gradient g, decay d (weight_decay, divided by the multiplier m for batch-norm biases):
-        u = g + d * w;  buf = momentum * buf + u;  w -= rate * m * (u + momentum * buf)   (Nesterov)
-                                                   w -= rate * m * buf                    (plain)
-    torch.optim.SGD's update (its `weight_decay`, `momentum`, `nesterov`), as airbench94 trains with. A weight of
-    `frozen_after_steps` stops (no step, no momentum, no decay) once the step counter reaches its count.
-    """
 
-    def __init__(self, learning_rate=0.01, momentum=0.9, nesterov=True, coupled_weight_decay=0.0,
-                 norm_bias_rate=1.0, frozen_after_steps=None, name="recipe_sgd", **kwargs):
+class RecipeOptimizer(keras.optimizers.Optimizer):
+    """What the recipe optimisers share: coupled weight decay (added to the gradient, as torch.optim's
+    `weight_decay`), a rate multiplier per weight (`layer_rates`, as torch parameter groups' own rates, and the
+    batch-norm biases' `norm_bias_rate`, whose decay is divided by it so that their decay step is the others'),
+    and weights that stop training after a number of steps (`frozen_after_steps`: no step, no state update)."""
+
+    def __init__(self, learning_rate=0.01, coupled_weight_decay=0.0, norm_bias_rate=1.0, frozen_after_steps=None,
+                 layer_rates=None, name="recipe_optimizer", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.coupled_weight_decay, self.norm_bias_rate = float(coupled_weight_decay), float(norm_bias_rate)
         self.frozen_after_steps = dict(frozen_after_steps or {})
+        self.layer_rates = [(str(prefix), float(multiplier)) for prefix, multiplier in (layer_rates or ())]
 
     def build(self, variables):
         if self.built:
             return
         super().build(variables)
-        self.momentums = [self.add_variable_from_reference(variable, "momentum") for variable in variables]
         # Per variable, by its position: the backend hands `update_step` its own variable, without Keras's path.
-        self._multipliers = [self.norm_bias_rate if is_norm_bias(variable.path) else 1.0 for variable in variables]
+        self._norm = [self.norm_bias_rate if is_norm_bias(variable.path) else 1.0 for variable in variables]
+        self._multipliers = [norm * layer_rate(variable.path, self.layer_rates)
+                             for norm, variable in zip(self._norm, variables)]
         self._stops = [self.frozen_after_steps.get(variable.path) for variable in variables]
+        self.build_slots(variables)
 
-    def update_step(self, gradient, variable, learning_rate):
+    def build_slots(self, variables):
+        raise NotImplementedError
+
+    def prepared(self, gradient, variable, learning_rate):
+        """(index, gradient with the decay added, rate x multiplier, active: 1 or 0 once frozen) of `variable`."""
         index = self._get_variable_index(variable)  # as Keras's own SGD finds its momentum
         dtype = variable.dtype
-        multiplier = self._multipliers[index]
-        update = ops.cast(gradient, dtype) + (self.coupled_weight_decay / multiplier) * variable
-        rate = ops.cast(learning_rate, dtype) * multiplier
-        buffer = self.momentums[index]
+        update = ops.cast(gradient, dtype) + (self.coupled_weight_decay / self._norm[index]) * variable
+        rate = ops.cast(learning_rate, dtype) * self._multipliers[index]
         stop = self._stops[index]
         active = 1.0 if stop is None else ops.cast(ops.less(self.iterations, stop), dtype)
+        return index, update, rate, active
+
+    def keep_unless_active(self, slot, value, active):
+        self.assign(slot, active * value + (1.0 - active) * slot)
+
+    def get_config(self):
+        return {**super().get_config(), "coupled_weight_decay": self.coupled_weight_decay,
+                "norm_bias_rate": self.norm_bias_rate, "frozen_after_steps": self.frozen_after_steps,
+                "layer_rates": [list(pair) for pair in self.layer_rates]}
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class RecipeSGD(RecipeOptimizer):
+    """SGD with (Nesterov) momentum in PyTorch's form, with `RecipeOptimizer`'s decay, multipliers and freezing.
+
+    For a weight w with gradient g, decay d (weight_decay, divided by the multiplier for batch-norm biases) and rate
+    multiplier m:
+        u = g + d * w;  buf = momentum * buf + u;  w -= rate * m * (u + momentum * buf)   (Nesterov)
+                                                   w -= rate * m * buf                    (momentum, or plain: 0)
+    torch.optim.SGD's update (its `weight_decay`, `momentum`, `nesterov`), as airbench94 trains with.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, nesterov=True, coupled_weight_decay=0.0,
+                 norm_bias_rate=1.0, frozen_after_steps=None, layer_rates=None, name="recipe_sgd", **kwargs):
+        super().__init__(learning_rate=learning_rate, coupled_weight_decay=coupled_weight_decay,
+                         norm_bias_rate=norm_bias_rate, frozen_after_steps=frozen_after_steps,
+                         layer_rates=layer_rates, name=name, **kwargs)
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    def build_slots(self, variables):
+        self.momentums = [self.add_variable_from_reference(variable, "momentum") for variable in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        index, update, rate, active = self.prepared(gradient, variable, learning_rate)
+        buffer = self.momentums[index]
         new_buffer = self.momentum * buffer + update
-        self.assign(buffer, active * new_buffer + (1.0 - active) * buffer)
+        self.keep_unless_active(buffer, new_buffer, active)
         step = update + self.momentum * new_buffer if self.nesterov else new_buffer
         self.assign_sub(variable, active * rate * step)
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
-                "coupled_weight_decay": self.coupled_weight_decay, "norm_bias_rate": self.norm_bias_rate,
-                "frozen_after_steps": self.frozen_after_steps}
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class RecipeAdam(RecipeOptimizer):
+    """torch.optim.Adam (amsgrad off): u = g + d * w; m = b1 m + (1 - b1) u; v = b2 v + (1 - b2) u^2;
+    w -= rate * mult * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t the 1-based step."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, coupled_weight_decay=0.0,
+                 norm_bias_rate=1.0, frozen_after_steps=None, layer_rates=None, name="recipe_adam", **kwargs):
+        super().__init__(learning_rate=learning_rate, coupled_weight_decay=coupled_weight_decay,
+                         norm_bias_rate=norm_bias_rate, frozen_after_steps=frozen_after_steps,
+                         layer_rates=layer_rates, name=name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def build_slots(self, variables):
+        self.first_moments = [self.add_variable_from_reference(variable, "first_moment") for variable in variables]
+        self.second_moments = [self.add_variable_from_reference(variable, "second_moment") for variable in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        index, update, rate, active = self.prepared(gradient, variable, learning_rate)
+        step = ops.cast(self.iterations + 1, variable.dtype)
+        first, second = self.first_moments[index], self.second_moments[index]
+        new_first = self.beta_1 * first + (1.0 - self.beta_1) * update
+        new_second = self.beta_2 * second + (1.0 - self.beta_2) * ops.square(update)
+        self.keep_unless_active(first, new_first, active)
+        self.keep_unless_active(second, new_second, active)
+        corrected_first = new_first / (1.0 - ops.power(self.beta_1, step))
+        corrected_second = new_second / (1.0 - ops.power(self.beta_2, step))
+        self.assign_sub(variable, active * rate * corrected_first / (ops.sqrt(corrected_second) + self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class RecipeRMSprop(RecipeOptimizer):
+    """torch.optim.RMSprop (momentum 0, not centred): u = g + d * w; v = alpha v + (1 - alpha) u^2;
+    w -= rate * mult * u / (sqrt(v) + eps)."""
+
+    def __init__(self, learning_rate=0.01, alpha=0.99, epsilon=1e-8, coupled_weight_decay=0.0, norm_bias_rate=1.0,
+                 frozen_after_steps=None, layer_rates=None, name="recipe_rmsprop", **kwargs):
+        super().__init__(learning_rate=learning_rate, coupled_weight_decay=coupled_weight_decay,
+                         norm_bias_rate=norm_bias_rate, frozen_after_steps=frozen_after_steps,
+                         layer_rates=layer_rates, name=name, **kwargs)
+        self.alpha, self.epsilon = float(alpha), float(epsilon)
+
+    def build_slots(self, variables):
+        self.square_averages = [self.add_variable_from_reference(variable, "square_average")
+                                for variable in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        index, update, rate, active = self.prepared(gradient, variable, learning_rate)
+        average = self.square_averages[index]
+        new_average = self.alpha * average + (1.0 - self.alpha) * ops.square(update)
+        self.keep_unless_active(average, new_average, active)
+        self.assign_sub(variable, active * rate * update / (ops.sqrt(new_average) + self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "epsilon": self.epsilon}
+
+
+def make_schedule(recipe, base_rate, steps_per_epoch, epochs):
+    """The rate the optimiser reads: a number for the step recipe (the training loop's scheduler sets it per
+    epoch), else a schedule of the optimiser's step counter, so that a resumed run continues on the same line."""
+    if recipe.schedule == "triangle":
+        return TriangleSchedule(base_rate, steps_per_epoch * epochs, *recipe.triangle)
+    if recipe.schedule == "drops":
+        return DropSchedule(base_rate, recipe.drop_steps(steps_per_epoch, epochs), recipe.drop_factor)
+    if recipe.schedule == "cosine":
+        return CosineSchedule(base_rate, steps_per_epoch, epochs, recipe.cosine_floor)
+    return defaults.learning_rate(0, epochs, base_rate)
 
 
 def make_optimizer(recipe, base_rate, steps_per_epoch, epochs):
-    """The optimiser of `recipe` for a run of `epochs` x `steps_per_epoch` steps from rate `base_rate`. The step
-    recipe's rate is then set per epoch by the training loop's scheduler; the triangle's is inside the optimiser."""
-    if recipe.schedule == "triangle":
-        rate = TriangleSchedule(base_rate, steps_per_epoch * epochs, *recipe.triangle)
-    else:
-        rate = defaults.learning_rate(0, epochs, base_rate)
-    if recipe is ORIGINAL:  # exactly what the loop always built, so that existing runs resume unchanged
+    """The optimiser of `recipe` for a run of `epochs` x `steps_per_epoch` steps from rate `base_rate`: Keras's own
+    SGD for a recipe that trains as the original's (`Recipe.trains_as_original`), else the recipe's family."""
+    rate = make_schedule(recipe, base_rate, steps_per_epoch, epochs)
+    if recipe.trains_as_original:  # exactly what the loop always built, so that existing runs resume unchanged
         return keras.optimizers.SGD(learning_rate=rate, momentum=recipe.momentum, nesterov=recipe.nesterov)
-    return RecipeSGD(learning_rate=rate, momentum=recipe.momentum, nesterov=recipe.nesterov,
-                     coupled_weight_decay=recipe.weight_decay, norm_bias_rate=recipe.norm_bias_rate,
-                     frozen_after_steps={path: int(epochs_count * steps_per_epoch)
-                                         for path, epochs_count in recipe.frozen_after_epochs.items()})
+    shared = {"coupled_weight_decay": recipe.weight_decay, "norm_bias_rate": recipe.norm_bias_rate,
+              "layer_rates": recipe.layer_rates,
+              "frozen_after_steps": {path: int(epochs_count * steps_per_epoch)
+                                     for path, epochs_count in recipe.frozen_after_epochs.items()}}
+    if recipe.optimizer == "adam":
+        return RecipeAdam(learning_rate=rate, beta_1=recipe.adam_betas[0], beta_2=recipe.adam_betas[1],
+                          epsilon=recipe.epsilon, **shared)
+    if recipe.optimizer == "rmsprop":
+        return RecipeRMSprop(learning_rate=rate, alpha=recipe.rmsprop_alpha, epsilon=recipe.epsilon, **shared)
+    return RecipeSGD(learning_rate=rate, momentum=recipe.momentum, nesterov=recipe.nesterov, **shared)
 
 
 class LookaheadCallback(keras.callbacks.Callback):

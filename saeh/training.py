@@ -333,8 +333,8 @@ def mixed_precision_policy(mixed_precision):
 
 def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EPOCHS, mixed_precision=False,
                    jit_compile="auto", learning_rate=None, run_eagerly=False, steps_per_epoch=1, recipe=None):
-    """Build the method's model for `spec` (a `saeh.methods.ModelSpec`) and compile it with its encoder's recipe
-    (`saeh.recipes.for_encoder`: the original SGD with Nesterov momentum 0.9 unless the encoder has its own) and the
+    """Build the method's model for `spec` (a `saeh.methods.ModelSpec`) and compile it with its recipe
+    (`saeh.recipes.for_method`: the encoder's own where it has one, else the method's registered recipe) and the
     method's losses (which may use its `state`); `mixed_precision` as `mixed_precision_policy` reads it (float16
     gets Keras's loss scaling). `steps_per_epoch`: for a recipe whose schedule runs per step; `recipe`: another
     `saeh.recipes.Recipe` than the encoder's (an ablation)."""
@@ -346,7 +346,7 @@ def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EP
         model = method.build(spec, **hyperparameters)
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    recipe = recipes.for_encoder(spec.encoder) if recipe is None else recipe
+    recipe = recipes.for_method(method, spec.encoder) if recipe is None else recipe
     if recipe.weight_decay:  # the recipe's optimiser decays every weight: the layers' own L2 terms would repeat it
         for variable in model.weights:
             variable.regularizer = None
@@ -362,10 +362,10 @@ def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EP
 
 
 def starting_rate(method, recipe, learning_rate=None):
-    """The run's starting (or peak) rate: `learning_rate` if given, else the recipe's, else the method's own."""
+    """The run's starting (or peak) rate: `learning_rate` if given, else the recipe's, else the original's 0.1."""
     if learning_rate is not None:
         return float(learning_rate)
-    return method.learning_rate if recipe.learning_rate is None else recipe.learning_rate
+    return defaults.LEARNING_RATE if recipe.learning_rate is None else recipe.learning_rate
 
 
 def targets_for(model, method):
@@ -399,9 +399,10 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         overwrite: discard whatever run `run_dir` holds and start again.
         reuse_finished: when `run_dir` holds a finished run of the same settings, return it (its model.keras)
             instead of refusing; for a caller whose own work after training was interrupted.
-        learning_rate: starting rate of the step schedule (default: the method's, 0.1 for SAEH).
-        recipe: the `saeh.recipes.Recipe` to train with; default: the encoder's (`saeh.recipes.for_encoder`). Its
-            name is recorded in run.json (unless it is the original's), so give a changed recipe a name of its own.
+        learning_rate: starting rate of the recipe's schedule (default: the recipe's, 0.1 for SAEH).
+        recipe: the `saeh.recipes.Recipe` to train with; default: the method's, or the encoder's own where it has
+            one (`saeh.recipes.for_method`). Its name is recorded in run.json (unless it trains as the original's:
+            `Recipe.trains_as_original`), so give a changed recipe a name of its own.
         warmup_epochs: linear warm-up of the rate over this many epochs' steps (a fraction is fine; `LinearWarmUp`);
             0 (default): none, as the original.
         final_weights: "best" (default): model.keras holds the best validation epoch's weights; "last": the last
@@ -432,7 +433,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     if load_path is not None:
         check_weights_file(load_path, "load_path")
     hyperparameters = method.resolve(hyperparameters)
-    recipe = recipes.for_encoder(encoder) if recipe is None else recipe
+    recipe = recipes.for_method(method, encoder) if recipe is None else recipe
     base_rate = starting_rate(method, recipe, learning_rate)
     if not base_rate > 0:
         raise SaehError(f"learning_rate must be positive; got {learning_rate!r}")
@@ -440,8 +441,9 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
             or not 0 <= warmup_epochs <= epochs):
         raise SaehError(f"warmup_epochs must be a number from 0 to the run's {epochs} epochs; got {warmup_epochs!r}")
     if warmup_epochs and recipe.schedule != "step":
-        raise SaehError(f"warmup_epochs is for the step schedule; encoder {encoder!r} trains with recipe "
-                        f"{recipe.name!r}, whose {recipe.schedule} schedule has its own ramp: pass 0")
+        raise SaehError(f"warmup_epochs is for the original's step schedule; method {method.name!r} on encoder "
+                        f"{encoder!r} trains with recipe {recipe.name!r}, whose schedule is {recipe.schedule!r}: "
+                        "pass 0")
 
     from saeh.methods import ModelSpec, TrainingContext
 
@@ -499,7 +501,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         settings["replicas"] = replicas
     if warmup_epochs:  # likewise: runs without a warm-up keep the settings they were started with
         settings["warmup_epochs"] = warmup_epochs
-    if recipe is not recipes.ORIGINAL:  # likewise: runs of the original recipe keep their settings
+    if not recipe.trains_as_original:  # likewise: runs of the original recipe (at any rate) keep their settings
         settings["recipe"] = recipe.name
     scratch = None
     if chief:

@@ -136,3 +136,30 @@ def test_the_script_trains_a_sampling_method_for_the_presets_image_visits(flags,
     assert code == 0
     assert (given["epochs"], len(split.train)) == (epochs, 4500)
     assert ("passes over the" in out) == (not flags)
+
+
+@pytest.mark.parametrize("argv, method, expected", [
+    (["--preset", "cifar10-table"], "dpsh", (128, "recipe dpsh's")),  # the authors' batch over the preset's 64
+    (["--preset", "cifar10-table", "--batch-size", "32"], "dpsh", (32, "--batch-size")),  # a flag over both
+    (["--batch-size", "64"], "hashnet", (64, "--batch-size")),  # even the default value, when given
+    ([], "hashnet", (72, "recipe hashnet's")),
+    (["--preset", "cifar10-table"], "saeh", (64, "preset cifar10-table's")),  # SAEH's recipe names no batch
+    ([], "saeh", (64, "the script's setting")),
+    (["--preset", "cifar10-fast"], "dpsh", (1024, "preset cifar10-fast's")),  # whitened_cnn's recipe replaces DPSH's
+])
+def test_the_batch_size_is_the_flags_then_the_methods_recipes_then_the_presets(argv, method, expected):
+    from saeh import registry
+
+    args = parse(argv)
+    assert train.batch_size_for(registry.get(method), args) == expected
+
+
+def test_a_method_with_a_recipe_batch_trains_at_it_and_the_log_says_so(tmp_path, monkeypatch, capsys):
+    code, out, err = run_script("hash_su_ae_train.py", [
+        "--method", "dpsh", "--which-data", "mnist-sample", "--hash-bits", "12", "--preset", "tiny",
+        "--save-dir", str(tmp_path), "--run-name", "dpsh", "--verbose", "0"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "batch size 128 (recipe dpsh's" in out
+    with open(tmp_path / "dpsh" / "run.json") as handle:
+        recorded = json.load(handle)
+    assert (recorded["batch_size"], recorded["recipe"]) == (128, "dpsh")

@@ -97,7 +97,13 @@ def test_the_whitened_cnn_recipe_is_airbench94s_in_batch_mean_terms():
 
 def test_a_recipe_refuses_bad_settings():
     with pytest.raises(SaehError, match="schedule must be"):
-        recipes.Recipe("bad", "nowhere", schedule="cosine")
+        recipes.Recipe("bad", "nowhere", schedule="exponential")
+    with pytest.raises(SaehError, match="optimizer must be"):
+        recipes.Recipe("bad", "nowhere", optimizer="adagrad")
+    with pytest.raises(SaehError, match="drops must be"):
+        recipes.Recipe("bad", "nowhere", schedule="drops", drops=(0.5, 0.2))
+    with pytest.raises(SaehError, match="go together"):
+        recipes.Recipe("bad", "nowhere", schedule="drops")
     with pytest.raises(SaehError, match="learning_rate must be positive"):
         dataclasses.replace(recipes.WHITENED_CNN, learning_rate=0.0)
 
@@ -276,3 +282,243 @@ def test_initialise_fits_the_whitening_and_can_drop_the_identity_start():
     assert fitted == 0 and not changed
     conv = model.get_layer("encoder_group2_conv2").kernel.numpy()
     assert np.count_nonzero(conv) == conv.size and np.abs(conv).max() <= 1 / np.sqrt(9 * 256)
+
+
+# ----------------------------------------------------------------------------------- the methods' optimisers, schedules
+# References written from torch.optim's documented updates and from each source's own schedule code, not from ours.
+
+def torch_adam_steps(weights, gradients, rate, beta_1, beta_2, eps, weight_decay):
+    """torch.optim.Adam (amsgrad off), its documented algorithm: g = g + wd * w; m = b1 m + (1 - b1) g;
+    v = b2 v + (1 - b2) g^2; m_hat = m / (1 - b1^t); v_hat = v / (1 - b2^t); w -= lr m_hat / (sqrt(v_hat) + eps)."""
+    w, m, v = weights.astype(np.float64), 0.0, 0.0
+    for t, gradient in enumerate(gradients, start=1):
+        g = gradient + weight_decay * w
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        w = w - rate * (m / (1 - beta_1 ** t)) / (np.sqrt(v / (1 - beta_2 ** t)) + eps)
+    return w
+
+
+def torch_rmsprop_steps(weights, gradients, rate, alpha, eps, weight_decay):
+    """torch.optim.RMSprop (momentum 0, centered off), its documented algorithm: g = g + wd * w;
+    v = alpha v + (1 - alpha) g^2; w -= lr g / (sqrt(v) + eps)."""
+    w, v = weights.astype(np.float64), 0.0
+    for gradient in gradients:
+        g = gradient + weight_decay * w
+        v = alpha * v + (1 - alpha) * g * g
+        w = w - rate * g / (np.sqrt(v) + eps)
+    return w
+
+
+def two_layer_model():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(2, name="body")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(hidden))
+
+
+def apply_steps(optimizer, variables, gradients):
+    optimizer.build(variables)
+    for step in gradients:
+        optimizer.apply([g.astype(np.float32) for g in step], variables)
+
+
+@pytest.mark.parametrize("family", ["adam", "rmsprop"])
+def test_adam_and_rmsprop_take_torchs_steps_with_coupled_decay_and_layer_rates(family):
+    """Each family against torch's documented update, a torch parameter group's lr standing for a layer rate (the
+    whole step scales, decay included): the body at 0.01x (CSQ's backbone), the head at 1x."""
+    model = two_layer_model()
+    body, head = model.get_layer("body").kernel, model.get_layer("head").kernel
+    rng = np.random.default_rng(0)
+    starts = [rng.normal(size=(3, 2)), rng.normal(size=(2, 2))]
+    body.assign(starts[0])
+    head.assign(starts[1])
+    gradients = [[rng.normal(size=(3, 2)), rng.normal(size=(2, 2))] for _ in range(7)]
+    rates = (("head/", 1.0), ("", 0.01))
+    if family == "adam":
+        optimizer = recipes.RecipeAdam(learning_rate=1e-2, coupled_weight_decay=0.05, layer_rates=rates)
+        reference = lambda start, grads, rate: torch_adam_steps(start, grads, rate, 0.9, 0.999, 1e-8, 0.05)
+    else:
+        optimizer = recipes.RecipeRMSprop(learning_rate=1e-2, coupled_weight_decay=0.05, layer_rates=rates)
+        reference = lambda start, grads, rate: torch_rmsprop_steps(start, grads, rate, 0.99, 1e-8, 0.05)
+    apply_steps(optimizer, [body, head], gradients)
+    np.testing.assert_allclose(body.numpy(), reference(starts[0], [g[0] for g in gradients], 1e-4), rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_allclose(head.numpy(), reference(starts[1], [g[1] for g in gradients], 1e-2), rtol=1e-5,
+                               atol=1e-7)
+    assert type(optimizer).from_config(optimizer.get_config()).get_config() == optimizer.get_config()
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_layer_rates_scale_a_layers_whole_step_as_a_torch_parameter_group(momentum, nesterov):
+    """HashNet's hash layer at 10x (its parameter group's lr 10 x the scheduled rate): decay and momentum included."""
+    model = two_layer_model()
+    body, head = model.get_layer("body").kernel, model.get_layer("head").kernel
+    rng = np.random.default_rng(1)
+    starts = [rng.normal(size=(3, 2)), rng.normal(size=(2, 2))]
+    body.assign(starts[0])
+    head.assign(starts[1])
+    gradients = [[rng.normal(size=(3, 2)), rng.normal(size=(2, 2))] for _ in range(5)]
+    optimizer = recipes.RecipeSGD(learning_rate=0.01, momentum=momentum, nesterov=nesterov,
+                                  coupled_weight_decay=5e-4, layer_rates=(("head/", 10.0),))
+    apply_steps(optimizer, [body, head], gradients)
+    np.testing.assert_allclose(body.numpy(), torch_sgd_steps(starts[0], [g[0] for g in gradients], [0.01] * 5,
+                                                             momentum, nesterov, 5e-4), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(head.numpy(), torch_sgd_steps(starts[1], [g[1] for g in gradients], [0.1] * 5,
+                                                             momentum, nesterov, 5e-4), rtol=1e-5, atol=1e-7)
+
+
+def adsh_rates(base, outer_iterations):
+    """ADSH_CIFAR_10.py: after training outer iteration `iter` (0-based), `adjusting_learning_rate` divides the rate
+    by 10 when iter is in [10, 20, 30, 40, 50]. The rate each outer iteration trains at."""
+    rate, rates = base, []
+    for iteration in range(outer_iterations):
+        rates.append(rate)
+        if iteration in [10, 20, 30, 40, 50]:
+            rate = rate / 10
+    return rates
+
+
+def dpsh_rates(base, epochs):
+    """DPSH_CIFAR_10.py: after epoch `epoch`, `AdjustLearningRate` sets lr = learning_rate * 0.1 ** (epoch // 50)."""
+    rate, rates = base, []
+    for epoch in range(epochs):
+        rates.append(rate)
+        rate = base * (0.1 ** (epoch // 50))
+    return rates
+
+
+def csq_rates(base, epochs):
+    """CSQ train.py: before epoch `epoch`, `adjust_learning_rate` sets lr = args.lr * 0.7 ** (epoch // 10)."""
+    return [base * 0.7 ** (epoch // 10) for epoch in range(epochs)]
+
+
+def hashnet_rates(base, iterations):
+    """HashNet lr_schedule.py `step_lr_scheduler`, before iteration i: lr = init_lr * gamma ** (i // step)."""
+    return [base * 0.5 ** (i // 2000) for i in range(iterations)]
+
+
+def torch_cosine_rates(base, eta_min, epochs):
+    """torch's CosineAnnealingLR, its documented recursion, stepped after each epoch (T_max = epochs):
+    eta_(t+1) = eta_min + (eta_t - eta_min) (1 + cos(pi (t + 1) / T)) / (1 + cos(pi t / T))."""
+    rates = [base]
+    for t in range(epochs - 1):
+        rates.append(eta_min + (rates[-1] - eta_min) * (1 + np.cos(np.pi * (t + 1) / epochs))
+                     / (1 + np.cos(np.pi * t / epochs)))
+    return rates
+
+
+def per_epoch_rates(recipe, base, epochs, steps_per_epoch=3):
+    """The rate of each epoch's first step, by `Recipe.rate_at` and by the schedule inside the optimiser; they must
+    agree at every step of the run."""
+    schedule = recipes.make_schedule(recipe, base, steps_per_epoch, epochs)
+    total = steps_per_epoch * epochs
+    inside = [float(schedule(step)) for step in range(total)]
+    outside = [recipe.rate_at(step, steps_per_epoch, epochs, base) for step in range(total)]
+    np.testing.assert_allclose(inside, outside, rtol=1e-4)  # the optimiser's schedule computes in float32
+    return outside[::steps_per_epoch]
+
+
+def test_the_methods_schedules_match_their_sources_at_the_sources_lengths():
+    import baselines
+
+    np.testing.assert_allclose(per_epoch_rates(baselines.get("adsh").recipe, 1e-3, 50), adsh_rates(1e-3, 50),
+                               rtol=1e-6)
+    np.testing.assert_allclose(per_epoch_rates(baselines.get("dpsh").recipe, 0.05, 150), dpsh_rates(0.05, 150),
+                               rtol=1e-6)
+    np.testing.assert_allclose(per_epoch_rates(baselines.get("csq").recipe, 1e-3, 90), csq_rates(1e-3, 90), rtol=1e-6)
+    np.testing.assert_allclose(per_epoch_rates(baselines.get("shc").recipe, 1e-4, 100),
+                               torch_cosine_rates(1e-4, 1e-7, 100), rtol=1e-5)
+    # HashNet's schedule is per iteration: 10,000 of them (100 epochs of 100 steps).
+    recipe = baselines.get("hashnet").recipe
+    schedule = recipes.make_schedule(recipe, 3e-4, 100, 100)
+    steps = np.arange(0, 10000, 7)
+    np.testing.assert_allclose([float(schedule(step)) for step in steps], np.asarray(hashnet_rates(3e-4, 10000))[steps],
+                               rtol=1e-6)
+
+
+def test_a_shorter_run_keeps_the_drops_at_their_fractions():
+    import baselines
+
+    recipe = baselines.get("dpsh").recipe  # 150 epochs, drops from epochs 51 and 101
+    rates = per_epoch_rates(recipe, 0.05, 12)
+    assert rates == pytest.approx([0.05] * 4 + [0.005] * 4 + [0.0005] * 4)  # round(12 x 51/150) = 4, 12 x 101/150 -> 8
+    assert recipe.drop_steps(10, 1) == [10, 10]  # a one-epoch run never drops before its end
+
+
+def test_the_original_recipe_builds_keras_sgd_and_saeh_trains_with_it():
+    from saeh import registry
+
+    for name in ("saeh", "saeh-minus"):
+        assert registry.get(name).recipe is recipes.ORIGINAL
+    optimizer = recipes.make_optimizer(recipes.ORIGINAL, 0.1, 10, 12)
+    assert type(optimizer) is keras.optimizers.SGD
+    assert (optimizer.momentum, optimizer.nesterov) == (0.9, True)
+    assert float(optimizer.learning_rate) == pytest.approx(0.1)
+    # At another starting rate (DSH's 0.01) it is still the original's optimiser, and run.json names no recipe.
+    dsh = registry.get("dsh").recipe
+    assert dsh.trains_as_original and type(recipes.make_optimizer(dsh, 0.01, 10, 12)) is keras.optimizers.SGD
+
+
+def test_adsh_dpsh_and_hashnet_register_their_authors_recipes():
+    import baselines
+
+    adsh = baselines.get("adsh").recipe
+    assert (adsh.optimizer, adsh.momentum, adsh.learning_rate, adsh.weight_decay, adsh.drop_factor) == (
+        "sgd", 0.0, 1e-3, 5e-4, 0.1)
+    assert isinstance(recipes.make_optimizer(adsh, 1e-3, 10, 50), recipes.RecipeSGD)
+    assert recipes.make_optimizer(adsh, 1e-3, 10, 50).momentum == 0.0
+    assert baselines.get("dsah").recipe.optimizer == "sgd" and baselines.get("dsah").recipe.momentum == 0.0
+    dpsh = baselines.get("dpsh").recipe
+    assert (dpsh.momentum, dpsh.weight_decay, dpsh.batch_size, dpsh.learning_rate) == (0.0, 1e-5, 128, 0.05)
+    hashnet = baselines.get("hashnet").recipe
+    assert (hashnet.momentum, hashnet.nesterov, hashnet.weight_decay, hashnet.learning_rate) == (0.9, True, 5e-4, 3e-4)
+    assert hashnet.layer_rates == (("hash_z/", 10.0),) and hashnet.drop_factor == 0.5
+    csq, shc = baselines.get("csq").recipe, baselines.get("shc").recipe
+    assert (csq.optimizer, csq.learning_rate, csq.layer_rates[-1]) == ("adam", 1e-3, ("", 0.01))
+    assert (shc.optimizer, shc.learning_rate, shc.weight_decay, shc.rmsprop_alpha) == ("rmsprop", 1e-4, 1e-5, 0.99)
+    for name in baselines.names():  # every deep method names where its recipe comes from
+        method = baselines.get(name)
+        if method.kind == "deep":
+            assert method.recipe.source, name
+
+
+def test_a_methods_recipe_builds_its_optimiser_and_drops_the_layers_own_decay():
+    from saeh import registry, training
+    from saeh.methods import ModelSpec
+
+    spec = ModelSpec((16, 16, 3), 4, hash_bits=12, stack_num=1)
+    dpsh = registry.get("dpsh")
+    model = training.build_compiled(registry.get("hashnet"), {}, spec, epochs=12, steps_per_epoch=10)
+    optimizer = model.optimizer
+    assert isinstance(optimizer, recipes.RecipeSGD) and optimizer.nesterov and optimizer.momentum == 0.9
+    assert optimizer.coupled_weight_decay == 5e-4 and optimizer.layer_rates == [("hash_z/", 10.0)]
+    assert float(optimizer.learning_rate) == pytest.approx(3e-4)
+    assert all(variable.regularizer is None for variable in model.weights)  # decay is the optimiser's alone
+    original = training.build_compiled(registry.get("saeh"), {}, spec, epochs=12, steps_per_epoch=10)
+    assert type(original.optimizer) is keras.optimizers.SGD  # SAEH: Keras's own SGD, its L2 in the layers
+    assert any(getattr(variable, "regularizer", None) is not None for variable in original.weights)
+    csq = training.build_compiled(registry.get("csq"), {}, spec, epochs=12, steps_per_epoch=10).optimizer
+    shc_recipe = registry.get("shc").recipe
+    assert isinstance(csq, recipes.RecipeAdam)
+    assert isinstance(recipes.make_optimizer(shc_recipe, 1e-4, 10, 12), recipes.RecipeRMSprop)
+    # The whitened_cnn encoder's own recipe replaces the method's, for every method.
+    assert recipes.for_method(registry.get("dpsh"), "whitened_cnn") is recipes.WHITENED_CNN
+    assert recipes.for_method(registry.get("dpsh"), "resnet_cifar") is dpsh.recipe
+
+
+def test_run_json_names_a_methods_recipe_unless_it_trains_as_the_original(tmp_path):
+    import json
+
+    from conftest import separable_images
+    from saeh import registry, training
+    from saeh.data import ImageSet, Split
+
+    images = ImageSet(*separable_images(16, seed=1))
+    held_out = ImageSet(*separable_images(16, seed=2))
+    split = Split(protocol="ssdh", seed=0, train=images, validation=held_out, query=held_out, database=images,
+                  dataset="separable", train_in_database=np.arange(16), validation_in_database=np.full(16, -1))
+    for name, recorded in (("dsh", None), ("dlbhc", "dlbhc")):
+        training.train(registry.get(name), split, 4, str(tmp_path / name), hash_bits=8, stack_num=1, epochs=1,
+                       batch_size=16, verbose=0, log=lambda message: None)
+        with open(tmp_path / name / "run.json") as handle:
+            assert json.load(handle).get("recipe") == recorded, name

@@ -60,7 +60,9 @@ def build_parser(settings):
     parser.add_argument("--epochs", type=int, default=settings["epochs"],
                         help="the original step schedule (rate 0.1, divided by 5 from epochs 31, 56 and 76 of 90, "
                         "counted from 0) is scaled to this many epochs")
-    parser.add_argument("--batch-size", type=int, default=settings["batch_size"], help="images per training step")
+    parser.add_argument("--batch-size", type=int, default=settings["batch_size"],
+                        help="images per training step; given here, it wins over the batch of a method's recipe "
+                        "(its authors'), which wins over a --preset's and this setting")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help=common.stated_default("starting rate of the step schedule (default: the method's; 0.1 "
                                                    "for SAEH)"))
@@ -199,7 +201,7 @@ def main(argv=None, settings=None):
     if args.features and method.kind != "shallow":
         raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     check_original_flags(args, method)
-    recipes.ablated(recipes.for_encoder(args.encoder), args.ablate)  # an unknown ingredient, before the data loads
+    recipes.ablated(recipes.for_method(method, args.encoder), args.ablate)  # an unknown ingredient, before the data loads
     protocol = ORIGINAL_PROTOCOL if args.original else args.protocol or defaults.PROTOCOL
     select_on_test = bool(args.select_on_test or args.original)
     seed = defaults.SEED if args.seed is None else args.seed
@@ -250,11 +252,29 @@ def main(argv=None, settings=None):
     return 0
 
 
+def batch_size_for(method, args):
+    """(batch size, where it comes from): an explicit --batch-size wins; else the batch of the recipe the method
+    trains with (`saeh.recipes.for_method`: its authors', or an encoder's own recipe's) where it names one; else the
+    preset's, or the script's setting."""
+    from saeh import recipes
+
+    if "batch_size" in getattr(args, "given", ()):
+        return args.batch_size, "--batch-size"
+    recipe = recipes.for_method(method, args.encoder)
+    if recipe.batch_size is not None:
+        return recipe.batch_size, f"recipe {recipe.name}'s"
+    origin = f"preset {args.preset}'s" if "batch_size" in getattr(args, "from_preset", ()) else "the script's setting"
+    return args.batch_size, origin
+
+
 def train_deep(method, data, split, folder, args, hyperparameters, data_settings):
     """Train (or resume, or reuse a finished run of) a deep method; return its `saeh.training.TrainedRun`."""
-    from saeh import training
+    from saeh import recipes, training
 
     check_positive_flags(args, ("stack_num", "epochs", "batch_size"))
+    batch_size, origin = batch_size_for(method, args)
+    print(f"batch size {batch_size} ({origin}; an explicit --batch-size wins over a method's recipe, which wins "
+          "over a preset)")
     epochs = args.epochs
     if "epochs" in args.from_preset:  # passes over the training set: the same image visits for every method
         epochs = method.epochs_for_passes(args.epochs, len(split.train), data_settings["seed"], hyperparameters)
@@ -265,20 +285,22 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
     if warmup_epochs is None:
         from saeh.models.encoders import DEFAULT_WARMUP_EPOCHS
 
-        warmup_epochs = min(DEFAULT_WARMUP_EPOCHS.get(args.encoder, 0.0), epochs)
+        # The warm-up is the original step schedule's; a recipe with a schedule of its own trains without one.
+        on_steps = recipes.for_method(method, args.encoder).schedule == "step"
+        warmup_epochs = min(DEFAULT_WARMUP_EPOCHS.get(args.encoder, 0.0), epochs) if on_steps else 0.0
         if warmup_epochs:
             print(f"encoder {args.encoder}: a linear learning-rate warm-up over the first {warmup_epochs:g} epoch(s) "
                   "(--warmup-epochs 0 for none)")
     trained = training.train(
         method, split, data.num_classes, folder.run_dir, hash_bits=args.hash_bits, stack_num=args.stack_num,
         encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,
-        epochs=epochs, batch_size=args.batch_size, seed=data_settings["seed"], augment=args.augment,
+        epochs=epochs, batch_size=batch_size, seed=data_settings["seed"], augment=args.augment,
         load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
         mixed_precision=args.mixed_precision, jit_compile=common.AUTO_ON_OFF[args.jit_compile],
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
         learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
         settings=data_settings, profile_steps=args.profile, warmup_epochs=warmup_epochs,
-        recipe=recipes.ablated(recipes.for_encoder(args.encoder), args.ablate) if args.ablate else None,
+        recipe=recipes.ablated(recipes.for_method(method, args.encoder), args.ablate) if args.ablate else None,
         # A run killed after its model was written but before its scores: the same command dumps and scores it.
         reuse_finished=not folder.is_scored())
     return trained
