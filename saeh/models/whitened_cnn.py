@@ -178,8 +178,8 @@ def whitened_cnn_decoder(code, output_shape, widths=DECODER_WIDTHS):
     """A light decoder from the hash code back to the image, of our own design (the source has none): Dense to a
     4x4 map of widths[0] channels (GELU), then per width an upsampling x2, a 3x3 conv, BN and GELU, then a sigmoid
     3x3 conv to the image channels, resized to the image size if the upsamplings miss it (32x32 needs none). 94,467
-    parameters against the encoder's 1.97 M, but it works at full resolution: SAEH trains at about 0.7x SAEH-minus's
-    images/s at batch 1024 (RESULTS.md, "Training throughput")."""
+    parameters against the encoder's 1.97 M, but it works up to full resolution: a SAEH step costs more than a
+    SAEH-minus step (RESULTS.md, "Training throughput" and the cifar10-fast cells' epoch times)."""
     start = 4
     x = layers.Dense(start * start * widths[0], activation="gelu", name="decoder_dense")(code)
     x = layers.Reshape((start, start, widths[0]), name="decoder_reshape")(x)
