@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from saeh import defaults, distributed, recipes
+from saeh import defaults, distributed, optimizers, recipes
 from saeh.atomic import atomic_path, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
@@ -351,10 +351,10 @@ def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EP
         for variable in model.weights:
             variable.regularizer = None
     base = starting_rate(method, recipe, learning_rate)
-    optimizer = recipes.make_optimizer(recipe, base, steps_per_epoch, epochs)
+    optimizer = optimizers.make_optimizer(recipe, base, steps_per_epoch, epochs)
     arguments = method.compile_arguments(spec, state, **hyperparameters)
     if isinstance(arguments.get("loss"), dict) and "y_predict" in arguments["loss"]:
-        arguments["loss"] = {**arguments["loss"], "y_predict": recipes.smoothed_classifier_loss(
+        arguments["loss"] = {**arguments["loss"], "y_predict": optimizers.smoothed_classifier_loss(
             arguments["loss"]["y_predict"], recipe.label_smoothing)}
     model.compile(optimizer=optimizer, jit_compile=False if run_eagerly else jit_compile, run_eagerly=run_eagerly,
                   **arguments)
@@ -610,7 +610,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
         *([keras.callbacks.LearningRateScheduler(schedule)] if recipe.schedule == "step" else []),
         *([LinearWarmUp(schedule, steps, max(1, round(warmup_epochs * steps)))] if warmup_epochs else []),
         NonFiniteGuard(folder),
-        *([recipes.LookaheadCallback(recipe.lookahead, steps, steps * epochs)] if recipe.lookahead else []),
+        *([optimizers.LookaheadCallback(recipe.lookahead, steps, steps * epochs)] if recipe.lookahead else []),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
         # Only a hashing model (a method's stage, SHC's classifier, has no codes to collapse).
         *([CollapseWatch(split.validation.images, split.validation.labels, method.code.threshold, log)]

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from saeh import recipes
+from saeh import optimizers, recipes
 from saeh.errors import SaehError
 from saeh.models import whitened_cnn
 
@@ -42,7 +42,7 @@ def test_recipe_sgd_takes_torchs_steps_with_coupled_decay(nesterov):
     kernel.assign(start)
     gradients = np.random.default_rng(1).normal(size=(6, 3, 2))
     rates = [0.3, 0.5, 0.5, 0.2, 0.1, 0.05]
-    optimizer = recipes.RecipeSGD(learning_rate=0.3, momentum=0.85, nesterov=nesterov, coupled_weight_decay=0.01)
+    optimizer = optimizers.RecipeSGD(learning_rate=0.3, momentum=0.85, nesterov=nesterov, coupled_weight_decay=0.01)
     optimizer.build([kernel])
     for gradient, rate in zip(gradients, rates):
         optimizer.learning_rate = rate
@@ -56,7 +56,7 @@ def test_recipe_sgd_scales_batch_norm_biases_and_freezes_after_its_steps():
     normed = keras.layers.BatchNormalization(name="bn", scale=False)(inputs)
     model = keras.Model(inputs, keras.layers.Dense(1, name="head")(normed))
     beta, kernel = model.get_layer("bn").beta, model.get_layer("head").kernel
-    optimizer = recipes.RecipeSGD(learning_rate=0.1, momentum=0.5, coupled_weight_decay=0.2, norm_bias_rate=8.0,
+    optimizer = optimizers.RecipeSGD(learning_rate=0.1, momentum=0.5, coupled_weight_decay=0.2, norm_bias_rate=8.0,
                                   frozen_after_steps={"head/kernel": 2})
     optimizer.build([beta, kernel])
     start_beta, start_kernel = beta.numpy().copy(), kernel.numpy().copy()
@@ -76,9 +76,9 @@ def test_triangle_schedule_matches_airbench(total):
     expected = airbench_triangle(total, 0.2, 0.07, 0.23)
     factors = [recipes.triangle_factor(step, total, 0.2, 0.23, 0.07) for step in range(total + 1)]
     np.testing.assert_allclose(factors, expected, atol=1e-12)
-    schedule = recipes.TriangleSchedule(1.5, total, 0.2, 0.23, 0.07)
+    schedule = optimizers.TriangleSchedule(1.5, total, 0.2, 0.23, 0.07)
     np.testing.assert_allclose([float(schedule(step)) for step in range(total + 1)], 1.5 * expected, rtol=1e-6)
-    assert recipes.TriangleSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
+    assert optimizers.TriangleSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
 
 
 def test_the_whitened_cnn_recipe_is_airbench94s_in_batch_mean_terms():
@@ -141,7 +141,7 @@ def test_lookahead_callback_matches_airbenchs_loop():
     model = keras.Model(inputs, keras.layers.Dense(3, use_bias=False, name="w")(inputs))
     weight = model.get_layer("w").kernel
     weight.assign(np.zeros((1, 3)))
-    callback = recipes.LookaheadCallback(lookahead, steps_per_epoch, total)
+    callback = optimizers.LookaheadCallback(lookahead, steps_per_epoch, total)
     callback.set_model(model)
     step = 0
     for epoch in range(epochs):
@@ -335,10 +335,10 @@ def test_adam_and_rmsprop_take_torchs_steps_with_coupled_decay_and_layer_rates(f
     gradients = [[rng.normal(size=(3, 2)), rng.normal(size=(2, 2))] for _ in range(7)]
     rates = (("head/", 1.0), ("", 0.01))
     if family == "adam":
-        optimizer = recipes.RecipeAdam(learning_rate=1e-2, coupled_weight_decay=0.05, layer_rates=rates)
+        optimizer = optimizers.RecipeAdam(learning_rate=1e-2, coupled_weight_decay=0.05, layer_rates=rates)
         reference = lambda start, grads, rate: torch_adam_steps(start, grads, rate, 0.9, 0.999, 1e-8, 0.05)
     else:
-        optimizer = recipes.RecipeRMSprop(learning_rate=1e-2, coupled_weight_decay=0.05, layer_rates=rates)
+        optimizer = optimizers.RecipeRMSprop(learning_rate=1e-2, coupled_weight_decay=0.05, layer_rates=rates)
         reference = lambda start, grads, rate: torch_rmsprop_steps(start, grads, rate, 0.99, 1e-8, 0.05)
     apply_steps(optimizer, [body, head], gradients)
     np.testing.assert_allclose(body.numpy(), reference(starts[0], [g[0] for g in gradients], 1e-4), rtol=1e-5,
@@ -358,7 +358,7 @@ def test_sgd_layer_rates_scale_a_layers_whole_step_as_a_torch_parameter_group(mo
     body.assign(starts[0])
     head.assign(starts[1])
     gradients = [[rng.normal(size=(3, 2)), rng.normal(size=(2, 2))] for _ in range(5)]
-    optimizer = recipes.RecipeSGD(learning_rate=0.01, momentum=momentum, nesterov=nesterov,
+    optimizer = optimizers.RecipeSGD(learning_rate=0.01, momentum=momentum, nesterov=nesterov,
                                   coupled_weight_decay=5e-4, layer_rates=(("head/", 10.0),))
     apply_steps(optimizer, [body, head], gradients)
     np.testing.assert_allclose(body.numpy(), torch_sgd_steps(starts[0], [g[0] for g in gradients], [0.01] * 5,
@@ -410,7 +410,7 @@ def torch_cosine_rates(base, eta_min, epochs):
 def per_epoch_rates(recipe, base, epochs, steps_per_epoch=3):
     """The rate of each epoch's first step, by `Recipe.rate_at` and by the schedule inside the optimiser; they must
     agree at every step of the run."""
-    schedule = recipes.make_schedule(recipe, base, steps_per_epoch, epochs)
+    schedule = optimizers.make_schedule(recipe, base, steps_per_epoch, epochs)
     total = steps_per_epoch * epochs
     inside = [float(schedule(step)) for step in range(total)]
     outside = [recipe.rate_at(step, steps_per_epoch, epochs, base) for step in range(total)]
@@ -430,7 +430,7 @@ def test_the_methods_schedules_match_their_sources_at_the_sources_lengths():
                                torch_cosine_rates(1e-4, 1e-7, 100), rtol=1e-5)
     # HashNet's schedule is per iteration: 10,000 of them (100 epochs of 100 steps).
     recipe = baselines.get("hashnet").recipe
-    schedule = recipes.make_schedule(recipe, 3e-4, 100, 100)
+    schedule = optimizers.make_schedule(recipe, 3e-4, 100, 100)
     steps = np.arange(0, 10000, 7)
     np.testing.assert_allclose([float(schedule(step)) for step in steps], np.asarray(hashnet_rates(3e-4, 10000))[steps],
                                rtol=1e-6)
@@ -450,13 +450,13 @@ def test_the_original_recipe_builds_keras_sgd_and_saeh_trains_with_it():
 
     for name in ("saeh", "saeh-minus"):
         assert registry.get(name).recipe is recipes.ORIGINAL
-    optimizer = recipes.make_optimizer(recipes.ORIGINAL, 0.1, 10, 12)
+    optimizer = optimizers.make_optimizer(recipes.ORIGINAL, 0.1, 10, 12)
     assert type(optimizer) is keras.optimizers.SGD
     assert (optimizer.momentum, optimizer.nesterov) == (0.9, True)
     assert float(optimizer.learning_rate) == pytest.approx(0.1)
     # At another starting rate (DSH's 0.01) it is still the original's optimiser, and run.json names no recipe.
     dsh = registry.get("dsh").recipe
-    assert dsh.trains_as_original and type(recipes.make_optimizer(dsh, 0.01, 10, 12)) is keras.optimizers.SGD
+    assert dsh.trains_as_original and type(optimizers.make_optimizer(dsh, 0.01, 10, 12)) is keras.optimizers.SGD
 
 
 def test_adsh_dpsh_and_hashnet_register_their_authors_recipes():
@@ -465,8 +465,8 @@ def test_adsh_dpsh_and_hashnet_register_their_authors_recipes():
     adsh = baselines.get("adsh").recipe
     assert (adsh.optimizer, adsh.momentum, adsh.learning_rate, adsh.weight_decay, adsh.drop_factor) == (
         "sgd", 0.0, 1e-3, 5e-4, 0.1)
-    assert isinstance(recipes.make_optimizer(adsh, 1e-3, 10, 50), recipes.RecipeSGD)
-    assert recipes.make_optimizer(adsh, 1e-3, 10, 50).momentum == 0.0
+    assert isinstance(optimizers.make_optimizer(adsh, 1e-3, 10, 50), optimizers.RecipeSGD)
+    assert optimizers.make_optimizer(adsh, 1e-3, 10, 50).momentum == 0.0
     assert baselines.get("dsah").recipe.optimizer == "sgd" and baselines.get("dsah").recipe.momentum == 0.0
     dpsh = baselines.get("dpsh").recipe
     assert (dpsh.momentum, dpsh.weight_decay, dpsh.batch_size, dpsh.learning_rate) == (0.0, 1e-5, 128, 0.05)
@@ -490,7 +490,7 @@ def test_a_methods_recipe_builds_its_optimiser_and_drops_the_layers_own_decay():
     dpsh = registry.get("dpsh")
     model = training.build_compiled(registry.get("hashnet"), {}, spec, epochs=12, steps_per_epoch=10)
     optimizer = model.optimizer
-    assert isinstance(optimizer, recipes.RecipeSGD) and optimizer.nesterov and optimizer.momentum == 0.9
+    assert isinstance(optimizer, optimizers.RecipeSGD) and optimizer.nesterov and optimizer.momentum == 0.9
     assert optimizer.coupled_weight_decay == 5e-4 and optimizer.layer_rates == [("hash_z/", 10.0)]
     assert float(optimizer.learning_rate) == pytest.approx(3e-4)
     assert all(variable.regularizer is None for variable in model.weights)  # decay is the optimiser's alone
@@ -499,8 +499,8 @@ def test_a_methods_recipe_builds_its_optimiser_and_drops_the_layers_own_decay():
     assert any(getattr(variable, "regularizer", None) is not None for variable in original.weights)
     csq = training.build_compiled(registry.get("csq"), {}, spec, epochs=12, steps_per_epoch=10).optimizer
     shc_recipe = registry.get("shc").recipe
-    assert isinstance(csq, recipes.RecipeAdam)
-    assert isinstance(recipes.make_optimizer(shc_recipe, 1e-4, 10, 12), recipes.RecipeRMSprop)
+    assert isinstance(csq, optimizers.RecipeAdam)
+    assert isinstance(optimizers.make_optimizer(shc_recipe, 1e-4, 10, 12), optimizers.RecipeRMSprop)
     # The whitened_cnn encoder's own recipe replaces the method's, for every method.
     assert recipes.for_method(registry.get("dpsh"), "whitened_cnn") is recipes.WHITENED_CNN
     assert recipes.for_method(registry.get("dpsh"), "resnet_cifar") is dpsh.recipe
