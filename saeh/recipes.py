@@ -305,7 +305,3 @@ def get(name):
     if name not in RECIPES:
         raise SaehError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
     return RECIPES[name]
-
-
-def steps_per_epoch(visited, batch_size, drop_remainder=False):
-    return visited // batch_size if drop_remainder else math.ceil(visited / batch_size)

@@ -578,38 +578,36 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
     records = {path: read_json(path) for path in paths}
     for path in sorted(paths, key=lambda p: bool(records[p].get("reused_from"))):
         record = records[path]
+        source = record.get("reused_from")
+        added = []
         if not record.get("selected_epoch"):
-            source = record.get("reused_from")
             epoch = (read_json(os.path.join(root, source)).get("selected_epoch") if source else
                      selected_epoch(RunFolder(os.path.join(root, record["run_dir"]))))
             if epoch:
                 record["selected_epoch"] = epoch
-                write_json(path, record, overwrite=True)
-                changed.append(path)
-                log(f"{record['cell']}: selected epoch added")
-        if record.get("curves"):
-            continue
-        source = record.get("reused_from")
-        if source:
-            curves = read_json(os.path.join(root, source)).get("curves")
-        else:
-            folder = RunFolder(os.path.join(root, record["run_dir"]))
-            try:
-                curves = run_curves(folder) if folder.is_scored() else None
-            except SaehError as error:
-                log(f"{record['cell']}: {error}")
-                curves = None
-        if not curves:
-            lacking.append(record["cell"])
-            continue
-        record["curves"] = curves
-        write_json(path, record, overwrite=True)
-        changed.append(path)
-        log(f"{record['cell']}: curves added")
+                added.append("selected epoch")
+        if not record.get("curves"):
+            if source:
+                curves = read_json(os.path.join(root, source)).get("curves")
+            else:
+                folder = RunFolder(os.path.join(root, record["run_dir"]))
+                try:
+                    curves = run_curves(folder) if folder.is_scored() else None
+                except SaehError as error:
+                    log(f"{record['cell']}: {error}")
+                    curves = None
+            if curves:
+                record["curves"] = curves
+                added.append("curves")
+            else:
+                lacking.append(record["cell"])
+        if added:  # one write per file, whatever it gained
+            write_json(path, record, overwrite=True)
+            changed.append(path)
+            log(f"{record['cell']}: {' and '.join(added)} added")
     if lacking:
         log(f"no codes to draw the curves of {len(lacking)} cell(s) from (their run folders are gone): "
             f"{', '.join(lacking)}")
-    changed = sorted(set(changed))
     if commit and commit_files(root, changed, f"results: curves or selected epochs of {len(changed)} cell(s)"):
         log("committed")
     return changed

@@ -474,7 +474,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     global_batch = batch_size * replicas
     visited = len(split.train) if method.sampler is None else len(
         method.sampler(0, len(split.train), seed, **hyperparameters))
-    steps_per_epoch = recipes.steps_per_epoch(visited, global_batch, drop_remainder=replicas > 1)
+    steps_per_epoch = pipeline.steps_per_epoch(visited, global_batch, drop_remainder=replicas > 1)
 
     def schedule(epoch):
         """The rate at the first step of `epoch` (the rate of the whole epoch under the step schedule)."""

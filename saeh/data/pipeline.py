@@ -131,7 +131,7 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
     visited = count if orders is None else orders.shape[1]
     if batch_size > visited:
         raise SaehError(f"batch_size {batch_size} is larger than the {visited} images an epoch visits")
-    steps = visited // batch_size if drop_remainder else math.ceil(visited / batch_size)
+    steps = steps_per_epoch(visited, batch_size, drop_remainder)
     first, rows = _check_part(part, batch_size, drop_remainder)
     gather_images = row_gatherer(images)
     per_sample = {name: tf.constant(values) for name, values in per_sample.items()}
@@ -158,6 +158,11 @@ def training_batches(images, per_sample, targets, batch_size, seed, epochs, init
     dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE), steps
+
+
+def steps_per_epoch(visited, batch_size, drop_remainder=False):
+    """The batches of an epoch that visits `visited` images: the last partial one counted unless dropped."""
+    return visited // batch_size if drop_remainder else math.ceil(visited / batch_size)
 
 
 def sampled_orders(sampler, count, initial_epoch, epochs):
