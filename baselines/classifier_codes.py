@@ -51,7 +51,7 @@ from saeh import recipes
 from saeh.errors import SaehError
 from saeh.losses import CLASSIFIER_ACCURACY, classifier_loss, classifier_metrics
 from saeh.methods import LINEAR_CODES, DeepMethod, classification_targets
-from saeh.models import blocks, encoders
+from saeh.models import encoders
 from saeh.registry import register
 
 ENCODINGS = ("lsh", "onehot")
@@ -84,8 +84,8 @@ def build_classifier_codes(spec, encoding="lsh"):
     images = keras.Input(shape=spec.input_shape, name="image")
     features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
                                            spec.encoder_weights)
-    probabilities = blocks.dense(spec.num_classes, "y_predict", activation="sigmoid" if spec.multi_label else "softmax",
-                                 dtype="float32")(features)
+    probabilities = encoders.classifier_head(features, spec.encoder, spec.num_classes, "y_predict",
+                                             "sigmoid" if spec.multi_label else "softmax", defaults.WEIGHT_DECAY)
     if encoding == "onehot":
         code = OneHotArgmax(name="hash_x", dtype="float32")(probabilities)
     else:

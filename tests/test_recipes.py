@@ -250,6 +250,24 @@ def test_whitened_cnn_refuses_images_too_small_for_its_pools():
         build_saeh(ModelSpec((12, 12, 3), 4).input_shape, 4, encoder="whitened_cnn")
 
 
+def test_classifier_codes_on_whitened_cnn_read_the_sources_head_without_bias_at_one_ninth():
+    from baselines.classifier_codes import build_classifier_codes
+    from saeh.methods import ModelSpec
+
+    model = build_classifier_codes(ModelSpec((16, 16, 3), 5, hash_bits=8, encoder="whitened_cnn"))
+    head = model.get_layer("y_predict_logits")
+    assert not head.use_bias and len(head.weights) == 1
+    images = np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32)
+    features = keras.Model(model.inputs, model.get_layer("encoder_pool").output)(images).numpy()
+    logits = features @ head.kernel.numpy() / 9.0
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(model(images)["y_predict"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Other encoders keep a plain Dense classifier with a bias.
+    plain = build_classifier_codes(ModelSpec((16, 16, 3), 5, hash_bits=8, encoder="dsh_cnn"))
+    assert plain.get_layer("y_predict").use_bias
+
+
 def test_an_ablated_recipe_changes_one_ingredient_and_says_so():
     recipe = recipes.ablated(recipes.WHITENED_CNN, ["lookahead"])
     assert recipe.lookahead is None and recipe.name == "whitened_cnn-without-lookahead"

@@ -167,6 +167,14 @@ def encode_features(images, encoder, stack_num, weight_decay, encoder_weights):
     return features, tuple(feature_map.shape[1:])
 
 
+def classifier_head(features, encoder, classes, name, activation, weight_decay):
+    """A classifier read straight from `encoder`'s features, as layer `name` with `activation` (float32): the
+    encoder's own head where its recipe has one (whitened_cnn: no bias, logits x 1/9), else a Dense layer."""
+    if encoder == "whitened_cnn":
+        return whitened_cnn.classifier_head(features, classes, name, activation)
+    return blocks.dense(classes, name, activation=activation, weight_decay=weight_decay, dtype="float32")(features)
+
+
 def decode_image(code, encoder, feature_shape, output_shape, stack_num, weight_decay):
     """The decoder that goes with `encoder`, from the hash code back to an image of `output_shape`."""
     if encoder == "resnet_cifar":

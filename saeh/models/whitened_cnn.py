@@ -11,7 +11,11 @@ Its shape is that of Keller Jordan's airbench94 (arXiv 2404.00498; github Keller
 - three groups of conv3x3 -> max-pool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU at 64, 256 and 256 filters; the
   convs have no bias and start as a partial identity (`PartialDirac`); the BNs have no scale, momentum 0.6 (the
   share of the old moving average kept, Keras's convention) and epsilon 1e-12;
-- a global max-pool of the last 3x3 map to the 256 features that SAEH's hash layer reads.
+- a global max-pool of the last 3x3 map to the 256 features that SAEH's hash layer reads;
+- `classifier_head`, the source's own classifier for a head read straight from those features: a Dense without
+  bias whose logits are multiplied by 1/9 (airbench94's `nn.Linear(..., bias=False)` then `Mul(scaling_factor)`).
+  The recipe's rate 1.5 is tuned for it: an ordinary Dense head moves its logits 81 times as fast (the 1/9 scales
+  both the gradient and the step's effect), and a plain classifier with one did not learn (README, whitened_cnn).
 
 The training recipe that goes with it (Nesterov 0.85, the triangular schedule, label smoothing, the 64x rate of
 the BN biases, Lookahead) is `saeh.recipes.WHITENED_CNN`; the layers here carry no weight decay of their own,
@@ -32,6 +36,7 @@ BN_MOMENTUM = 0.6  # Keras's convention (share of the old average kept); PyTorch
 BN_EPSILON = 1e-12
 DECODER_WIDTHS = (64, 32, 16)
 MIN_SIDE = 16
+HEAD_LOGIT_SCALE = 1.0 / 9.0  # airbench94's hyp['net']['scaling_factor']
 
 
 @keras.saving.register_keras_serializable(package="saeh")
@@ -172,6 +177,14 @@ def whitened_cnn_encoder(x, widths=WIDTHS):
 def whitened_cnn_features(feature_map):
     """The global max-pool of the last map (airbench94's MaxPool2d(3) on its 3x3 map)."""
     return layers.GlobalMaxPooling2D(name="encoder_pool")(feature_map)
+
+
+def classifier_head(features, classes, name, activation):
+    """The source's classifier on the pooled features: Dense without bias, logits x 1/9, then `activation` (float32)
+    as the layer `name`, the output the methods' losses and metrics are keyed by."""
+    logits = layers.Dense(classes, use_bias=False, name=f"{name}_logits")(features)
+    logits = layers.Rescaling(HEAD_LOGIT_SCALE, name=f"{name}_scale")(logits)
+    return layers.Activation(activation, name=name, dtype="float32")(logits)
 
 
 def whitened_cnn_decoder(code, output_shape, widths=DECODER_WIDTHS):
