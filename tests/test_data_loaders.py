@@ -17,7 +17,8 @@ from saeh.data import (
     dataset_names,
     load_dataset,
 )
-from saeh.data import loaders
+from saeh.data import decoding
+from saeh.data.sources import arrays
 from saeh.errors import MissingDataError, SaehError
 
 SHARED_DATASETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "datasets")
@@ -34,7 +35,7 @@ def isolated_home(tmp_path, monkeypatch):
     def no_download(module_name):
         raise AssertionError(f"the test reached the keras.datasets.{module_name} download")
 
-    monkeypatch.setattr(loaders, "_keras_load_data", no_download)
+    monkeypatch.setattr(arrays, "keras_load_data", no_download)
     return home
 
 
@@ -220,7 +221,7 @@ def test_mnist_offline_download_failure_is_missing_data(tmp_path, monkeypatch):
     def offline(module_name):
         raise OSError("URL fetch failure: no network")
 
-    monkeypatch.setattr(loaders, "_keras_load_data", offline)
+    monkeypatch.setattr(arrays, "keras_load_data", offline)
     with pytest.raises(MissingDataError) as caught:
         load_dataset("mnist", data_dir=tmp_path)
     message = str(caught.value)
@@ -237,7 +238,7 @@ def test_mnist_download_used_as_last_resort(monkeypatch):
         calls.append(module_name)
         return (digits(rng, 10), np.arange(10, dtype=np.uint8)), (digits(rng, 10), np.arange(10, dtype=np.uint8))
 
-    monkeypatch.setattr(loaders, "_keras_load_data", fake_download)
+    monkeypatch.setattr(arrays, "keras_load_data", fake_download)
     data = load_dataset("mnist")
     assert calls == ["mnist"] and data.train.images.shape == (10, 28, 28, 1)
 
@@ -326,7 +327,7 @@ def test_cifar10_image_folder_with_other_classes_is_refused(tmp_path):
 
 
 def test_cifar10_missing_and_offline(tmp_path, monkeypatch):
-    monkeypatch.setattr(loaders, "_keras_load_data", lambda name: (_ for _ in ()).throw(ConnectionError("offline")))
+    monkeypatch.setattr(arrays, "keras_load_data", lambda name: (_ for _ in ()).throw(ConnectionError("offline")))
     with pytest.raises(MissingDataError, match=r"cifar10 not found.*cifar-10-batches-py.*offline.*cifar-10-python"):
         load_dataset("cifar10", data_dir=tmp_path)
 
@@ -515,9 +516,9 @@ def test_decode_in_threads_matches_serial(tmp_path, monkeypatch):
         path = str(tmp_path / f"{index}.png")
         write_image(path, rng.integers(0, 256, size=(3, 3, 3), dtype=np.uint8))
         paths.append(path)
-    serial = loaders.decode_images(paths, source="test")
-    monkeypatch.setattr(loaders, "_decode_workers", lambda paths: 2)
-    threaded = loaders.decode_images(paths, source="test")
+    serial = decoding.decode_images(paths, source="test")
+    monkeypatch.setattr(decoding, "_decode_workers", lambda paths: 2)
+    threaded = decoding.decode_images(paths, source="test")
     np.testing.assert_array_equal(serial, threaded)
 
 

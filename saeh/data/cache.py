@@ -19,7 +19,8 @@ import sys
 
 import numpy as np
 
-from saeh.data.files import format_bytes, usable_cpus
+from saeh.data.decoding import usable_cpus
+from saeh.data.files import format_bytes
 from saeh.errors import SaehError
 
 CACHE_DIR_ENV = "SAEH_CACHE_DIR"

@@ -1,5 +1,5 @@
 """Images left in their files: `ImageFiles`, a uint8 image array (N, H, W, C) decoded on demand, for datasets larger
-than memory; the per-file decoder every loader uses; and the memory budget that decides between the two paths.
+than memory, scanned from the files' headers; and the memory budget that decides between the two paths.
 
 An `ImageFiles` behaves like the in-memory array where the protocols and pipelines touch it: `len`, `shape`,
 `images[rows]` (another `ImageFiles`), `images[i]` (one decoded image). `saeh.data.pipeline` decodes its batches
@@ -9,15 +9,21 @@ in tf.data; nothing here imports TensorFlow.
 import dataclasses
 import os
 import re
-import warnings
 
 import numpy as np
 
+from saeh.data.decoding import (
+    channels_of,
+    check_image_size,
+    decode_image,
+    image_header,
+    is_gray_mode,
+    warn_alpha_dropped,
+)
 from saeh.errors import SaehError
 
 MEMORY_BUDGET_ENV = "SAEH_MEMORY_BUDGET"
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_GRAY_MODES = ("1", "L", "LA", "La", "I")  # modes `_to_eight_bit` turns into "L" (and "I;16*")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -167,7 +173,7 @@ def scan_image_files(paths, image_size=None, source=None):
     for index, path in enumerate(paths):
         size, mode, had_alpha = image_header(path)
         sizes.setdefault(size, index)
-        if mode in _GRAY_MODES or mode.startswith("I;16"):
+        if is_gray_mode(mode):
             gray.append(index)
         if had_alpha:
             with_alpha.append(index)
@@ -186,52 +192,12 @@ def scan_image_files(paths, image_size=None, source=None):
     return ImageFiles(np.asarray(paths), image_size[0], image_size[1], channels, resize=True)
 
 
-def warn_alpha_dropped(with_alpha, paths, source):
-    """One warning when the images at rows `with_alpha` of `paths` lose an alpha channel (their colours are kept)."""
-    if with_alpha:
-        warnings.warn(
-            f"{len(with_alpha)} of {len(paths)} images under {source} have an alpha (transparency) channel; "
-            f"dropped it and kept their colour values (first: {paths[with_alpha[0]]})",
-            stacklevel=3,
-        )
-
-
-def channels_of(gray, paths, source):
-    """The loaders' channel rule: 1 when every image of `paths` is grayscale (`gray`: their rows), else 3, with
-    one warning naming how many grayscale images become RGB."""
-    channels = 1 if len(gray) == len(paths) else 3
-    if gray and channels == 3:
-        warnings.warn(
-            f"{len(gray)} of {len(paths)} images under {source} are grayscale; converted them to RGB to match "
-            f"the others (first: {paths[gray[0]]})",
-            stacklevel=3,
-        )
-    return channels
-
-
-def image_header(path):
-    """((width, height), PIL mode, whether it has an alpha channel) of an image file, without decoding its pixels;
-    SaehError naming the file when it is not a readable image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as picture:
-            mode = picture.mode
-            if mode == "F":
-                raise SaehError(f"image {path} has floating-point pixels (mode F); expected 8-bit grayscale or colour")
-            return picture.size, mode, "A" in mode or "transparency" in picture.info
-    except SaehError:
-        raise
-    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise SaehError(f"cannot decode image {path}: {error}") from error
-
-
 def decoded_bytes(count, path, image_size=None):
     """The bytes `count` images like the one at `path` take decoded (uint8), resized to `image_size` if given."""
     (width, height), mode, _ = image_header(path)
     if image_size is not None:
         height, width = check_image_size(image_size)
-    channels = 1 if mode in _GRAY_MODES or mode.startswith("I;16") else 3
+    channels = 1 if is_gray_mode(mode) else 3
     return count * height * width * channels
 
 
@@ -257,11 +223,6 @@ def format_bytes(count):
     return f"{count} bytes"
 
 
-def usable_cpus():
-    """The CPUs this process may run on (its affinity where the system says, else the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def memory_budget(budget=None):
     """Bytes a decoded dataset may take in memory: `budget` (bytes or text like "8G") if given, else
     $SAEH_MEMORY_BUDGET, else half of the machine's physical memory."""
@@ -273,75 +234,6 @@ def memory_budget(budget=None):
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
         return 4 << 30
-
-
-def decode_image(path, image_size=None):
-    """One file → ((H, W) uint8 for grayscale or (H, W, 3) uint8 for colour, whether an alpha channel was dropped).
-
-    `image_size` (H, W) resizes (bilinear) an image of another size. Both the in-memory loaders and `ImageFiles`
-    decode with this function, so streamed and in-memory images are the same pixels.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with open(path, "rb") as handle:
-            try:
-                # Naming the two expected formats skips probing every plugin (about 30% faster on small files).
-                picture = Image.open(handle, formats=("JPEG", "PNG"))
-            except UnidentifiedImageError:
-                handle.seek(0)
-                picture = Image.open(handle)
-            if image_size is not None and picture.format == "JPEG":
-                # Let libjpeg decode at a reduced scale when shrinking large photos (never below the target size).
-                picture.draft(picture.mode, (image_size[1], image_size[0]))
-            picture.load()
-            had_alpha = "A" in picture.mode or "transparency" in picture.info
-            picture = _to_eight_bit(picture, path)
-            if image_size is not None and picture.size != (image_size[1], image_size[0]):
-                picture = picture.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-            width, height = picture.size
-            channels = 3 if picture.mode == "RGB" else 1
-            array = np.frombuffer(picture.tobytes(), dtype=np.uint8)
-    except SaehError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise SaehError(f"cannot decode image {path}: {error}") from error
-    image = array.reshape(height, width, channels) if channels == 3 else array.reshape(height, width)
-    return image, had_alpha
-
-
-def _to_eight_bit(picture, path):
-    """PIL image → mode "L" (grayscale) or "RGB"."""
-    mode = picture.mode
-    if mode in ("L", "RGB"):
-        return picture
-    if mode in ("1", "LA", "La"):
-        return picture.convert("L")
-    if mode.startswith("I;16") or mode == "I":
-        # 16-bit grayscale PNG: keep the top 8 bits of the 0..65535 range.
-        from PIL import Image
-
-        wide = np.asarray(picture, dtype=np.int64)
-        return Image.fromarray((np.clip(wide, 0, 65535) // 257).astype(np.uint8), mode="L")
-    if mode == "F":
-        raise SaehError(f"image {path} has floating-point pixels (mode F); expected 8-bit grayscale or colour")
-    return picture.convert("RGB")  # RGBA (alpha dropped), P, PA, CMYK, YCbCr, ...
-
-
-def check_image_size(image_size):
-    """None, an int n (→ (n, n)) or (H, W) of positive ints → None or a tuple (H, W)."""
-    if image_size is None:
-        return None
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    try:
-        height, width = image_size
-    except (TypeError, ValueError):
-        raise SaehError(f"image_size must be (height, width) or one integer; got {image_size!r}") from None
-    sides = (height, width)
-    if not all(isinstance(side, (int, np.integer)) and not isinstance(side, bool) and side > 0 for side in sides):
-        raise SaehError(f"image_size must be two positive integers (height, width); got {image_size!r}")
-    return int(height), int(width)
 
 
 def describe_array(value):

@@ -35,7 +35,7 @@ import numpy as np
 
 from saeh import defaults
 from saeh.data.files import concatenate_images
-from saeh.data.loaders import ImageSet, LabelledData
+from saeh.data.types import ImageSet, LabelledData
 from saeh.errors import SaehError
 
 PROTOCOL_NAMES = ("ssdh", "dpsh", "dsh")

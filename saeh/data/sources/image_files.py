@@ -1,0 +1,54 @@
+"""What the sources of image files (folder, list) share: their images made into `LabelledData`, decoded into memory
+or left in their files (`ImageFiles`, read through the decoded cache when one is given), and listing a folder.
+"""
+
+import os
+
+from saeh.data.cache import cached_images
+from saeh.data.decoding import decode_images
+from saeh.data.files import decoded_bytes, format_bytes, scan_image_files
+from saeh.data.files import memory_budget as budget_bytes  # the name `memory_budget` is the argument's
+from saeh.data.types import ImageSet, labelled_data
+from saeh.errors import SaehError
+
+STREAM_CHOICES = ("auto", True, False)
+
+
+def labelled_images(root, name, train, test, class_names, image_size, stream, memory_budget, log, cache_dir):
+    """`LabelledData` named `name` (default: the folder's name) of the images under `root` listed in `train` and
+    `test` (each (paths, labels)); `stream` and the rest as for `load_dataset`."""
+    # Decode (or scan) both splits in one go so the channel and size decisions are the same for both.
+    images = _images_of(train[0] + test[0], image_size, root, stream, memory_budget, log, cache_dir)
+    count = len(train[0])
+    train = ImageSet(images[:count], train[1])
+    test = ImageSet(images[count:], test[1])
+    return labelled_data(name or os.path.basename(os.path.normpath(root)), train, test, class_names, root)
+
+
+def _images_of(paths, image_size, source, stream, memory_budget, log, cache_dir=None):
+    """The images of `paths`: decoded into memory, or scanned into `ImageFiles` when `stream` is True, or "auto"
+    and the decoded images would exceed the memory budget; streamed ones are read from `cache_dir` if given."""
+    if stream not in STREAM_CHOICES:
+        raise SaehError(f"stream must be True, False or 'auto'; got {stream!r}")
+    if stream == "auto":
+        budget = budget_bytes(memory_budget)
+        needed = decoded_bytes(len(paths), paths[0], image_size) if paths else 0
+        stream = needed > budget
+        why = (f"decoded, {len(paths)} images would take {format_bytes(needed)}, "
+               f"{'over' if stream else 'within'} the memory budget of {format_bytes(budget)}")
+    else:
+        why = "as asked (stream " + ("on" if stream else "off") + ")"
+    if log is not None:
+        log(f"{source}: " + ("streaming the images from their files" if stream else "decoding the images into memory")
+            + f": {why}")
+    if stream:
+        files = scan_image_files(paths, image_size=image_size, source=source)
+        return files if cache_dir is None else cached_images(files, cache_dir, log)
+    if cache_dir is not None and log is not None:
+        log(f"{source}: the cache folder {cache_dir} is not used: it holds streamed images")
+    return decode_images(paths, image_size=image_size, source=source)
+
+
+def visible_entries(folder):
+    """The names in `folder` that do not start with a dot."""
+    return [entry for entry in os.listdir(folder) if not entry.startswith(".")]
