@@ -18,6 +18,7 @@ from saeh.data import (
     load_dataset,
 )
 from saeh.data import decoding
+from saeh.data import sources
 from saeh.data.sources import arrays
 from saeh.errors import MissingDataError, SaehError
 
@@ -152,6 +153,29 @@ def test_names_and_case_insensitive_lookup():
     assert dataset_names() == ("mnist-sample", "mnist", "cifar10", "svhn", "folder", "list")
     data = load_dataset("  MNIST-Sample ")
     assert data.name == "mnist-sample"
+
+
+def test_a_source_is_one_registered_loader(monkeypatch):
+    monkeypatch.setattr(sources, "_SOURCES", dict(sources._SOURCES))  # the test's source leaves with the test
+    rng = np.random.default_rng(0)
+    calls = []
+
+    @sources.register_source("toy", rank=35, takes=("data_dir",))
+    def load_toy(data_dir=None):
+        calls.append(data_dir)
+        images = rng.integers(0, 256, size=(4, 6, 6, 1), dtype=np.uint8)
+        split = ImageSet(images, np.array([0, 1, 0, 1]))
+        return LabelledData("toy", split, split, ("a", "b"))
+
+    assert dataset_names() == ("mnist-sample", "mnist", "cifar10", "toy", "svhn", "folder", "list")
+    data = load_dataset(" Toy", image_size=3)  # stored as arrays: resized after loading
+    assert calls == [None] and data.image_shape == (3, 3, 1)
+    with pytest.raises(SaehError, match=r"'toy' is stored as arrays.*\(folder, list\)"):
+        load_dataset("toy", stream=True)
+    with pytest.raises(SaehError, match="two loaders are registered as the dataset source 'mnist'"):
+        sources.register_source("mnist", rank=1)(load_toy)
+    with pytest.raises(SaehError, match="takes unknown argument"):
+        sources.register_source("other", rank=1, takes=("root",))
 
 
 @pytest.mark.parametrize(
