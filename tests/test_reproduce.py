@@ -7,10 +7,12 @@ import json
 import os
 import re
 import subprocess
+import types
 
 import numpy as np
 import pytest
 
+from saeh import registry
 from saeh.codes import make_codes, save_codes, save_original_dump
 from saeh.errors import SaehError
 from saeh.reproduce import cli, layout, records, report, runner, tables
@@ -77,7 +79,7 @@ def run_fake(tmp_path, table, fake=None, **kwargs):
 
 
 def test_the_cells_of_each_table():
-    other = len(tables.OTHER_METHODS)
+    other = len(tables.other_sources_methods())
     counts = {"table1-mnist": (7 * 4 + other) * 3, "table1-cifar10": 2 * 3 + 5 + other, "table2-gamma": 5 * 3,
               "original-cifar10": 2 * 2, "dpsh-protocol-cifar10": 4 + 2,
               "bits-cifar10": 2 * 3 * 3, "ablation-cifar10": 1 + len(tables.ABLATED) + 2}
@@ -101,7 +103,20 @@ def test_table1_cifar10_runs_the_baselines_for_the_first_seed_only():
     for cell in tables.cells("table1-cifar10", preset="paper", seeds=(3, 4)):
         seeds.setdefault(cell.method, []).append(cell.seed)
     assert seeds == {"saeh": [3, 4], "saeh-minus": [3, 4], "ssdh": [3], "dsh": [3], "cnnh-plus": [3], "itq": [3],
-                     "ksh": [3], **{method: [3] for method in tables.OTHER_METHODS}}
+                     "ksh": [3], **{method: [3] for method in tables.other_sources_methods()}}
+
+
+def test_table1_runs_every_registered_method_beyond_its_own(monkeypatch):
+    """The methods of our other sources are read from the registry: a new method's module is all it takes."""
+    others = tables.other_sources_methods()
+    assert set(others) == set(registry.names()) - set(tables.TABLE1_METHODS)
+    assert others[-2:] == ("dlbhc", "classifier-codes")  # codes from a classifier after those of a hashing loss
+    example = types.SimpleNamespace(name="example-hash", summary="Example: a test's method",
+                                    monitor=("val_loss", "min"))
+    monkeypatch.setitem(registry._METHODS, example.name, example)
+    found = tables.cells("table1-mnist", preset="mnist-cpu", methods=[example.name])
+    assert [(cell.method, cell.bits) for cell in found] == [("example-hash", 32)]
+    assert tables.other_sources_methods() == (*others[:-2], "example-hash", *others[-2:])
 
 
 def test_methods_select_their_cells_in_the_tables_order():
@@ -421,7 +436,7 @@ def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
     assert "[done] saeh_cifar10_32bits_seed0_cifar10-cpu" in out
     assert "[missing] saeh_cifar10_32bits_seed1_cifar10-cpu" in out
     assert "python " in out and "--run-name ksh_cifar10_32bits_seed0_cifar10-cpu" in out
-    cells = 9 + len(tables.OTHER_METHODS)
+    cells = 9 + len(tables.other_sources_methods())
     assert f"{cells} cells: 1 done" in out and f"{cells - 1} missing" in out
     assert f"budget: about 10.0 min for 1 of the {cells - 1} cells to train" in out
     assert f"no estimate for {cells - 2}" in out
