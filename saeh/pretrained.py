@@ -30,7 +30,7 @@ NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def default_root():
-    from saeh.reproduce import default_repository
+    from saeh.reproduce.layout import default_repository
 
     return default_repository()
 

@@ -7,13 +7,15 @@ import json
 import os
 import re
 import subprocess
+import types
 
 import numpy as np
 import pytest
 
-from saeh import reproduce
+from saeh import registry
 from saeh.codes import make_codes, save_codes, save_original_dump
 from saeh.errors import SaehError
+from saeh.reproduce import cli, layout, records, report, runner, tables
 from saeh.run_folder import RunFolder, original_dump_name
 
 
@@ -71,41 +73,54 @@ def write_fake_codes(folder, settings):
 
 def run_fake(tmp_path, table, fake=None, **kwargs):
     fake = fake or FakeTraining()
-    written = reproduce.run_table(table, preset=kwargs.pop("preset", "cifar10-cpu"), repo_root=tmp_path, run=fake,
-                                  log=quiet, **kwargs)
+    written = runner.run_table(table, preset=kwargs.pop("preset", "cifar10-cpu"), repo_root=tmp_path, run=fake,
+                               log=quiet, **kwargs)
     return fake, written
 
 
 def test_the_cells_of_each_table():
-    other = len(reproduce.OTHER_METHODS)
+    other = len(tables.other_sources_methods())
     counts = {"table1-mnist": (7 * 4 + other) * 3, "table1-cifar10": 2 * 3 + 5 + other, "table2-gamma": 5 * 3,
               "original-cifar10": 2 * 2, "dpsh-protocol-cifar10": 4 + 2,
-              "bits-cifar10": 2 * 3 * 3, "ablation-cifar10": 1 + len(reproduce.ABLATED) + 2}
-    assert set(counts) == set(reproduce.TABLES)
+              "bits-cifar10": 2 * 3 * 3, "ablation-cifar10": 1 + len(tables.ABLATED) + 2}
+    assert set(counts) == set(tables.TABLES)
     every_id = []
     for table, count in counts.items():
-        ids = [cell.id for cell in reproduce.cells(table, preset="paper", seeds=(0, 1, 2))]
+        ids = [cell.id for cell in tables.cells(table, preset="paper", seeds=(0, 1, 2))]
         assert len(ids) == count and len(set(ids)) == count
-        assert ids == [cell.id for cell in reproduce.cells(table, preset="paper", seeds=(0, 1, 2))]
+        assert ids == [cell.id for cell in tables.cells(table, preset="paper", seeds=(0, 1, 2))]
         every_id += ids
     assert len(set(every_id)) == len(every_id)  # unique across tables too: a commit message names one file
-    ids = {cell.id for cell in reproduce.cells("table2-gamma", preset="cifar10-cpu", seeds=(1,))}
+    ids = {cell.id for cell in tables.cells("table2-gamma", preset="cifar10-cpu", seeds=(1,))}
     assert {"saeh_cifar10_32bits_gamma0.01_seed1_cifar10-cpu", "saeh_cifar10_32bits_gamma0_seed1_cifar10-cpu"} <= ids
-    assert [cell.id for cell in reproduce.cells("original-cifar10", preset="paper", seeds=(4, 5))] == [
+    assert [cell.id for cell in tables.cells("original-cifar10", preset="paper", seeds=(4, 5))] == [
         "saeh_cifar10_32bits_original_seed4_paper", "saeh-minus_cifar10_32bits_original_seed4_paper",
         "saeh_cifar10_32bits_dsh_seed4_paper", "saeh-minus_cifar10_32bits_dsh_seed4_paper"]
 
 
 def test_table1_cifar10_runs_the_baselines_for_the_first_seed_only():
     seeds = {}
-    for cell in reproduce.cells("table1-cifar10", preset="paper", seeds=(3, 4)):
+    for cell in tables.cells("table1-cifar10", preset="paper", seeds=(3, 4)):
         seeds.setdefault(cell.method, []).append(cell.seed)
     assert seeds == {"saeh": [3, 4], "saeh-minus": [3, 4], "ssdh": [3], "dsh": [3], "cnnh-plus": [3], "itq": [3],
-                     "ksh": [3], **{method: [3] for method in reproduce.OTHER_METHODS}}
+                     "ksh": [3], **{method: [3] for method in tables.other_sources_methods()}}
+
+
+def test_table1_runs_every_registered_method_beyond_its_own(monkeypatch):
+    """The methods of our other sources are read from the registry: a new method's module is all it takes."""
+    others = tables.other_sources_methods()
+    assert set(others) == set(registry.names()) - set(tables.TABLE1_METHODS)
+    assert others[-2:] == ("dlbhc", "classifier-codes")  # codes from a classifier after those of a hashing loss
+    example = types.SimpleNamespace(name="example-hash", summary="Example: a test's method",
+                                    monitor=("val_loss", "min"))
+    monkeypatch.setitem(registry._METHODS, example.name, example)
+    found = tables.cells("table1-mnist", preset="mnist-cpu", methods=[example.name])
+    assert [(cell.method, cell.bits) for cell in found] == [("example-hash", 32)]
+    assert tables.other_sources_methods() == (*others[:-2], "example-hash", *others[-2:])
 
 
 def test_methods_select_their_cells_in_the_tables_order():
-    chosen = reproduce.cells("table1-cifar10", preset="paper", seeds=(0, 1), methods=["itq", "saeh-minus"])
+    chosen = tables.cells("table1-cifar10", preset="paper", seeds=(0, 1), methods=["itq", "saeh-minus"])
     assert [(cell.method, cell.seed) for cell in chosen] == [("saeh-minus", 0), ("saeh-minus", 1), ("itq", 0)]
 
 
@@ -118,29 +133,29 @@ def test_methods_select_their_cells_in_the_tables_order():
 ])
 def test_bad_arguments_are_refused(call, message):
     with pytest.raises(SaehError, match=message):
-        reproduce.cells(**call)
+        tables.cells(**call)
 
 
 def test_commands_are_the_training_scripts(tmp_path):
     by_id = {cell.id: cell for table in ("table2-gamma", "original-cifar10")
-             for cell in reproduce.cells(table, preset="cifar10-cpu")}
-    argv = reproduce.command(by_id["saeh_cifar10_32bits_gamma0.01_seed0_cifar10-cpu"], repo_root=tmp_path,
-                             data_dir="data")
+             for cell in tables.cells(table, preset="cifar10-cpu")}
+    argv = tables.command(by_id["saeh_cifar10_32bits_gamma0.01_seed0_cifar10-cpu"], repo_root=tmp_path,
+                          data_dir="data")
     assert argv[1].endswith("hash_su_ae_train.py")
     assert argv[2:] == ["--method", "saeh", "--which-data", "cifar10", "--hash-bits", "32", "--seed", "0",
                         "--preset", "cifar10-cpu", "--gamma", "0.01", "--protocol", "ssdh",
                         "--data-dir", os.path.abspath("data"), "--save-dir", os.path.join("runs", "reproduce",
                                                                                           "table2-gamma"),
                         "--run-name", "saeh_cifar10_32bits_gamma0.01_seed0_cifar10-cpu", "--verbose", "2"]
-    original = reproduce.command(by_id["saeh-minus_cifar10_32bits_original_seed0_cifar10-cpu"], repo_root=tmp_path)
+    original = tables.command(by_id["saeh-minus_cifar10_32bits_original_seed0_cifar10-cpu"], repo_root=tmp_path)
     assert "--original" in original and "--protocol" not in original and "--gamma" not in original
     # Beside it, our procedure scored as the original's dump can only be: the test set against itself.
-    ours = reproduce.command(by_id["saeh-minus_cifar10_32bits_dsh_seed0_cifar10-cpu"], repo_root=tmp_path)
+    ours = tables.command(by_id["saeh-minus_cifar10_32bits_dsh_seed0_cifar10-cpu"], repo_root=tmp_path)
     assert "--original" not in ours and flag(ours, "--protocol") == "dsh"
     # From the clone itself the recorded command is the one a user types there.
-    root = reproduce.default_repository()
-    line = reproduce.shell_line(reproduce.command(by_id["saeh_cifar10_32bits_gamma10_seed0_cifar10-cpu"],
-                                                  repo_root=root))
+    root = layout.default_repository()
+    line = tables.shell_line(tables.command(by_id["saeh_cifar10_32bits_gamma10_seed0_cifar10-cpu"],
+                                            repo_root=root))
     assert line.startswith("python hash_su_ae_train.py --method saeh ")
 
 
@@ -189,7 +204,7 @@ def test_the_curves_of_a_result_are_its_runs_codes(tmp_path):
     assert curve["recall"][8] == pytest.approx(1.0)
     ranks = record["curves"]["pr_by_rank"]
     assert ranks["rank"][0] == 1 and ranks["rank"][-1] == 50 and ranks["rank"] == sorted(set(ranks["rank"]))
-    assert 20 < len(ranks["rank"]) <= reproduce.CURVE_RANKS  # about CURVE_RANKS points (fewer when ranks coincide)
+    assert 20 < len(ranks["rank"]) <= records.CURVE_RANKS  # about CURVE_RANKS points (fewer when ranks coincide)
     # At rank N every item is retrieved: recall 1, precision the share of relevant items.
     shares = [np.mean(database.label == label) for label in query.label]
     assert ranks["recall"][-1] == pytest.approx(1.0) and ranks["precision"][-1] == pytest.approx(np.mean(shares),
@@ -210,15 +225,15 @@ def test_curves_are_added_to_older_result_files_and_copied_cells(tmp_path):
         child.unlink() if child.is_file() else child.rmdir()
     gone.rmdir()
     messages = []
-    changed = reproduce.add_curves(repo_root=tmp_path, log=messages.append)
+    changed = runner.add_curves(repo_root=tmp_path, log=messages.append)
     assert len(changed) == 7
     assert any("dsh_cifar10_32bits_seed0_cifar10-cpu" in message and "run folders are gone" in message
                for message in messages)
-    records = {path.name: json.loads(path.read_text()) for path in paths}
-    assert "curves" not in records["dsh_cifar10_32bits_seed0_cifar10-cpu.json"]
-    copied = records["saeh_cifar10_32bits_gamma0_seed0_cifar10-cpu.json"]
-    assert copied["curves"] == records["saeh-minus_cifar10_32bits_seed0_cifar10-cpu.json"]["curves"]
-    assert reproduce.add_curves(repo_root=tmp_path, log=quiet) == []
+    by_name = {path.name: json.loads(path.read_text()) for path in paths}
+    assert "curves" not in by_name["dsh_cifar10_32bits_seed0_cifar10-cpu.json"]
+    copied = by_name["saeh_cifar10_32bits_gamma0_seed0_cifar10-cpu.json"]
+    assert copied["curves"] == by_name["saeh-minus_cifar10_32bits_seed0_cifar10-cpu.json"]["curves"]
+    assert runner.add_curves(repo_root=tmp_path, log=quiet) == []
 
 
 def test_finished_cells_are_skipped_and_a_scored_run_folder_is_collected(tmp_path):
@@ -302,9 +317,9 @@ def test_commit_needs_a_repository(tmp_path):
 
 def write_result(root, table, method, seed, map_, precision, gamma=None, preset="cifar10-cpu", wall=60.0,
                  procedure="default", protocol="ssdh", **extra):
-    cell = reproduce.Cell(table, method, "cifar10", 32, gamma, procedure, seed, preset, protocol=protocol)
+    cell = tables.Cell(table, method, "cifar10", 32, gamma, procedure, seed, preset, protocol=protocol)
     record = {"table": table, "cell": cell.id, "method": method, "dataset": "cifar10", "protocol": protocol,
-              "procedure": procedure, "bits": 32, "gamma": reproduce.effective_gamma(cell), "seed": seed,
+              "procedure": procedure, "bits": 32, "gamma": tables.effective_gamma(cell), "seed": seed,
               "preset": preset, "scores": {"map@1000": map_, "precision@r2": precision, "empty@r2": 0.0},
               "wall_seconds": wall, "resumed": False, "git": {"head": "f" * 40, "commit": "abcdef1234", "dirty": False},
               "machine": {"cpu": "Test CPU", "cpu_count": 2}, "command": "python hash_su_ae_train.py", **extra}
@@ -326,7 +341,7 @@ def hand_made_results(root):
 
 def test_the_report_gives_means_spreads_and_paired_differences(tmp_path):
     hand_made_results(tmp_path)
-    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    text = report.render_report(records.all_results(tmp_path))
     assert "| SAEH | cifar10 | 32 | 92.00 ± 2.65 | 87.00 | 80.00 ± 0.00 | 0, 1, 2 |" in text
     assert "| SAEH-minus | cifar10 | 32 | 89.67 ± 1.53 | 84.56 | 70.00 ± 0.00 | 0, 1, 2 |" in text
     assert "| DSH | cifar10 | 32 | 40.00 | 40.19 | 30.00 | 0 |" in text
@@ -353,7 +368,7 @@ def test_the_report_sets_the_original_procedure_beside_ours_under_the_same_proto
         write_result(tmp_path, "original-cifar10", method, 1, original, 0.60, procedure="original", protocol="dsh")
         write_result(tmp_path, "original-cifar10", method, 1, ours, 0.50, protocol="dsh")
     write_result(tmp_path, "table1-cifar10", "saeh", 1, 0.9, 0.8)
-    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    text = report.render_report(records.all_results(tmp_path))
     assert "| SAEH (original procedure) | cifar10 | 32 | 70.00 | 87.00 | 60.00 | 1 |" in text
     assert "| SAEH-minus (default procedure) | cifar10 | 32 | 74.00 | 84.56 | 50.00 | 1 |" in text
     assert "| SAEH − SAEH-minus (original procedure) | cifar10 | 32 | -2.00 | +0.00 | 1 |" in text
@@ -366,62 +381,62 @@ def test_the_report_sets_the_original_procedure_beside_ours_under_the_same_proto
 def test_the_report_says_when_a_method_counts_its_epochs_in_outer_iterations(tmp_path):
     hand_made_results(tmp_path)
     note = "count their epochs in outer iterations over a sample"
-    assert note not in reproduce.render_report(reproduce.all_results(tmp_path))
+    assert note not in report.render_report(records.all_results(tmp_path))
     write_result(tmp_path, "table1-cifar10", "adsh", 0, 0.5, 0.4)
     write_result(tmp_path, "table1-cifar10", "dsah", 0, 0.5, 0.4)
-    assert f"ADSH and DSAH {note}" in reproduce.render_report(reproduce.all_results(tmp_path))
+    assert f"ADSH and DSAH {note}" in report.render_report(records.all_results(tmp_path))
 
 
 def test_the_report_without_results_says_so(tmp_path):
-    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    text = report.render_report(records.all_results(tmp_path))
     assert "No reproduction results yet" in text and "±" not in text
-    assert text.startswith(reproduce.BEGIN) and text.endswith(reproduce.END + "\n")
+    assert text.startswith(report.BEGIN) and text.endswith(report.END + "\n")
 
 
 def test_the_report_replaces_only_its_section_and_again_changes_nothing(tmp_path):
     results_md = tmp_path / "RESULTS.md"
     results_md.write_text("# Results\n\nhand-written text\n")
-    reproduce.write_report(repo_root=tmp_path, log=quiet)
+    report.write_report(repo_root=tmp_path, log=quiet)
     first = results_md.read_bytes()
-    assert first.startswith(b"# Results\n\nhand-written text\n\n" + reproduce.BEGIN.encode())
+    assert first.startswith(b"# Results\n\nhand-written text\n\n" + report.BEGIN.encode())
     assert b"No reproduction results yet" in first
     hand_made_results(tmp_path)
     results_md.write_text(results_md.read_text() + "\n## Later section\n")
-    reproduce.write_report(repo_root=tmp_path, log=quiet)
+    report.write_report(repo_root=tmp_path, log=quiet)
     second = results_md.read_bytes()
     assert b"92.00 \xc2\xb1 2.65" in second and b"No reproduction results yet" not in second
     assert second.startswith(b"# Results\n\nhand-written text\n\n") and second.endswith(b"\n## Later section\n")
-    reproduce.write_report(repo_root=tmp_path, log=quiet)
+    report.write_report(repo_root=tmp_path, log=quiet)
     assert results_md.read_bytes() == second
-    results_md.write_text(reproduce.END + "\n" + reproduce.BEGIN + "\n")
+    results_md.write_text(report.END + "\n" + report.BEGIN + "\n")
     with pytest.raises(SaehError, match="markers"):
-        reproduce.write_report(repo_root=tmp_path, log=quiet)
+        report.write_report(repo_root=tmp_path, log=quiet)
 
 
 def test_the_full_report_removes_only_its_own_figures_it_no_longer_draws(tmp_path):
     hand_made_results(tmp_path)
-    image = tmp_path / reproduce.IMAGES
+    image = tmp_path / layout.IMAGES
     image.mkdir()
     for name in ("reproduce_pr_cifar10_32bits.png", "retrieval_grid.png"):  # a renamed figure; not the report's
         (image / name).write_bytes(b"old")
-    reproduce.write_report(repo_root=tmp_path, tables={"table1-cifar10": reproduce.TABLES["table1-cifar10"]},
-                           log=quiet)
+    report.write_report(repo_root=tmp_path, tables={"table1-cifar10": tables.TABLES["table1-cifar10"]},
+                        log=quiet)
     assert (image / "reproduce_pr_cifar10_32bits.png").exists()  # a part of the tables: other figures untouched
     removed = []
-    reproduce.write_report(repo_root=tmp_path, log=removed.append)
+    report.write_report(repo_root=tmp_path, log=removed.append)
     assert sorted(os.listdir(image)) == ["reproduce_table2_gamma.png", "retrieval_grid.png"]
     assert any("removed image/reproduce_pr_cifar10_32bits.png" in line for line in removed)
 
 
 def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
     write_result(tmp_path, "table1-cifar10", "saeh", 0, 0.9, 0.8, wall=600.0, cpu_seconds=1080.0)
-    assert reproduce.main(["run", "table1-cifar10", "--preset", "cifar10-cpu", "--seeds", "0", "1", "--dry-run",
-                           "--repo-root", str(tmp_path)]) == 0
+    assert cli.main(["run", "table1-cifar10", "--preset", "cifar10-cpu", "--seeds", "0", "1", "--dry-run",
+                     "--repo-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "[done] saeh_cifar10_32bits_seed0_cifar10-cpu" in out
     assert "[missing] saeh_cifar10_32bits_seed1_cifar10-cpu" in out
     assert "python " in out and "--run-name ksh_cifar10_32bits_seed0_cifar10-cpu" in out
-    cells = 9 + len(reproduce.OTHER_METHODS)
+    cells = 9 + len(tables.other_sources_methods())
     assert f"{cells} cells: 1 done" in out and f"{cells - 1} missing" in out
     assert f"budget: about 10.0 min for 1 of the {cells - 1} cells to train" in out
     assert f"no estimate for {cells - 2}" in out
@@ -433,10 +448,10 @@ def test_the_dry_run_lists_cells_commands_and_budget(tmp_path, capsys):
 def test_two_real_cells_on_mnist_images(tmp_path, mnist_subset):
     """ITQ and SAEH-minus (stack_num 1, one epoch: the tiny preset) through the real training script, on 640
     training and 160 test images of the bundled sample passed as --data-dir."""
-    sample = reproduce.Table("sample", "test table", (reproduce.Group(("itq", "saeh-minus"), "mnist", (12,)),))
+    sample = tables.Table("sample", "test table", (tables.Group(("itq", "saeh-minus"), "mnist", (12,)),))
     data_dir = mnist_subset(640, 160)
-    written = reproduce.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample}, log=quiet,
-                                  data_dir=data_dir)
+    written = runner.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample}, log=quiet,
+                               data_dir=data_dir)
     assert len(written) == 2
     for path in written:
         record = json.loads(open(path).read())
@@ -448,15 +463,15 @@ def test_two_real_cells_on_mnist_images(tmp_path, mnist_subset):
     assert (minus["method"], minus["gamma"], minus["run"]["stack_num"], minus["run"]["epochs"]) == (
         "saeh-minus", 0.0, 1, 1)
     assert os.path.exists(tmp_path / "runs" / "reproduce" / "sample" / minus["cell"] / "model.keras")
-    assert reproduce.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample},
-                               log=quiet, data_dir=data_dir) == []
+    assert runner.run_table("sample", preset="tiny", repo_root=tmp_path, tables={"sample": sample},
+                            log=quiet, data_dir=data_dir) == []
 
 
 def test_bits_select_the_cells_of_those_code_lengths():
-    found = reproduce.cells("table1-mnist", preset="mnist-cpu", methods=["saeh"], bits=[32, 12])
+    found = tables.cells("table1-mnist", preset="mnist-cpu", methods=["saeh"], bits=[32, 12])
     assert [cell.bits for cell in found] == [12, 32]  # the table's order
     with pytest.raises(SaehError, match="table table1-cifar10 has no code length"):
-        reproduce.cells("table1-cifar10", preset="cifar10-cpu", bits=[12])
+        tables.cells("table1-cifar10", preset="cifar10-cpu", bits=[12])
 
 
 def test_no_train_writes_only_the_cells_that_need_no_training(tmp_path):
@@ -467,12 +482,12 @@ def test_no_train_writes_only_the_cells_that_need_no_training(tmp_path):
 
 
 def test_a_gamma_table_on_another_dataset():
-    table = reproduce.gamma_table("gamma-mnist-sample", "mnist-sample", gammas=(0, 1))
-    found = reproduce.cells(table.name, preset="tiny", tables={table.name: table})
+    table = tables.gamma_table("gamma-mnist-sample", "mnist-sample", gammas=(0, 1))
+    found = tables.cells(table.name, preset="tiny", tables={table.name: table})
     assert [(cell.method, cell.dataset, cell.bits, cell.gamma, cell.reuse) for cell in found] == [
         ("saeh", "mnist-sample", 32, 0, None), ("saeh", "mnist-sample", 32, 1, None)]
-    assert reproduce.TABLES["table2-gamma"].groups[0].reuse == {0: ("table1-cifar10", "saeh-minus"),
-                                                                1: ("table1-cifar10", "saeh")}
+    assert tables.TABLES["table2-gamma"].groups[0].reuse == {0: ("table1-cifar10", "saeh-minus"),
+                                                             1: ("table1-cifar10", "saeh")}
 
 
 def test_the_dpsh_protocol_table_runs_under_that_protocol_and_reports_map_at_all(tmp_path):
@@ -484,42 +499,42 @@ def test_the_dpsh_protocol_table_runs_under_that_protocol_and_reports_map_at_all
     assert [flag(argv, "--method") for argv in fake.calls][:4] == ["dpsh"] * 4
     assert [flag(argv, "--method") for argv in fake.calls][-2:] == ["ssdh", "classifier-codes"]
     assert os.path.basename(written[0]) == "dpsh_cifar10_12bits_dpsh_seed0_cifar10-cpu.json"
-    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    text = report.render_report(records.all_results(tmp_path))
     assert "| mAP@all (%) | paper |" in text
     assert "| DPSH | cifar10 | 12 | 31.20 | 71.30 | 40.00 | 0 |" in text
     assert "| ADSH |" not in text and "| DSAH |" not in text
     assert re.search(r"\| SSDH\* \| cifar10 \| 32 \| [0-9.]+ \| – \| [0-9.]+ \| 0 \|", text)
     # A run folder of another protocol is not collected as this cell's.
-    cell = reproduce.cells("dpsh-protocol-cifar10", preset="cifar10-cpu")[0]
+    cell = tables.cells("dpsh-protocol-cifar10", preset="cifar10-cpu")[0]
     with pytest.raises(SaehError, match="holds a run of other settings"):
-        reproduce.check_run_matches(cell, {"method": "dpsh", "which_data": "cifar10", "hash_bits": 12, "seed": 0,
-                                           "preset": "cifar10-cpu", "procedure": "default", "protocol": "ssdh"},
-                                    "somewhere")
+        records.check_run_matches(cell, {"method": "dpsh", "which_data": "cifar10", "hash_bits": 12, "seed": 0,
+                                         "preset": "cifar10-cpu", "procedure": "default", "protocol": "ssdh"},
+                                  "somewhere")
 
 
 def test_the_ablation_table_trains_each_ingredient_removed_and_copies_the_full_recipe(tmp_path):
-    cells = reproduce.cells("ablation-cifar10", preset="cifar10-fast", seeds=(3, 4))
+    cells = tables.cells("ablation-cifar10", preset="cifar10-fast", seeds=(3, 4))
     minus = [cell for cell in cells if cell.method == "saeh-minus"]
     assert minus[0].id == "saeh-minus_cifar10_32bits_full-recipe_seed3_cifar10-fast"
     assert minus[0].reused_cell().id == "saeh-minus_cifar10_32bits_seed3_cifar10-fast"
-    assert [cell.ablation for cell in minus] == [(), *((name,) for name in reproduce.ABLATED)]
+    assert [cell.ablation for cell in minus] == [(), *((name,) for name in tables.ABLATED)]
     assert {cell.seed for cell in cells} == {3}  # the first seed only
     assert minus[0].reused_cell().table == "table1-cifar10" and all(cell.reuse is None for cell in minus[1:])
     assert minus[4].id == "saeh-minus_cifar10_32bits_without-lookahead_seed3_cifar10-fast"
-    argv = reproduce.command(minus[4], repo_root=tmp_path)
-    assert flag(argv, "--ablate") == "lookahead" and "--ablate" not in reproduce.command(minus[0], repo_root=tmp_path)
+    argv = tables.command(minus[4], repo_root=tmp_path)
+    assert flag(argv, "--ablate") == "lookahead" and "--ablate" not in tables.command(minus[0], repo_root=tmp_path)
     # Every ablation names an ingredient the training script knows.
     from saeh import recipes
 
-    assert set(reproduce.ABLATED) == set(recipes.ABLATIONS)
+    assert set(tables.ABLATED) == set(recipes.ABLATIONS)
 
 
 def test_the_ablation_report_sets_each_run_against_the_full_recipe(tmp_path):
     write_result(tmp_path, "ablation-cifar10", "saeh-minus", 0, 0.85, 0.80, preset="cifar10-fast", ablation=[],
                  reused_from="results/table1-cifar10/x.json",
                  selected_epoch={"epoch": 10, "validation_accuracy": 0.9}, wall=600.0)
-    cell = reproduce.Cell("ablation-cifar10", "saeh-minus", "cifar10", 32, None, "default", 0, "cifar10-fast",
-                          ablation=("lookahead",))
+    cell = tables.Cell("ablation-cifar10", "saeh-minus", "cifar10", 32, None, "default", 0, "cifar10-fast",
+                       ablation=("lookahead",))
     record = {"table": "ablation-cifar10", "cell": cell.id, "method": "saeh-minus", "dataset": "cifar10",
               "protocol": "ssdh", "procedure": "default", "bits": 32, "gamma": 0.0, "seed": 0,
               "preset": "cifar10-fast", "scores": {"map@1000": 0.8325, "precision@r2": 0.7, "empty@r2": 0.0},
@@ -529,7 +544,7 @@ def test_the_ablation_report_sets_each_run_against_the_full_recipe(tmp_path):
     os.makedirs(os.path.dirname(cell.result_path(tmp_path)), exist_ok=True)
     with open(cell.result_path(tmp_path), "w") as handle:
         json.dump(record, handle)
-    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    text = report.render_report(records.all_results(tmp_path))
     assert "| SAEH-minus | nothing (the full recipe) | – | 90.00 | 85.00 | 80.00 | – | 0 | copied |" in text
     assert "| SAEH-minus | lookahead | no Lookahead | 88.50 | 83.25 | 70.00 | -1.75 | 0 | 15.0 min |" in text
     assert text.index("nothing (the full recipe)") < text.index("| SAEH-minus | lookahead")
@@ -541,6 +556,6 @@ def test_the_report_shows_the_validation_accuracy_where_the_results_hold_it(tmp_
     write_result(tmp_path, "table1-cifar10", "saeh", 1, 0.92, 0.80, preset="cifar10-fast",
                  selected_epoch={"epoch": 10, "validation_accuracy": 0.91})
     write_result(tmp_path, "table1-cifar10", "saeh", 0, 0.70, 0.60, preset="cifar10-table")
-    text = reproduce.render_report(reproduce.all_results(tmp_path))
+    text = report.render_report(records.all_results(tmp_path))
     assert "| SAEH | cifar10 | 32 | 91.00 ± 1.41 | 87.00 | 80.00 ± 0.00 | 92.00 ± 1.41 | 0, 1 |" in text
     assert "| SAEH | cifar10 | 32 | 70.00 | 87.00 | 60.00 | 0 |" in text  # no accuracy recorded: no column

@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from saeh import reproduce, results_figures
+from saeh import results_figures
 from saeh.published import published_results
+from saeh.reproduce.report import render_report
 
 PAPER = published_results()["table2_gamma"]
 LABELS = {"saeh": "SAEH", "saeh-minus": "SAEH-minus", "dsh": "DSH"}
@@ -123,9 +124,9 @@ def test_render_writes_each_figure_once_and_the_report_links_them(tmp_path):
     assert results_figures.render_figures(records, str(image_dir), LABELS, PAPER) == figures
     assert os.stat(image_dir / names[0]).st_mtime_ns == 1  # same bytes: not written again
     assert os.stat(image_dir / names[1]).st_mtime_ns == stamps[names[1]]
-    text = reproduce.render_report([], figures=figures)
+    text = render_report([], figures=figures)
     assert "No reproduction results yet" in text
-    text = reproduce.render_report([dict(r, cell="c", protocol="ssdh", wall_seconds=1.0, git={}, machine={})
-                                    for r in records], figures=figures)
+    text = render_report([dict(r, cell="c", protocol="ssdh", wall_seconds=1.0, git={}, machine={})
+                          for r in records], figures=figures)
     assert "![Table 2: each γ's seeds (dots), their mean ± sd, and the paper's values](image/" \
            "reproduce_table2_gamma.png)" in text
