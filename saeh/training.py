@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from saeh import defaults, distributed, optimizers, recipes
+from saeh import defaults, distributed, optimizers, recipes, validation
 from saeh.atomic import atomic_path, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
@@ -420,11 +420,9 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
             follow the rules of `saeh.distributed` (batch_size per replica, global batch statistics, only the
             chief writes `run_dir`).
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise SaehError(f"{name} must be a positive integer; got {value!r}")
-    if final_weights not in FINAL_WEIGHTS:
-        raise SaehError(f"final_weights must be one of {', '.join(FINAL_WEIGHTS)}; got {final_weights!r}")
+    epochs = validation.positive_int(epochs, "epochs")
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    validation.one_of(final_weights, "final_weights", FINAL_WEIGHTS)
     # Everything that can be checked is checked, and the model built, before the run directory is touched, so that
     # a mistyped command leaves nothing behind.
     if batch_size > len(split.train):
