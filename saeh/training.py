@@ -584,7 +584,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     validation_data = validation_batches()
     if distributed.is_multi_worker(strategy):
         distributed.patch_for_multi_worker(model, next(iter(training_batches((0, batch_size))[0])))
-    elif model._distribute_strategy is None and not model.run_eagerly:
+    elif distributed.is_default_strategy(strategy) and not model.run_eagerly:
         # Without a strategy of its own, Keras builds the losses' and metrics' state inside the first traced step, and
         # the variables made there make TensorFlow trace the step again; building it here from one batch, as Keras
         # does under a strategy, saves that second trace (about a fifth of a short run). The pipeline is
