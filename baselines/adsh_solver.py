@@ -32,11 +32,9 @@ S^T U~ term; this module follows the PyTorch code and the objective (U~ itself).
 `adsh_objective` returns L(V) as written, a plain sum (the official PyTorch log divides it by m * n).
 """
 
-import numbers
-
 import numpy as np
 
-from baselines.shallow import check_positive_int
+from saeh import validation
 from saeh.errors import SaehError
 
 
@@ -84,18 +82,10 @@ def _ratio(similar):
     return n_similar / n_dissimilar if n_dissimilar else 0.0
 
 
-def _check_number(value, name, minimum=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise SaehError(f"{name} must be a finite number; got {value!r}")
-    if minimum is not None and value < minimum:
-        raise SaehError(f"{name} must be >= {minimum}; got {value!r}")
-    return float(value)
-
-
 def _check_inputs(U_sampled, V, S, sampled_index, bits, gamma):
     """Validated float64 copies (U~ (m, c), V (n, c), S (m, n)), the index array, c and gamma."""
-    bits = check_positive_int(bits, "bits")
-    gamma = _check_number(gamma, "gamma", minimum=0)
+    bits = validation.positive_int(bits, "bits")
+    gamma = validation.non_negative_number(gamma, "gamma")
     U = np.asarray(U_sampled)
     if U.ndim != 2 or U.shape[1] != bits or len(U) == 0:
         raise SaehError(f"U_sampled must be (m, bits = {bits}) with m >= 1; got shape {U.shape}")
@@ -128,7 +118,7 @@ def _check_inputs(U_sampled, V, S, sampled_index, bits, gamma):
 
 def _check_prior(prior, prior_weight, shape):
     """The prior as float64 (n, c) and its weight, or (None, 0.0) without one."""
-    prior_weight = _check_number(prior_weight, "prior_weight", minimum=0)
+    prior_weight = validation.non_negative_number(prior_weight, "prior_weight")
     if prior is None:
         return None, 0.0
     prior = np.asarray(prior, dtype=np.float64)

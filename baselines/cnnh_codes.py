@@ -42,7 +42,8 @@ import math
 
 import numpy as np
 
-from baselines.shallow import check_labels, check_positive_int, check_seed, labels_to_multi_hot
+from baselines.shallow import check_labels, labels_to_multi_hot
+from saeh import validation
 from saeh.errors import SaehError
 
 METHODS = ("auto", "low_rank", "dense")
@@ -207,13 +208,11 @@ def relaxed_codes(labels, hash_bits, seed=0, n_iter=10, tol=1e-4, method="auto",
     The objective is ||S - H H^T / q||_F^2 / N^2 (mean squared error per pair); the first entry is the start's.
     `method`: "auto" (low rank for single-label data, dense otherwise), "low_rank" or "dense".
     """
-    hash_bits = check_positive_int(hash_bits, "hash_bits")
-    n_iter = check_positive_int(n_iter, "n_iter")
-    seed = check_seed(seed)
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise SaehError(f"tol must be a non-negative number; got {tol!r}")
-    if method not in METHODS:
-        raise SaehError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    hash_bits = validation.positive_int(hash_bits, "hash_bits")
+    n_iter = validation.positive_int(n_iter, "n_iter")
+    seed = validation.non_negative_int(seed, "seed")
+    validation.non_negative_number(tol, "tol")
+    validation.one_of(method, "method", METHODS)
     labels = np.asarray(labels)
     if labels.ndim not in (1, 2) or len(labels) == 0:
         raise SaehError(f"labels must be (N,) class ids or (N, C) multi-hot with N >= 1; got shape {labels.shape}")

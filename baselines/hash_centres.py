@@ -78,7 +78,7 @@ import warnings
 
 import numpy as np
 
-from baselines.shallow import check_positive_int, check_seed
+from saeh import validation
 from saeh.errors import SaehError
 
 # Official SHC solver settings (GenerateSemanticHashCenters.py).
@@ -94,7 +94,7 @@ def is_power_of_two(value):
 
 def hadamard(bits):
     """Sylvester Hadamard matrix H_bits, (bits, bits) int8 of +-1; rows pairwise orthogonal, row 0 all ones."""
-    bits = check_positive_int(bits, "bits")
+    bits = validation.positive_int(bits, "bits")
     if not is_power_of_two(bits):
         raise SaehError(f"bits must be a power of 2 for a Sylvester Hadamard matrix; got {bits!r}")
     matrix = np.ones((1, 1), dtype=np.int8)
@@ -114,7 +114,7 @@ def _off_diagonal(matrix):
 
 
 def _check_classes(num_classes, name="num_classes"):
-    num_classes = check_positive_int(num_classes, name)
+    num_classes = validation.positive_int(num_classes, name)
     if num_classes < 2:
         raise SaehError(f"{name} must be at least 2; got {num_classes!r}")
     return num_classes
@@ -158,9 +158,9 @@ def csq_centres(num_classes, bits, seed=0, max_tries=1000):
     min distance >= bits/4 and mean >= bits/2 it keeps the best one and warns (RuntimeWarning).
     """
     num_classes = _check_classes(num_classes)
-    bits = check_positive_int(bits, "bits")
-    max_tries = check_positive_int(max_tries, "max_tries")
-    rng = np.random.default_rng(check_seed(seed))
+    bits = validation.positive_int(bits, "bits")
+    max_tries = validation.positive_int(max_tries, "max_tries")
+    rng = np.random.default_rng(validation.non_negative_int(seed, "seed"))
     centres, reached, reached_values = _csq_table(num_classes, bits, rng, max_tries)
     if not reached:
         minimum, mean = reached_values
@@ -175,8 +175,8 @@ def csq_centres(num_classes, bits, seed=0, max_tries=1000):
 
 def random_fill(bits, seed=0):
     """The fixed random +-1 vector (bits,) int8 that fills ties of multi-label centres."""
-    bits = check_positive_int(bits, "bits")
-    rng = np.random.default_rng(check_seed(seed))
+    bits = validation.positive_int(bits, "bits")
+    rng = np.random.default_rng(validation.non_negative_int(seed, "seed"))
     return np.where(rng.random(bits) < 0.5, -1, 1).astype(np.int8)
 
 
@@ -221,7 +221,7 @@ def multi_label_centre(centres, labels_multi_hot, fill):
 
 def shc_min_distance(bits, num_classes):
     """SHC's minimum centre distance: the smallest d with sum_{j<d} binom(bits, j) >= 2^bits / num_classes."""
-    bits = check_positive_int(bits, "bits")
+    bits = validation.positive_int(bits, "bits")
     num_classes = _check_classes(num_classes)
     target = 2**bits
     total, distance = 0, 0
@@ -294,10 +294,10 @@ def shc_start_centres(num_classes, bits, min_distance, seed=0, max_tries=10000):
     CSQ centres (bits a power of two) or uniform random signs, then greedy repair (module docstring).
     """
     num_classes = _check_classes(num_classes)
-    bits = check_positive_int(bits, "bits")
+    bits = validation.positive_int(bits, "bits")
     min_distance = _check_min_distance(min_distance, bits)
-    max_tries = check_positive_int(max_tries, "max_tries")
-    rng = np.random.default_rng(check_seed(seed))
+    max_tries = validation.positive_int(max_tries, "max_tries")
+    rng = np.random.default_rng(validation.non_negative_int(seed, "seed"))
     if is_power_of_two(bits):
         centres, _, _ = _csq_table(num_classes, bits, rng, 20)
     else:
@@ -332,15 +332,13 @@ def semantic_centres(similarity, bits, min_distance, seed=0, epochs=30, rho=SHC_
         raise SaehError(f"similarity must be a square (C, C) matrix with C >= 2; got shape {similarity.shape}")
     if not np.issubdtype(similarity.dtype, np.number) or not np.all(np.isfinite(similarity)):
         raise SaehError("similarity must hold finite numbers")
-    bits = check_positive_int(bits, "bits")
+    bits = validation.positive_int(bits, "bits")
     min_distance = _check_min_distance(min_distance, bits)
-    epochs = check_positive_int(epochs, "epochs")
-    inner_sweeps = check_positive_int(inner_sweeps, "inner_sweeps")
-    for name, value in (("rho", rho), ("eta", eta)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-            raise SaehError(f"{name} must be a positive number; got {value!r}")
-    if isinstance(dual_init, bool) or not isinstance(dual_init, (int, float)) or not math.isfinite(dual_init):
-        raise SaehError(f"dual_init must be a finite number; got {dual_init!r}")
+    epochs = validation.positive_int(epochs, "epochs")
+    inner_sweeps = validation.positive_int(inner_sweeps, "inner_sweeps")
+    validation.positive_number(rho, "rho")
+    validation.positive_number(eta, "eta")
+    validation.finite_number(dual_init, "dual_init")
 
     num_classes = len(similarity)
     start = shc_start_centres(num_classes, bits, min_distance, seed=seed)

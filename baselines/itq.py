@@ -18,7 +18,8 @@ Hyperparameters: ``n_iter`` = 50 (the paper's setting).
 
 import numpy as np
 
-from baselines.shallow import ShallowHasher, check_positive_int, in_chunks
+from baselines.shallow import ShallowHasher, in_chunks
+from saeh import validation
 from saeh.errors import SaehError
 
 
@@ -70,7 +71,7 @@ class ITQ(ShallowHasher):
     defaults = {"n_iter": 50}
 
     def _check_hyperparameters(self, hyperparameters):
-        hyperparameters["n_iter"] = check_positive_int(hyperparameters["n_iter"], "n_iter")
+        hyperparameters["n_iter"] = validation.positive_int(hyperparameters["n_iter"], "n_iter")
         return hyperparameters
 
     def _fit(self, features, labels):

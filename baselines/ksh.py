@@ -40,7 +40,8 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from baselines.shallow import ShallowHasher, check_positive_int, in_chunks, pairwise_similarity
+from baselines.shallow import ShallowHasher, in_chunks, pairwise_similarity
+from saeh import validation
 from saeh.errors import SaehError
 
 
@@ -115,7 +116,7 @@ class KSH(ShallowHasher):
 
     def _check_hyperparameters(self, hyperparameters):
         for key in ("n_anchors", "n_labelled", "n_opt_iter"):
-            hyperparameters[key] = check_positive_int(hyperparameters[key], key)
+            hyperparameters[key] = validation.positive_int(hyperparameters[key], key)
         return hyperparameters
 
     def _fit(self, features, labels):

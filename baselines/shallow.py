@@ -15,13 +15,13 @@ matrix works, e.g. deep features from a trained encoder.
 """
 
 import json
-import numbers
 import os
 
 import numpy as np
 
 from saeh.atomic import atomic_path
 from saeh.codes import binarize, read_npz
+from saeh import validation
 from saeh.errors import MissingDataError, SaehError
 
 # Rows handled at once where a whole (N, D) matrix would otherwise be copied to float64.
@@ -29,20 +29,6 @@ CHUNK_ROWS = 8192
 
 CONFIG_KEY = "config"
 STATE_PREFIX = "state__"
-
-
-def check_positive_int(value, name):
-    """Return `value` as an int if it is a positive integer (bools refused), else raise SaehError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise SaehError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
-def check_seed(seed):
-    """A seed is a non-negative integer (what `np.random.default_rng` accepts reproducibly)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise SaehError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
 
 
 def check_features(features, name="features"):
@@ -149,8 +135,8 @@ class ShallowHasher:
     defaults = {}
 
     def __init__(self, hash_bits=32, seed=0, **hyperparameters):
-        self.hash_bits = check_positive_int(hash_bits, "hash_bits")
-        self.seed = check_seed(seed)
+        self.hash_bits = validation.positive_int(hash_bits, "hash_bits")
+        self.seed = validation.non_negative_int(seed, "seed")
         unknown = sorted(set(hyperparameters) - set(self.defaults))
         if unknown:
             known = ", ".join(sorted(self.defaults)) or "none"

@@ -55,9 +55,10 @@ def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, s
     folder = RunFolder(run_dir)
     model_path = folder.shallow_model
     check_writable(model_path, overwrite)
-    folder.clear()  # an overwritten run leaves none of its files (codes, scores) beside the new one
     hyperparameters = method.resolve(hyperparameters)
+    # Made before the old run is cleared: it refuses a bad hash_bits or seed.
     hasher = method.hasher(hash_bits=hash_bits, seed=seed, **hyperparameters)
+    folder.clear()  # an overwritten run leaves none of its files (codes, scores) beside the new one
     features = feature_function(feature_model)
     write_json(folder.run_file,
                {**(settings or {}), "method": method.name, "hash_bits": hash_bits, "seed": seed,

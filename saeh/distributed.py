@@ -97,8 +97,16 @@ def strategy_for_machine():
 
 
 def is_multi_worker(strategy):
+    """Whether `strategy` trains across several worker processes: it has more replicas than devices of its own."""
     return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
+            and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices))
+
+
+def is_default_strategy(strategy):
+    """Whether `strategy` is TensorFlow's default, which distributes nothing: a model built in its scope has no
+    strategy of its own (the test Keras makes when a model is created)."""
+    with strategy.scope():
+        return not tf.distribute.has_strategy()
 
 
 def is_chief(strategy):

@@ -26,7 +26,7 @@ import math
 import numbers
 from typing import Callable, Mapping, Optional
 
-from saeh import defaults
+from saeh import defaults, validation
 from saeh.errors import SaehError
 from saeh.losses import CLASSIFIER_ACCURACY, saeh_compile_arguments
 from saeh.recipes import ORIGINAL, Recipe
@@ -53,11 +53,11 @@ class ModelSpec:
 
     def __post_init__(self):
         from saeh.models.encoders import check_encoder
-        from saeh.models.saeh_model import check_input_shape, check_positive_int
+        from saeh.models.saeh_model import check_input_shape
 
         object.__setattr__(self, "input_shape", check_input_shape(self.input_shape))
         for name in ("num_classes", "hash_bits", "stack_num"):
-            check_positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, validation.positive_int(getattr(self, name), name))
         check_encoder(self.encoder)
         if not isinstance(self.multi_label, bool):
             raise SaehError(f"multi_label must be True or False; got {self.multi_label!r}")

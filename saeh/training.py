@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from saeh import defaults, distributed, optimizers, recipes
+from saeh import defaults, distributed, optimizers, recipes, validation
 from saeh.atomic import atomic_path, write_json
 from saeh.data import pipeline
 from saeh.errors import SaehError
@@ -420,11 +420,9 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
             follow the rules of `saeh.distributed` (batch_size per replica, global batch statistics, only the
             chief writes `run_dir`).
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise SaehError(f"{name} must be a positive integer; got {value!r}")
-    if final_weights not in FINAL_WEIGHTS:
-        raise SaehError(f"final_weights must be one of {', '.join(FINAL_WEIGHTS)}; got {final_weights!r}")
+    epochs = validation.positive_int(epochs, "epochs")
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    validation.one_of(final_weights, "final_weights", FINAL_WEIGHTS)
     # Everything that can be checked is checked, and the model built, before the run directory is touched, so that
     # a mistyped command leaves nothing behind.
     if batch_size > len(split.train):
@@ -586,7 +584,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     validation_data = validation_batches()
     if distributed.is_multi_worker(strategy):
         distributed.patch_for_multi_worker(model, next(iter(training_batches((0, batch_size))[0])))
-    elif model._distribute_strategy is None and not model.run_eagerly:
+    elif distributed.is_default_strategy(strategy) and not model.run_eagerly:
         # Without a strategy of its own, Keras builds the losses' and metrics' state inside the first traced step, and
         # the variables made there make TensorFlow trace the step again; building it here from one batch, as Keras
         # does under a strategy, saves that second trace (about a fifth of a short run). The pipeline is

@@ -8,7 +8,7 @@ import argparse
 import os
 import time
 
-from saeh import defaults, presets, recipes
+from saeh import defaults, presets, recipes, validation
 from saeh.atomic import write_json
 from saeh.cli import common
 from saeh.errors import SaehError
@@ -159,14 +159,6 @@ def method_hyperparameters(method, args, settings):
     return method.resolve(given)
 
 
-def check_positive_flags(args, names):
-    """Raise SaehError naming the first flag among `names` that is not a positive integer."""
-    for name in names:
-        value = getattr(args, name)
-        if value is None or value <= 0:
-            raise SaehError(f"--{name.replace('_', '-')} must be a positive integer; got {value!r}")
-
-
 ORIGINAL_PROTOCOL = "dsh"  # what the original's test-set dump can be scored under: the test set against itself
 
 
@@ -194,10 +186,10 @@ def main(argv=None, settings=None):
 
     method = registry.get(args.method)
     hyperparameters = method_hyperparameters(method, args, settings)
-    # Checked now rather than after hours of training, when they are first used.
-    check_positive_flags(args, ("top_k", "hash_bits"))
-    if args.radius < 0:
-        raise SaehError(f"--radius must be a non-negative integer; got {args.radius!r}")
+    # The scoring flags are checked now rather than after hours of training, when they are first used; the training
+    # settings (--hash-bits, --epochs, ...) are checked by the library before it touches the run folder.
+    validation.positive_int(args.top_k, "--top-k")
+    validation.non_negative_int(args.radius, "--radius")
     if args.features and method.kind != "shallow":
         raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     check_original_flags(args, method)
@@ -271,7 +263,6 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
     """Train (or resume, or reuse a finished run of) a deep method; return its `saeh.training.TrainedRun`."""
     from saeh import recipes, training
 
-    check_positive_flags(args, ("stack_num", "epochs", "batch_size"))
     batch_size, origin = batch_size_for(method, args)
     print(f"batch size {batch_size} ({origin}; an explicit --batch-size wins over a method's recipe, which wins "
           "over a preset)")

@@ -2,15 +2,9 @@
 
 import keras
 
-from saeh import defaults
+from saeh import defaults, validation
 from saeh.errors import SaehError
 from saeh.models import blocks, encoders
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SaehError(f"{name} must be a positive integer; got {value!r}")
-    return value
 
 
 def check_input_shape(input_shape):
@@ -71,12 +65,11 @@ def build_saeh(input_shape, num_classes, hash_bits=defaults.HASH_BITS, stack_num
         unless gamma == 0, `y_decoded` with the input's shape.
     """
     input_shape = check_input_shape(input_shape)
-    check_positive_int("num_classes", num_classes)
-    check_positive_int("hash_bits", hash_bits)
-    check_positive_int("stack_num", stack_num)
+    num_classes = validation.positive_int(num_classes, "num_classes")
+    hash_bits = validation.positive_int(hash_bits, "hash_bits")
+    stack_num = validation.positive_int(stack_num, "stack_num")
     encoders.check_encoder(encoder)
-    if not isinstance(gamma, (int, float)) or gamma < 0:
-        raise SaehError(f"gamma must be a non-negative number; got {gamma!r}")
+    validation.non_negative_number(gamma, "gamma")
 
     images = keras.Input(shape=input_shape, name="image")
     features, feature_shape = encoders.encode_features(images, encoder, stack_num, weight_decay, encoder_weights)
