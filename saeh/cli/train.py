@@ -12,7 +12,7 @@ from saeh import defaults, dumps, presets, recipes
 from saeh.atomic import write_json
 from saeh.cli import common
 from saeh.errors import SaehError
-from saeh.run_data import load_split
+from saeh.run_data import AUTO_ON_OFF, load_split
 from saeh.run_folder import RunFolder
 
 # The original script's settings, under their original names. hash_su_ae_train.py repeats them at its top for users
@@ -116,7 +116,7 @@ def build_parser(settings):
                                                         recipes.ABLATIONS.items()) + "%(default).0s")
     parser.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false",
                         help=common.stated_default("float32 throughout, where a --preset turns mixed precision on"))
-    parser.add_argument("--jit-compile", choices=tuple(common.AUTO_ON_OFF), default="auto", help="XLA compilation")
+    parser.add_argument("--jit-compile", choices=tuple(AUTO_ON_OFF), default="auto", help="XLA compilation")
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: the same seed gives the same codes (slower)")
     parser.add_argument("--profile", nargs="?", const=DEFAULT_PROFILE_STEPS, default=None, type=parse_steps,
@@ -301,7 +301,7 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,
         epochs=epochs, batch_size=batch_size, seed=data_settings["seed"], augment=args.augment,
         load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
-        mixed_precision=args.mixed_precision, jit_compile=common.AUTO_ON_OFF[args.jit_compile],
+        mixed_precision=args.mixed_precision, jit_compile=AUTO_ON_OFF[args.jit_compile],
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
         learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
         settings=data_settings, profile_steps=args.profile, warmup_epochs=warmup_epochs,
