@@ -10,7 +10,7 @@ import pytest
 from saeh import training
 from saeh.errors import SaehError
 from saeh.run_folder import RunFolder
-from saeh.run_record import FORMAT_VERSION, VERSION_KEY, RunRecord
+from saeh.run_record import FORMAT_VERSION, VERSION_KEY, RunRecord, as_recorded
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = {"which_data": "mnist-sample", "method": "saeh", "hash_bits": 8, "image_size": (12, 12),
@@ -48,8 +48,8 @@ def test_a_missing_record_reads_as_no_settings(tmp_path):
 
 def test_an_old_record_without_the_version_is_version_1_and_resumes(tmp_path):
     folder = RunFolder(tmp_path / "run")
-    write_raw(folder, training.as_recorded(SETTINGS))  # as every run folder before the field
-    assert folder.settings() == training.as_recorded(SETTINGS)
+    write_raw(folder, as_recorded(SETTINGS))  # as every run folder before the field
+    assert folder.settings() == as_recorded(SETTINGS)
     leave_a_checkpoint(folder)
     assert training.prepare_run_dir(folder.run_dir, SETTINGS, resume=True, overwrite=False) == training.RESUME
     with open(folder.run_file) as handle:
@@ -60,7 +60,7 @@ def test_an_old_record_without_the_version_is_version_1_and_resumes(tmp_path):
 
 def test_an_old_finished_run_is_reused_and_a_new_record_resumes(tmp_path):
     old = RunFolder(tmp_path / "old")
-    write_raw(old, training.as_recorded(SETTINGS))
+    write_raw(old, as_recorded(SETTINGS))
     open(old.model, "wb").close()
     assert training.prepare_run_dir(old.run_dir, SETTINGS, resume=True, overwrite=False,
                                     reuse_finished=True) == training.FINISHED
@@ -77,7 +77,7 @@ def test_an_old_finished_run_is_reused_and_a_new_record_resumes(tmp_path):
 ])
 def test_an_unknown_version_is_refused_naming_the_file(tmp_path, version, message):
     folder = RunFolder(tmp_path / "run")
-    write_raw(folder, {**training.as_recorded(SETTINGS), VERSION_KEY: version})
+    write_raw(folder, {**as_recorded(SETTINGS), VERSION_KEY: version})
     with pytest.raises(SaehError, match=message) as refused:
         folder.settings()
     assert folder.run_file in str(refused.value)

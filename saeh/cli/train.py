@@ -12,6 +12,8 @@ from saeh import defaults, dumps, presets, recipes
 from saeh.atomic import write_json
 from saeh.cli import common
 from saeh.errors import SaehError
+from saeh.retrieval import score
+from saeh.run_codes import learned_database_rows
 from saeh.run_data import AUTO_ON_OFF, load_split
 from saeh.run_folder import RunFolder
 
@@ -214,8 +216,6 @@ def main(argv=None, settings=None):
         raise SaehError(f"--num-classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
     print(split.describe())
     if getattr(method, "asymmetric", False):
-        from saeh.run_codes import learned_database_rows
-
         learned_database_rows(method, split)  # refused now rather than after training (its docstring)
     run_name = args.run_name or f"{method.name}_{data.name}_{args.hash_bits}bits" + ("_original" if args.original
                                                                                      else "")
@@ -241,8 +241,6 @@ def main(argv=None, settings=None):
         codes, paths = dumps.dump_run_codes(trained.model, split, {**data_settings, "method": method.name},
                                             folder.dump_directory(data_settings["procedure"]), overwrite=True,
                                             state_arrays=None if trained.state is None else trained.state.numpy())
-    from saeh.retrieval import score
-
     scores = score(codes["query"], codes["database"], top_k=args.top_k, radius=args.radius)
     write_json(folder.scores,
                {**scores, "seconds": round(time.time() - started, 1), "bits": codes["query"].bits,
