@@ -5,7 +5,7 @@ import dataclasses
 
 from baselines.itq import ITQ
 from baselines.ksh import KSH
-from saeh.atomic import check_writable, write_json
+from saeh.atomic import check_writable
 from saeh.codes import make_codes
 from saeh.methods import resolve_hyperparameters
 from saeh.registry import register
@@ -60,9 +60,8 @@ def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, s
     hasher = method.hasher(hash_bits=hash_bits, seed=seed, **hyperparameters)
     folder.clear()  # an overwritten run leaves none of its files (codes, scores) beside the new one
     features = feature_function(feature_model)
-    write_json(folder.run_file,
-               {**(settings or {}), "method": method.name, "hash_bits": hash_bits, "seed": seed,
-                "hyperparameters": hyperparameters, "features": feature_model or "raw pixels in [0, 1]"})
+    folder.record.write({**(settings or {}), "method": method.name, "hash_bits": hash_bits, "seed": seed,
+                         "hyperparameters": hyperparameters, "features": feature_model or "raw pixels in [0, 1]"})
     hasher.fit(features(split.train.images), split.train.labels)
     hasher.save(model_path, overwrite=True)
     print(f"{method.name} fitted on {len(split.train)} training images; model written to {model_path}")

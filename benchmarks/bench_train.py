@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from saeh.cli.common import AUTO_ON_OFF  # noqa: E402
+from saeh.run_data import AUTO_ON_OFF  # noqa: E402
 
 WARM_UP_STEPS = 3
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")

@@ -69,7 +69,7 @@ def ship(result_path, name, *, repo_root=None, overwrite=False, log=print):
     with atomic_path(os.path.join(destination, "model.keras")) as temporary:
         keras.saving.save_model(model, temporary)
     settings = {key: value for key, value in folder.settings().items() if key != "data_dir"}
-    write_json(os.path.join(destination, "run.json"), settings)
+    RunFolder(destination).record.write(settings)
     shutil.copyfile(folder.scores, os.path.join(destination, "scores.json"))
     write_json(os.path.join(destination, RESULT), record)
     log(f"shipped {record['cell']} as {destination}")

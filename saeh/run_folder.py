@@ -4,7 +4,8 @@ Training, `generate_hash.py`, `evaluate.py` and search all reach a run's files t
 starting again (`--overwrite`), resuming and the recovery of a run killed before its scores agree on which files
 belong to a run:
 
-    run.json                              the settings (checked on resume: a resumed run is the same run)
+    run.json                              the settings (checked on resume: a resumed run is the same run), read
+                                          and written by `saeh.run_record.RunRecord` only
     checkpoints/last.keras                model + optimiser state + completed epochs after the last whole epoch
     checkpoints/best-epoch-N.weights.h5   weights of the best epoch N on the validation set
     checkpoints/best-epoch-N.state.npz    the method's state at that epoch (methods with a state only)
@@ -21,12 +22,12 @@ belong to a run:
 """
 
 import fnmatch
-import json
 import os
 import shutil
 
 from saeh.atomic import remove_temporaries
 from saeh.errors import SaehError
+from saeh.run_record import RunRecord
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.keras"
@@ -72,6 +73,11 @@ class RunFolder:
     @property
     def run_file(self):
         return self._path(RUN)
+
+    @property
+    def record(self):
+        """The run's record (run.json), through which its settings are read and written."""
+        return RunRecord(self.run_file)
 
     @property
     def checkpoints(self):
@@ -137,11 +143,8 @@ class RunFolder:
         return self.run_dir if procedure == "original" else self.codes
 
     def settings(self):
-        """The run.json settings, or {} when there is none."""
-        if not os.path.exists(self.run_file):
-            return {}
-        with open(self.run_file) as handle:
-            return json.load(handle)
+        """The run.json settings, or {} when there is none (`RunRecord.read`)."""
+        return self.record.read()
 
     def is_finished(self):
         return os.path.exists(self.run_file) and os.path.exists(self.model)

@@ -39,6 +39,7 @@ from saeh.errors import SaehError
 from saeh.inference import HASH_LAYER, check_weights_file
 from saeh.method_state import load_arrays, save_arrays
 from saeh.run_folder import RunFolder
+from saeh.run_record import as_recorded
 
 # The number of completed epochs and the method's state, stored inside the checkpoint's .keras archive (Keras
 # ignores other members).
@@ -272,12 +273,6 @@ def read_history(folder):
 NEW, RESUME, FINISHED = "new", "resume", "finished"
 
 
-def as_recorded(settings):
-    """`settings` as run.json records them (tuples become lists, keys strings), so that settings in memory and
-    settings read back compare equal."""
-    return json.loads(json.dumps(settings))
-
-
 def _changed_settings(folder, settings):
     previous = folder.settings()
     changed = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
@@ -310,7 +305,7 @@ def prepare_run_dir(run_dir, settings, resume, overwrite, reuse_finished=False):
         folder.remove_temporaries()
         return RESUME
     folder.clear()
-    write_json(folder.run_file, settings)
+    folder.record.write(settings)
     return NEW
 
 
@@ -682,7 +677,7 @@ def worker_run_dir(strategy, chief_run_dir, settings, signal):
         shutil.copytree(chief.run_dir, scratch, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(os.path.basename(chief.logs)))
         return scratch, RESUME
-    write_json(RunFolder(scratch).run_file, as_recorded(settings))
+    RunFolder(scratch).record.write(settings)
     return scratch, NEW
 
 

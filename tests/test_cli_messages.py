@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from saeh.cli import TF_LOG_LEVEL, HeldBackImport, common, run
+from saeh.cli import TF_LOG_LEVEL, HeldBackImport, run
 from saeh.errors import SaehError
 from saeh.methods import resolve_hyperparameters
 from script_helpers import REPO, error_line, run_script

@@ -98,13 +98,13 @@ def write_gray_folder(root, count, seed):
 
 
 def test_search_rerank_orders_the_hamming_pool_by_deep_features(tmp_path, capsys):
-    from saeh.cli import common
+    from saeh.run_data import load_split
     from saeh.cli.search import main as search
     from saeh.inference import codes_for, hash_layer_inputs, load_hash_model
     from saeh.retrieval import hamming_distances
 
     data_dir = write_gray_folder(tmp_path / "data", 120, seed=5)
-    _, split = common.load_split("folder", data_dir)
+    _, split = load_split("folder", data_dir)
     trained = training.train(baselines.get("dlbhc"), split, CLASSES, str(tmp_path / "run"), hash_bits=8, epochs=2,
                              settings={"which_data": "folder", "data_dir": data_dir}, **{**QUIET, "batch_size": 16})
     model = load_hash_model(trained.model_path)

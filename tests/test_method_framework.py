@@ -121,7 +121,7 @@ def test_adsh_learns_the_database_codes_of_the_training_and_validation_images(mu
     """Protocol ssdh: the database is the 240 training and the 40 validation images, and every database code is a
     learned one (the validation images' from their labels); the network encodes no database image."""
     from baselines.adsh import epoch_order, sampled_rows
-    from saeh.cli.common import run_database_codes
+    from saeh.run_codes import run_database_codes
 
     adsh = registry.get("adsh")
     count = len(multi_hot_split.train)
@@ -150,7 +150,7 @@ def test_an_asymmetric_database_never_mixes_learned_and_network_codes():
     so do protocol dsh (the test set) and a validation set that is the query set."""
     import keras
 
-    from saeh.cli.common import run_database_codes
+    from saeh.run_codes import run_database_codes
     from saeh.data import ImageSet, LabelledData, make_split
 
     rng = np.random.default_rng(0)
@@ -169,7 +169,7 @@ def test_an_asymmetric_database_never_mixes_learned_and_network_codes():
         with pytest.raises(SaehError, match=f"method '{name}' is asymmetric.* under protocol 'dpsh' {missing} of "
                                             f"the {len(split.database)} database images are neither.*--protocol ssdh"):
             run_database_codes(model, split, {"method": name}, state)
-    from saeh.cli.common import learned_database_rows
+    from saeh.run_codes import learned_database_rows
 
     method = registry.get("adsh")
     with pytest.raises(SaehError, match="under protocol 'dsh' 100 of the 100 database images"):

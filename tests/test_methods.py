@@ -45,7 +45,7 @@ def train_and_encode(method, split, run_dir, train_twice=False):
             return hasher.encode(features_from_images(image_set.images))
 
         return codes["query"], codes["database"], reload
-    from saeh.cli.common import run_code_sets
+    from saeh.run_codes import run_code_sets
     from saeh.inference import codes_for, load_hash_model
 
     trained = train_deep(method, split, run_dir)
@@ -126,7 +126,7 @@ def test_every_deep_method_trains_on_the_resnet50_encoder(name, tmp_path):
     tracing ResNet50's step costs about a minute, running one a few seconds. (A method's own saved outputs reload
     in the harness above; a ResNet50 model reloads in the learning test below.)"""
     from saeh import training
-    from saeh.cli.common import run_code_sets
+    from saeh.run_codes import run_code_sets
 
     split, method = tiny_split(), baselines.get(name)
     trained = training.train(method, split, CLASSES, str(tmp_path / name), hash_bits=BITS, encoder="resnet50",
@@ -147,7 +147,7 @@ def test_saeh_and_ssdh_learn_on_the_resnet50_encoder(name, separable_split, tmp_
     alone (eager against traced) moved SAEH from 0.52 to 0.76. The schedule's 0.1 needs more steps than a test can
     pay for. The saved model reloads to the same codes."""
     from saeh import training
-    from saeh.cli.common import run_code_sets
+    from saeh.run_codes import run_code_sets
     from saeh.inference import codes_for, load_hash_model
 
     method = baselines.get(name)

@@ -208,12 +208,12 @@ def test_overwrite_then_a_kill_before_the_scores_is_recovered_not_refused(tiny_n
     folder = RunFolder(os.path.join(save_dir, "saeh_tiny_8bits"))
     assert folder.is_scored()
     # --overwrite trains again; then a kill right after model.keras, before codes and scores.
-    from saeh.cli import common
+    from saeh import dumps
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(common, "dump_run_codes", killed)
+    monkeypatch.setattr(dumps, "dump_run_codes", killed)
     code, _, _ = run_script(TRAIN, [*args, "--overwrite", "--seed", "1"], monkeypatch, capsys)
     assert code == 130 and os.path.exists(folder.model)
     assert not folder.is_scored() and not os.path.exists(folder.codes)

@@ -34,7 +34,10 @@ def main(argv=None, load_path=None):
     args = build_parser(load_path).parse_args(argv)
     if not args.load_path:
         raise SaehError("no model given: set load_path at the top of generate_hash.py or pass --load-path")
+    from saeh.dumps import check_codes_writable, dump_run_codes
     from saeh.inference import hash_bits, load_hash_model
+    from saeh.run_codes import run_state_arrays
+    from saeh.run_data import split_of_run
     from saeh.run_folder import RunFolder
 
     folder = RunFolder.of_model(args.load_path)
@@ -42,14 +45,13 @@ def main(argv=None, load_path=None):
     out_dir = args.out or folder.dump_directory(recorded.get("procedure"))
     model = load_hash_model(args.load_path, safe_mode=not args.unsafe_load)
     if recorded.get("procedure") != "original":
-        common.check_codes_writable(out_dir, args.overwrite)
-    data, split = common.split_of_run(args.load_path, {name: getattr(args, name) for name in common.DATA_SETTINGS},
-                                     stream=args.stream, memory_budget=args.memory_budget,
-                                     cache_dir=args.cache_dir)
+        check_codes_writable(out_dir, args.overwrite)
+    data, split = split_of_run(args.load_path, common.data_overrides(args), stream=args.stream,
+                               memory_budget=args.memory_budget, cache_dir=args.cache_dir)
     bits = recorded.get("hash_bits")
     if bits is not None and bits != hash_bits(model):
         raise SaehError(f"{args.load_path} has {hash_bits(model)} hash bits but its run.json says {bits}")
     print(split.describe())
-    common.dump_run_codes(model, split, recorded, out_dir, overwrite=args.overwrite, batch_size=args.batch_size,
-                          state_arrays=common.run_state_arrays(folder, recorded))
+    dump_run_codes(model, split, recorded, out_dir, overwrite=args.overwrite, batch_size=args.batch_size,
+                   state_arrays=run_state_arrays(folder, recorded))
     return 0

@@ -80,6 +80,8 @@ def main(argv=None):
     from saeh.codes import load_codes
     from saeh.inference import encode, hash_threshold, image_shape, load_hash_model
     from saeh.retrieval import HammingIndex, plot_retrieval_grid
+    from saeh.run_codes import method_of_run, run_database_codes, run_state_arrays
+    from saeh.run_data import split_of_run
 
     if args.top_k <= 0:
         raise SaehError(f"--top-k must be a positive integer; got {args.top_k}")
@@ -90,14 +92,13 @@ def main(argv=None):
     from saeh.run_folder import RunFolder
 
     model = load_hash_model(args.model, safe_mode=not args.unsafe_load)
-    _, split = common.split_of_run(args.model, {name: getattr(args, name) for name in common.DATA_SETTINGS},
-                                  stream=args.stream, memory_budget=args.memory_budget,
-                                  cache_dir=args.cache_dir)
+    _, split = split_of_run(args.model, common.data_overrides(args), stream=args.stream,
+                            memory_budget=args.memory_budget, cache_dir=args.cache_dir)
     folder = RunFolder.of_model(args.model)
     recorded = folder.settings()
-    method = common.method_of_run(recorded)
-    database = load_codes(args.database) if args.database else common.run_database_codes(
-        model, split, recorded, common.run_state_arrays(folder, recorded))
+    method = method_of_run(recorded)
+    database = load_codes(args.database) if args.database else run_database_codes(
+        model, split, recorded, run_state_arrays(folder, recorded))
     if len(database) != len(split.database):
         raise SaehError(f"{args.database} holds {len(database)} codes but the database set has "
                         f"{len(split.database)} images; dump it with generate_hash.py for this model")

@@ -8,10 +8,13 @@ import argparse
 import os
 import time
 
-from saeh import defaults, presets, recipes, validation
+from saeh import defaults, dumps, presets, recipes, validation
 from saeh.atomic import write_json
 from saeh.cli import common
 from saeh.errors import SaehError
+from saeh.retrieval import score
+from saeh.run_codes import learned_database_rows
+from saeh.run_data import AUTO_ON_OFF, load_split
 from saeh.run_folder import RunFolder
 
 # The original script's settings, under their original names. hash_su_ae_train.py repeats them at its top for users
@@ -115,7 +118,7 @@ def build_parser(settings):
                                                         recipes.ABLATIONS.items()) + "%(default).0s")
     parser.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false",
                         help=common.stated_default("float32 throughout, where a --preset turns mixed precision on"))
-    parser.add_argument("--jit-compile", choices=tuple(common.AUTO_ON_OFF), default="auto", help="XLA compilation")
+    parser.add_argument("--jit-compile", choices=tuple(AUTO_ON_OFF), default="auto", help="XLA compilation")
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: the same seed gives the same codes (slower)")
     parser.add_argument("--profile", nargs="?", const=DEFAULT_PROFILE_STEPS, default=None, type=parse_steps,
@@ -198,14 +201,14 @@ def main(argv=None, settings=None):
     select_on_test = bool(args.select_on_test or args.original)
     seed = defaults.SEED if args.seed is None else args.seed
     validation_size = defaults.VALIDATION_SIZE if args.validation_size is None else args.validation_size
-    data, split = common.load_split(args.which_data, args.data_dir, args.image_size, protocol, seed, validation_size,
-                                    select_on_test, stream=args.stream, memory_budget=args.memory_budget,
-                                    cache_dir=args.cache_dir)
+    data, split = load_split(args.which_data, args.data_dir, args.image_size, protocol, seed, validation_size,
+                             select_on_test, stream=args.stream, memory_budget=args.memory_budget,
+                             cache_dir=args.cache_dir)
     if args.num_classes is not None and args.num_classes != data.num_classes:
         raise SaehError(f"--num-classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
     print(split.describe())
     if getattr(method, "asymmetric", False):
-        common.learned_database_rows(method, split)  # refused now rather than after training (its docstring)
+        learned_database_rows(method, split)  # refused now rather than after training (its docstring)
     run_name = args.run_name or f"{method.name}_{data.name}_{args.hash_bits}bits" + ("_original" if args.original
                                                                                      else "")
     folder = RunFolder(os.path.join(args.save_dir, run_name))
@@ -221,16 +224,16 @@ def main(argv=None, settings=None):
         codes = baselines.fit_shallow(method, split, folder.run_dir, hash_bits=args.hash_bits, seed=seed,
                                       hyperparameters=hyperparameters, settings=data_settings,
                                       overwrite=args.overwrite, feature_model=args.features)
-        paths = common.write_codes(codes, folder.codes, overwrite=True)
+        paths = dumps.write_codes(codes, folder.codes, overwrite=True)
     else:
         trained = train_deep(method, data, split, folder, args, hyperparameters, data_settings)
         if not trained.chief:  # one of several workers: the chief writes the codes and scores
             print(f"this worker's part of the training is done; the chief writes {folder.run_dir}")
             return 0
-        codes, paths = common.dump_run_codes(trained.model, split, {**data_settings, "method": method.name},
-                                             folder.dump_directory(data_settings["procedure"]), overwrite=True,
-                                             state_arrays=None if trained.state is None else trained.state.numpy())
-    scores = common.score(codes["query"], codes["database"], top_k=args.top_k, radius=args.radius)
+        codes, paths = dumps.dump_run_codes(trained.model, split, {**data_settings, "method": method.name},
+                                            folder.dump_directory(data_settings["procedure"]), overwrite=True,
+                                            state_arrays=None if trained.state is None else trained.state.numpy())
+    scores = score(codes["query"], codes["database"], top_k=args.top_k, radius=args.radius)
     write_json(folder.scores,
                {**scores, "seconds": round(time.time() - started, 1), "bits": codes["query"].bits,
                 "protocol": protocol, "procedure": data_settings["procedure"],
@@ -287,7 +290,7 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         encoder=args.encoder, encoder_weights=args.encoder_weights, hyperparameters=hyperparameters,
         epochs=epochs, batch_size=batch_size, seed=data_settings["seed"], augment=args.augment,
         load_path=args.load_path, resume=args.resume, overwrite=args.overwrite,
-        mixed_precision=args.mixed_precision, jit_compile=common.AUTO_ON_OFF[args.jit_compile],
+        mixed_precision=args.mixed_precision, jit_compile=AUTO_ON_OFF[args.jit_compile],
         deterministic=args.deterministic, verbose="auto" if args.verbose is None else args.verbose,
         learning_rate=args.learning_rate, final_weights="last" if args.original else "best",
         settings=data_settings, profile_steps=args.profile, warmup_epochs=warmup_epochs,

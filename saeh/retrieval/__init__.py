@@ -2,7 +2,7 @@
 
 Metrics (`metrics`): `map_at_k`, `precision_recall_at_k`, `precision_within_radius`, `pr_curve_by_radius`,
 `pr_curve_by_rank`. Search (`search`): `pack_codes`, `hamming_distances`, `HammingIndex`. Figures (`plots`) and
-the whole-report helpers (`report`: `evaluate_codes`, `format_table`).
+the whole-report helpers (`report`: `evaluate_codes`, `format_table`, and `score`, a training run's scores).
 
 Ranking is by Hamming distance with ties broken by database index; relevance means sharing at least one label.
 """
@@ -21,7 +21,7 @@ from saeh.retrieval.plots import (
     plot_precision_vs_bits,
     plot_retrieval_grid,
 )
-from saeh.retrieval.report import evaluate_codes, format_table
+from saeh.retrieval.report import evaluate_codes, format_table, score
 from saeh.retrieval.search import HammingIndex, hamming_distances, pack_codes
 
 __all__ = [
@@ -40,4 +40,5 @@ __all__ = [
     "pr_curve_by_rank",
     "precision_recall_at_k",
     "precision_within_radius",
+    "score",
 ]

@@ -1,4 +1,5 @@
-"""Evaluate a query set against a database of `saeh.codes.Codes` into one dict of results, and print it as a table.
+"""Evaluate a query set against a database of `saeh.codes.Codes` into one dict of results, and print it as a table;
+`score`: the few scores a training run prints and records.
 
 Two exact scans cover everything (see `saeh.retrieval.metrics`): a full-depth ranked scan gives mAP@k, mAP@all,
 P@k, R@k and the curves by rank; a distance-histogram scan gives the radius metrics, the PR curve by radius and the
@@ -7,6 +8,7 @@ tie-averaged mAP.
 
 import numpy as np
 
+from saeh import defaults
 from saeh.errors import SaehError
 from saeh.retrieval.metrics import (
     _check_radius,
@@ -17,6 +19,8 @@ from saeh.retrieval.metrics import (
     _Retrieval,
     _summarize_radius,
     _tie_averaged_average_precision,
+    map_at_k,
+    precision_within_radius,
 )
 from saeh.retrieval.search import DEFAULT_CHUNK_PAIRS
 
@@ -131,6 +135,15 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
             },
         },
     }
+
+
+def score(query, database, top_k=defaults.TOP_K, radius=defaults.RADIUS):
+    """mAP@top_k, precision within Hamming radius `radius` (and the fraction of empty balls), and mAP over the whole
+    ranked database (`map@all`, the measure DPSH's and ADSH's papers report) of query codes against database codes."""
+    pair = (query.hash_bin, database.hash_bin, query.label, database.label)
+    within = precision_within_radius(*pair, radius=radius)
+    return {f"map@{top_k}": map_at_k(*pair, k=top_k), f"precision@r{radius}": within.precision,
+            f"empty@r{radius}": within.empty_fraction, "map@all": map_at_k(*pair, k=len(database))}
 
 
 def format_table(results_by_label):
