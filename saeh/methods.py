@@ -302,7 +302,7 @@ SAEH = register(DeepMethod(
     targets=classification_targets,
     hyperparameters={"alpha": defaults.ALPHA, "beta": defaults.BETA, "gamma": defaults.GAMMA},
     constraints={"alpha": "non-negative", "beta": "non-negative", "gamma": "non-negative"},
-))
+), listing_order=10)
 
 # SAEH-minus is the paper's ablation: SAEH with gamma = 0, which removes the decoder from the graph.
 SAEH_MINUS = register(dataclasses.replace(
@@ -313,4 +313,4 @@ SAEH_MINUS = register(dataclasses.replace(
     compile_arguments=functools.partial(_saeh_compile_arguments, gamma=0.0),
     hyperparameters={"alpha": defaults.ALPHA, "beta": defaults.BETA},
     constraints={"alpha": "non-negative", "beta": "non-negative"},
-))
+), listing_order=20)
