@@ -6,19 +6,17 @@ discovery of the packages that define them.
     registry.get("dpsh")     # a saeh.methods.DeepMethod, or a shallow method
 
 A method module registers its method when it is imported: `METHOD = register(DeepMethod(...), listing_order=60)`.
-`names` and `get` first import the method packages: SAEH's own (`saeh.methods`) and every package declared under
-the entry-point group `saeh.methods` (setup.py declares this project's `baselines`; a third party declares its own
-package in its setup.py the same way). Nothing names those packages here, and nothing is imported when this module
-is.
+`names` and `get` first import the method packages: every module or package declared under the entry-point group
+`saeh.methods` (setup.py declares SAEH's own `saeh.methods` and the `baselines` package; a third party declares its
+own package in its setup.py the same way). Nothing here names them, so the registry depends on no method, and
+nothing is imported when this module is.
 """
 
-import importlib
 import numbers
 
 from saeh.errors import SaehError
 
 ENTRY_POINT_GROUP = "saeh.methods"
-BUILT_IN_PACKAGE = "saeh.methods"  # SAEH's own methods, loaded whether or not the package is installed
 # The paper's and the literature's spellings of registered names.
 ALIASES = {"saeh-": "saeh-minus", "saeh⁻": "saeh-minus", "ssdh*": "ssdh", "cnnh+": "cnnh-plus",
            "classifier": "classifier-codes"}
@@ -52,10 +50,9 @@ def method_packages():
 
 
 def load_methods():
-    """Import SAEH's own methods and every method package (whose modules register their methods, Keras layers,
-    losses and metrics); a package already imported is not imported again."""
+    """Import every method package (whose modules register their methods, Keras layers, losses and metrics); a
+    package already imported is not imported again."""
     global _loaded
-    importlib.import_module(BUILT_IN_PACKAGE)
     packages = method_packages()
     if not packages:
         raise SaehError(f"no method package is declared under the entry-point group {ENTRY_POINT_GROUP!r}: the saeh "
