@@ -1,8 +1,9 @@
-"""`python -m saeh.data.cache`: decode a folder or list dataset once into the cache file that streamed training
+"""`python -m saeh.cli.cache`: decode a folder or list dataset once into the cache file that streamed training
 reads from (`saeh.data.cache`), ahead of training."""
 
 import argparse
 import os
+import sys
 
 from saeh.data.cache import CACHE_DIR_ENV
 from saeh.errors import SaehError
@@ -10,7 +11,7 @@ from saeh.errors import SaehError
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m saeh.data.cache",
+        prog="python -m saeh.cli.cache",
         description="Decode a folder or list dataset once into a cache file that streamed training reads from.")
     parser.add_argument("--which-data", default="folder", help="folder, list, or a folder path (default: folder)")
     parser.add_argument("--data-dir", help="the folder holding the data (needed by folder and list)")
@@ -32,3 +33,9 @@ def main(argv=None):
     print(f"{data.name}: {len(data.train)} training and {len(data.test)} test images of {data.image_shape} in "
           f"{data.train.images.cache_file}")
     return 0
+
+
+if __name__ == "__main__":
+    from saeh.cli import run
+
+    sys.exit(run(main))

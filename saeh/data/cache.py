@@ -2,9 +2,9 @@
 rows later batches read directly (no image decoding; random access, so the seeded order, each worker's own rows and
 the exact pixels are kept).
 
-    python -m saeh.data.cache --which-data folder --data-dir DATA [--image-size H W] --cache-dir CACHE
+    python -m saeh.cli.cache --which-data folder --data-dir DATA [--image-size H W] --cache-dir CACHE
 
-writes it ahead of training (the command is `saeh.cli.cache`); `--cache-dir CACHE` (or $SAEH_CACHE_DIR) on the training, encoding and search scripts
+writes it ahead of training; `--cache-dir CACHE` (or $SAEH_CACHE_DIR) on the training, encoding and search scripts
 reads it, and writes it first when it is missing. The file is named by a digest of every image file's path, size and
 modification time and of the decoded shape: a changed dataset gets a new file, never stale pixels.
 """
@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -73,9 +72,3 @@ def write_cache(files, path):
                 stored[start:start + len(chunk)] = chunk
         stored.flush()
         del stored  # closes the map before the rename
-
-
-if __name__ == "__main__":  # `python -m saeh.data.cache`, whose command line is saeh.cli.cache's
-    from saeh.cli import cache, run
-
-    sys.exit(run(cache.main))
