@@ -117,3 +117,11 @@ def test_a_new_method_is_one_new_file(tmp_path, monkeypatch, fresh_registry, sep
     np.testing.assert_array_equal(query.hash_bin, (query.hash_org > 0).astype(np.uint8))  # its declared rule
     scores = evaluate_codes(query, database, top_k=100)
     assert scores["bits"] == 8 and 0.0 < scores["metrics"]["mAP@100"] <= 1.0
+
+
+def test_python_m_baselines_lists_every_method_in_order(capsys):
+    from baselines.__main__ import main
+
+    main()
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line and not line[0].isspace()]
+    assert tuple(listed) == registry.names()
