@@ -12,6 +12,9 @@ setup(
     packages=find_packages(include=["saeh", "saeh.*", "baselines", "baselines.*"]),
     package_data={"saeh": ["published_results.json"], "saeh.data": ["mnist_sample.npz"]},
     py_modules=["hash_su_ae_train", "generate_hash", "evaluate"],
+    # Method packages: saeh.registry imports each module or package of this group (which registers its methods):
+    # SAEH's own and the baselines; a third party adds its own package to the group in its setup.py.
+    entry_points={"saeh.methods": ["saeh = saeh.methods", "baselines = baselines"]},
     install_requires=[
         # Pinned to the minor versions the suite runs on: the package calls private Keras API with no public
         # equivalent, whose behaviour may change in any release. Model._symbolic_build (building the losses' and

@@ -190,4 +190,4 @@ ADSH = register(DeepMethod(
                            context.log)],
     sampler=epoch_order,
     database_codes=lambda arrays: arrays["codes"],
-))
+), listing_order=120)

@@ -170,4 +170,4 @@ CLASSIFIER_CODES = register(DeepMethod(
     code=LINEAR_CODES,
     callbacks=classifier_codes_callbacks,
     recipe=RECIPE,
-))
+), listing_order=90)

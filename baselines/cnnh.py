@@ -97,4 +97,4 @@ CNNH_PLUS = register(DeepMethod(
     prepare=prepare_stage1,
     constraints={"stage1_iterations": "positive integer", "code_weight": "non-negative"},
     recipe=RECIPE,
-))
+), listing_order=50)

@@ -175,4 +175,4 @@ CSQ = register(DeepMethod(
     recipe=RECIPE,
     code=SIGN_CODES,
     prepare=prepare_csq,
-))
+), listing_order=100)

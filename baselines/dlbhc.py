@@ -68,4 +68,4 @@ DLBHC = register(DeepMethod(
     targets=classification_targets,
     recipe=RECIPE,
     code=SIGMOID_CODES,
-))
+), listing_order=80)

@@ -226,4 +226,4 @@ DPSH = register(DeepMethod(
     recipe=RECIPE,
     code=LINEAR_CODES,
     state=lambda context, eta=ETA: bank_state(context),
-))
+), listing_order=60)

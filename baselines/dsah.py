@@ -115,4 +115,4 @@ DSAH = register(DeepMethod(
         inner_epochs=hyperparameters.get("inner_epochs", INNER_EPOCHS)),
     database_codes=lambda arrays: arrays["codes"],
     inputs=lambda images, batch: {"image": images, "label": batch["label"]},
-))
+), listing_order=130)

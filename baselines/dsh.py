@@ -106,4 +106,4 @@ DSH = register(DeepMethod(
     recipe=RECIPE,
     constraints={"margin": "positive", "alpha": "non-negative"},
     code=LINEAR_CODES,
-))
+), listing_order=40)

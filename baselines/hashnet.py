@@ -203,4 +203,4 @@ HASHNET = register(DeepMethod(
     code=SIGN_CODES,
     callbacks=lambda context, model, state, beta_gamma=0.005, beta_step=200: [
         HashNetContinuation(gamma=beta_gamma, step=beta_step)],
-))
+), listing_order=70)

@@ -30,9 +30,11 @@ class ShallowMethod:
 
 
 ITQ_METHOD = register(ShallowMethod(
-    "itq", "ITQ: PCA then an orthogonal rotation minimising quantisation error (unsupervised)", ITQ))
+    "itq", "ITQ: PCA then an orthogonal rotation minimising quantisation error (unsupervised)", ITQ),
+    listing_order=140)
 KSH_METHOD = register(ShallowMethod(
-    "ksh", "KSH: supervised kernel hashing, greedy bit-by-bit against label similarity", KSH))
+    "ksh", "KSH: supervised kernel hashing, greedy bit-by-bit against label similarity", KSH),
+    listing_order=150)
 
 
 def feature_function(feature_model=None):

@@ -16,11 +16,12 @@ CSQ with hash centres that follow the classes' similarity instead of being fixed
 
        loss = BCE((h + 1) / 2, t) + lambda * mean((|h| - 1)^2),     h = tanh output of `hash_x`.
 
-Stage 1 trains in the run's stage folder `stages/classifier` (a run folder of its own, `saeh.training.train`): a
-resumed run reuses the finished classifier, and a classifier killed part-way resumes from its checkpoint. S, the
-centres, d and a digest of the classifier they came from are written to `stages/classifier/centres.npz`
-(`CENTRES_FILE`); a later call with the same classifier, bits and seed reads the centres back instead of
-recomputing them, so a resumed run trains towards exactly the same centres.
+Stage 1 trains in the run's stage folder `stages/classifier` (a run folder of its own, trained by the loop that the
+context hands in, `context.train_stage`, so that this module does not import `saeh.training`): a resumed run reuses
+the finished classifier, and a classifier killed part-way resumes from its checkpoint. S, the centres, d and a digest
+of the classifier they came from are written to `stages/classifier/centres.npz` (`CENTRES_FILE`); a later call with
+the same classifier, bits and seed reads the centres back instead of recomputing them, so a resumed run trains
+towards exactly the same centres.
 
 Single-label only, as the released code (it takes the argmax label's centre, with `is_single_label=True` hard-coded;
 its README lists MSCOCO nonetheless): multi-hot labels raise SaehError when the model is built, before the run
@@ -139,7 +140,7 @@ class EpochLog(keras.callbacks.Callback):
 
 def train_classifier(context):
     """Stage 1's classifier, trained (or resumed, or reused when finished) in <run>/stages/classifier."""
-    from saeh import distributed, training
+    from saeh import distributed
     from saeh.data import Split
 
     if distributed.is_multi_worker(context.strategy):
@@ -149,13 +150,13 @@ def train_classifier(context):
     split = Split(protocol="ssdh", seed=context.seed, train=context.train, validation=context.validation,
                   query=context.validation, database=context.train, dataset="shc-stage")
     stage_dir = RunFolder(context.run_dir).stage(STAGE).run_dir
-    return training.train(CLASSIFIER, split, spec.num_classes, stage_dir, hash_bits=spec.hash_bits,
-                          stack_num=spec.stack_num, encoder=spec.encoder, encoder_weights=spec.encoder_weights,
-                          epochs=context.epochs, batch_size=context.batch_size, seed=context.seed,
-                          augment=context.augment, mixed_precision=context.mixed_precision,
-                          run_eagerly=context.run_eagerly, verbose=0,
-                          final_weights="last", reuse_finished=True, callbacks=[EpochLog(context.log, context.epochs)],
-                          log=context.log, strategy=context.strategy)
+    return context.train_stage(CLASSIFIER, split, spec.num_classes, stage_dir, hash_bits=spec.hash_bits,
+                               stack_num=spec.stack_num, encoder=spec.encoder, encoder_weights=spec.encoder_weights,
+                               epochs=context.epochs, batch_size=context.batch_size, seed=context.seed,
+                               augment=context.augment, mixed_precision=context.mixed_precision,
+                               run_eagerly=context.run_eagerly, verbose=0, final_weights="last",
+                               reuse_finished=True, callbacks=[EpochLog(context.log, context.epochs)],
+                               log=context.log, strategy=context.strategy)
 
 
 def classifier_logits(model, images):
@@ -237,4 +238,4 @@ SHC = register(dataclasses.replace(
     prepare=prepare_shc,
     multi_label=False,
     recipe=RECIPE,
-))
+), listing_order=110)

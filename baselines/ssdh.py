@@ -112,4 +112,4 @@ SSDH = register(DeepMethod(
     hyperparameters={"binary_weight": 1.0, "fire_rate_weight": 1.0},
     constraints={"binary_weight": "non-negative", "fire_rate_weight": "non-negative"},
     recipe=RECIPE,
-))
+), listing_order=30)

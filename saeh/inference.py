@@ -63,7 +63,9 @@ def load_hash_model(path, safe_mode=True):
     layer (arbitrary code) is then refused with a clear message.
     """
     path = check_model_file(path)
-    import baselines  # noqa: F401  (registers every method's custom layers, losses and metrics)
+    from saeh import registry
+
+    registry.load_methods()  # the method packages define (and register with Keras) their layers, losses and metrics
     import saeh.losses  # noqa: F401
     import saeh.models.encoders  # noqa: F401
     import saeh.models.layers  # noqa: F401

@@ -91,8 +91,9 @@ LINEAR_CODES = CodeRule("linear", 0.0)  # DSH: bit = sign of a linear output
 class TrainingContext:
     """What a method's hooks may look at: the model spec, the training and validation sets, the seed, the run
     folder (where a stage writes what it trains), the loop's epochs, batch size, augmentation and precision (so that
-    a stage training a network of its own, SHC's classifier, trains as the run does, eagerly or not), and its
-    strategy."""
+    a stage training a network of its own, SHC's classifier, trains as the run does, eagerly or not), its strategy,
+    and the loop itself (`train_stage`: `saeh.training.train`, handed in by the loop, so that a method training a
+    stage never imports the layer above it)."""
 
     spec: ModelSpec
     train: object  # saeh.data.ImageSet
@@ -106,6 +107,7 @@ class TrainingContext:
     augment: bool = False
     mixed_precision: object = False  # as saeh.training.train takes it
     run_eagerly: bool = False
+    train_stage: Optional[Callable] = None  # saeh.training.train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,7 +304,7 @@ SAEH = register(DeepMethod(
     targets=classification_targets,
     hyperparameters={"alpha": defaults.ALPHA, "beta": defaults.BETA, "gamma": defaults.GAMMA},
     constraints={"alpha": "non-negative", "beta": "non-negative", "gamma": "non-negative"},
-))
+), listing_order=10)
 
 # SAEH-minus is the paper's ablation: SAEH with gamma = 0, which removes the decoder from the graph.
 SAEH_MINUS = register(dataclasses.replace(
@@ -313,4 +315,4 @@ SAEH_MINUS = register(dataclasses.replace(
     compile_arguments=functools.partial(_saeh_compile_arguments, gamma=0.0),
     hyperparameters={"alpha": defaults.ALPHA, "beta": defaults.BETA},
     constraints={"alpha": "non-negative", "beta": "non-negative"},
-))
+), listing_order=20)

@@ -1,59 +1,93 @@
-"""The registry of hashing methods: name -> method, filled by `@register` beside each method's definition.
+"""The registry of hashing methods: name -> method, filled by `register` beside each method's definition, and the
+discovery of the packages that define them.
 
     from saeh import registry
-    registry.names()         # every registered method, SAEH's own and the baselines'
-    registry.get("dpsh")     # a saeh.methods.DeepMethod, or a shallow method of baselines
+    registry.names()         # every registered method, SAEH's own and those of every method package
+    registry.get("dpsh")     # a saeh.methods.DeepMethod, or a shallow method
 
-A method module registers its method when it is imported (`register(METHOD)` or `@register` on a function that
-returns it). `names` and `get` import the modules that define methods first (`saeh.methods` and the `baselines`
-package, whose `__init__` imports each of its method modules), so the library lists every method without the caller
-importing anything; nothing is imported when this module is.
+A method module registers its method when it is imported: `METHOD = register(DeepMethod(...), listing_order=60)`.
+`names` and `get` first import the method packages: every module or package declared under the entry-point group
+`saeh.methods` (setup.py declares SAEH's own `saeh.methods` and the `baselines` package; a third party declares its
+own package in its setup.py the same way). Nothing here names them, so the registry depends on no method, and
+nothing is imported when this module is.
 """
+
+import numbers
 
 from saeh.errors import SaehError
 
-_METHODS = {}  # filled by `register` as method modules are imported
+ENTRY_POINT_GROUP = "saeh.methods"
 # The paper's and the literature's spellings of registered names.
 ALIASES = {"saeh-": "saeh-minus", "saeh⁻": "saeh-minus", "ssdh*": "ssdh", "cnnh+": "cnnh-plus",
            "classifier": "classifier-codes"}
-DEFINING_MODULES = ("saeh.methods", "baselines")
+
+_METHODS = {}  # name -> (listing order, method), filled by `register` as method modules are imported
+_loaded = False  # whether the method packages were imported (once per process: finding them scans the installs)
 
 
-def register(method):
-    """Add `method` (a DeepMethod or a shallow method, anything with a `name`) to the registry and return it, so that
-    it can decorate a factory's result: `METHOD = register(DeepMethod(...))`. A second method of the same name is an
-    error (two modules claiming one name); registering the same object again is not."""
+def register(method, *, listing_order):
+    """Add `method` (a DeepMethod or a shallow method, anything with a `name`) to the registry and return it.
+
+    `listing_order`: a number that places the method in `names()` (lower first; methods of one number in the order
+    they registered). The methods of this project are numbered in tens (SAEH 10 ... KSH 150), so that a new method
+    declares its place between them in its own file. A second method of the same name is an error (two modules
+    claiming one name); registering the same object again at the same place is not."""
+    if isinstance(listing_order, bool) or not isinstance(listing_order, numbers.Real):
+        raise SaehError(f"listing_order of method {method.name!r} must be a number; got {listing_order!r}")
     existing = _METHODS.get(method.name)
-    if existing is not None and existing is not method:
-        raise SaehError(f"two methods are registered as {method.name!r}: {existing.summary!r} and "
-                        f"{method.summary!r}")
-    _METHODS[method.name] = method
+    if existing is not None and (existing[1] is not method or existing[0] != listing_order):
+        raise SaehError(f"two methods are registered as {method.name!r}: {existing[1].summary!r} (listing order "
+                        f"{existing[0]}) and {method.summary!r} (listing order {listing_order})")
+    _METHODS[method.name] = (listing_order, method)
     return method
 
 
-def _load():
-    import importlib
+def method_packages():
+    """The entry points of ENTRY_POINT_GROUP: the installed packages that define methods."""
+    from importlib import metadata
 
-    for module in DEFINING_MODULES:
-        importlib.import_module(module)
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def load_methods():
+    """Import every method package (whose modules register their methods, Keras layers, losses and metrics); a
+    package already imported is not imported again."""
+    global _loaded
+    packages = method_packages()
+    if not packages:
+        raise SaehError(f"no method package is declared under the entry-point group {ENTRY_POINT_GROUP!r}: the saeh "
+                        "package is not installed; run `pip install -e .` in its folder")
+    for entry_point in sorted(packages, key=lambda entry_point: entry_point.name):
+        try:
+            entry_point.load()
+        except ImportError as error:
+            raise SaehError(f"method package {entry_point.value!r} (entry point {entry_point.name!r} of group "
+                            f"{ENTRY_POINT_GROUP!r}) could not be imported: {error}") from error
+    _loaded = True
+
+
+def _ensure_loaded():
+    if not _loaded:
+        load_methods()
 
 
 def names():
-    """Registered method names, SAEH's first, then in the order their modules registered them."""
-    _load()
-    return tuple(_METHODS)
+    """Registered method names by their listing order (SAEH's first)."""
+    _ensure_loaded()
+    # sorted is stable: methods of one listing order stay in the order they registered.
+    return tuple(sorted(_METHODS, key=lambda name: _METHODS[name][0]))
 
 
 def get(name):
     """The method registered as `name` (case-insensitive, '_' read as '-', and the spellings in ALIASES).
 
     Plain "cnnh" is not CNNH+ (CNNH has no classifier) and is not registered."""
-    _load()
+    _ensure_loaded()
     key = str(name).lower().replace("_", "-")
     key = ALIASES.get(key, key)
     if key not in _METHODS:
-        raise SaehError(f"unknown method {name!r}; expected one of {', '.join(_METHODS)}")
-    return _METHODS[key]
+        raise SaehError(f"unknown method {name!r}; expected one of {', '.join(names())}")
+    return _METHODS[key][1]
 
 
 def deep_names():

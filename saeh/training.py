@@ -450,7 +450,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
     chief = distributed.is_chief(strategy)
     context = TrainingContext(spec=spec, train=split.train, validation=split.validation, seed=seed, run_dir=run_dir,
                               epochs=epochs, batch_size=batch_size, log=log, strategy=strategy, augment=augment,
-                              mixed_precision=mixed_precision, run_eagerly=run_eagerly)
+                              mixed_precision=mixed_precision, run_eagerly=run_eagerly, train_stage=train)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -13,6 +13,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from baselines import csq, shc
 from baselines.hash_centres import class_similarity_from_logits, csq_centres, random_fill, shc_min_distance
+from saeh import training
 from saeh.data import ImageSet
 from saeh.errors import SaehError
 from saeh.methods import ModelSpec, TrainingContext
@@ -110,7 +111,7 @@ def run_stages(split, run_dir, log, validation_labels=None):
                                                                              validation_labels)
     spec = ModelSpec(tuple(split.train.images.shape[1:]), CLASSES, hash_bits=BITS, stack_num=1)
     context = TrainingContext(spec=spec, train=split.train, validation=validation, seed=0, run_dir=str(run_dir),
-                              epochs=2, batch_size=32, log=log)
+                              epochs=2, batch_size=32, log=log, train_stage=training.train)
     return shc.prepare_shc(context)
 
 
@@ -163,11 +164,10 @@ def test_shc_validation_labels_do_not_shape_the_centres(separable_split, tmp_pat
     assert RunFolder(tmp_path / "right").stage("classifier").settings()["final_weights"] == "last"
 
 
-def test_shc_classifier_stage_trains_as_the_run_does(monkeypatch, tmp_path):
-    """The stage's network gets the run's epochs, batch, seed, augmentation, precision and eagerness: under a
-    preset that augments, only the loss differs between SHC and the other rows."""
-    from saeh import training
-
+def test_shc_classifier_stage_trains_as_the_run_does(tmp_path):
+    """The stage's network gets the run's epochs, batch, seed, augmentation, precision and eagerness (through the
+    loop the context hands in): under a preset that augments, only the loss differs between SHC and the other
+    rows."""
     asked = {}
 
     class Stop(Exception):
@@ -177,10 +177,9 @@ def test_shc_classifier_stage_trains_as_the_run_does(monkeypatch, tmp_path):
         asked.update(kwargs, method=method.name)
         raise Stop
 
-    monkeypatch.setattr(training, "train", record)
     labels = np.arange(8) % CLASSES
     context = dataclasses.replace(context_for(labels, labels, run_dir=tmp_path, seed=5), augment=True,
-                                  mixed_precision="mixed_bfloat16", run_eagerly=True)
+                                  mixed_precision="mixed_bfloat16", run_eagerly=True, train_stage=record)
     with pytest.raises(Stop):
         shc.train_classifier(context)
     assert {name: asked[name] for name in ("epochs", "batch_size", "seed", "augment", "mixed_precision",
@@ -191,8 +190,6 @@ def test_shc_classifier_stage_trains_as_the_run_does(monkeypatch, tmp_path):
 
 
 def test_shc_refuses_multi_hot_labels_before_touching_the_run_folder(multi_hot_split, tmp_path):
-    from saeh import training
-
     with pytest.raises(SaehError, match="'shc' is defined for single-label data only"):
         training.train(shc.SHC, multi_hot_split, CLASSES, str(tmp_path / "run"), hash_bits=BITS, stack_num=1,
                        epochs=1, batch_size=32, verbose=0, log=lambda message: None)

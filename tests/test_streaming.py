@@ -115,16 +115,17 @@ def test_a_cache_holds_the_decoded_pixels_once_and_a_changed_file_gets_a_new_one
 
 
 def test_the_cache_command_writes_the_cache_ahead(folder, tmp_path, capsys, monkeypatch):
+    from saeh.cli import cache as cache_command
     from saeh.data import cache
 
     monkeypatch.delenv(cache.CACHE_DIR_ENV, raising=False)
-    assert cache.main(["--data-dir", folder, "--cache-dir", str(tmp_path)]) == 0
+    assert cache_command.main(["--data-dir", folder, "--cache-dir", str(tmp_path)]) == 0
     (name,) = os.listdir(tmp_path)
     assert name.endswith(cache.CACHE_SUFFIX) and f"in {tmp_path / name}" in capsys.readouterr().out
     with pytest.raises(SaehError, match="pass --cache-dir or set \\$SAEH_CACHE_DIR"):
-        cache.main(["--data-dir", folder])
+        cache_command.main(["--data-dir", folder])
     with pytest.raises(SaehError, match="stored as arrays"):
-        cache.main(["--which-data", "mnist-sample", "--cache-dir", str(tmp_path)])
+        cache_command.main(["--which-data", "mnist-sample", "--cache-dir", str(tmp_path)])
 
 
 def test_scan_refuses_an_unreadable_file(tmp_path):

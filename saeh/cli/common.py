@@ -59,7 +59,7 @@ def add_data_arguments(parser, which_data=None, from_run=False):
                                             "machine's memory)"))
     parser.add_argument("--cache-dir", default=os.environ.get(CACHE_DIR_ENV), metavar="DIR",
                         help=stated_default("read streamed images from their decoded copy in this folder, written "
-                                            "there once when missing (`python -m saeh.data.cache` writes it ahead) "
+                                            "there once when missing (`python -m saeh.cli.cache` writes it ahead) "
                                             f"(default: ${CACHE_DIR_ENV} if set, else none: decode every batch)"))
 
 

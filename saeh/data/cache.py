@@ -2,20 +2,18 @@
 rows later batches read directly (no image decoding; random access, so the seeded order, each worker's own rows and
 the exact pixels are kept).
 
-    python -m saeh.data.cache --which-data folder --data-dir DATA [--image-size H W] --cache-dir CACHE
+    python -m saeh.cli.cache --which-data folder --data-dir DATA [--image-size H W] --cache-dir CACHE
 
 writes it ahead of training; `--cache-dir CACHE` (or $SAEH_CACHE_DIR) on the training, encoding and search scripts
 reads it, and writes it first when it is missing. The file is named by a digest of every image file's path, size and
 modification time and of the decoded shape: a changed dataset gets a new file, never stale pixels.
 """
 
-import argparse
 import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -75,35 +73,3 @@ def write_cache(files, path):
                 stored[start:start + len(chunk)] = chunk
         stored.flush()
         del stored  # closes the map before the rename
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m saeh.data.cache",
-        description="Decode a folder or list dataset once into a cache file that streamed training reads from.")
-    parser.add_argument("--which-data", default="folder", help="folder, list, or a folder path (default: folder)")
-    parser.add_argument("--data-dir", help="the folder holding the data (needed by folder and list)")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="resize the images to this size, as training will (default: their own size)")
-    parser.add_argument("--cache-dir", default=os.environ.get(CACHE_DIR_ENV),
-                        help=f"where the cache file goes (default: ${CACHE_DIR_ENV})")
-    return parser
-
-
-def main(argv=None):
-    from saeh.data import load_dataset
-
-    args = build_parser().parse_args(argv)
-    if not args.cache_dir:
-        raise SaehError(f"no cache folder given; pass --cache-dir or set ${CACHE_DIR_ENV}")
-    data = load_dataset(args.which_data, args.data_dir, tuple(args.image_size) if args.image_size else None,
-                        stream=True, cache_dir=args.cache_dir, log=print)
-    print(f"{data.name}: {len(data.train)} training and {len(data.test)} test images of {data.image_shape} in "
-          f"{data.train.images.cache_file}")
-    return 0
-
-
-if __name__ == "__main__":
-    from saeh.cli import run
-
-    sys.exit(run(main))
