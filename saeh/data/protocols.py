@@ -71,7 +71,7 @@ class Split:
     note: str = ""
     # For each training image, its row in the database (-1 where it is not there), or None when unknown; the same for
     # each validation image. An asymmetric method's learned codes (one per training image, then one per validation
-    # image) stand for these database rows (`saeh.cli.common.learned_database_rows`).
+    # image) stand for these database rows (`saeh.run_codes.learned_database_rows`).
     train_in_database: object = None
     validation_in_database: object = None
 

@@ -101,7 +101,7 @@ TABLES = {table.name: table for table in (
     # The papers' backbones start from ImageNet weights; ours learn from the 5,000 images alone. A classification
     # method (SSDH) and the classifier-codes floor on the same images say what a from-scratch network learns there.
     # Not ADSH and DSAH: their database codes are learned for their training and validation images only, and under
-    # this protocol 53,500 database images are neither (`saeh.cli.common.learned_database_rows` refuses the mix).
+    # this protocol 53,500 database images are neither (`saeh.run_codes.learned_database_rows` refuses the mix).
     Table("dpsh-protocol-cifar10", "DPSH on CIFAR-10 under DPSH's protocol (1,000 queries, 100 a class; database "
           "the other 59,000; 5,000 training images drawn from it), mAP over the whole database beside its paper's "
           "numbers; SSDH and classifier codes on the same images at 32 bits as the yardstick of what a network "
