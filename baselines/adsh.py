@@ -108,7 +108,7 @@ def adsh_batch_loss(outputs, batch, spec, state, hyperparameters):
     """The batch's ADSH loss against V (module docstring), after writing its outputs into the bank
     (`DeepMethod.batch_loss`). A training image's row (`index`; -1 for validation images) is also its row of V,
     whose first rows are the training images'."""
-    return {"adsh": adsh_loss(outputs["hash_x"], batch["label"], batch["index"], state, hyperparameters["gamma"])}
+    yield "adsh", adsh_loss(outputs["hash_x"], batch["label"], batch["index"], state, hyperparameters["gamma"])
 
 
 def adsh_loss(outputs, labels, rows, state, gamma):

@@ -195,7 +195,7 @@ def dpsh_batch_loss(outputs, batch, spec, state, hyperparameters):
     bank = state["bank"]
     write_rows(bank, batch["index"], ops.stop_gradient(u))
     count = ops.shape(bank)[0] - 1
-    return {"dpsh": dpsh_loss(u, batch["label"], bank[:count], state["bank_labels"], hyperparameters["eta"])}
+    yield "dpsh", dpsh_loss(u, batch["label"], bank[:count], state["bank_labels"], hyperparameters["eta"])
 
 
 DPSH = register(DeepMethod(

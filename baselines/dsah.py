@@ -29,11 +29,12 @@ Its seed table (top-5K precision on CIFAR-10 at 12/24/36/48 bits: 0.911/0.930/0.
 import dataclasses
 
 import keras
+from keras import ops
 
 from baselines.adsh import (GAMMA, INNER_EPOCHS, NUM_SAMPLES, RECIPE as ADSH_RECIPE, DatabaseCodeUpdate, adsh_loss,
                             adsh_state, epoch_order)
 from saeh import defaults
-from saeh.losses import LossTerm, classifier_loss
+from saeh.losses import classifier_loss
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import blocks, encoders
 from saeh.registry import register
@@ -66,12 +67,11 @@ def build_dsah(spec, **hyperparameters):
 def dsah_batch_loss(outputs, batch, spec, state, hyperparameters):
     """ADSH's loss of the image codes, the mean square of the gap between each image's code and the code of its
     labels (weight `code_weight`), and the LAE's reconstruction of the labels (`DeepMethod.batch_loss`)."""
-    code, label_code = outputs["hash_x"], outputs["label_code"]
-    gap = keras.losses.mean_squared_error(label_code, code)
-    return {"hash_x": adsh_loss(code, batch["label"], batch["index"], state, hyperparameters["gamma"]),
-            "code_gap": LossTerm(gap, float(hyperparameters["code_weight"])),
-            "label_decoded": keras.losses.get(classifier_loss(spec.multi_label))(batch["label"],
-                                                                                 outputs["label_decoded"])}
+    code, labels = outputs["hash_x"], batch["label"]
+    yield "hash_x", adsh_loss(code, labels, batch["index"], state, hyperparameters["gamma"])
+    gap = code - outputs["label_code"]
+    yield "code_gap", keras.losses.mean_squared_error(ops.zeros_like(gap), gap), float(hyperparameters["code_weight"])
+    yield "label_decoded", keras.losses.get(classifier_loss(spec.multi_label))(labels, outputs["label_decoded"])
 
 
 def label_code_prior(state, prior_weight):

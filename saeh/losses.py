@@ -73,9 +73,10 @@ class BatchLoss(keras.losses.Loss):
 
 
 class LossTerm(NamedTuple):
-    """One term of a `batch_loss`: `value`, a scalar (a statistic of the whole batch) or one value per image, and the
-    `weight` that multiplies its batch mean."""
+    """One term of a `batch_loss`: its `name`, its `value` (a scalar, a statistic of the whole batch, or one value
+    per image) and the `weight` that multiplies its batch mean."""
 
+    name: str
     value: object
     weight: float = 1.0
 
@@ -94,7 +95,8 @@ class PerImageTerm(keras.losses.Loss):
 
 @dataclasses.dataclass(frozen=True)
 class AttachedLoss:
-    """What `BatchLossModel.attach_loss` keeps: the function and, for several terms, one mean of each term."""
+    """What `BatchLossModel.attach_loss` keeps: the function, its terms' names, the output whose rows are the
+    images, and, for several terms, one mean of each term."""
 
     function: object
     terms: tuple
@@ -109,16 +111,16 @@ class BatchLossModel(keras.Model):
     whose targets are the batch's per-sample tensors ({"label": ..., "index": ..., ...}). Saved and loaded as any
     functional model; a loaded one has no loss until one is attached.
 
-    The loss is what Keras's compiled per-output losses would give for the same terms: each term's batch mean
-    (`PerImageTerm`) times its weight, summed in the declared order, plus the layers' own losses (weight decay);
-    with several terms each is logged, unweighted, as `<term>_loss`.
+    The loss is what Keras's compiled per-output losses would give for the same terms, to the last bit: each term's
+    batch mean (`PerImageTerm`), taken as the term comes, times its weight, summed in order, plus the layers' own
+    losses (weight decay); with several terms each is logged, unweighted, as `<term>_loss`.
     """
 
     def attach_loss(self, function, terms, per_image_output="hash_x"):
-        """`function(outputs, batch)` -> {term: tensor or LossTerm} with the keys `terms` (summed in that order);
-        `batch` holds the images (under "image") and the batch's per-sample tensors. A scalar term is handed to
-        Keras once per row of the output `per_image_output`, as a compiled loss of that output would be. Call
-        inside the strategy's scope."""
+        """`function(outputs, batch)` yields the loss's terms one at a time (`LossTerm`s, or (name, value[,
+        weight]) tuples), named `terms` in that order; `batch` holds the images (under "image") and the batch's
+        per-sample tensors. A scalar term is handed to Keras once per row of the output `per_image_output`, as a
+        compiled loss of that output would be. Call inside the strategy's scope."""
         trackers = tuple(keras.metrics.Mean(name=f"{term}_loss") for term in terms) if len(terms) > 1 else ()
         # Held outside Keras's attribute tracking: the trackers are not part of the saved model.
         self._attached = AttachedLoss(function, tuple(terms), per_image_output, trackers)
@@ -132,20 +134,25 @@ class BatchLossModel(keras.Model):
         attached = getattr(self, "_attached", None)
         if attached is None:
             raise SaehError(f"model {self.name!r} has no batch loss attached; it was loaded, not built for training")
-        images = x["image"] if isinstance(x, dict) else x
-        terms = attached.function(y_pred, {**y, "image": images})
-        if set(terms) != set(attached.terms):
-            raise SaehError(f"the batch loss of model {self.name!r} returned the terms {sorted(terms)}; it declares "
-                            f"{list(attached.terms)}")
-        values = []
-        for index, name in enumerate(attached.terms):
-            term = terms[name] if isinstance(terms[name], LossTerm) else LossTerm(terms[name])
-            value = PerImageTerm(name=name)(term.value, y_pred[attached.per_image_output])
+        reference = y_pred[attached.per_image_output]
+        names, values = [], []
+        # Each term is reduced as it comes, before the next is computed: the operations then come in the order of
+        # compiled per-output losses, and TensorFlow's graph optimiser sums the gradients as it did for them.
+        for index, term in enumerate(attached.function(y_pred, {**y, "image": x["image"] if isinstance(x, dict)
+                                                                 else x})):
+            term = LossTerm(*term)
+            names.append(term.name)
+            if index >= len(attached.terms) or term.name != attached.terms[index]:
+                break
+            value = PerImageTerm(name=term.name)(term.value, reference)
             if attached.trackers:
                 replicas = tf.distribute.get_strategy().num_replicas_in_sync
                 attached.trackers[index].update_state(value * replicas if replicas > 1 else value,
-                                                      sample_weight=y_pred[attached.per_image_output].shape[0])
+                                                      sample_weight=reference.shape[0])
             values.append(ops.multiply(value, term.weight))
+        if tuple(names) != attached.terms:
+            raise SaehError(f"the batch loss of model {self.name!r} gave the terms {names}; it declares "
+                            f"{list(attached.terms)}")
         losses = [sum(values), *(ops.sum(loss) for loss in self.losses)]
         return losses[0] if len(losses) == 1 else ops.sum(losses)
 

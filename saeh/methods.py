@@ -124,13 +124,14 @@ class DeepMethod:
         targets: (images, batch) -> dict of targets per output; `batch` holds the batch's per-sample arrays: `label`
             (one-hot or multi-hot float), `index` (the image's row in the training set; -1 for validation images)
             and whatever `prepare` added. Not with `batch_loss`, whose targets are the batch itself.
-        batch_loss: instead of per-output losses, (outputs, batch, spec, state, hyperparameters) -> {term: value}, the
-            loss as one function of the model's outputs ({name: tensor}) and the whole `batch` (the images under
-            "image", `label`, `index` and whatever `prepare` added; a method needs no packed targets or outputs made
-            for its loss). Each value is a scalar (a statistic of the batch) or one value per image, or a
-            `saeh.losses.LossTerm` with a weight; the loss is the sum of their batch means, weighted, in the order
-            of `loss_terms` (`saeh.losses.BatchLossModel`, which also scales them for replicas).
-        loss_terms: the names of `batch_loss`'s terms; with several, each is logged as `<term>_loss`.
+        batch_loss: instead of per-output losses, a generator (outputs, batch, spec, state, hyperparameters) that
+            yields the loss's terms, as one function of the model's outputs ({name: tensor}) and the whole `batch`
+            (the images under "image", `label`, `index` and whatever `prepare` added; a method needs no packed
+            targets or outputs made for its loss). Each term is (name, value) or (name, value, weight), `value` a
+            scalar (a statistic of the batch) or one value per image; the loss is the sum of their weighted batch
+            means (`saeh.losses.BatchLossModel`, which also scales them for replicas).
+        loss_terms: the names of the terms `batch_loss` yields, in order; with several, each is logged as
+            `<term>_loss`.
         hyperparameters: defaults of the method's own settings, each documented where the method is defined.
         constraints: {hyperparameter: "non-negative" | "positive" | "positive integer"}, checked by `resolve`
             (a None value, "worked out later", is not checked).
