@@ -49,12 +49,13 @@ import numpy as np
 from keras import ops
 
 from baselines.adsh_solver import dissimilar_weight, soft_similarity, update_database_codes
-from baselines.dpsh import pair_similarity, write_rows
+from baselines.dpsh import write_rows
 from saeh import recipes
 from saeh.data.pipeline import label_matrix
 from saeh.method_state import MethodState
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import build_code_network
+from saeh.pairs import similar_pairs
 from saeh.registry import register
 
 NUM_SAMPLES, GAMMA, INNER_EPOCHS = 2000, 200.0, 3
@@ -119,7 +120,7 @@ def adsh_loss(outputs, labels, rows, state, gamma):
     u = ops.cast(outputs, "float32")
     write_rows(state["bank"], rows, ops.stop_gradient(u))
     codes = state["codes"]
-    shares = pair_similarity(labels, state["code_labels"])
+    shares = similar_pairs(labels, state["code_labels"])
     similarity = shares - (1.0 - shares) * state["dissimilar_weight"]
     square = ops.sum(ops.square(ops.matmul(u, ops.transpose(codes)) - codes.shape[1] * similarity))
     trained = ops.cast(rows >= 0, "float32")[:, None]

@@ -46,6 +46,7 @@ from saeh.errors import SaehError
 from saeh.method_state import MethodState
 from saeh.methods import LINEAR_CODES, DeepMethod
 from saeh.models import build_code_network
+from saeh.pairs import similar_pairs
 from saeh.registry import register
 
 ETA = 10.0
@@ -85,23 +86,6 @@ def stable_softplus(x):
     return ops.log1p(ops.exp(-ops.abs(x))) + ops.maximum(x, 0.0)
 
 
-def pair_similarity(labels_a, labels_b):
-    """s_ij = 1 when row i of `labels_a` and row j of `labels_b` (one-hot or multi-hot) share a label, else 0.
-
-    Returns a float32 matrix of len(labels_a) x len(labels_b).
-    """
-    labels_a = float_matrix("labels_a", labels_a)
-    labels_b = float_matrix("labels_b", labels_b)
-    check_same_size("labels_a", labels_a, 1, "labels_b", labels_b, 1, "classes (columns)")
-    return ops.cast(ops.matmul(labels_a, ops.transpose(labels_b)) > 0, "float32")
-
-
-def distinct_pairs(count):
-    """The ordered pairs (i, j), i != j, of `count` items (one batch against itself without self-pairs), as a
-    float32 count x count matrix: 1 off the diagonal, 0 on it."""
-    return 1.0 - ops.eye(count, dtype="float32")
-
-
 def dpsh_likelihood_loss(u, labels, bank_u, bank_labels):
     """Mean over the batch x bank pairs of log(1 + e^theta) - s theta, theta = 1/2 u bank_u^T.
 
@@ -116,7 +100,7 @@ def dpsh_likelihood_loss(u, labels, bank_u, bank_labels):
     check_same_size("u", u, 0, "labels", labels, 0, "rows")
     check_same_size("bank_u", bank_u, 0, "bank_labels", bank_labels, 0, "rows")
     check_same_size("labels", labels, 1, "bank_labels", bank_labels, 1, "classes (columns)")
-    similar = pair_similarity(labels, bank_labels)
+    similar = similar_pairs(labels, bank_labels)
     theta = 0.5 * ops.matmul(u, ops.transpose(ops.stop_gradient(bank_u)))
     return ops.mean(stable_softplus(theta) - similar * theta)
 
