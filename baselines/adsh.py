@@ -49,13 +49,13 @@ import numpy as np
 from keras import ops
 
 from baselines.adsh_solver import dissimilar_weight, soft_similarity, update_database_codes
-from baselines.dpsh import bank_targets, pair_similarity, write_rows
+from baselines.dpsh import write_rows
 from saeh import recipes
 from saeh.data.pipeline import label_matrix
 from saeh.method_state import MethodState
-from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import build_code_network
+from saeh.pairs import similar_pairs
 from saeh.registry import register
 
 NUM_SAMPLES, GAMMA, INNER_EPOCHS = 2000, 200.0, 3
@@ -105,34 +105,30 @@ def adsh_state(context, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER
                        dissimilar_weight=np.float32(1.0))
 
 
-class ADSHLoss(BatchLoss):
-    """The batch's ADSH loss against V (module docstring), after writing its outputs into the bank. Target: the
-    labels with the training-set row appended (-1 for validation images); a training image's row is also its row
-    of V, whose first rows are the training images'. Holds the state's variables."""
+def adsh_batch_loss(outputs, batch, spec, state, hyperparameters):
+    """The batch's ADSH loss against V (module docstring), after writing its outputs into the bank
+    (`DeepMethod.batch_loss`). A training image's row (`index`; -1 for validation images) is also its row of V,
+    whose first rows are the training images'."""
+    yield "adsh", adsh_loss(outputs["hash_x"], batch["label"], batch["index"], state, hyperparameters["gamma"])
 
-    def __init__(self, state, num_classes, bits, gamma=GAMMA, name="adsh", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.state, self.num_classes, self.bits, self.gamma = state, int(num_classes), int(bits), float(gamma)
 
-    def batch_loss(self, y_true, y_pred):
-        import tensorflow as tf
+def adsh_loss(outputs, labels, rows, state, gamma):
+    """The ADSH loss of the outputs `outputs` of images of labels `labels` and training-set rows `rows` against the
+    codes V of `state`, after writing the outputs into its bank."""
+    import tensorflow as tf
 
-        labels, rows = y_true[:, :self.num_classes], ops.cast(y_true[:, self.num_classes], "int64")
-        u = ops.cast(y_pred, "float32")
-        write_rows(self.state["bank"], rows, ops.stop_gradient(u))
-        codes = self.state["codes"]
-        shares = pair_similarity(labels, self.state["code_labels"])
-        similarity = shares - (1.0 - shares) * self.state["dissimilar_weight"]
-        square = ops.sum(ops.square(ops.matmul(u, ops.transpose(codes)) - self.bits * similarity))
-        trained = ops.cast(rows >= 0, "float32")[:, None]
-        own_codes = tf.gather(codes, tf.maximum(rows, 0))
-        quantisation = self.gamma * ops.sum(trained * ops.square(own_codes - u))
-        count = ops.cast(ops.shape(codes)[0], "float32")
-        batch = ops.cast(ops.shape(u)[0], "float32")
-        return (square + quantisation) / (count * batch)
-
-    def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "bits": self.bits, "gamma": self.gamma}
+    u = ops.cast(outputs, "float32")
+    write_rows(state["bank"], rows, ops.stop_gradient(u))
+    codes = state["codes"]
+    shares = similar_pairs(labels, state["code_labels"])
+    similarity = shares - (1.0 - shares) * state["dissimilar_weight"]
+    square = ops.sum(ops.square(ops.matmul(u, ops.transpose(codes)) - codes.shape[1] * similarity))
+    trained = ops.cast(rows >= 0, "float32")[:, None]
+    own_codes = tf.gather(codes, tf.maximum(rows, 0))
+    quantisation = float(gamma) * ops.sum(trained * ops.square(own_codes - u))
+    count = ops.cast(ops.shape(codes)[0], "float32")
+    batch = ops.cast(ops.shape(u)[0], "float32")
+    return (square + quantisation) / (count * batch)
 
 
 class DatabaseCodeUpdate(keras.callbacks.Callback):
@@ -176,9 +172,8 @@ ADSH = register(DeepMethod(
     name="adsh",
     summary="ADSH: asymmetric; the network hashes sampled queries, database codes V are learned in closed form",
     build=build_adsh,
-    compile_arguments=lambda spec, state, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS: {
-        "loss": {"hash_x": ADSHLoss(state, spec.num_classes, spec.hash_bits, gamma)}},
-    targets=bank_targets,
+    batch_loss=adsh_batch_loss,
+    loss_terms=("adsh",),
     hyperparameters={"num_samples": NUM_SAMPLES, "gamma": GAMMA, "inner_epochs": INNER_EPOCHS},
     constraints={"num_samples": "positive integer", "gamma": "non-negative", "inner_epochs": "positive integer"},
     monitor=("val_loss", "min"),

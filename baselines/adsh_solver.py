@@ -36,30 +36,12 @@ import numpy as np
 
 from saeh import validation
 from saeh.errors import SaehError
+from saeh.pairs import share_a_label
 
 
 def _label_block(labels_sampled, labels_all):
     """(m, n) bool: True where sampled point i and database point j share a label."""
-    sampled, database = np.asarray(labels_sampled), np.asarray(labels_all)
-    for name, array in (("labels_sampled", sampled), ("labels_all", database)):
-        if array.ndim not in (1, 2) or len(array) == 0:
-            raise SaehError(f"{name} must be (N,) class ids or (N, C) multi-hot with N >= 1; got shape {array.shape}")
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise SaehError(f"{name} must hold integers; got dtype {array.dtype}")
-        if array.ndim == 2 and not np.all((array == 0) | (array == 1)):
-            raise SaehError(f"{name} given as a matrix must be multi-hot (0 and 1 only)")
-    if sampled.ndim != database.ndim:
-        raise SaehError(
-            f"labels_sampled and labels_all must both be class ids or both multi-hot; got shapes {sampled.shape} "
-            f"and {database.shape}"
-        )
-    if sampled.ndim == 1:
-        return sampled[:, None] == database[None, :]
-    if sampled.shape[1] != database.shape[1]:
-        raise SaehError(
-            f"labels_sampled has {sampled.shape[1]} classes but labels_all has {database.shape[1]}; they must match"
-        )
-    return sampled.astype(np.float64) @ database.astype(np.float64).T > 0
+    return share_a_label(labels_sampled, labels_all, names=("labels_sampled", "labels_all"))
 
 
 def soft_similarity(labels_sampled, labels_all):

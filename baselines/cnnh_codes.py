@@ -42,9 +42,10 @@ import math
 
 import numpy as np
 
-from baselines.shallow import check_labels, labels_to_multi_hot
+from baselines.shallow import check_labels
 from saeh import validation
 from saeh.errors import SaehError
+from saeh.pairs import share_a_label
 
 METHODS = ("auto", "low_rank", "dense")
 DEFAULT_MAX_DENSE_BYTES = 2 * 1024**3
@@ -105,8 +106,7 @@ def _class_structure(labels):
 
 def dense_similarity(labels):
     """S (N, N) int8: +1 where two samples share a label (and on the diagonal), -1 elsewhere."""
-    multi_hot = labels_to_multi_hot(labels).astype(np.float32)
-    similarity = np.where(multi_hot @ multi_hot.T > 0, np.int8(1), np.int8(-1))
+    similarity = np.where(share_a_label(labels, labels), np.int8(1), np.int8(-1))
     np.fill_diagonal(similarity, 1)
     return similarity
 

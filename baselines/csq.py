@@ -48,6 +48,7 @@ from saeh.errors import SaehError
 from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import build_code_network
+from saeh.pairs import off_diagonal
 from saeh.registry import register
 
 QUANTIZATION_WEIGHT = 0.05  # official README, ResNet-50 commands
@@ -136,7 +137,7 @@ def centre_extras(centres, context, fill=None):
 def minimum_distance(centres):
     """The smallest Hamming distance between two of the +-1 rows of `centres`."""
     distances = pairwise_hamming(centres)
-    return int(distances[~np.eye(len(distances), dtype=bool)].min())
+    return int(off_diagonal(distances).min())
 
 
 def prepare_csq(context, quantization_weight=QUANTIZATION_WEIGHT):

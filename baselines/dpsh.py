@@ -44,9 +44,9 @@ from keras import ops
 from saeh import recipes
 from saeh.errors import SaehError
 from saeh.method_state import MethodState
-from saeh.losses import BatchLoss
 from saeh.methods import LINEAR_CODES, DeepMethod
 from saeh.models import build_code_network
+from saeh.pairs import similar_pairs
 from saeh.registry import register
 
 ETA = 10.0
@@ -86,23 +86,6 @@ def stable_softplus(x):
     return ops.log1p(ops.exp(-ops.abs(x))) + ops.maximum(x, 0.0)
 
 
-def pair_similarity(labels_a, labels_b):
-    """s_ij = 1 when row i of `labels_a` and row j of `labels_b` (one-hot or multi-hot) share a label, else 0.
-
-    Returns a float32 matrix of len(labels_a) x len(labels_b).
-    """
-    labels_a = float_matrix("labels_a", labels_a)
-    labels_b = float_matrix("labels_b", labels_b)
-    check_same_size("labels_a", labels_a, 1, "labels_b", labels_b, 1, "classes (columns)")
-    return ops.cast(ops.matmul(labels_a, ops.transpose(labels_b)) > 0, "float32")
-
-
-def distinct_pairs(count):
-    """The ordered pairs (i, j), i != j, of `count` items (one batch against itself without self-pairs), as a
-    float32 count x count matrix: 1 off the diagonal, 0 on it."""
-    return 1.0 - ops.eye(count, dtype="float32")
-
-
 def dpsh_likelihood_loss(u, labels, bank_u, bank_labels):
     """Mean over the batch x bank pairs of log(1 + e^theta) - s theta, theta = 1/2 u bank_u^T.
 
@@ -117,7 +100,7 @@ def dpsh_likelihood_loss(u, labels, bank_u, bank_labels):
     check_same_size("u", u, 0, "labels", labels, 0, "rows")
     check_same_size("bank_u", bank_u, 0, "bank_labels", bank_labels, 0, "rows")
     check_same_size("labels", labels, 1, "bank_labels", bank_labels, 1, "classes (columns)")
-    similar = pair_similarity(labels, bank_labels)
+    similar = similar_pairs(labels, bank_labels)
     theta = 0.5 * ops.matmul(u, ops.transpose(ops.stop_gradient(bank_u)))
     return ops.mean(stable_softplus(theta) - similar * theta)
 
@@ -141,13 +124,14 @@ def dpsh_loss(u, labels, bank_u, bank_labels, eta=ETA):
 
 
 # ------------------------------------------------------------------------------------------------------- the method
-# The network is SAEH's encoder with a linear code layer (DPSH's is fc7 -> c, no activation); codes are sign(u).
-# The memory bank U (every training image's latest output, zeros at the start as in the official code) and the
-# training labels live in the method's state: the loss writes the batch's outputs into U, then scores the batch
-# against all of U. The bank is saved in every checkpoint, so a resumed run continues with the bank it stopped
-# with. The best epoch is the lowest validation loss (the validation images against the bank; they are never
-# written into it). Recipe (`RECIPE`): the official code's, plain SGD at LEARNING_RATE = 0.05. Under SAEH's Nesterov
-# momentum 0.9 (the recipe before issue 27), the rate had been chosen by measurement, as follows.
+# The network is SAEH's encoder with a linear code layer (DPSH's is fc7 -> c, no activation); codes are sign(u). The
+# memory bank U (every training image's latest output, zeros at the start as in the official code) and the training
+# labels live in the method's state: the loss (a `batch_loss`: it reads the images' training-set rows) writes the
+# batch's outputs into U, then scores the batch against all of U. The bank is saved in every checkpoint, so a resumed
+# run continues with the bank it stopped with. The best epoch is the lowest validation loss (the validation images
+# against the bank; they are never written into it). Recipe (`RECIPE`): the official code's, plain SGD at
+# LEARNING_RATE = 0.05. Under SAEH's Nesterov momentum 0.9 (the recipe before issue 27), the rate had been chosen by
+# measurement, as follows.
 # The likelihood's gradient on an image is an average over the whole bank, where other classes' rows largely cancel,
 # so it is far smaller than a classifier's and a from-scratch network needs a large rate. Measured on 12,000 MNIST
 # training images (3 epochs, stack_num 1, 32 bits, seed 0; mAP@1000 on 2,000 queries): 0.01 gives 61.1, 0.05 81.5,
@@ -169,11 +153,6 @@ RECIPE = recipes.Recipe(
 )
 
 
-def bank_targets(images, batch):
-    """The code layer's target: the labels, then the image's training-set row (-1 for validation images)."""
-    return {"hash_x": ops.concatenate([batch["label"], ops.cast(batch["index"][:, None], "float32")], axis=1)}
-
-
 def write_rows(bank, rows, values):
     """Write `values` into the rows `rows` of the variable `bank`, whose last row is scratch: rows of -1 (the
     validation images) go there and are never read as data."""
@@ -193,33 +172,22 @@ def bank_state(context):
     return MethodState(bank=np.zeros((count + 1, bits), np.float32), bank_labels=labels)
 
 
-class DPSHLoss(BatchLoss):
-    """`dpsh_loss` of the batch against the memory bank of `state`, after writing the batch into it. The target is
-    the labels with the training-set row appended (`bank_targets`). Holds the state's variables, so it is built by
-    the method for one run and not restored from a saved model."""
-
-    def __init__(self, state, num_classes, eta=ETA, name="dpsh", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.state, self.num_classes, self.eta = state, int(num_classes), float(eta)
-
-    def batch_loss(self, y_true, y_pred):
-        labels, rows = y_true[:, :self.num_classes], ops.cast(y_true[:, self.num_classes], "int64")
-        u = ops.cast(y_pred, "float32")
-        bank = self.state["bank"]
-        write_rows(bank, rows, ops.stop_gradient(u))
-        count = ops.shape(bank)[0] - 1
-        return dpsh_loss(u, labels, bank[:count], self.state["bank_labels"], self.eta)
-
-    def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "eta": self.eta}
+def dpsh_batch_loss(outputs, batch, spec, state, hyperparameters):
+    """`dpsh_loss` of the batch against the memory bank of `state`, after writing the batch's outputs into their
+    rows of it (`DeepMethod.batch_loss`)."""
+    u = ops.cast(outputs["hash_x"], "float32")
+    bank = state["bank"]
+    write_rows(bank, batch["index"], ops.stop_gradient(u))
+    count = ops.shape(bank)[0] - 1
+    yield "dpsh", dpsh_loss(u, batch["label"], bank[:count], state["bank_labels"], hyperparameters["eta"])
 
 
 DPSH = register(DeepMethod(
     name="dpsh",
     summary="DPSH: pairwise likelihood of 1/2 u_i.U_j against a bank of every training output + eta quantisation",
     build=lambda spec, eta=ETA: build_code_network(spec, "dpsh"),
-    compile_arguments=lambda spec, state, eta=ETA: {"loss": {"hash_x": DPSHLoss(state, spec.num_classes, eta)}},
-    targets=bank_targets,
+    batch_loss=dpsh_batch_loss,
+    loss_terms=("dpsh",),
     hyperparameters={"eta": ETA},
     constraints={"eta": "non-negative"},
     monitor=("val_loss", "min"),

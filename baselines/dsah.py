@@ -9,8 +9,10 @@ METHODS.md), so everything below beyond that sentence is our assumption, chosen 
 - The LAE is a second branch of the same Keras model, fed the labels (a second input, `label`): a tanh layer
   `label_code` (labels -> a c-bit semantic code l_y) and a decoder `label_decoded` (c -> classes, softmax; sigmoid
   for multi-hot labels) trained to give back the labels (cross-entropy, weight 1).
-- Constraint 1, image to label: `code_gap` = u - l_y, pushed to 0 by a mean square, weight `code_weight` (1): each
-  image's code follows the semantic code of its labels, and the label codes follow the images.
+- Constraint 1, image to label: the gap u - l_y, pushed to 0 by a mean square (the loss term `code_gap`), weight
+  `code_weight` (1): each image's code follows the semantic code of its labels, and the label codes follow the
+  images. The loss is one function of the outputs and the batch (`DeepMethod.batch_loss`): ADSH's term needs the
+  images' training-set rows, this one the two codes.
 - Constraint 2, database codes to label codes: the V step minimises ADSH's objective plus
   `prior_weight` * sum_j ||v_j - l_{y_j}||^2 (200, as ADSH's gamma, so that the labels weigh like the network's own
   outputs); with ||v_j||^2 = c this only adds -2 mu L to ADSH's Q, so each bit column is still solved exactly
@@ -29,9 +31,8 @@ import dataclasses
 import keras
 from keras import ops
 
-from baselines.adsh import (GAMMA, INNER_EPOCHS, NUM_SAMPLES, RECIPE as ADSH_RECIPE, ADSHLoss, DatabaseCodeUpdate,
+from baselines.adsh import (GAMMA, INNER_EPOCHS, NUM_SAMPLES, RECIPE as ADSH_RECIPE, DatabaseCodeUpdate, adsh_loss,
                             adsh_state, epoch_order)
-from baselines.dpsh import bank_targets
 from saeh import defaults
 from saeh.losses import classifier_loss
 from saeh.methods import SIGN_CODES, DeepMethod
@@ -50,8 +51,7 @@ DEFAULTS = {"num_samples": NUM_SAMPLES, "gamma": GAMMA, "inner_epochs": INNER_EP
 
 
 def build_dsah(spec, **hyperparameters):
-    """ImgNet (image -> tanh `hash_x`) and the LAE (labels -> tanh `label_code` -> `label_decoded`), with
-    `code_gap` = hash_x - label_code."""
+    """ImgNet (image -> tanh `hash_x`) and the LAE (labels -> tanh `label_code` -> `label_decoded`)."""
     images = keras.Input(shape=spec.input_shape, name="image")
     labels = keras.Input(shape=(spec.num_classes,), name="label")
     features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
@@ -60,20 +60,18 @@ def build_dsah(spec, **hyperparameters):
     label_code = blocks.dense(spec.hash_bits, "label_code", activation="tanh", dtype="float32")(labels)
     decoded = blocks.dense(spec.num_classes, "label_decoded", activation="sigmoid" if spec.multi_label else "softmax",
                            dtype="float32")(label_code)
-    gap = keras.layers.Subtract(name="code_gap", dtype="float32")([code, label_code])
-    return keras.Model([images, labels], {"hash_x": code, "code_gap": gap, "label_decoded": decoded}, name="dsah")
+    return keras.Model([images, labels], {"hash_x": code, "label_code": label_code, "label_decoded": decoded},
+                       name="dsah")
 
 
-def dsah_compile_arguments(spec, state, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS,
-                           code_weight=CODE_WEIGHT, prior_weight=PRIOR_WEIGHT):
-    return {"loss": {"hash_x": ADSHLoss(state, spec.num_classes, spec.hash_bits, gamma),
-                     "code_gap": "mean_squared_error", "label_decoded": classifier_loss(spec.multi_label)},
-            "loss_weights": {"hash_x": 1.0, "code_gap": float(code_weight), "label_decoded": 1.0}}
-
-
-def dsah_targets(images, batch):
-    labels = batch["label"]
-    return {**bank_targets(images, batch), "code_gap": ops.zeros_like(labels[:, :1]), "label_decoded": labels}
+def dsah_batch_loss(outputs, batch, spec, state, hyperparameters):
+    """ADSH's loss of the image codes, the mean square of the gap between each image's code and the code of its
+    labels (weight `code_weight`), and the LAE's reconstruction of the labels (`DeepMethod.batch_loss`)."""
+    code, labels = outputs["hash_x"], batch["label"]
+    yield "hash_x", adsh_loss(code, labels, batch["index"], state, hyperparameters["gamma"])
+    gap = code - outputs["label_code"]
+    yield "code_gap", keras.losses.mean_squared_error(ops.zeros_like(gap), gap), float(hyperparameters["code_weight"])
+    yield "label_decoded", keras.losses.get(classifier_loss(spec.multi_label))(labels, outputs["label_decoded"])
 
 
 def label_code_prior(state, prior_weight):
@@ -100,8 +98,8 @@ DSAH = register(DeepMethod(
     name="dsah",
     summary="DSAH (from its seed's summary): ADSH guided by a label auto-encoder's semantic codes",
     build=build_dsah,
-    compile_arguments=dsah_compile_arguments,
-    targets=dsah_targets,
+    batch_loss=dsah_batch_loss,
+    loss_terms=("hash_x", "code_gap", "label_decoded"),
     hyperparameters=dict(DEFAULTS),
     constraints={"num_samples": "positive integer", "gamma": "non-negative", "inner_epochs": "positive integer",
                  "code_weight": "non-negative", "prior_weight": "non-negative"},

@@ -30,17 +30,13 @@ from saeh import recipes
 from saeh.losses import BatchLoss
 from saeh.methods import LINEAR_CODES, DeepMethod
 from saeh.models import build_code_network
+from saeh.pairs import similar_pairs, unordered_pairs
 from saeh.registry import register
-
-
-def pair_similarity(labels):
-    """s_ij = 1 when rows i and j of one-hot / multi-hot `labels` share a label, else 0."""
-    return ops.cast(ops.matmul(labels, ops.transpose(labels)) > 0, "float32")
 
 
 def dsh_loss(labels, codes, margin, alpha):
     """The DSH objective of the module docstring over all pairs of a batch."""
-    similar = pair_similarity(labels)
+    similar = similar_pairs(labels, labels)
     squared_norms = ops.sum(ops.square(codes), axis=1)
     inner_products = ops.matmul(codes, ops.transpose(codes))
     distances = ops.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * inner_products, 0.0)
@@ -48,7 +44,7 @@ def dsh_loss(labels, codes, margin, alpha):
     regulariser = ops.sum(ops.abs(ops.abs(codes) - 1), axis=1)
     pairwise = pair_loss + alpha * (regulariser[:, None] + regulariser[None, :])
     batch = ops.shape(codes)[0]
-    upper = ops.triu(ops.ones((batch, batch)), k=1)
+    upper = unordered_pairs(batch)
     pairs = ops.maximum(ops.sum(upper), 1.0)
     return ops.sum(pairwise * upper) / pairs
 

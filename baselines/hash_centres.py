@@ -80,6 +80,7 @@ import numpy as np
 
 from saeh import validation
 from saeh.errors import SaehError
+from saeh.pairs import off_diagonal
 
 # Official SHC solver settings (GenerateSemanticHashCenters.py).
 SHC_RHO = 0.2
@@ -109,10 +110,6 @@ def pairwise_hamming(codes):
     return (codes.shape[1] - codes @ codes.T) // 2
 
 
-def _off_diagonal(matrix):
-    return matrix[~np.eye(len(matrix), dtype=bool)]
-
-
 def _check_classes(num_classes, name="num_classes"):
     num_classes = validation.positive_int(num_classes, name)
     if num_classes < 2:
@@ -131,7 +128,7 @@ def _random_balanced_centres(rng, num_classes, bits, max_tries):
     best, best_key = None, None
     for _ in range(max_tries):
         centres = _balanced_draw(rng, num_classes, bits)
-        distances = _off_diagonal(pairwise_hamming(centres))
+        distances = off_diagonal(pairwise_hamming(centres))
         minimum, mean = int(distances.min()), float(distances.mean())
         if minimum >= bits / 4 and mean >= bits / 2:
             return centres, True, minimum, mean

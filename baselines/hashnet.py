@@ -26,8 +26,8 @@ pairs every image of the first with every image of the second, never two images 
 at 85387b8, `pytorch/src/train.py` l.194-215; the loss over those cross pairs is `pytorch/src/loss.py` l.6-23 and
 l.25-44): an image meets itself only when both loaders happen to draw it, 1 pair in n. `hashnet_pair_loss(h_a,
 labels_a, h_b, labels_b, ...)` is that loss over all len(h_a) x len(h_b) cross pairs (or the pairs `pairs` marks).
-We train on one batch, so `hashnet_batch_loss` takes its ordered pairs (i, j) with i != j (`baselines.dpsh.
-distinct_pairs`): pairs of two different images drawn independently, as the official streams give, B (B - 1) of
+We train on one batch, so `hashnet_batch_loss` takes its ordered pairs (i, j) with i != j (`saeh.pairs.
+ordered_pairs`): pairs of two different images drawn independently, as the official streams give, B (B - 1) of
 them where splitting the batch into two streams would give B^2 / 4. The batch against itself with its self-pairs,
 as an earlier version did, adds B pairs that are similar by definition (about 14% of the similar pairs of a
 CIFAR-10 batch of 64) and reward ||h_i||^2 alone, pushing codes to +-1 whatever the labels. A batch with no pair
@@ -52,14 +52,14 @@ import numbers
 import keras
 from keras import ops
 
-from baselines.dpsh import (check_number, check_same_size, distinct_pairs, float_matrix, pair_similarity,
-                           stable_softplus)
+from baselines.dpsh import check_number, check_same_size, float_matrix, stable_softplus
 from saeh import defaults, recipes
 from saeh.errors import SaehError
 from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import blocks, encoders
 from saeh.models.layers import ScaledTanh
+from saeh.pairs import ordered_pairs, similar_pairs
 from saeh.registry import register
 
 
@@ -101,7 +101,7 @@ def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0, pairs
     check_same_size("h_a", h_a, 1, "h_b", h_b, 1, "bits (columns)")
     check_same_size("h_a", h_a, 0, "labels_a", labels_a, 0, "rows")
     check_same_size("h_b", h_b, 0, "labels_b", labels_b, 0, "rows")
-    similar = pair_similarity(labels_a, labels_b)
+    similar = similar_pairs(labels_a, labels_b)
     counted = ops.ones_like(similar) if pairs is None else ops.cast(pairs, "float32")
     logits = alpha * ops.matmul(h_a, ops.transpose(h_b))
     log_term = ops.where(logits > threshold, logits, stable_softplus(logits))
@@ -118,7 +118,7 @@ def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0, pairs
 def hashnet_batch_loss(h, labels, alpha, threshold=15.0):
     """`hashnet_pair_loss` over the ordered pairs (i, j), i != j, of one batch (module docstring, "Pairs")."""
     h = float_matrix("h", h)
-    return hashnet_pair_loss(h, labels, h, labels, alpha, threshold, pairs=distinct_pairs(ops.shape(h)[0]))
+    return hashnet_pair_loss(h, labels, h, labels, alpha, threshold, pairs=ordered_pairs(ops.shape(h)[0]))
 
 
 # ------------------------------------------------------------------------------------------------------- the method

@@ -23,6 +23,7 @@ from saeh.atomic import atomic_path
 from saeh.codes import binarize, read_npz
 from saeh import validation
 from saeh.errors import MissingDataError, SaehError
+from saeh.pairs import share_a_label
 
 # Rows handled at once where a whole (N, D) matrix would otherwise be copied to float64.
 CHUNK_ROWS = 8192
@@ -71,20 +72,9 @@ def check_labels(labels, n_samples, name="labels"):
     return array.astype(np.int64)
 
 
-def labels_to_multi_hot(labels):
-    """(N,) class ids or (N, C) multi-hot -> (N, C') 0/1 float64 matrix Y with Y[i, c] = 1 iff sample i has label c."""
-    if labels.ndim == 2:
-        return labels.astype(np.float64)
-    _, class_index = np.unique(labels, return_inverse=True)
-    multi_hot = np.zeros((len(labels), class_index.max() + 1))
-    multi_hot[np.arange(len(labels)), class_index] = 1.0
-    return multi_hot
-
-
 def pairwise_similarity(labels):
     """S = 2 * [share at least one label] - 1, an (N, N) float64 matrix of +-1 (diagonal +1)."""
-    multi_hot = labels_to_multi_hot(labels)
-    similarity = np.where(multi_hot @ multi_hot.T > 0, 1.0, -1.0)
+    similarity = np.where(share_a_label(labels, labels), 1.0, -1.0)
     np.fill_diagonal(similarity, 1.0)
     return similarity
 

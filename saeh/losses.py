@@ -13,17 +13,26 @@ Keras adds the L2 weight decay of the layers on top. Each term is reported on it
 `y_predict_loss` (E1), `y_decoded_loss` (E2), `hash_x_loss` (alpha*E3 + beta*E4), `hash_x_binary` (E3) and
 `hash_x_balance` (E4), in the progress bar, the history, the CSV log and TensorBoard.
 
+A method whose loss is one function of several outputs and the batch (DPSH, ADSH, DSAH: a memory bank indexed by the
+images' rows, the batch's labels) declares it as `saeh.methods.DeepMethod.batch_loss`; `BatchLossModel` hands its
+terms to Keras as compiled per-output losses would be.
+
 The classifier `y_predict` of SAEH, SSDH and CNNH+ takes its loss and metric from `classifier_loss` and
 `classifier_metrics`: softmax cross-entropy on class ids, sigmoid (binary) cross-entropy on multi-hot labels, and
 one accuracy named `accuracy` for both, logged as `y_predict_accuracy` / `val_y_predict_accuracy`, the value the
 methods choose their best epoch by.
 """
 
+import dataclasses
+from typing import NamedTuple
+
 import keras
+import tensorflow as tf
 from keras import ops
 
 from saeh import defaults
 from saeh.distributed import batch_mean
+from saeh.errors import SaehError
 
 
 def binary_term(codes):
@@ -61,6 +70,91 @@ class BatchLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         value = self.batch_loss(y_true, y_pred)
         return ops.broadcast_to(value, ops.shape(y_pred)[:1])
+
+
+class LossTerm(NamedTuple):
+    """One term of a `batch_loss`: its `name`, its `value` (a scalar, a statistic of the whole batch, or one value
+    per image) and the `weight` that multiplies its batch mean."""
+
+    name: str
+    value: object
+    weight: float = 1.0
+
+
+class PerImageTerm(keras.losses.Loss):
+    """A loss term handed to Keras as a compiled per-output loss is: `PerImageTerm()(value, reference)` is the mean
+    over the batch of `value` (a scalar comes back once per image, as in `BatchLoss`) divided by the replicas;
+    `reference` is any per-image tensor of the batch (its first axis is the batch)."""
+
+    def __init__(self, name="term", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return ops.broadcast_to(y_true, ops.shape(y_pred)[:1]) if len(y_true.shape) == 0 else y_true
+
+
+@dataclasses.dataclass(frozen=True)
+class AttachedLoss:
+    """What `BatchLossModel.attach_loss` keeps: the function, its terms' names, the output whose rows are the
+    images, and, for several terms, one mean of each term."""
+
+    function: object
+    terms: tuple
+    per_image_output: str
+    trackers: tuple
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class BatchLossModel(keras.Model):
+    """A functional model whose loss is one function of all its outputs and the whole batch, attached by
+    `attach_loss` (`saeh.training.build_compiled` does, for a method with a `batch_loss`). It trains on batches
+    whose targets are the batch's per-sample tensors ({"label": ..., "index": ..., ...}). Saved and loaded as any
+    functional model; a loaded one has no loss until one is attached.
+
+    The loss is what Keras's compiled per-output losses would give for the same terms, to the last bit: each term's
+    batch mean (`PerImageTerm`), taken as the term comes, times its weight, summed in order, plus the layers' own
+    losses (weight decay); with several terms each is logged, unweighted, as `<term>_loss`.
+    """
+
+    def attach_loss(self, function, terms, per_image_output="hash_x"):
+        """`function(outputs, batch)` yields the loss's terms one at a time (`LossTerm`s, or (name, value[,
+        weight]) tuples), named `terms` in that order; `batch` holds the images (under "image") and the batch's
+        per-sample tensors. A scalar term is handed to Keras once per row of the output `per_image_output`, as a
+        compiled loss of that output would be. Call inside the strategy's scope."""
+        trackers = tuple(keras.metrics.Mean(name=f"{term}_loss") for term in terms) if len(terms) > 1 else ()
+        # Held outside Keras's attribute tracking: the trackers are not part of the saved model.
+        self._attached = AttachedLoss(function, tuple(terms), per_image_output, trackers)
+
+    @property
+    def metrics(self):
+        attached = getattr(self, "_attached", None)
+        return [*super().metrics, *(attached.trackers if attached else ())]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        attached = getattr(self, "_attached", None)
+        if attached is None:
+            raise SaehError(f"model {self.name!r} has no batch loss attached; it was loaded, not built for training")
+        reference = y_pred[attached.per_image_output]
+        names, values = [], []
+        # Each term is reduced as it comes, before the next is computed: the operations then come in the order of
+        # compiled per-output losses, and TensorFlow's graph optimiser sums the gradients as it did for them.
+        for index, term in enumerate(attached.function(y_pred, {**y, "image": x["image"] if isinstance(x, dict)
+                                                                 else x})):
+            term = LossTerm(*term)
+            names.append(term.name)
+            if index >= len(attached.terms) or term.name != attached.terms[index]:
+                break
+            value = PerImageTerm(name=term.name)(term.value, reference)
+            if attached.trackers:
+                replicas = tf.distribute.get_strategy().num_replicas_in_sync
+                attached.trackers[index].update_state(value * replicas if replicas > 1 else value,
+                                                      sample_weight=reference.shape[0])
+            values.append(ops.multiply(value, term.weight))
+        if tuple(names) != attached.terms:
+            raise SaehError(f"the batch loss of model {self.name!r} gave the terms {names}; it declares "
+                            f"{list(attached.terms)}")
+        losses = [sum(values), *(ops.sum(loss) for loss in self.losses)]
+        return losses[0] if len(losses) == 1 else ops.sum(losses)
 
 
 @keras.saving.register_keras_serializable(package="saeh")

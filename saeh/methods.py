@@ -1,7 +1,9 @@
 """What a deep hashing method is to the one training loop, and SAEH's own two methods.
 
-A method is a `DeepMethod`: a model builder, its compile arguments, how a batch becomes the targets of the model's
-outputs, and the optional hooks that the methods beyond SAEH need, each a plain function the method declares:
+A method is a `DeepMethod`: a model builder and its loss, either per output (compile arguments, and how a batch becomes
+the targets of the model's outputs) or one function of all the outputs and the whole batch (`batch_loss`: labels,
+training-set rows, the method's state), and the optional hooks that the methods beyond SAEH need, each a plain
+function the method declares:
 
 - `prepare`: per-sample targets worked out before training (CNNH's stage-1 codes, CSQ's and SHC's hash centres;
   a stage may train a model of its own, in a folder of the run);
@@ -119,10 +121,19 @@ class DeepMethod:
         summary: one line for listings.
         build: (spec: ModelSpec, **hyperparameters) -> keras.Model with (at least) the output `hash_x`.
         compile_arguments: (spec, state, **hyperparameters) -> dict with `loss`, `loss_weights`, `metrics`; `state`
-            is the method's `MethodState` (None for a method without one).
+            is the method's `MethodState` (None for a method without one). With `batch_loss`: optional, and without
+            `loss` (metrics only).
         targets: (images, batch) -> dict of targets per output; `batch` holds the batch's per-sample arrays: `label`
             (one-hot or multi-hot float), `index` (the image's row in the training set; -1 for validation images)
-            and whatever `prepare` added.
+            and whatever `prepare` added. Not with `batch_loss`, whose targets are the batch itself.
+        batch_loss: instead of per-output losses, a generator (outputs, batch, spec, state, hyperparameters) that
+            yields the loss's terms, as one function of the model's outputs ({name: tensor}) and the whole `batch`
+            (the images under "image", `label`, `index` and whatever `prepare` added; a method needs no packed
+            targets or outputs made for its loss). Each term is (name, value) or (name, value, weight), `value` a
+            scalar (a statistic of the batch) or one value per image; the loss is the sum of their weighted batch
+            means (`saeh.losses.BatchLossModel`, which also scales them for replicas).
+        loss_terms: the names of the terms `batch_loss` yields, in order; with several, each is logged as
+            `<term>_loss`.
         hyperparameters: defaults of the method's own settings, each documented where the method is defined.
         constraints: {hyperparameter: "non-negative" | "positive" | "positive integer"}, checked by `resolve`
             (a None value, "worked out later", is not checked).
@@ -153,8 +164,10 @@ class DeepMethod:
     name: str
     summary: str
     build: Callable
-    compile_arguments: Callable
-    targets: Callable
+    compile_arguments: Optional[Callable] = None
+    targets: Optional[Callable] = None
+    batch_loss: Optional[Callable] = None
+    loss_terms: tuple = ()
     hyperparameters: Mapping = dataclasses.field(default_factory=dict)
     constraints: Mapping = dataclasses.field(default_factory=dict)
     monitor: tuple = (f"val_y_predict_{CLASSIFIER_ACCURACY}", "max")
@@ -168,6 +181,14 @@ class DeepMethod:
     multi_label: bool = True
     inputs: Optional[Callable] = None
     kind: str = "deep"
+
+    def __post_init__(self):
+        if self.batch_loss is None and (self.compile_arguments is None or self.targets is None):
+            raise SaehError(f"method {self.name!r} needs compile_arguments and targets (per-output losses) or a "
+                            "batch_loss")
+        if self.batch_loss is not None and (self.targets is not None or not self.loss_terms):
+            raise SaehError(f"method {self.name!r} has a batch_loss: it takes no targets (its targets are the batch) "
+                            "and names its terms in loss_terms")
 
     def resolve(self, overrides=None):
         """The method's hyperparameters with `overrides` applied; unknown names and values of the wrong type or

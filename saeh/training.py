@@ -341,19 +341,32 @@ def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EP
         model = method.build(spec, **hyperparameters)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+    if method.batch_loss is not None:
+        model = with_batch_loss(model, method, spec, state, hyperparameters)
     recipe = recipes.for_method(method, spec.encoder) if recipe is None else recipe
     if recipe.weight_decay:  # the recipe's optimiser decays every weight: the layers' own L2 terms would repeat it
         for variable in model.weights:
             variable.regularizer = None
     base = starting_rate(method, recipe, learning_rate)
     optimizer = optimizers.make_optimizer(recipe, base, steps_per_epoch, epochs)
-    arguments = method.compile_arguments(spec, state, **hyperparameters)
+    arguments = {} if method.compile_arguments is None else method.compile_arguments(spec, state, **hyperparameters)
     if isinstance(arguments.get("loss"), dict) and "y_predict" in arguments["loss"]:
         arguments["loss"] = {**arguments["loss"], "y_predict": optimizers.smoothed_classifier_loss(
             arguments["loss"]["y_predict"], recipe.label_smoothing)}
     model.compile(optimizer=optimizer, jit_compile=False if run_eagerly else jit_compile, run_eagerly=run_eagerly,
                   **arguments)
     return model
+
+
+def with_batch_loss(model, method, spec, state, hyperparameters):
+    """`model` (functional) as a `saeh.losses.BatchLossModel` of the same layers and outputs, its loss the method's
+    `batch_loss` with the run's spec, state and hyperparameters."""
+    from saeh.losses import BatchLossModel
+
+    wrapped = BatchLossModel(model.inputs, model.output, name=model.name)
+    wrapped.attach_loss(functools.partial(method.batch_loss, spec=spec, state=state, hyperparameters=hyperparameters),
+                        method.loss_terms, per_image_output=HASH_LAYER)
+    return wrapped
 
 
 def starting_rate(method, recipe, learning_rate=None):
@@ -364,7 +377,10 @@ def starting_rate(method, recipe, learning_rate=None):
 
 
 def targets_for(model, method):
-    """The method's target function, restricted to the outputs this model has."""
+    """The method's target function, restricted to the outputs this model has; for a method with a `batch_loss`,
+    the batch's per-sample tensors themselves."""
+    if method.batch_loss is not None:
+        return lambda images, batch: dict(batch)
     outputs = set(model.output_names)
 
     def targets(images, batch):

@@ -94,20 +94,6 @@ def test_stable_softplus_is_finite_at_large_arguments():
     assert_allclose(result, [200.0, 0.0, 1000.0, 0.0], rtol=1e-7, atol=1e-30)
 
 
-def test_pair_similarity_one_hot_and_multi_hot():
-    one_hot = np.eye(3, dtype=np.float32)[[0, 1, 0, 2]]
-    assert_allclose(value(dpsh.pair_similarity(one_hot, one_hot)), reference_similarity(one_hot, one_hot))
-    multi_a = np.array([[1, 1, 0], [0, 0, 1]], np.float32)
-    multi_b = np.array([[0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 0, 0]], np.float32)
-    assert_allclose(value(dpsh.pair_similarity(multi_a, multi_b)), [[1, 0, 1, 0], [0, 1, 1, 0]])
-    assert_allclose(value(dpsh.pair_similarity(LABELS, BANK_LABELS)), reference_similarity(LABELS, BANK_LABELS))
-
-
-def test_pair_similarity_rejects_mismatched_label_widths():
-    with pytest.raises(SaehError, match="labels_b"):
-        dpsh.pair_similarity(np.eye(3), np.eye(4))
-
-
 # ---------------------------------------------------------------- DPSH
 
 def test_dpsh_likelihood_matches_loops():

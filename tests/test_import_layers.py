@@ -28,7 +28,8 @@ LAYERS = (
     ("methods", ("saeh.methods", "baselines", "baselines.*")),
     ("library", ("saeh", "saeh.models", "saeh.models.*", "saeh.losses", "saeh.data", "saeh.data.*", "saeh.retrieval",
                  "saeh.retrieval.*", "saeh.inference", "saeh.codes", "saeh.presets", "saeh.recipes",
-                 "saeh.optimizers", "saeh.distributed", "saeh.dumps", "saeh.run_codes", "saeh.run_data")),
+                 "saeh.optimizers", "saeh.distributed", "saeh.dumps", "saeh.run_codes", "saeh.run_data",
+                 "saeh.pairs")),
     # The registry finds the method packages through their entry points: it imports none of them.
     ("utilities", ("saeh.defaults", "saeh.errors", "saeh.atomic", "saeh.registry", "saeh.published",
                    "saeh.run_folder", "saeh.run_record", "saeh.method_state", "saeh.validation")),

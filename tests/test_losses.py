@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from saeh import losses
+from saeh.errors import SaehError
 
 RNG = np.random.default_rng(7)
 CODES = RNG.random((6, 12)).astype(np.float32)
@@ -185,7 +186,8 @@ def test_every_classifier_method_compiles_the_same_accuracy():
     from saeh import registry
     from saeh.methods import ModelSpec
 
-    classifiers = [name for name in registry.deep_names() if "y_predict" in registry.get(name).compile_arguments(
+    per_output = [name for name in registry.deep_names() if registry.get(name).batch_loss is None]
+    classifiers = [name for name in per_output if "y_predict" in registry.get(name).compile_arguments(
         ModelSpec((16, 16, 1), 4, hash_bits=12), None, **registry.get(name).resolve()).get("loss", {})]
     assert {"saeh", "saeh-minus", "ssdh", "cnnh-plus", "dlbhc"} <= set(classifiers)
     for multi_label in (False, True):
@@ -220,3 +222,95 @@ def test_a_saved_model_with_the_accuracy_loads_and_compiles(multi_label, labels,
     uncompiled.compile(optimizer="sgd", **losses.saeh_compile_arguments(gamma=0, multi_label=multi_label))
     for loaded in (keras.models.load_model(path), uncompiled):
         assert evaluate(loaded, labels)["y_predict_accuracy"] == pytest.approx(expected)
+
+
+def twin_models(classifier=True):
+    """Two copies (same weights) of a network with a hash output (and a classifier), an L2 term on its kernel: a
+    functional model and a `BatchLossModel`."""
+    def build():
+        inputs = keras.Input((8, 8, 3), name="image")
+        flat = keras.layers.Flatten()(inputs)
+        code = keras.layers.Dense(12, activation="sigmoid", name="hash_x",
+                                  kernel_regularizer=keras.regularizers.L2(1e-3))(flat)
+        outputs = {"hash_x": code}
+        if classifier:
+            outputs["y_predict"] = keras.layers.Dense(4, activation="softmax", name="y_predict")(code)
+        return keras.Model(inputs, outputs)
+
+    keras.utils.set_random_seed(3)
+    first, second = build(), build()
+    second = losses.BatchLossModel(second.inputs, second.output)
+    second.set_weights(first.get_weights())
+    return first, second
+
+
+def fit_both(per_output, hooked, epochs):
+    """Both models fitted on the same batch of 6 images: targets per output, or the batch's per-sample tensors."""
+    import tensorflow as tf
+
+    targets = tf.data.Dataset.from_tensor_slices((IMAGES, {name: LABELS for name in per_output.output_names}))
+    batches = tf.data.Dataset.from_tensor_slices((IMAGES, {"label": LABELS, "index": np.arange(6)}))
+    return (per_output.fit(targets.batch(6), epochs=epochs, verbose=0).history,
+            hooked.fit(batches.batch(6), epochs=epochs, verbose=0).history)
+
+
+def test_a_batch_statistic_as_a_batch_loss_trains_bit_for_bit_as_a_compiled_batch_loss():
+    """One term, a statistic of the batch (as DPSH's and ADSH's): the same weights, bit for bit, as the same loss
+    compiled on the output (`BatchLoss`), weight decay included."""
+    per_output, hooked = twin_models(classifier=False)
+    per_output.compile(optimizer=keras.optimizers.SGD(0.5), loss={"hash_x": losses.HashTermsLoss(alpha=0.3, beta=0.7)})
+
+    def batch_loss(outputs, batch):
+        assert sorted(batch) == ["image", "index", "label"]
+        yield "hash", 0.3 * losses.binary_term(outputs["hash_x"]) + 0.7 * losses.balance_term(outputs["hash_x"])
+
+    hooked.attach_loss(batch_loss, ("hash",))
+    hooked.compile(optimizer=keras.optimizers.SGD(0.5))
+    first, second = fit_both(per_output, hooked, epochs=3)
+    assert second == first and sorted(second) == ["loss"]
+    for a, b in zip(per_output.get_weights(), hooked.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_weighted_terms_of_a_batch_loss_are_summed_and_logged_as_compiled_per_output_losses():
+    """A batch statistic and a per-image cross-entropy with a weight: the loss and each logged term as Keras's
+    per-output losses give them. (After a step the weights agree to float rounding only: TensorFlow's graph
+    optimiser may sum in another order the gradients reaching an output by several paths. DSAH's terms, checked by
+    tools/method_fingerprints.py, train bit for bit as its per-output losses did.)"""
+    per_output, hooked = twin_models()
+    per_output.compile(optimizer=keras.optimizers.SGD(0.5), loss={
+        "hash_x": losses.HashTermsLoss(alpha=0.3, beta=0.7), "y_predict": "categorical_crossentropy"},
+        loss_weights={"hash_x": 1.0, "y_predict": 0.5})
+
+    def batch_loss(outputs, batch):
+        codes = outputs["hash_x"]
+        yield "hash_x", 0.3 * losses.binary_term(codes) + 0.7 * losses.balance_term(codes)
+        yield losses.LossTerm("y_predict", keras.losses.categorical_crossentropy(batch["label"], outputs["y_predict"]),
+                              0.5)
+
+    hooked.attach_loss(batch_loss, ("hash_x", "y_predict"))
+    hooked.compile(optimizer=keras.optimizers.SGD(0.5))
+    first, second = fit_both(per_output, hooked, epochs=1)
+    assert second == first and sorted(second) == ["hash_x_loss", "loss", "y_predict_loss"]
+    for a, b in zip(per_output.get_weights(), hooked.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    hooked.attach_loss(batch_loss, ("hash_x", "nothing"))
+    with pytest.raises(SaehError, match=r"gave the terms \['hash_x', 'y_predict'\]; it declares"):
+        hooked.evaluate(IMAGES, {"label": LABELS, "index": np.arange(6)}, verbose=0)
+
+
+def test_a_batch_loss_model_saves_and_loads_as_a_functional_model(tmp_path):
+    from saeh.inference import load_hash_model
+
+    _, hooked = twin_models()
+    hooked.attach_loss(lambda outputs, batch: [("hash", losses.binary_term(outputs["hash_x"]))], ("hash",))
+    hooked.compile(optimizer="sgd")
+    path = str(tmp_path / "model.keras")
+    hooked.save(path)
+    loaded = load_hash_model(path)
+    assert isinstance(loaded, losses.BatchLossModel)
+    np.testing.assert_array_equal(loaded.predict(IMAGES, verbose=0)["hash_x"],
+                                  hooked.predict(IMAGES, verbose=0)["hash_x"])
+    loaded.compile(optimizer="sgd")
+    with pytest.raises(SaehError, match="has no batch loss attached"):
+        loaded.evaluate(IMAGES, {"label": LABELS}, verbose=0)
