@@ -1,7 +1,8 @@
-"""One harness over every registered method: train briefly on small separable data, single-label and multi-hot, check
-the codes, save and reload, and beat random codes by a clear margin in mAP (on multi-hot labels an image is relevant
-to a query when they share at least one label). Then, for every deep method: two one-epoch fits from one seed agree,
-and the model builds and encodes on the resnet50 encoder (SAEH and SSDH learn on it)."""
+"""One harness over every registered method (slow): train briefly on small separable data, single-label and
+multi-hot, check the codes, save and reload, and beat random codes by a clear margin in mAP (on multi-hot labels an
+image is relevant to a query when they share at least one label). Then, for every deep method (fast): two one-epoch
+fits from one seed agree and reload, and the model builds and encodes on the resnet50 encoder (SAEH and SSDH learn
+on it: slow)."""
 
 import os
 
@@ -60,6 +61,7 @@ def train_and_encode(method, split, run_dir):
 SPLITS = {"single-label": "separable_split", "multi-hot": "multi_hot_split"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("labels", SPLITS)
 @pytest.mark.parametrize("name", baselines.names())
 def test_method_trains_encodes_reloads_and_beats_random(name, labels, request, tmp_path):
@@ -93,16 +95,19 @@ DEEP_METHODS = [name for name in baselines.names() if baselines.get(name).kind =
 def test_a_deep_method_fitted_twice_from_one_seed_gives_the_same_codes_and_state(name, tmp_path):
     """The determinism on the CPU that a run's seed promises, through the whole loop (shuffling, dropout, the
     method's sampling and state): two fits of one epoch (two steps) give the same code outputs and the same method
-    state (a memory bank, learned database codes)."""
+    state (a memory bank, learned database codes); the saved model reloads to them. The fast lane's check of every
+    method (the harness above, which checks that each learns, is slow)."""
     from saeh import training
-    from saeh.inference import codes_for
+    from saeh.inference import codes_for, load_hash_model
 
     split, method = tiny_split(train=32), baselines.get(name)
     first, second = (training.train(method, split, CLASSES, str(tmp_path / run), hash_bits=BITS, stack_num=1,
                                     epochs=1, batch_size=16, verbose=0, log=lambda message: None)
                      for run in ("first", "second"))
-    np.testing.assert_array_equal(codes_for(second.model, split.query, method=method).hash_org,
-                                  codes_for(first.model, split.query, method=method).hash_org)
+    codes = codes_for(first.model, split.query, method=method)
+    np.testing.assert_array_equal(codes_for(second.model, split.query, method=method).hash_org, codes.hash_org)
+    np.testing.assert_array_equal(codes_for(load_hash_model(first.model_path), split.query, method=method).hash_bin,
+                                  codes.hash_bin)
     assert (first.state is None) == (second.state is None)
     if first.state is not None:
         for state_name, value in first.state.numpy().items():
@@ -131,6 +136,7 @@ def test_every_other_deep_method_builds_and_encodes_on_the_resnet50_encoder(name
     assert np.all(np.isfinite(codes.hash_org))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", RESNET50_LEARNERS)
 def test_saeh_and_ssdh_learn_on_the_resnet50_encoder(name, separable_split, tmp_path):
     """From scratch on the harness's separable images: 4 epochs of 15 steps (batch 16) at rate 0.01 beat random

@@ -170,6 +170,7 @@ def test_resume_under_mixed_precision_continues_at_the_next_epoch(separable_spli
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_settings_with_tuples_resume_as_the_same_run(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
     settings = {"which_data": "separable", "image_size": (16, 16)}

@@ -105,6 +105,7 @@ class RecordBatchLearningRate(keras.callbacks.Callback):
         self.rates[self.epoch, batch] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+@pytest.mark.slow
 def test_warm_up_ramps_the_rate_linearly_and_resumes_exactly(separable_split, tmp_path):
     """240 images at batch 40 are 6 steps an epoch: a warm-up of 1.5 epochs ramps the rate over steps 1-9 to the
     schedule's rate of the epoch, then leaves it to the schedule; a run resumed after epoch 1 does the same."""
@@ -124,6 +125,7 @@ def test_warm_up_ramps_the_rate_linearly_and_resumes_exactly(separable_split, tm
     assert resumed.rates == pytest.approx({key: rate for key, rate in expected.items() if key[0] == 1})
 
 
+@pytest.mark.slow
 def test_a_run_resumed_under_a_one_device_strategy_drops_weights_newer_than_its_checkpoint(separable_split,
                                                                                               tmp_path):
     """Two properties of one crashed and resumed run (one run: its training is what takes the time):
@@ -284,7 +286,8 @@ def test_bad_arguments(separable_split, tmp_path):
     assert not os.path.exists(tmp_path / "d")
 
 
-@pytest.mark.parametrize("mixed_precision, compute", [(True, "bfloat16"), ("mixed_float16", "float16")])
+@pytest.mark.parametrize("mixed_precision, compute", [
+    (True, "bfloat16"), pytest.param("mixed_float16", "float16", marks=pytest.mark.slow)])
 def test_mixed_precision_trains_and_leaves_the_global_policy_alone(mixed_precision, compute, separable_split,
                                                                      tmp_path):
     # True means bfloat16 on a CPU (this machine), float16 on a GPU.
