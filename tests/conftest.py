@@ -1,5 +1,6 @@
-"""Shared fixtures: small separable image data (single- and multi-label), a small MNIST file, and where the real
-datasets are (for tests that use them)."""
+"""Shared fixtures: small separable image data (single- and multi-label), a small MNIST file, a tiny Keras-layout
+.npz, and where the real datasets are (for tests that use them); and the order of the tests (slow ones first). What
+the tests share besides fixtures is in tests/helpers.py."""
 
 import os
 

@@ -173,6 +173,14 @@ def test_registry_lookup_and_errors():
         baselines.get("cnnh")
 
 
+def test_python_m_baselines_lists_every_registered_method(capsys):
+    import runpy
+
+    runpy.run_module("baselines", run_name="__main__")
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")] == list(baselines.names())
+
+
 @pytest.mark.parametrize("name, overrides, message", [
     ("dsh", {"margin": -5}, "margin of method 'dsh' must be a positive number; got -5"),
     ("dsh", {"alpha": "-0.1"}, "alpha of method 'dsh' must be a non-negative number; got -0.1"),
