@@ -1,7 +1,7 @@
-"""Shared fixtures: small separable image data (single- and multi-label), a small MNIST file, and where the real
-datasets are (for tests that use them)."""
+"""Shared fixtures: small separable image data (single- and multi-label), a small MNIST file, a tiny Keras-layout
+.npz, and where the real datasets are (for tests that use them); and the order of the tests (slow ones first). What
+the tests share besides fixtures is in tests/helpers.py."""
 
-import itertools
 import os
 
 # KSH's many small BLAS calls slow down badly with 2 OpenBLAS threads on a busy 2-core machine, and the thread count
@@ -18,6 +18,8 @@ def pytest_collection_modifyitems(items):
     """Tests marked slow first (in their order, then the rest in theirs): pytest-xdist hands out tests in this order,
     so its workers share the long tests at the start instead of one of them running the last long test alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 SHARED_DATASETS = os.path.join(os.path.dirname(REPO), "shared", "datasets")
 
 
@@ -36,21 +38,9 @@ def mnist_subset(tmp_path_factory):
     return write
 
 
-def separable_images(count, classes=4, side=16, seed=0):
-    """Images whose class is a bright quadrant (one per class) over uniform noise: easy to separate."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(count) % classes
-    rng.shuffle(labels)
-    images = rng.integers(0, 60, size=(count, side, side, 1), dtype=np.uint8)
-    half = side // 2
-    for index, label in enumerate(labels):
-        row, column = divmod(int(label) % 4, 2)
-        images[index, row * half:(row + 1) * half, column * half:(column + 1) * half] += 150
-    return images, labels
-
-
 @pytest.fixture(scope="session")
 def separable_split():
+    from helpers import separable_images
     from saeh.data import ImageSet, Split
 
     train = ImageSet(*separable_images(240, seed=1))
@@ -62,33 +52,27 @@ def separable_split():
                  validation_in_database=np.full(len(validation), -1))
 
 
-def separable_multi_hot_images(count, classes=4, side=16, seed=0):
-    """Multi-hot images: each has one or two of `classes` (at most 4) labels, every single and every pair equally
-    often, and a bright quadrant per label over uniform noise, so the label set is written in the pixels."""
-    rng = np.random.default_rng(seed)
-    label_sets = [*itertools.combinations(range(classes), 1), *itertools.combinations(range(classes), 2)]
-    drawn = np.arange(count) % len(label_sets)
-    rng.shuffle(drawn)
-    labels = np.zeros((count, classes), np.uint8)
-    images = rng.integers(0, 60, size=(count, side, side, 1), dtype=np.uint8)
-    half = side // 2
-    for index, which in enumerate(drawn):
-        for label in label_sets[which]:
-            labels[index, label] = 1
-            row, column = divmod(label, 2)
-            images[index, row * half:(row + 1) * half, column * half:(column + 1) * half] += 150
-    return images, labels
-
-
 @pytest.fixture(scope="session")
 def multi_hot_split():
     """The multi-label counterpart of `separable_split`, made as a loaded dataset is: LabelledData, then the ssdh
     protocol (240 training, 40 validation, 40 query images; the database is all 280 training images)."""
+    from helpers import separable_multi_hot_images
     from saeh.data import ImageSet, LabelledData, make_split
 
     data = LabelledData(name="separable-multi-hot", train=ImageSet(*separable_multi_hot_images(280, seed=1)),
                         test=ImageSet(*separable_multi_hot_images(40, seed=3)), class_names=("0", "1", "2", "3"))
     return make_split(data, protocol="ssdh", seed=0, validation_size=40)
+
+
+@pytest.fixture(scope="session")
+def tiny_npz(tmp_path_factory):
+    """A Keras-layout .npz (as mnist.npz): 60 training and 15 test images of `helpers.banded_images`, 3 classes."""
+    from helpers import banded_images
+
+    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
+    (x_train, y_train), (x_test, y_test) = banded_images(60, seed=1), banded_images(15, seed=2)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -86,7 +86,7 @@ def write_gray_folder(root, count, seed):
     """`root/{train,test}/class<c>/*.png` of `separable_images` (grayscale, 16 x 16)."""
     from PIL import Image
 
-    from conftest import separable_images
+    from helpers import separable_images
 
     for split, size, offset in (("train", count, 0), ("test", count // 4, 1)):
         images, labels = separable_images(size, classes=CLASSES, seed=seed + offset)

@@ -24,7 +24,7 @@ from script_helpers import error_line, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, GENERATE, EVALUATE = "hash_su_ae_train.py", "generate_hash.py", "evaluate.py"
-SIDE, CLASSES = 16, 3
+SIDE = 16  # the side of tiny_npz's images (tests/conftest.py)
 SMALL = ["--stack-num", "1", "--hash-bits", "8", "--batch-size", "16", "--verbose", "2"]
 
 # Runs hash_su_ae_train.py unchanged, except that the second epoch stops after its second batch (and says so in a
@@ -45,26 +45,6 @@ training.NonFiniteGuard.on_train_batch_end = pause_in_epoch_two
 sys.argv = [{script!r}] + sys.argv[1:]
 runpy.run_path({script!r}, run_name="__main__")
 """
-
-
-def separable(count, seed):
-    """(count, SIDE, SIDE) uint8 grayscale images whose class is the position of a bright band, and the labels."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(count) % CLASSES
-    images = rng.integers(0, 60, (count, SIDE, SIDE)).astype(np.uint8)
-    band = SIDE // CLASSES
-    for index, label in enumerate(labels):
-        images[index, label * band:(label + 1) * band] += 150
-    return images, labels
-
-
-@pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory):
-    """A Keras-layout .npz (as mnist.npz): 60 training and 15 test images, 3 classes."""
-    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
-    (x_train, y_train), (x_test, y_test) = separable(60, seed=1), separable(15, seed=2)
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
 
 
 def write_folder(root, classes=("a", "b"), per_class=4, side=8, seed=0):

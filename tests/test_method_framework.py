@@ -10,10 +10,9 @@ import pytest
 
 from saeh import registry, training
 from saeh.errors import SaehError
-from training_helpers import Crash, CrashAfterEpoch
 from saeh.methods import SAEH, ModelSpec
 
-SETTINGS = dict(hash_bits=8, stack_num=1, batch_size=40, verbose=0, log=lambda message: None)
+from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 
 
 def test_the_registry_lists_every_method_in_its_declared_order_and_refuses_a_second_of_a_name():
@@ -82,16 +81,16 @@ def test_the_sampler_decides_what_an_epoch_visits():
 @pytest.mark.slow
 def test_dpsh_writes_its_bank_and_a_resumed_run_continues_with_it(separable_split, tmp_path):
     dpsh = registry.get("dpsh")
-    whole = training.train(dpsh, separable_split, 4, str(tmp_path / "whole"), epochs=3, **SETTINGS)
+    whole = training.train(dpsh, separable_split, 4, str(tmp_path / "whole"), epochs=3, **BRIEF_TRAINING)
     bank = whole.state.numpy()["bank"]
     assert bank.shape == (len(separable_split.train) + 1, 8)
     assert np.all(np.abs(bank[:-1]).sum(axis=1) > 0)  # every training image's output was written
     run_dir = str(tmp_path / "resumed")
     with pytest.raises(Crash):
-        training.train(dpsh, separable_split, 4, run_dir, epochs=3, callbacks=[CrashAfterEpoch(2)], **SETTINGS)
+        training.train(dpsh, separable_split, 4, run_dir, epochs=3, callbacks=[CrashAfterEpoch(2)], **BRIEF_TRAINING)
     with zipfile.ZipFile(os.path.join(run_dir, "checkpoints", "last.keras")) as archive:
         assert training.METHOD_STATE_MEMBER in archive.namelist()
-    resumed = training.train(dpsh, separable_split, 4, run_dir, epochs=3, **SETTINGS)
+    resumed = training.train(dpsh, separable_split, 4, run_dir, epochs=3, **BRIEF_TRAINING)
     for a, b in zip(whole.history, resumed.history):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
     np.testing.assert_allclose(resumed.state.numpy()["bank"], bank, rtol=1e-4, atol=1e-5)
@@ -110,9 +109,9 @@ def test_hashnet_raises_beta_by_continuation_and_resumes_its_schedule(separable_
     run_dir = str(tmp_path / "run")
     with pytest.raises(Crash):
         training.train(hashnet, separable_split, 4, run_dir, epochs=3, hyperparameters={"beta_step": 1},
-                       callbacks=[CrashAfterEpoch(1)], **SETTINGS)
+                       callbacks=[CrashAfterEpoch(1)], **BRIEF_TRAINING)
     trained = training.train(hashnet, separable_split, 4, run_dir, epochs=3, hyperparameters={"beta_step": 1},
-                             **SETTINGS)
+                             **BRIEF_TRAINING)
     betas = [row["hashnet_beta"] for row in trained.history]
     assert betas == pytest.approx([hashnet_beta(steps * epoch, step=1) for epoch in (1, 2, 3)])
     assert betas[0] < betas[1] < betas[2]
@@ -132,7 +131,7 @@ def test_adsh_learns_the_database_codes_of_the_training_and_validation_images(mu
     order = epoch_order(1, count, 0, num_samples=50, inner_epochs=3)
     assert len(omega) == 50 and sorted(order) == sorted(np.repeat(omega, 3))  # Omega, three times
     trained = training.train(adsh, multi_hot_split, 4, str(tmp_path / "run"), epochs=2,
-                             hyperparameters={"num_samples": 50}, **{**SETTINGS, "batch_size": 25})
+                             hyperparameters={"num_samples": 50}, **{**BRIEF_TRAINING, "batch_size": 25})
     codes = trained.state.numpy()["codes"]
     assert len(codes) == count + len(multi_hot_split.validation)  # the training, then the validation images
     assert set(np.unique(codes)) == {-1.0, 1.0}  # every one has a learned code
@@ -190,7 +189,7 @@ def test_a_single_label_method_refuses_multi_hot_labels(multi_hot_split, tmp_pat
 
     single = dataclasses.replace(registry.get("dsh"), name="dsh-single", multi_label=False)
     with pytest.raises(SaehError, match="'dsh-single' is defined for single-label data only"):
-        training.train(single, multi_hot_split, 4, str(tmp_path / "run"), epochs=1, **SETTINGS)
+        training.train(single, multi_hot_split, 4, str(tmp_path / "run"), epochs=1, **BRIEF_TRAINING)
     assert not os.path.exists(tmp_path / "run")
 
 
@@ -289,7 +288,7 @@ def test_dsah_hashes_images_alone_and_pulls_the_database_codes_to_the_label_code
 
     dsah = registry.get("dsah")
     trained = training.train(dsah, separable_split, 4, str(tmp_path / "run"), epochs=1,
-                             hyperparameters={"num_samples": 80, "prior_weight": 1e9}, **SETTINGS)
+                             hyperparameters={"num_samples": 80, "prior_weight": 1e9}, **BRIEF_TRAINING)
     model = load_hash_model(trained.model_path)
     assert [tensor.name for tensor in model.inputs] == ["image", "label"]
     assert encode(model, separable_split.query.images).shape == (len(separable_split.query), 8)

@@ -1,6 +1,8 @@
-"""One harness over every registered method: train briefly on small separable data, single-label and multi-hot, check
-the codes, save and reload, and beat random codes by a clear margin in mAP (on multi-hot labels an image is relevant
-to a query when they share at least one label)."""
+"""One harness over every registered method (slow): train briefly on small separable data, single-label and
+multi-hot, check the codes, save and reload, and beat random codes by a clear margin in mAP (on multi-hot labels an
+image is relevant to a query when they share at least one label). Then, for every deep method (fast): two one-epoch
+fits from one seed agree and reload, and the model builds and encodes on the resnet50 encoder (SAEH and SSDH learn
+on it: slow)."""
 
 import os
 
@@ -9,8 +11,9 @@ import pytest
 
 import baselines
 from saeh.codes import Codes
-from saeh.errors import SaehError
 from saeh.retrieval import map_at_k
+
+from helpers import tiny_split
 
 BITS = 12
 CLASSES = 4
@@ -31,10 +34,8 @@ def train_deep(method, split, run_dir):
                           verbose=0, log=lambda message: None)
 
 
-def train_and_encode(method, split, run_dir, train_twice=False):
-    """Train (or fit) `method`; return (query codes, database codes, a function that reloads and re-encodes).
-    `train_twice` (deep methods): train again with the same seed and require the same codes and method state, the
-    determinism on the CPU that a run's seed promises, checked on this run rather than by two more trainings."""
+def train_and_encode(method, split, run_dir):
+    """Train (or fit) `method`; return (query codes, database codes, a function that reloads and re-encodes)."""
     if method.kind == "shallow":
         codes = baselines.fit_shallow(method, split, run_dir, hash_bits=BITS, seed=0)
         hasher = method.hasher.load(os.path.join(run_dir, "model.npz"))
@@ -53,13 +54,6 @@ def train_and_encode(method, split, run_dir, train_twice=False):
     # As the training script dumps them: the method's threshold, and an asymmetric method's learned database codes.
     codes = run_code_sets(trained.model, split, {"method": method.name},
                           None if trained.state is None else trained.state.numpy())
-    if train_twice:
-        again = train_deep(method, split, run_dir + "-again")
-        np.testing.assert_array_equal(codes_for(again.model, split.query, method=method).hash_org,
-                                      codes["query"].hash_org)
-        if trained.state is not None:  # a memory bank or learned database codes: the same too
-            for name, value in trained.state.numpy().items():
-                np.testing.assert_array_equal(again.state.numpy()[name], value, err_msg=name)
     return codes["query"], codes["database"], lambda image_set: codes_for(model, image_set, method=method).hash_bin
 
 
@@ -67,6 +61,7 @@ def train_and_encode(method, split, run_dir, train_twice=False):
 SPLITS = {"single-label": "separable_split", "multi-hot": "multi_hot_split"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("labels", SPLITS)
 @pytest.mark.parametrize("name", baselines.names())
 def test_method_trains_encodes_reloads_and_beats_random(name, labels, request, tmp_path):
@@ -79,9 +74,7 @@ def test_method_trains_encodes_reloads_and_beats_random(name, labels, request, t
             training.train(method, split, CLASSES, str(tmp_path / name), hash_bits=BITS, stack_num=1, epochs=1,
                            verbose=0, log=lambda message: None)
         return
-    # Trained twice once per method (saeh: tests/test_cli.py checks its seed through the script).
-    query, database, reload = train_and_encode(method, split, str(tmp_path / name),
-                                               train_twice=labels == "single-label" and name != "saeh")
+    query, database, reload = train_and_encode(method, split, str(tmp_path / name))
     for codes, image_set in ((query, split.query), (database, split.database)):
         assert isinstance(codes, Codes)
         assert codes.hash_bin.shape == (len(image_set), BITS) and codes.hash_bin.dtype == np.uint8
@@ -94,51 +87,56 @@ def test_method_trains_encodes_reloads_and_beats_random(name, labels, request, t
     assert score > chance + MARGIN, f"{name}: mAP@100 {score:.3f} vs random codes {chance:.3f}"
 
 
-def tiny_split(train=16, held_out=16):
-    """The separable images at their smallest: one step of 16 and a validation pass. Every set has the batch's 16
-    images, so that one traced prediction serves the query and the database."""
-    from conftest import separable_images
-    from saeh.data import ImageSet, Split
-
-    images = ImageSet(*separable_images(train, seed=1))
-    return Split(protocol="ssdh", seed=0, train=images, validation=ImageSet(*separable_images(held_out, seed=2)),
-                 query=ImageSet(*separable_images(held_out, seed=3)), database=images, dataset="separable",
-                 train_in_database=np.arange(train), validation_in_database=np.full(held_out, -1))
+DEEP_METHODS = [name for name in baselines.names() if baselines.get(name).kind == "deep"]
 
 
-# DPSH's linear outputs after one step on a from-scratch ResNet50 reach 1e13 in inference mode (batch norm's moving
-# statistics have moved once) and its unbounded pair loss turns them into NaN: the loop's divergence guard stops it.
-# A real epoch does not (the bundled sample, 71 steps: val_loss 2.48, no NaN). Strict: when it passes, drop the mark.
-RESNET50_KNOWN_FAILURES = {"dpsh": "DPSH diverges in the first validation of a one-step run on resnet50 (NaN loss)"}
-
-
-# SAEH and SSDH (the paper's SSDH* is SSDH on a ResNet) must learn on ResNet50; the other methods take one step.
-RESNET50_LEARNERS = ("saeh", "ssdh")
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=SaehError, reason=RESNET50_KNOWN_FAILURES[name]))
-    if name in RESNET50_KNOWN_FAILURES else name
-    for name in baselines.names() if baselines.get(name).kind == "deep" and name not in RESNET50_LEARNERS])
-def test_every_deep_method_trains_on_the_resnet50_encoder(name, tmp_path):
-    """Each other deep method on `--encoder resnet50` (16x16 images resized to ResNet50's smallest 32x32): a
-    training step through the one loop with its hooks, state and stages, then its codes. The step runs eagerly:
-    tracing ResNet50's step costs about a minute, running one a few seconds. (A method's own saved outputs reload
-    in the harness above; a ResNet50 model reloads in the learning test below.)"""
+# saeh: tests/test_cli.py checks its seed through the script.
+@pytest.mark.parametrize("name", [name for name in DEEP_METHODS if name != "saeh"])
+def test_a_deep_method_fitted_twice_from_one_seed_gives_the_same_codes_and_state(name, tmp_path):
+    """The determinism on the CPU that a run's seed promises, through the whole loop (shuffling, dropout, the
+    method's sampling and state): two fits of one epoch (two steps) give the same code outputs and the same method
+    state (a memory bank, learned database codes); the saved model reloads to them. The fast lane's check of every
+    method (the harness above, which checks that each learns, is slow)."""
     from saeh import training
-    from saeh.run_codes import run_code_sets
+    from saeh.inference import codes_for, load_hash_model
+
+    split, method = tiny_split(train=32), baselines.get(name)
+    first, second = (training.train(method, split, CLASSES, str(tmp_path / run), hash_bits=BITS, stack_num=1,
+                                    epochs=1, batch_size=16, verbose=0, log=lambda message: None)
+                     for run in ("first", "second"))
+    codes = codes_for(first.model, split.query, method=method)
+    np.testing.assert_array_equal(codes_for(second.model, split.query, method=method).hash_org, codes.hash_org)
+    np.testing.assert_array_equal(codes_for(load_hash_model(first.model_path), split.query, method=method).hash_bin,
+                                  codes.hash_bin)
+    assert (first.state is None) == (second.state is None)
+    if first.state is not None:
+        for state_name, value in first.state.numpy().items():
+            np.testing.assert_array_equal(second.state.numpy()[state_name], value, err_msg=state_name)
+
+
+# SAEH and SSDH (the paper's SSDH* is SSDH on a ResNet) must learn on ResNet50 (trained end to end below).
+RESNET50_LEARNERS = ("saeh", "ssdh")
+RESNET50_PARAMETERS = 23_587_712  # keras.applications.ResNet50(include_top=False).count_params()
+
+
+@pytest.mark.parametrize("name", [name for name in DEEP_METHODS if name not in RESNET50_LEARNERS])
+def test_every_other_deep_method_builds_and_encodes_on_the_resnet50_encoder(name):
+    """Each other deep method's model on `--encoder resnet50` (16x16 images resized to ResNet50's smallest 32x32):
+    built with ResNet50 as its encoder, and finite codes from a forward pass. Its training step is the loop's, the
+    same for every encoder: the learning test below trains SAEH and SSDH on ResNet50 end to end."""
+    from saeh.inference import codes_for
+    from saeh.methods import ModelSpec
 
     split, method = tiny_split(), baselines.get(name)
-    trained = training.train(method, split, CLASSES, str(tmp_path / name), hash_bits=BITS, encoder="resnet50",
-                             epochs=1, batch_size=16, run_eagerly=True, verbose=0, log=lambda message: None)
-    assert trained.model.get_layer("resnet50") is not None
-    codes = run_code_sets(trained.model, split, {"method": name},
-                          None if trained.state is None else trained.state.numpy())
-    for image_set, kind in ((split.query, "query"), (split.database, "database")):
-        assert codes[kind].hash_bin.shape == (len(image_set), BITS) and codes[kind].hash_bin.dtype == np.uint8
-        assert np.all(np.isfinite(codes[kind].hash_org)), kind
+    model = method.build(ModelSpec(split.train.images.shape[1:], CLASSES, hash_bits=BITS, encoder="resnet50"),
+                         **method.resolve())
+    assert [layer.count_params() for layer in model.layers if layer.name == "resnet50"] == [RESNET50_PARAMETERS]
+    codes = codes_for(model, split.query, method=method)
+    assert codes.hash_bin.shape == (len(split.query), BITS) and codes.hash_bin.dtype == np.uint8
+    assert np.all(np.isfinite(codes.hash_org))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", RESNET50_LEARNERS)
 def test_saeh_and_ssdh_learn_on_the_resnet50_encoder(name, separable_split, tmp_path):
     """From scratch on the harness's separable images: 4 epochs of 15 steps (batch 16) at rate 0.01 beat random
@@ -173,6 +171,14 @@ def test_registry_lookup_and_errors():
         baselines.get("dsh").resolve({"gamma": 1.0})
     with pytest.raises(ValueError, match="unknown method 'cnnh'"):  # CNNH (no classifier) is not CNNH+
         baselines.get("cnnh")
+
+
+def test_python_m_baselines_lists_every_registered_method(capsys):
+    import runpy
+
+    runpy.run_module("baselines", run_name="__main__")
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")] == list(baselines.names())
 
 
 @pytest.mark.parametrize("name, overrides, message", [

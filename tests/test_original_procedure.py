@@ -18,11 +18,10 @@ from saeh.errors import SaehError
 from saeh.losses import balance_term
 from saeh.methods import SAEH, resolve_hyperparameters
 from saeh.run_folder import RunFolder
-from script_helpers import error_line, run_script
-from test_hardening import tiny_npz  # noqa: F401  (the fixture: a Keras-layout .npz of 3 classes)
-from test_training import Crash, CrashAfterEpoch
 
-SETTINGS = dict(hash_bits=8, stack_num=1, batch_size=40, verbose=0, log=lambda message: None)
+from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch, separable_images
+from script_helpers import error_line, run_script
+
 TRAIN = "hash_su_ae_train.py"
 GENERATE = "generate_hash.py"
 SMALL = ["--stack-num", "1", "--hash-bits", "8", "--batch-size", "20", "--verbose", "0"]
@@ -54,7 +53,7 @@ def differ(first, second):
 def test_the_model_holds_the_best_or_the_last_epochs_weights(final_weights, separable_split, tmp_path):
     run_dir = str(tmp_path / final_weights)
     trained = training.train(FIRST_EPOCH_IS_BEST, separable_split, 4, run_dir, epochs=3,
-                             final_weights=final_weights, **SETTINGS)
+                             final_weights=final_weights, **BRIEF_TRAINING)
     folder = RunFolder(run_dir)
     assert trained.best_epoch == 1
     model_weights = weights_of(folder.model, trained.model)
@@ -69,57 +68,68 @@ def test_the_model_holds_the_best_or_the_last_epochs_weights(final_weights, sepa
 
 def test_final_weights_must_be_best_or_last(separable_split, tmp_path):
     with pytest.raises(SaehError, match="final_weights must be one of best, last; got 'first'"):
-        training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, final_weights="first", **SETTINGS)
+        training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, final_weights="first",
+                       **BRIEF_TRAINING)
     assert not os.path.exists(tmp_path / "run")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # load_path: weights only, then the whole schedule
 
+class TrainingStart(keras.callbacks.Callback):
+    """What the model holds as training begins: its weights, the optimiser's step count and largest momenta."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = self.model.get_weights()
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+        self.momenta = [np.abs(keras.ops.convert_to_numpy(variable)).max()
+                        for variable in self.model.optimizer.variables if "momentum" in variable.path]
+
+
 @pytest.mark.slow
 def test_load_path_starts_the_whole_schedule_from_a_finished_model(separable_split, tmp_path):
-    first = training.train(SAEH, separable_split, 4, str(tmp_path / "first"), epochs=3, **SETTINGS)
+    first = training.train(SAEH, separable_split, 4, str(tmp_path / "first"), epochs=3, **BRIEF_TRAINING)
     assert int(keras.models.load_model(first.model_path).optimizer.iterations.numpy()) > 0  # state to ignore
 
-    class FirstRate(keras.callbacks.Callback):
-        seen = {}
-
-        def on_train_begin(self, logs=None):
-            self.seen["weights"] = self.model.get_weights()
-            self.seen["iterations"] = int(self.model.optimizer.iterations.numpy())
-            self.seen["momenta"] = [np.abs(keras.ops.convert_to_numpy(variable)).max()
-                                    for variable in self.model.optimizer.variables if "momentum" in variable.path]
-
+    start = TrainingStart()
     second = training.train(SAEH, separable_split, 4, str(tmp_path / "second"), epochs=3,
-                            load_path=first.model_path, callbacks=[FirstRate()], **SETTINGS)
+                            load_path=first.model_path, callbacks=[start], **BRIEF_TRAINING)
     # A finished 3-epoch model trains 3 more epochs, not zero, from the first rate with a fresh optimiser.
     assert [row["epoch"] for row in second.history] == [1, 2, 3]
     assert [row["learning_rate"] for row in second.history] == [0.1, 0.02, 0.004]
-    assert FirstRate.seen["iterations"] == 0
-    assert FirstRate.seen["momenta"] and max(FirstRate.seen["momenta"]) == 0
-    assert_same_weights(FirstRate.seen["weights"], weights_of(first.model_path, first.model))
+    assert start.iterations == 0
+    assert start.momenta and max(start.momenta) == 0
+    assert_same_weights(start.weights, weights_of(first.model_path, first.model))
 
 
 def test_load_path_takes_a_weights_file(separable_split, tmp_path):
-    # A .weights.h5 file as training writes its best epoch's (save_weights), of an untrained model: no first
-    # training needed, the file's values do not matter.
+    """A .weights.h5 file as training writes its best epoch's (save_weights): training starts from its weights with a
+    fresh optimiser. The file is of an untrained model with every weight moved by 0.5 from its initial value, so that
+    no initialisation holds them, and an optimiser 5 steps on, a step count to ignore."""
     from saeh.methods import ModelSpec
 
-    spec = ModelSpec((16, 16, 1), 4, hash_bits=SETTINGS["hash_bits"], stack_num=SETTINGS["stack_num"])
+    spec = ModelSpec((16, 16, 1), 4, hash_bits=BRIEF_TRAINING["hash_bits"], stack_num=BRIEF_TRAINING["stack_num"])
     weights = str(tmp_path / "start.weights.h5")
     model = training.build_compiled(SAEH, SAEH.resolve(), spec)
     model.optimizer.build(model.trainable_variables)  # with an optimiser state, as training's file has
+    model.optimizer.iterations.assign(5)
+    fresh = model.get_weights()
+    moved = [value + 0.5 for value in fresh]
+    model.set_weights(moved)
     model.save_weights(weights)
+    start = TrainingStart()
     second = training.train(SAEH, separable_split, 4, str(tmp_path / "second"), epochs=1, load_path=weights,
-                            **SETTINGS)
+                            callbacks=[start], **BRIEF_TRAINING)
     assert len(second.history) == 1
+    assert_same_weights(start.weights, moved)
+    assert start.iterations == 0
 
 
 def test_load_path_weights_file_that_is_not_hdf5(separable_split, tmp_path):
     path = tmp_path / "broken.weights.h5"
     path.write_bytes(b"not hdf5")
     with pytest.raises(SaehError, match=f"load_path {path} is not a readable weights file: not HDF5"):
-        training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, load_path=str(path), **SETTINGS)
+        training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1, load_path=str(path), **BRIEF_TRAINING)
     assert not os.path.exists(tmp_path / "run")
 
 
@@ -145,7 +155,7 @@ class OverflowingLossScale(keras.callbacks.Callback):
 @pytest.mark.slow
 def test_resume_under_mixed_precision_continues_at_the_next_epoch(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
-    settings = dict(SETTINGS, mixed_precision="mixed_float16")  # the loss-scaled policy (a GPU's)
+    settings = dict(BRIEF_TRAINING, mixed_precision="mixed_float16")  # the loss-scaled policy (a GPU's)
     overflow = OverflowingLossScale()
     with pytest.raises(Crash):
         training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[overflow, CrashAfterEpoch(2)],
@@ -160,13 +170,14 @@ def test_resume_under_mixed_precision_continues_at_the_next_epoch(separable_spli
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_settings_with_tuples_resume_as_the_same_run(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
     settings = {"which_data": "separable", "image_size": (16, 16)}
     with pytest.raises(Crash):
         training.train(SAEH, separable_split, 4, run_dir, epochs=2, settings=settings,
-                       callbacks=[CrashAfterEpoch(1)], **SETTINGS)
-    resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=2, settings=settings, **SETTINGS)
+                       callbacks=[CrashAfterEpoch(1)], **BRIEF_TRAINING)
+    resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=2, settings=settings, **BRIEF_TRAINING)
     assert [row["epoch"] for row in resumed.history] == [1, 2]
 
 
@@ -287,8 +298,6 @@ def test_original_refuses_flags_that_would_change_its_procedure(flags, message, 
 # Validation batches
 
 def class_sorted_set(count=200, classes=4, seed=0):
-    from conftest import separable_images
-
     images, labels = separable_images(count, classes=classes, seed=seed)
     order = np.argsort(labels, kind="stable")
     return ImageSet(images[order], labels[order])
@@ -297,10 +306,10 @@ def class_sorted_set(count=200, classes=4, seed=0):
 def test_validation_batch_statistics_on_class_sorted_data_are_training_like(separable_split, tmp_path):
     sorted_set = class_sorted_set(count=600)  # more than a few batches of any size, of one class each in order
     split = dataclasses.replace(separable_split, validation=sorted_set)
-    trained = training.train(SAEH, split, 4, str(tmp_path / "run"), epochs=2, final_weights="last", **SETTINGS)
+    trained = training.train(SAEH, split, 4, str(tmp_path / "run"), epochs=2, final_weights="last", **BRIEF_TRAINING)
     logged = trained.history[-1]["val_hash_x_balance"]
     codes = trained.model.predict(pipeline.image_batches(sorted_set.images, 200), verbose=0)["hash_x"]
-    batch = SETTINGS["batch_size"]
+    batch = BRIEF_TRAINING["batch_size"]
 
     def mean_balance(order):
         return np.mean([float(balance_term(codes[order[start:start + batch]]))

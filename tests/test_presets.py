@@ -154,6 +154,7 @@ def test_the_batch_size_is_the_flags_then_the_methods_recipes_then_the_presets(a
     assert train.batch_size_for(registry.get(method), args) == expected
 
 
+@pytest.mark.slow
 def test_a_method_with_a_recipe_batch_trains_at_it_and_the_log_says_so(tmp_path, monkeypatch, capsys):
     code, out, err = run_script("hash_su_ae_train.py", [
         "--method", "dpsh", "--which-data", "mnist-sample", "--hash-bits", "12", "--preset", "tiny",

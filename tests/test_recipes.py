@@ -223,7 +223,7 @@ def test_whitened_cnn_trains_and_resumes_exactly_with_its_recipe(separable_split
 
     from saeh.inference import codes_for
     from saeh.retrieval import map_at_k
-    from training_helpers import Crash, CrashAfterEpoch
+    from helpers import Crash, CrashAfterEpoch
 
     whole = train_whitened(separable_split, str(tmp_path / "whole"))
     with open(tmp_path / "whole" / "run.json") as handle:
@@ -527,14 +527,10 @@ def test_a_methods_recipe_builds_its_optimiser_and_drops_the_layers_own_decay():
 def test_run_json_names_a_methods_recipe_unless_it_trains_as_the_original(tmp_path):
     import json
 
-    from conftest import separable_images
+    from helpers import tiny_split
     from saeh import registry, training
-    from saeh.data import ImageSet, Split
 
-    images = ImageSet(*separable_images(16, seed=1))
-    held_out = ImageSet(*separable_images(16, seed=2))
-    split = Split(protocol="ssdh", seed=0, train=images, validation=held_out, query=held_out, database=images,
-                  dataset="separable", train_in_database=np.arange(16), validation_in_database=np.full(16, -1))
+    split = tiny_split()
     for name, recorded in (("dsh", None), ("dlbhc", "dlbhc")):
         training.train(registry.get(name), split, 4, str(tmp_path / name), hash_bits=8, stack_num=1, epochs=1,
                        batch_size=16, verbose=0, log=lambda message: None)

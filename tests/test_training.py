@@ -13,10 +13,9 @@ import pytest
 
 from saeh import defaults, training
 from saeh.errors import SaehError
-from training_helpers import Crash, CrashAfterEpoch
 from saeh.methods import SAEH
 
-SETTINGS = dict(hash_bits=8, stack_num=1, batch_size=40, verbose=0, log=lambda message: None)
+from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 
 
 class RecordLearningRate(keras.callbacks.Callback):
@@ -31,7 +30,7 @@ class RecordLearningRate(keras.callbacks.Callback):
 def test_run_files_and_history(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
     trained = training.train(SAEH, separable_split, 4, run_dir, epochs=2, settings={"which_data": "separable"},
-                             **SETTINGS)
+                             **BRIEF_TRAINING)
     for name in ("run.json", "history.json", "history.csv", "model.keras", "checkpoints/last.keras",
                  f"checkpoints/best-epoch-{trained.best_epoch}.weights.h5", "logs"):
         assert os.path.exists(os.path.join(run_dir, name)), name
@@ -75,13 +74,13 @@ def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, 
     epochs = 4
     run_dir = str(tmp_path / "resumed")
     uninterrupted = training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs,
-                                   callbacks=[CopyRunAfterEpoch(2, str(tmp_path / "whole"), run_dir)], **SETTINGS)
+                                   callbacks=[CopyRunAfterEpoch(2, str(tmp_path / "whole"), run_dir)], **BRIEF_TRAINING)
     assert not os.path.exists(os.path.join(run_dir, "model.keras"))
     assert training.completed_epochs(os.path.join(run_dir, "checkpoints", "last.keras")) == 2
     rates = RecordLearningRate()
     messages = []
     resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=epochs, callbacks=[rates],
-                             **{**SETTINGS, "log": messages.append})
+                             **{**BRIEF_TRAINING, "log": messages.append})
     assert sorted(rates.rates) == [2, 3]  # only epochs 3 and 4 were run again
     for epoch, rate in rates.rates.items():
         assert rate == pytest.approx(defaults.learning_rate(epoch, epochs))
@@ -106,13 +105,14 @@ class RecordBatchLearningRate(keras.callbacks.Callback):
         self.rates[self.epoch, batch] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+@pytest.mark.slow
 def test_warm_up_ramps_the_rate_linearly_and_resumes_exactly(separable_split, tmp_path):
     """240 images at batch 40 are 6 steps an epoch: a warm-up of 1.5 epochs ramps the rate over steps 1-9 to the
     schedule's rate of the epoch, then leaves it to the schedule; a run resumed after epoch 1 does the same."""
     epochs, run_dir = 2, str(tmp_path / "resumed")
     whole = RecordBatchLearningRate()
     training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs, warmup_epochs=1.5,
-                   callbacks=[whole, CopyRunAfterEpoch(1, str(tmp_path / "whole"), run_dir)], **SETTINGS)
+                   callbacks=[whole, CopyRunAfterEpoch(1, str(tmp_path / "whole"), run_dir)], **BRIEF_TRAINING)
     expected = {(epoch, batch): defaults.learning_rate(epoch, epochs) * min(1.0, (6 * epoch + batch + 1) / 9)
                 for epoch in range(epochs) for batch in range(6)}
     assert whole.rates == pytest.approx(expected)
@@ -121,10 +121,11 @@ def test_warm_up_ramps_the_rate_linearly_and_resumes_exactly(separable_split, tm
         assert json.load(handle)["warmup_epochs"] == 1.5
     resumed = RecordBatchLearningRate()
     training.train(SAEH, separable_split, 4, run_dir, epochs=epochs, warmup_epochs=1.5, callbacks=[resumed],
-                   **SETTINGS)
+                   **BRIEF_TRAINING)
     assert resumed.rates == pytest.approx({key: rate for key, rate in expected.items() if key[0] == 1})
 
 
+@pytest.mark.slow
 def test_a_run_resumed_under_a_one_device_strategy_drops_weights_newer_than_its_checkpoint(separable_split,
                                                                                               tmp_path):
     """Two properties of one crashed and resumed run (one run: its training is what takes the time):
@@ -138,7 +139,7 @@ def test_a_run_resumed_under_a_one_device_strategy_drops_weights_newer_than_its_
     run_dir = str(tmp_path / "run")
     with pytest.raises(Crash):
         training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[CrashAfterEpoch(1)],
-                       strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
+                       strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **BRIEF_TRAINING)
     checkpoints = os.path.join(run_dir, "checkpoints")
     with open(os.path.join(checkpoints, "best-epoch-2.weights.h5"), "wb") as handle:
         handle.write(b"weights of an epoch last.keras does not hold")
@@ -150,7 +151,7 @@ def test_a_run_resumed_under_a_one_device_strategy_drops_weights_newer_than_its_
     listing = ListCheckpoints()
     # Resumed under the strategy: the optimiser's state is restored into the strategy's variables.
     resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[listing],
-                             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **SETTINGS)
+                             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), **BRIEF_TRAINING)
     assert listing.names == ["best-epoch-1.weights.h5", "last.keras"], "the stale best weights were not dropped"
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     assert sorted(os.listdir(checkpoints)) == [f"best-epoch-{resumed.best_epoch}.weights.h5", "last.keras"]
@@ -160,16 +161,16 @@ def test_a_run_resumed_under_a_one_device_strategy_drops_weights_newer_than_its_
 
 def test_a_finished_run_is_reused_only_when_asked(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
-    first = training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
+    first = training.train(SAEH, separable_split, 4, run_dir, epochs=1, **BRIEF_TRAINING)
     messages = []
     again = training.train(SAEH, separable_split, 4, run_dir, epochs=1, reuse_finished=True,
-                           **{**SETTINGS, "log": messages.append})
+                           **{**BRIEF_TRAINING, "log": messages.append})
     assert any("already holds a finished run" in message for message in messages)
     assert again.best_epoch == first.best_epoch and again.history == first.history
     for a, b in zip(first.model.get_weights(), again.model.get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(SaehError, match="already holds a finished run"):  # other settings: refused all the same
-        training.train(SAEH, separable_split, 4, run_dir, epochs=2, reuse_finished=True, **SETTINGS)
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, reuse_finished=True, **BRIEF_TRAINING)
 
 
 class CrashAtTrainingStart(keras.callbacks.Callback):
@@ -181,32 +182,32 @@ class CrashAtTrainingStart(keras.callbacks.Callback):
 
 def test_finished_run_is_not_overwritten(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
-    training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
+    training.train(SAEH, separable_split, 4, run_dir, epochs=1, **BRIEF_TRAINING)
     with pytest.raises(SaehError, match="--overwrite"):
-        training.train(SAEH, separable_split, 4, run_dir, epochs=1, **SETTINGS)
+        training.train(SAEH, separable_split, 4, run_dir, epochs=1, **BRIEF_TRAINING)
     assert os.path.exists(os.path.join(run_dir, "model.keras"))
     # With overwrite the run starts training again (stopped there: a second whole training would prove no more),
     # the finished run's model gone.
     with pytest.raises(Crash):
         training.train(SAEH, separable_split, 4, run_dir, epochs=1, overwrite=True, callbacks=[CrashAtTrainingStart()],
-                       **SETTINGS)
+                       **BRIEF_TRAINING)
     assert not os.path.exists(os.path.join(run_dir, "model.keras"))
 
 
 def test_unfinished_run_with_other_settings_is_refused(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
     with pytest.raises(Crash):
-        training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[CrashAfterEpoch(1)], **SETTINGS)
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, callbacks=[CrashAfterEpoch(1)], **BRIEF_TRAINING)
     with pytest.raises(SaehError, match="hash_bits: 8 -> 16"):
-        training.train(SAEH, separable_split, 4, run_dir, epochs=2, **{**SETTINGS, "hash_bits": 16})
+        training.train(SAEH, separable_split, 4, run_dir, epochs=2, **{**BRIEF_TRAINING, "hash_bits": 16})
 
 
-def saved_model(path, hash_bits=SETTINGS["hash_bits"]):
+def saved_model(path, hash_bits=BRIEF_TRAINING["hash_bits"]):
     """Save SAEH's compiled model for `separable_split` (untrained: the file is what matters, not its weights) as
     the .keras file `path`; returns it as a str."""
     from saeh.methods import ModelSpec
 
-    spec = ModelSpec((16, 16, 1), 4, hash_bits=hash_bits, stack_num=SETTINGS["stack_num"])
+    spec = ModelSpec((16, 16, 1), 4, hash_bits=hash_bits, stack_num=BRIEF_TRAINING["stack_num"])
     model = training.build_compiled(SAEH, SAEH.resolve(), spec)
     model.optimizer.build(model.trainable_variables)  # with an optimiser state, as a trained model's file has
     model.save(path)
@@ -223,17 +224,17 @@ def test_unreadable_load_path_is_a_clear_error_and_leaves_nothing(separable_spli
         path.write_bytes(content)
     run_dir = tmp_path / "b"
     with pytest.raises(SaehError, match=f"load_path {path} is not a readable .keras model"):
-        training.train(SAEH, separable_split, 4, str(run_dir), epochs=1, load_path=str(path), **SETTINGS)
+        training.train(SAEH, separable_split, 4, str(run_dir), epochs=1, load_path=str(path), **BRIEF_TRAINING)
     assert not run_dir.exists()
 
 
 def test_a_model_that_cannot_be_built_leaves_no_run_folder(separable_split, tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(SaehError, match="unknown encoder"):
-        training.train(SAEH, separable_split, 4, str(run_dir), epochs=1, encoder="nonsense", **SETTINGS)
+        training.train(SAEH, separable_split, 4, str(run_dir), epochs=1, encoder="nonsense", **BRIEF_TRAINING)
     with pytest.raises(SaehError, match="gamma of method .saeh. must be a non-negative number"):
         training.train(SAEH, separable_split, 4, str(run_dir), epochs=1, hyperparameters={"gamma": -1.0},
-                       **SETTINGS)
+                       **BRIEF_TRAINING)
     assert not run_dir.exists()
 
 
@@ -241,13 +242,13 @@ def test_load_path_that_does_not_fit_is_a_clear_error(separable_split, tmp_path)
     eight_bits = saved_model(tmp_path / "model.keras", hash_bits=8)
     with pytest.raises(SaehError, match="does not fit"):
         training.train(SAEH, separable_split, 4, str(tmp_path / "b"), epochs=1, load_path=eight_bits,
-                       **{**SETTINGS, "hash_bits": 16})
+                       **{**BRIEF_TRAINING, "hash_bits": 16})
 
 
 def test_divergence_names_the_epoch_and_the_term(separable_split, tmp_path):
     run_dir = str(tmp_path / "run")
     with pytest.raises(SaehError, match=r"diverged in epoch 2 .*(loss|hash_x).* became (nan|inf)") as raised:
-        training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[PoisonAfterEpoch(1)], **SETTINGS)
+        training.train(SAEH, separable_split, 4, run_dir, epochs=3, callbacks=[PoisonAfterEpoch(1)], **BRIEF_TRAINING)
     assert "intact" in str(raised.value)
     last = os.path.join(run_dir, "checkpoints", "last.keras")
     assert zipfile.is_zipfile(last)
@@ -270,26 +271,29 @@ class PoisonAfterEpoch(keras.callbacks.Callback):
 
 def test_bad_arguments(separable_split, tmp_path):
     with pytest.raises(SaehError, match="epochs must be a positive integer; got 0"):
-        training.train(SAEH, separable_split, 4, str(tmp_path / "a"), epochs=0, **SETTINGS)
+        training.train(SAEH, separable_split, 4, str(tmp_path / "a"), epochs=0, **BRIEF_TRAINING)
     with pytest.raises(SaehError, match="batch_size 1000 is larger than the training set"):
-        training.train(SAEH, separable_split, 4, str(tmp_path / "b"), epochs=1, **{**SETTINGS, "batch_size": 1000})
+        training.train(SAEH, separable_split, 4, str(tmp_path / "b"), epochs=1,
+                       **{**BRIEF_TRAINING, "batch_size": 1000})
     with pytest.raises(SaehError, match="no hyperparameter"):
         training.train(SAEH, separable_split, 4, str(tmp_path / "c"), epochs=1, hyperparameters={"margin": 3},
-                       **SETTINGS)
+                       **BRIEF_TRAINING)
     for warmup in (-1, 3, float("nan"), "1", True):
         with pytest.raises(SaehError, match=f"warmup_epochs must be a number from 0 to the run's 2 epochs; got "
                                             f"{re.escape(repr(warmup))}"):
-            training.train(SAEH, separable_split, 4, str(tmp_path / "d"), epochs=2, warmup_epochs=warmup, **SETTINGS)
+            training.train(SAEH, separable_split, 4, str(tmp_path / "d"), epochs=2, warmup_epochs=warmup,
+                           **BRIEF_TRAINING)
     assert not os.path.exists(tmp_path / "d")
 
 
-@pytest.mark.parametrize("mixed_precision, compute", [(True, "bfloat16"), ("mixed_float16", "float16")])
+@pytest.mark.parametrize("mixed_precision, compute", [
+    (True, "bfloat16"), pytest.param("mixed_float16", "float16", marks=pytest.mark.slow)])
 def test_mixed_precision_trains_and_leaves_the_global_policy_alone(mixed_precision, compute, separable_split,
                                                                      tmp_path):
     # True means bfloat16 on a CPU (this machine), float16 on a GPU.
     policy = keras.config.dtype_policy().name
     trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=1,
-                             mixed_precision=mixed_precision, **SETTINGS)
+                             mixed_precision=mixed_precision, **BRIEF_TRAINING)
     assert keras.config.dtype_policy().name == policy
     assert trained.model.get_layer("encoder_conv0").compute_dtype == compute
     outputs = trained.model(separable_split.query.images[:4].astype("float32") / 255)
@@ -305,12 +309,12 @@ def test_selecting_on_the_test_set_is_said(separable_split, tmp_path):
     # Said before the first epoch (both runs stop there): the user reads it before training, not after.
     with pytest.raises(Crash):
         training.train(SAEH, leaky, 4, str(tmp_path / "run"), epochs=1, callbacks=[CrashAtTrainingStart()],
-                       **{**SETTINGS, "log": messages.append})
+                       **{**BRIEF_TRAINING, "log": messages.append})
     assert any("model selection uses the query (test) set as validation" in message for message in messages)
     messages.clear()
     with pytest.raises(Crash):
         training.train(SAEH, separable_split, 4, str(tmp_path / "clean"), epochs=1, callbacks=[CrashAtTrainingStart()],
-                       **{**SETTINGS, "log": messages.append})
+                       **{**BRIEF_TRAINING, "log": messages.append})
     assert not any("query (test) set" in message for message in messages)
 
 
@@ -341,12 +345,13 @@ def test_profile_records_the_steps_asked_for(separable_split, tmp_path):
     messages = []
     run_dir = str(tmp_path / "run")
     training.train(SAEH, separable_split, 4, run_dir, epochs=1, profile_steps=(2, 3),
-                   **{**SETTINGS, "log": messages.append})
+                   **{**BRIEF_TRAINING, "log": messages.append})
     assert glob.glob(os.path.join(run_dir, "logs", "train", "plugins", "profile", "*", "*.xplane.pb"))
     assert any("profile of steps 2-3 of epoch 1" in message for message in messages)
     for bad in ((0, 2), (3, 2), (1, 7), ("a", 2), (True, 2)):  # 240 images at batch 40: 6 steps an epoch
         with pytest.raises(SaehError, match="profile steps must be FIRST,LAST"):
-            training.train(SAEH, separable_split, 4, str(tmp_path / "bad"), epochs=1, profile_steps=bad, **SETTINGS)
+            training.train(SAEH, separable_split, 4, str(tmp_path / "bad"), epochs=1, profile_steps=bad,
+                           **BRIEF_TRAINING)
     assert not os.path.exists(tmp_path / "bad")
 
 
@@ -403,7 +408,7 @@ def test_a_few_constant_bits_among_many_codes_are_not_called_a_collapse(separabl
 def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path):
     messages = []
     trained = training.train(SAEH, separable_split, 4, str(tmp_path / "run"), epochs=2,
-                             callbacks=[SaturateHashLayer(2)], **{**SETTINGS, "log": messages.append})
+                             callbacks=[SaturateHashLayer(2)], **{**BRIEF_TRAINING, "log": messages.append})
     warnings = [message for message in messages if message.startswith("warning: epoch")]
     assert len(warnings) == 1 and warnings[0].startswith("warning: epoch 2: 8 of 8 bits (100%) are the same for all "
                                                          "40 validation images; every image has the same code: "
