@@ -189,8 +189,11 @@ def main(argv=None, settings=None):
 
     method = registry.get(args.method)
     hyperparameters = method_hyperparameters(method, args, settings)
-    # The scoring flags are checked now rather than after hours of training, when they are first used; the training
-    # settings (--hash-bits, --epochs, ...) are checked by the library before it touches the run folder.
+    # Checked before the data loads (the library checks the training settings again for its Python callers, by their
+    # argument names) and the scoring flags before hours of training, where they are first used.
+    for flag in ("hash_bits", "batch_size", "epochs", "stack_num"):
+        if getattr(args, flag) is not None:
+            validation.positive_int(getattr(args, flag), "--" + flag.replace("_", "-"))
     validation.positive_int(args.top_k, "--top-k")
     validation.non_negative_int(args.radius, "--radius")
     if args.features and method.kind != "shallow":
