@@ -191,7 +191,7 @@ def test_hyperparameters_out_of_range_are_refused(name, overrides, message):
 
 
 def test_hyperparameters_in_range_pass():
-    assert baselines.get("dsh").resolve({"margin": "24"}) == {"margin": 24, "alpha": 0.01}
+    assert dict(baselines.get("dsh").resolve({"margin": "24"})) == {"margin": 24, "alpha": 0.01}
     assert baselines.get("cnnh-plus").resolve({"stage1_iterations": 3})["stage1_iterations"] == 3
     assert baselines.get("saeh").resolve({"gamma": 0})["gamma"] == 0.0
 
