@@ -44,6 +44,8 @@ plain SGD at 1e-3, 2-4; at 1e-4 (either), none. Earlier, under SAEH's optimiser,
 same code (30 of 32 bits constant, mAP@all 16.49 under DPSH's protocol).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 from keras import ops
@@ -53,7 +55,7 @@ from baselines.dpsh import write_rows
 from saeh import recipes
 from saeh.data.pipeline import label_matrix
 from saeh.method_state import MethodState
-from saeh.methods import SIGN_CODES, DeepMethod
+from saeh.methods import SIGN_CODES, DeepMethod, Hyperparameters, hyperparameter
 from saeh.models import build_code_network
 from saeh.pairs import similar_pairs
 from saeh.registry import register
@@ -81,20 +83,29 @@ RECIPE = recipes.Recipe(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class ADSHHyperparameters(Hyperparameters):
+    num_samples: int = hyperparameter(NUM_SAMPLES, "positive integer",
+                                      "m: training images sampled per outer iteration (capped at their number)")
+    gamma: float = hyperparameter(GAMMA, "non-negative", "weight of the quantisation term ||v - u||^2")
+    inner_epochs: int = hyperparameter(INNER_EPOCHS, "positive integer",
+                                       "passes over the sampled images per outer iteration")
+
+
 def sampled_rows(epoch, count, seed, num_samples):
     """Omega of outer iteration `epoch`: min(num_samples, count) distinct training rows drawn from (seed, epoch)."""
     rng = np.random.default_rng([int(seed), int(epoch), 0xAD5])
     return np.sort(rng.choice(count, size=min(int(num_samples), count), replace=False))
 
 
-def epoch_order(epoch, count, seed, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS):
+def epoch_order(epoch, count, seed, hyperparameters):
     """The rows an epoch visits: Omega, `inner_epochs` times, each pass in its own order."""
-    omega = sampled_rows(epoch, count, seed, num_samples)
+    omega = sampled_rows(epoch, count, seed, hyperparameters.num_samples)
     rng = np.random.default_rng([int(seed), int(epoch), 0xAD6])
-    return np.concatenate([rng.permutation(omega) for _ in range(int(inner_epochs))])
+    return np.concatenate([rng.permutation(omega) for _ in range(int(hyperparameters.inner_epochs))])
 
 
-def adsh_state(context, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS):
+def adsh_state(context, hyperparameters):
     """V (n x c, zeros) and its rows' labels `code_labels`, n = the training images then the validation images (the
     database); the bank U of the training images' outputs (one row each, plus a last scratch row); and r."""
     train, validation, bits = context.train, context.validation, context.spec.hash_bits
@@ -109,7 +120,7 @@ def adsh_batch_loss(outputs, batch, spec, state, hyperparameters):
     """The batch's ADSH loss against V (module docstring), after writing its outputs into the bank
     (`DeepMethod.batch_loss`). A training image's row (`index`; -1 for validation images) is also its row of V,
     whose first rows are the training images'."""
-    yield "adsh", adsh_loss(outputs["hash_x"], batch["label"], batch["index"], state, hyperparameters["gamma"])
+    yield "adsh", adsh_loss(outputs["hash_x"], batch["label"], batch["index"], state, hyperparameters.gamma)
 
 
 def adsh_loss(outputs, labels, rows, state, gamma):
@@ -164,8 +175,14 @@ class DatabaseCodeUpdate(keras.callbacks.Callback):
             logs["database_codes_agree"] = float(np.mean(np.sign(outputs) == codes[omega]))
 
 
-def build_adsh(spec, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS):
+def build_adsh(spec, hyperparameters):
     return build_code_network(spec, "adsh", activation="tanh")
+
+
+def adsh_callbacks(context, model, state, hyperparameters, prior=None):
+    """The V step after each epoch (`DatabaseCodeUpdate`, with DSAH's `prior`)."""
+    return [DatabaseCodeUpdate(state, len(context.train), context.seed, context.spec.hash_bits,
+                               hyperparameters.num_samples, hyperparameters.gamma, context.log, prior=prior)]
 
 
 ADSH = register(DeepMethod(
@@ -174,15 +191,12 @@ ADSH = register(DeepMethod(
     build=build_adsh,
     batch_loss=adsh_batch_loss,
     loss_terms=("adsh",),
-    hyperparameters={"num_samples": NUM_SAMPLES, "gamma": GAMMA, "inner_epochs": INNER_EPOCHS},
-    constraints={"num_samples": "positive integer", "gamma": "non-negative", "inner_epochs": "positive integer"},
+    hyperparameters=ADSHHyperparameters(),
     monitor=("val_loss", "min"),
     recipe=RECIPE,
     code=SIGN_CODES,
     state=adsh_state,
-    callbacks=lambda context, model, state, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS: [
-        DatabaseCodeUpdate(state, len(context.train), context.seed, context.spec.hash_bits, num_samples, gamma,
-                           context.log)],
+    callbacks=adsh_callbacks,
     sampler=epoch_order,
     database_codes=lambda arrays: arrays["codes"],
 ), listing_order=120)

@@ -50,7 +50,7 @@ from saeh import defaults
 from saeh import recipes
 from saeh.errors import SaehError
 from saeh.losses import CLASSIFIER_ACCURACY, classifier_loss, classifier_metrics
-from saeh.methods import LINEAR_CODES, DeepMethod, classification_targets
+from saeh.methods import LINEAR_CODES, DeepMethod, Hyperparameters, classification_targets, hyperparameter
 from saeh.models import encoders
 from saeh.registry import register
 
@@ -78,8 +78,14 @@ def check_encoding(encoding, spec):
                         f"hash bits == classes; got {spec.hash_bits} hash bits and {spec.num_classes} classes")
 
 
-def build_classifier_codes(spec, encoding="lsh"):
+@dataclasses.dataclass(frozen=True)
+class ClassifierCodesHyperparameters(Hyperparameters):
+    encoding: str = hyperparameter("lsh", None, f"how the probabilities become bits: one of {', '.join(ENCODINGS)}")
+
+
+def build_classifier_codes(spec, hyperparameters):
     """Encoder, classifier `y_predict`, then the untrained code layer `hash_x` on its probabilities."""
+    encoding = hyperparameters.encoding
     check_encoding(encoding, spec)
     images = keras.Input(shape=spec.input_shape, name="image")
     features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
@@ -95,7 +101,7 @@ def build_classifier_codes(spec, encoding="lsh"):
     return keras.Model(images, {"hash_x": code, "y_predict": probabilities}, name="classifier_codes")
 
 
-def classifier_compile_arguments(spec, state, encoding="lsh"):
+def classifier_compile_arguments(spec, state, hyperparameters):
     """Classification only: no loss on `hash_x`."""
     return {"loss": {"y_predict": classifier_loss(spec.multi_label)},
             "metrics": {"y_predict": classifier_metrics(spec.multi_label)}}
@@ -146,8 +152,10 @@ class ProjectionThresholds(keras.callbacks.Callback):
             self.best = value
 
 
-def classifier_codes_callbacks(context, model, state, encoding="lsh"):
-    return [] if encoding == "onehot" else [ProjectionThresholds(context.train.images, context.epochs)]
+def classifier_codes_callbacks(context, model, state, hyperparameters):
+    if hyperparameters.encoding == "onehot":
+        return []
+    return [ProjectionThresholds(context.train.images, context.epochs)]
 
 
 # The paper's classifier is a logistic regression on RBF features of GIST (scikit-learn; facebookresearch/
@@ -165,7 +173,7 @@ CLASSIFIER_CODES = register(DeepMethod(
     build=build_classifier_codes,
     compile_arguments=classifier_compile_arguments,
     targets=classification_targets,
-    hyperparameters={"encoding": "lsh"},
+    hyperparameters=ClassifierCodesHyperparameters(),
     monitor=MONITOR,
     code=LINEAR_CODES,
     callbacks=classifier_codes_callbacks,

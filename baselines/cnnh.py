@@ -13,18 +13,26 @@ from the paper. Encoder, optimiser, schedule and weight decay are SAEH's, as for
 """
 
 import dataclasses
+from typing import Optional
 
 import keras
 import numpy as np
 
 from saeh import defaults, recipes
 from saeh.losses import classifier_loss, classifier_metrics
-from saeh.methods import DeepMethod
+from saeh.methods import DeepMethod, Hyperparameters, hyperparameter
 from saeh.models import blocks, encoders
 from saeh.registry import register
 
 
-def build_cnnh_plus(spec, stage1_iterations=None, code_weight=1.0):
+@dataclasses.dataclass(frozen=True)
+class CNNHHyperparameters(Hyperparameters):
+    stage1_iterations: Optional[int] = hyperparameter(
+        None, "positive integer", "iterations of stage 1's factorisation; None: approximate_codes' own default")
+    code_weight: float = hyperparameter(1.0, "non-negative", "weight of the code regression beside the classifier")
+
+
+def build_cnnh_plus(spec, hyperparameters):
     """Encoder, then two heads on the same features: sigmoid `hash_x` (bits) and the classifier `y_predict`."""
     images = keras.Input(shape=spec.input_shape, name="image")
     features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
@@ -35,18 +43,18 @@ def build_cnnh_plus(spec, stage1_iterations=None, code_weight=1.0):
     return keras.Model(images, {"hash_x": code, "y_predict": prediction}, name="cnnh_plus")
 
 
-def cnnh_compile_arguments(spec, state, stage1_iterations=None, code_weight=1.0):
+def cnnh_compile_arguments(spec, state, hyperparameters):
     return {
         "loss": {"hash_x": "binary_crossentropy", "y_predict": classifier_loss(spec.multi_label)},
-        "loss_weights": {"hash_x": float(code_weight), "y_predict": 1.0},
+        "loss_weights": {"hash_x": float(hyperparameters.code_weight), "y_predict": 1.0},
         "metrics": {"y_predict": classifier_metrics(spec.multi_label)},
     }
 
 
-def prepare_stage1(context, stage1_iterations=None, code_weight=1.0):
+def prepare_stage1(context, hyperparameters):
     """`stage1_targets` of the run's training and validation labels."""
     return stage1_targets(context.train.labels, context.validation.labels, context.spec.hash_bits, context.seed,
-                          stage1_iterations)
+                          hyperparameters.stage1_iterations)
 
 
 def stage1_targets(train_labels, validation_labels, hash_bits, seed, stage1_iterations=None):
@@ -93,8 +101,7 @@ CNNH_PLUS = register(DeepMethod(
     build=build_cnnh_plus,
     compile_arguments=cnnh_compile_arguments,
     targets=_targets,
-    hyperparameters={"stage1_iterations": None, "code_weight": 1.0},  # None: approximate_codes' own default
+    hyperparameters=CNNHHyperparameters(),
     prepare=prepare_stage1,
-    constraints={"stage1_iterations": "positive integer", "code_weight": "non-negative"},
     recipe=RECIPE,
 ), listing_order=50)

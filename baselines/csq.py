@@ -38,6 +38,8 @@ shared encoder's single code layer.
 SHC (baselines/shc.py) trains with this loss and these targets, on centres of its own.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 from keras import ops
@@ -46,7 +48,7 @@ from baselines.hash_centres import csq_centres, multi_label_centre, pairwise_ham
 from saeh import recipes
 from saeh.errors import SaehError
 from saeh.losses import BatchLoss
-from saeh.methods import SIGN_CODES, DeepMethod
+from saeh.methods import SIGN_CODES, DeepMethod, Hyperparameters, hyperparameter
 from saeh.models import build_code_network
 from saeh.pairs import off_diagonal
 from saeh.registry import register
@@ -140,7 +142,13 @@ def minimum_distance(centres):
     return int(off_diagonal(distances).min())
 
 
-def prepare_csq(context, quantization_weight=QUANTIZATION_WEIGHT):
+@dataclasses.dataclass(frozen=True)
+class CSQHyperparameters(Hyperparameters):
+    quantization_weight: float = hyperparameter(QUANTIZATION_WEIGHT, "non-negative",
+                                                "lambda: weight of the quantisation term mean((|h| - 1)^2)")
+
+
+def prepare_csq(context, hyperparameters):
     """CSQ's centres for the run (from its seed) and each training and validation image's centre."""
     spec = context.spec
     centres = csq_centres(spec.num_classes, spec.hash_bits, seed=context.seed)
@@ -155,13 +163,13 @@ def centre_code_targets(images, batch):
     return {"hash_x": batch[CENTRE]}
 
 
-def build_csq(spec, quantization_weight=QUANTIZATION_WEIGHT):
+def build_csq(spec, hyperparameters):
     """SAEH's encoder and a tanh code layer `hash_x` of `spec.hash_bits` units."""
     return build_code_network(spec, "csq", activation="tanh")
 
 
-def csq_compile_arguments(spec, state, quantization_weight=QUANTIZATION_WEIGHT):
-    return {"loss": {"hash_x": CSQLoss(quantization_weight)}}
+def csq_compile_arguments(spec, state, hyperparameters):
+    return {"loss": {"hash_x": CSQLoss(hyperparameters.quantization_weight)}}
 
 
 CSQ = register(DeepMethod(
@@ -170,8 +178,7 @@ CSQ = register(DeepMethod(
     build=build_csq,
     compile_arguments=csq_compile_arguments,
     targets=centre_code_targets,
-    hyperparameters={"quantization_weight": QUANTIZATION_WEIGHT},
-    constraints={"quantization_weight": "non-negative"},
+    hyperparameters=CSQHyperparameters(),
     monitor=("val_loss", "min"),
     recipe=RECIPE,
     code=SIGN_CODES,

@@ -30,13 +30,13 @@ from saeh.models import build_code_network
 from saeh.registry import register
 
 
-def build_dlbhc(spec):
+def build_dlbhc(spec, hyperparameters):
     """Encoder, sigmoid latent layer `hash_x` (bits units), classifier `y_predict` on it (softmax, or sigmoid for
     multi-hot labels)."""
     return build_code_network(spec, "dlbhc", activation="sigmoid", classifier=True)
 
 
-def dlbhc_compile_arguments(spec, state):
+def dlbhc_compile_arguments(spec, state, hyperparameters):
     """Classification only: no loss and no loss weight on `hash_x`."""
     return {"loss": {"y_predict": classifier_loss(spec.multi_label)},
             "metrics": {"y_predict": classifier_metrics(spec.multi_label)}}

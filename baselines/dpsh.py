@@ -35,6 +35,7 @@ ETA = 10 is lambda in `DPSH_CIFAR_10_demo.py`, the script the official README ru
 own eta is not checked here (10, chosen on a validation set, is what it is usually quoted as).
 """
 
+import dataclasses
 import math
 import numbers
 
@@ -44,7 +45,7 @@ from keras import ops
 from saeh import recipes
 from saeh.errors import SaehError
 from saeh.method_state import MethodState
-from saeh.methods import LINEAR_CODES, DeepMethod
+from saeh.methods import LINEAR_CODES, DeepMethod, Hyperparameters, hyperparameter
 from saeh.models import build_code_network
 from saeh.pairs import similar_pairs
 from saeh.registry import register
@@ -179,19 +180,23 @@ def dpsh_batch_loss(outputs, batch, spec, state, hyperparameters):
     bank = state["bank"]
     write_rows(bank, batch["index"], ops.stop_gradient(u))
     count = ops.shape(bank)[0] - 1
-    yield "dpsh", dpsh_loss(u, batch["label"], bank[:count], state["bank_labels"], hyperparameters["eta"])
+    yield "dpsh", dpsh_loss(u, batch["label"], bank[:count], state["bank_labels"], hyperparameters.eta)
+
+
+@dataclasses.dataclass(frozen=True)
+class DPSHHyperparameters(Hyperparameters):
+    eta: float = hyperparameter(ETA, "non-negative", "weight of the quantisation term (the official lambda)")
 
 
 DPSH = register(DeepMethod(
     name="dpsh",
     summary="DPSH: pairwise likelihood of 1/2 u_i.U_j against a bank of every training output + eta quantisation",
-    build=lambda spec, eta=ETA: build_code_network(spec, "dpsh"),
+    build=lambda spec, hyperparameters: build_code_network(spec, "dpsh"),
     batch_loss=dpsh_batch_loss,
     loss_terms=("dpsh",),
-    hyperparameters={"eta": ETA},
-    constraints={"eta": "non-negative"},
+    hyperparameters=DPSHHyperparameters(),
     monitor=("val_loss", "min"),
     recipe=RECIPE,
     code=LINEAR_CODES,
-    state=lambda context, eta=ETA: bank_state(context),
+    state=lambda context, hyperparameters: bank_state(context),
 ), listing_order=60)

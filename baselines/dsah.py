@@ -31,11 +31,11 @@ import dataclasses
 import keras
 from keras import ops
 
-from baselines.adsh import (GAMMA, INNER_EPOCHS, NUM_SAMPLES, RECIPE as ADSH_RECIPE, DatabaseCodeUpdate, adsh_loss,
-                            adsh_state, epoch_order)
+from baselines.adsh import (RECIPE as ADSH_RECIPE, ADSHHyperparameters, adsh_callbacks, adsh_loss, adsh_state,
+                            epoch_order)
 from saeh import defaults
 from saeh.losses import classifier_loss
-from saeh.methods import SIGN_CODES, DeepMethod
+from saeh.methods import SIGN_CODES, DeepMethod, hyperparameter
 from saeh.models import blocks, encoders
 from saeh.registry import register
 
@@ -46,11 +46,19 @@ RECIPE = dataclasses.replace(
     ADSH_RECIPE, name="dsah",
     source="none public (METHODS.md section 6: no paper text or code found); ADSH's recipe: " + ADSH_RECIPE.source,
     deviations=("every part borrowed from ADSH (not measured for DSAH itself)", *ADSH_RECIPE.deviations))
-DEFAULTS = {"num_samples": NUM_SAMPLES, "gamma": GAMMA, "inner_epochs": INNER_EPOCHS, "code_weight": CODE_WEIGHT,
-            "prior_weight": PRIOR_WEIGHT}
 
 
-def build_dsah(spec, **hyperparameters):
+@dataclasses.dataclass(frozen=True)
+class DSAHHyperparameters(ADSHHyperparameters):
+    """ADSH's, and the weights of the two constraints between the image codes and the label codes."""
+
+    code_weight: float = hyperparameter(CODE_WEIGHT, "non-negative",
+                                        "weight of the mean square of each image's code minus its labels' code")
+    prior_weight: float = hyperparameter(PRIOR_WEIGHT, "non-negative",
+                                         "mu: weight of ||v_j - l_y_j||^2 in the database-code (V) step")
+
+
+def build_dsah(spec, hyperparameters):
     """ImgNet (image -> tanh `hash_x`) and the LAE (labels -> tanh `label_code` -> `label_decoded`)."""
     images = keras.Input(shape=spec.input_shape, name="image")
     labels = keras.Input(shape=(spec.num_classes,), name="label")
@@ -68,9 +76,9 @@ def dsah_batch_loss(outputs, batch, spec, state, hyperparameters):
     """ADSH's loss of the image codes, the mean square of the gap between each image's code and the code of its
     labels (weight `code_weight`), and the LAE's reconstruction of the labels (`DeepMethod.batch_loss`)."""
     code, labels = outputs["hash_x"], batch["label"]
-    yield "hash_x", adsh_loss(code, labels, batch["index"], state, hyperparameters["gamma"])
+    yield "hash_x", adsh_loss(code, labels, batch["index"], state, hyperparameters.gamma)
     gap = code - outputs["label_code"]
-    yield "code_gap", keras.losses.mean_squared_error(ops.zeros_like(gap), gap), float(hyperparameters["code_weight"])
+    yield "code_gap", keras.losses.mean_squared_error(ops.zeros_like(gap), gap), float(hyperparameters.code_weight)
     yield "label_decoded", keras.losses.get(classifier_loss(spec.multi_label))(labels, outputs["label_decoded"])
 
 
@@ -88,10 +96,9 @@ def label_code_prior(state, prior_weight):
     return prior
 
 
-def dsah_callbacks(context, model, state, num_samples=NUM_SAMPLES, gamma=GAMMA, inner_epochs=INNER_EPOCHS,
-                   code_weight=CODE_WEIGHT, prior_weight=PRIOR_WEIGHT):
-    return [DatabaseCodeUpdate(state, len(context.train), context.seed, context.spec.hash_bits, num_samples, gamma,
-                               context.log, prior=label_code_prior(state, prior_weight))]
+def dsah_callbacks(context, model, state, hyperparameters):
+    return adsh_callbacks(context, model, state, hyperparameters,
+                          prior=label_code_prior(state, hyperparameters.prior_weight))
 
 
 DSAH = register(DeepMethod(
@@ -100,17 +107,13 @@ DSAH = register(DeepMethod(
     build=build_dsah,
     batch_loss=dsah_batch_loss,
     loss_terms=("hash_x", "code_gap", "label_decoded"),
-    hyperparameters=dict(DEFAULTS),
-    constraints={"num_samples": "positive integer", "gamma": "non-negative", "inner_epochs": "positive integer",
-                 "code_weight": "non-negative", "prior_weight": "non-negative"},
+    hyperparameters=DSAHHyperparameters(),
     monitor=("val_loss", "min"),
     recipe=RECIPE,
     code=SIGN_CODES,
-    state=lambda context, **hyperparameters: adsh_state(context),
+    state=adsh_state,
     callbacks=dsah_callbacks,
-    sampler=lambda epoch, count, seed, **hyperparameters: epoch_order(
-        epoch, count, seed, hyperparameters.get("num_samples", NUM_SAMPLES),
-        inner_epochs=hyperparameters.get("inner_epochs", INNER_EPOCHS)),
+    sampler=epoch_order,
     database_codes=lambda arrays: arrays["codes"],
     inputs=lambda images, batch: {"image": images, "label": batch["label"]},
 ), listing_order=130)

@@ -22,16 +22,20 @@ each GPU's share of the batch.
 """
 
 import dataclasses
+from typing import Optional
 
 import keras
 from keras import ops
 
 from saeh import recipes
 from saeh.losses import BatchLoss
-from saeh.methods import LINEAR_CODES, DeepMethod
+from saeh.methods import LINEAR_CODES, DeepMethod, Hyperparameters, hyperparameter
 from saeh.models import build_code_network
 from saeh.pairs import similar_pairs, unordered_pairs
 from saeh.registry import register
+
+
+ALPHA = 0.01  # the regulariser's weight, the paper's (module docstring)
 
 
 def dsh_loss(labels, codes, margin, alpha):
@@ -53,7 +57,7 @@ def dsh_loss(labels, codes, margin, alpha):
 class DSHLoss(BatchLoss):
     """`dsh_loss` on `hash_x`, whose target is the batch's labels (one-hot or multi-hot)."""
 
-    def __init__(self, margin, alpha=0.01, name="dsh", **kwargs):
+    def __init__(self, margin, alpha=ALPHA, name="dsh", **kwargs):
         super().__init__(name=name, **kwargs)
         self.margin = float(margin)
         self.alpha = float(alpha)
@@ -65,14 +69,21 @@ class DSHLoss(BatchLoss):
         return {**super().get_config(), "margin": self.margin, "alpha": self.alpha}
 
 
-def build_dsh(spec, margin=None, alpha=0.01):
+@dataclasses.dataclass(frozen=True)
+class DSHHyperparameters(Hyperparameters):
+    margin: Optional[float] = hyperparameter(None, "positive", "m of the dissimilar pairs' hinge; None: 2 * hash_bits")
+    alpha: float = hyperparameter(ALPHA, "non-negative", "weight of the regulariser || |b| - 1 ||_1")
+
+
+def build_dsh(spec, hyperparameters):
     """Encoder then a linear `hash_x` of `spec.hash_bits` units (DSH has no classifier)."""
     return build_code_network(spec, "dsh")
 
 
-def dsh_compile_arguments(spec, state, margin=None, alpha=0.01):
-    """margin=None means the paper's 2 * hash_bits."""
-    return {"loss": {"hash_x": DSHLoss(margin=2 * spec.hash_bits if margin is None else margin, alpha=alpha)}}
+def dsh_compile_arguments(spec, state, hyperparameters):
+    """margin None means the paper's 2 * hash_bits."""
+    margin = 2 * spec.hash_bits if hyperparameters.margin is None else hyperparameters.margin
+    return {"loss": {"hash_x": DSHLoss(margin=margin, alpha=hyperparameters.alpha)}}
 
 
 def _targets(images, batch):
@@ -97,9 +108,8 @@ DSH = register(DeepMethod(
     build=build_dsh,
     compile_arguments=dsh_compile_arguments,
     targets=_targets,
-    hyperparameters={"margin": None, "alpha": 0.01},  # margin None: 2 * hash_bits
+    hyperparameters=DSHHyperparameters(),
     monitor=("val_loss", "min"),
     recipe=RECIPE,
-    constraints={"margin": "positive", "alpha": "non-negative"},
     code=LINEAR_CODES,
 ), listing_order=40)

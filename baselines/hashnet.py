@@ -46,6 +46,7 @@ collapsed: full MNIST, mnist-cpu, 32 bits: 27 of 32 bits constant, mAP@1000 35.5
 Not implemented: the Caffe option `continous_similarity`, which scales multi-label pairs by 4 cos^2(y_i, y_j).
 """
 
+import dataclasses
 import math
 import numbers
 
@@ -56,11 +57,14 @@ from baselines.dpsh import check_number, check_same_size, float_matrix, stable_s
 from saeh import defaults, recipes
 from saeh.errors import SaehError
 from saeh.losses import BatchLoss
-from saeh.methods import SIGN_CODES, DeepMethod
+from saeh.methods import SIGN_CODES, DeepMethod, Hyperparameters, hyperparameter
 from saeh.models import blocks, encoders
 from saeh.models.layers import ScaledTanh
 from saeh.pairs import ordered_pairs, similar_pairs
 from saeh.registry import register
+
+
+BETA_GAMMA, BETA_POWER, BETA_STEP = 0.005, 0.5, 200  # the official continuation (module docstring)
 
 
 def _check_int(name, value, minimum):
@@ -75,7 +79,7 @@ def hashnet_alpha(bits):
     return 10.0 / _check_int("bits", bits, 1)
 
 
-def hashnet_beta(iteration, gamma=0.005, power=0.5, step=200):
+def hashnet_beta(iteration, gamma=BETA_GAMMA, power=BETA_POWER, step=BETA_STEP):
     """beta = (1 + gamma t)^power with t the last multiple of `step` <= `iteration` (a non-negative integer)."""
     iteration = _check_int("iteration", iteration, 0)
     step = _check_int("step", step, 1)
@@ -166,7 +170,7 @@ class HashNetContinuation(keras.callbacks.Callback):
     """beta = hashnet_beta(step) before each training step (step counted from 1, as the official counter), written
     into the model's `ScaledTanh` layer `hash_x`; the epoch's last beta is logged as `hashnet_beta`."""
 
-    def __init__(self, gamma=0.005, power=0.5, step=200):
+    def __init__(self, gamma=BETA_GAMMA, power=BETA_POWER, step=BETA_STEP):
         super().__init__()
         self.gamma, self.power, self.step = gamma, power, step
         self.beta = None
@@ -181,7 +185,13 @@ class HashNetContinuation(keras.callbacks.Callback):
             logs["hashnet_beta"] = self.beta
 
 
-def build_hashnet(spec, beta_gamma=0.005, beta_step=200):
+@dataclasses.dataclass(frozen=True)
+class HashNetHyperparameters(Hyperparameters):
+    beta_gamma: float = hyperparameter(BETA_GAMMA, "non-negative", "gamma of the continuation (1 + gamma t)^0.5")
+    beta_step: int = hyperparameter(BETA_STEP, "positive integer", "training steps between two raises of beta")
+
+
+def build_hashnet(spec, hyperparameters):
     images = keras.Input(shape=spec.input_shape, name="image")
     features, _ = encoders.encode_features(images, spec.encoder, spec.stack_num, defaults.WEIGHT_DECAY,
                                            spec.encoder_weights)
@@ -193,14 +203,13 @@ HASHNET = register(DeepMethod(
     name="hashnet",
     summary="HashNet: class-balanced pairwise cross-entropy on tanh(beta z), beta raised by continuation",
     build=build_hashnet,
-    compile_arguments=lambda spec, state, beta_gamma=0.005, beta_step=200: {
+    compile_arguments=lambda spec, state, hyperparameters: {
         "loss": {"hash_x": HashNetLoss(hashnet_alpha(spec.hash_bits))}},
     targets=lambda images, batch: {"hash_x": batch["label"]},
-    hyperparameters={"beta_gamma": 0.005, "beta_step": 200},
-    constraints={"beta_gamma": "non-negative", "beta_step": "positive integer"},
+    hyperparameters=HashNetHyperparameters(),
     monitor=("val_loss", "min"),
     recipe=RECIPE,
     code=SIGN_CODES,
-    callbacks=lambda context, model, state, beta_gamma=0.005, beta_step=200: [
-        HashNetContinuation(gamma=beta_gamma, step=beta_step)],
+    callbacks=lambda context, model, state, hyperparameters: [
+        HashNetContinuation(gamma=hyperparameters.beta_gamma, step=hyperparameters.beta_step)],
 ), listing_order=70)

@@ -117,9 +117,9 @@ CLASSIFIER_RECIPE = dataclasses.replace(
 CLASSIFIER = DeepMethod(
     name="shc-classifier",
     summary="SHC stage 1: softmax classifier on SAEH's encoder (cross-entropy)",
-    build=build_classifier,
-    compile_arguments=lambda spec, state: {"loss": {"y_predict": "categorical_crossentropy"},
-                                           "metrics": {"y_predict": classifier_metrics(False)}},
+    build=lambda spec, hyperparameters: build_classifier(spec),
+    compile_arguments=lambda spec, state, hyperparameters: {"loss": {"y_predict": "categorical_crossentropy"},
+                                                            "metrics": {"y_predict": classifier_metrics(False)}},
     targets=lambda images, batch: {"y_predict": batch["label"]},
     monitor=("val_loss", "min"),  # only names the best-epoch file: the stage keeps its last epoch
     recipe=CLASSIFIER_RECIPE,
@@ -213,7 +213,7 @@ def semantic_centres_of_run(context, trained):
     return centres
 
 
-def prepare_shc(context, quantization_weight=QUANTIZATION_WEIGHT):
+def prepare_shc(context, hyperparameters):
     """Stages 1 and 2, then each training and validation image's centre (the centre of its class)."""
     check_single_label(context.spec)
     centres = semantic_centres_of_run(context, train_classifier(context))
@@ -222,7 +222,7 @@ def prepare_shc(context, quantization_weight=QUANTIZATION_WEIGHT):
 
 # ------------------------------------------------------------------------------------ stage 3: the hashing network
 
-def build_shc(spec, quantization_weight=QUANTIZATION_WEIGHT):
+def build_shc(spec, hyperparameters):
     """CSQ's network (SAEH's encoder, tanh `hash_x`); refuses multi-hot labels."""
     check_single_label(spec)
     return build_code_network(spec, "shc", activation="tanh")
@@ -234,7 +234,7 @@ SHC = register(dataclasses.replace(
     name="shc",
     summary="SHC: CSQ's loss towards semantic hash centres fitted to a classifier's class similarity",
     build=build_shc,
-    hyperparameters={"quantization_weight": QUANTIZATION_WEIGHT},
+    hyperparameters=dataclasses.replace(CSQ.hyperparameters, quantization_weight=QUANTIZATION_WEIGHT),
     prepare=prepare_shc,
     multi_label=False,
     recipe=RECIPE,

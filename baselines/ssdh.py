@@ -22,12 +22,14 @@ and it was recorded in January 2016 with the layers of commit b045049, which div
 over the whole batch. `--set binary_weight=... --set fire_rate_weight=...` changes the weights.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 
 from saeh import recipes
 from saeh.losses import BatchLoss, TermMean, binary_term, classifier_loss, classifier_metrics
-from saeh.methods import DeepMethod, classification_targets
+from saeh.methods import DeepMethod, Hyperparameters, classification_targets, hyperparameter
 from saeh.models import build_saeh
 from saeh.registry import register
 
@@ -69,15 +71,21 @@ class SSDHHashLoss(BatchLoss):
         return {**super().get_config(), "binary_weight": self.binary_weight, "fire_rate_weight": self.fire_rate_weight}
 
 
-def build_ssdh(spec, binary_weight=1.0, fire_rate_weight=1.0):
+@dataclasses.dataclass(frozen=True)
+class SSDHHyperparameters(Hyperparameters):
+    binary_weight: float = hyperparameter(1.0, "non-negative", "weight of the forcing-binary term")
+    fire_rate_weight: float = hyperparameter(1.0, "non-negative", "weight of the per-image 50% fire-rate term")
+
+
+def build_ssdh(spec, hyperparameters):
     """SAEH's network without the decoder: encoder, sigmoid `hash_x`, classifier `y_predict` on the codes."""
     return build_saeh(spec.input_shape, spec.num_classes, gamma=0, name="ssdh", **spec.builder_arguments())
 
 
-def ssdh_compile_arguments(spec, state, binary_weight=1.0, fire_rate_weight=1.0):
+def ssdh_compile_arguments(spec, state, hyperparameters):
     return {
         "loss": {"y_predict": classifier_loss(spec.multi_label),
-                 "hash_x": SSDHHashLoss(binary_weight, fire_rate_weight)},
+                 "hash_x": SSDHHashLoss(hyperparameters.binary_weight, hyperparameters.fire_rate_weight)},
         "loss_weights": {"y_predict": 1.0, "hash_x": 1.0},
         "metrics": {"y_predict": classifier_metrics(spec.multi_label),
                     "hash_x": [SSDHTermMean("binary"), SSDHTermMean("fire_rate")]},
@@ -109,7 +117,6 @@ SSDH = register(DeepMethod(
     build=build_ssdh,
     compile_arguments=ssdh_compile_arguments,
     targets=classification_targets,
-    hyperparameters={"binary_weight": 1.0, "fire_rate_weight": 1.0},
-    constraints={"binary_weight": "non-negative", "fire_rate_weight": "non-negative"},
+    hyperparameters=SSDHHyperparameters(),
     recipe=RECIPE,
 ), listing_order=30)

@@ -18,15 +18,17 @@ function the method declares:
 - `inputs`: the model's inputs in training when it takes more than the images (DSAH's label branch);
 - `code`: how the hash output becomes bits (`CodeRule`), declared rather than guessed from a layer.
 
-`ModelSpec` carries what every builder needs (input shape, classes, bits, encoder, depth, weights, label kind).
+`ModelSpec` carries what every builder needs (input shape, classes, bits, encoder, depth, weights, label kind). A
+method's own settings are one declared object (`Hyperparameters`: a frozen dataclass of `hyperparameter` fields, each
+with its default, constraint and meaning), resolved once with the run's overrides and given to every hook.
 Every method registers itself beside its definition (`saeh.registry.register`).
 """
 
 import dataclasses
-import functools
 import math
 import numbers
-from typing import Callable, Mapping, Optional
+from collections.abc import Mapping
+from typing import Callable, Optional
 
 from saeh import defaults, validation
 from saeh.errors import SaehError
@@ -112,6 +114,65 @@ class TrainingContext:
     train_stage: Optional[Callable] = None  # saeh.training.train
 
 
+CONSTRAINTS = {
+    "non-negative": lambda value: value >= 0,
+    "positive": lambda value: value > 0,
+    "positive integer": lambda value: value > 0 and float(value).is_integer(),
+}
+
+
+def hyperparameter(default, check=None, meaning=""):
+    """A field of a method's `Hyperparameters`: its `default` (None: a number worked out later, DSH's margin), the
+    constraint its values meet (a key of `CONSTRAINTS`; None: any value of the default's type) and its meaning."""
+    if check is not None and check not in CONSTRAINTS:
+        raise SaehError(f"check must be one of {', '.join(CONSTRAINTS)} or None; got {check!r}")
+    return dataclasses.field(default=default, metadata={"check": check, "meaning": meaning})
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters(Mapping):
+    """A method's own settings: subclass it as a frozen dataclass of `hyperparameter` fields. `DeepMethod.resolve`
+    gives the hooks an instance with the run's overrides applied and checked. Read by attribute (`h.eta`) or as a
+    mapping (`h["eta"]`, `dict(h)`, which run.json records)."""
+
+    def __getitem__(self, name):
+        if name not in {field.name for field in dataclasses.fields(self)}:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self):
+        return (field.name for field in dataclasses.fields(self))
+
+    def __len__(self):
+        return len(dataclasses.fields(self))
+
+    @classmethod
+    def meanings(cls):
+        """{name: (default, constraint, meaning)} of the declared fields, for listings."""
+        return {field.name: (field.default, field.metadata.get("check"), field.metadata.get("meaning", ""))
+                for field in dataclasses.fields(cls)}
+
+
+NO_HYPERPARAMETERS = Hyperparameters()
+
+
+@dataclasses.dataclass(frozen=True)
+class SAEHHyperparameters(Hyperparameters):
+    """The weights of SAEH's loss terms (`saeh.losses`)."""
+
+    alpha: float = hyperparameter(defaults.ALPHA, "non-negative", "weight of the binary term E3")
+    beta: float = hyperparameter(defaults.BETA, "non-negative", "weight of the per-bit balance term E4")
+    gamma: float = hyperparameter(defaults.GAMMA, "non-negative", "weight of the decoder's recovery term E2")
+
+
+@dataclasses.dataclass(frozen=True)
+class SAEHMinusHyperparameters(Hyperparameters):
+    """SAEH's weights without gamma: SAEH-minus has no decoder."""
+
+    alpha: float = hyperparameter(defaults.ALPHA, "non-negative", "weight of the binary term E3")
+    beta: float = hyperparameter(defaults.BETA, "non-negative", "weight of the per-bit balance term E4")
+
+
 @dataclasses.dataclass(frozen=True)
 class DeepMethod:
     """A deep hashing method trained by `saeh.training.train`.
@@ -119,8 +180,8 @@ class DeepMethod:
     Attributes:
         name: registry name.
         summary: one line for listings.
-        build: (spec: ModelSpec, **hyperparameters) -> keras.Model with (at least) the output `hash_x`.
-        compile_arguments: (spec, state, **hyperparameters) -> dict with `loss`, `loss_weights`, `metrics`; `state`
+        build: (spec: ModelSpec, hyperparameters) -> keras.Model with (at least) the output `hash_x`.
+        compile_arguments: (spec, state, hyperparameters) -> dict with `loss`, `loss_weights`, `metrics`; `state`
             is the method's `MethodState` (None for a method without one). With `batch_loss`: optional, and without
             `loss` (metrics only).
         targets: (images, batch) -> dict of targets per output; `batch` holds the batch's per-sample arrays: `label`
@@ -134,23 +195,23 @@ class DeepMethod:
             means (`saeh.losses.BatchLossModel`, which also scales them for replicas).
         loss_terms: the names of the terms `batch_loss` yields, in order; with several, each is logged as
             `<term>_loss`.
-        hyperparameters: defaults of the method's own settings, each documented where the method is defined.
-        constraints: {hyperparameter: "non-negative" | "positive" | "positive integer"}, checked by `resolve`
-            (a None value, "worked out later", is not checked).
+        hyperparameters: the method's own settings with their defaults, an instance of its `Hyperparameters`
+            subclass (whose fields declare each one's constraint and meaning); every hook gets the resolved one
+            (`resolve`) as its argument `hyperparameters`.
         monitor: (history key, "max" or "min") for choosing the best epoch on the validation set.
         recipe: how the method trains (`saeh.recipes.Recipe`: optimiser, starting rate and schedule, weight decay,
             per-layer rates, batch size), with its source and what we changed (`deviations`); SAEH's is the
             original's (`saeh.recipes.ORIGINAL`). An encoder with a recipe of its own (whitened_cnn) replaces it
             (`saeh.recipes.for_method`).
         code: how `hash_x` becomes bits.
-        prepare: optional (context: TrainingContext, **hyperparameters) -> (dict, dict) of per-sample arrays for the
+        prepare: optional (context: TrainingContext, hyperparameters) -> (dict, dict) of per-sample arrays for the
             training and the validation images, which travel with their images through the pipeline. The
             validation labels must not shape the training arrays: under --select-on-test the validation set is the
             query set.
-        state: optional (context, **hyperparameters) -> saeh.method_state.MethodState.
-        callbacks: optional (context, model, state, **hyperparameters) -> list of Keras callbacks, run before the
+        state: optional (context, hyperparameters) -> saeh.method_state.MethodState.
+        callbacks: optional (context, model, state, hyperparameters) -> list of Keras callbacks, run before the
             loop's checkpoint callback (so that values they log can be monitored).
-        sampler: optional (epoch, count, seed, **hyperparameters) -> int array: the training rows the epoch visits,
+        sampler: optional (epoch, count, seed, hyperparameters) -> int array: the training rows the epoch visits,
             in order; the same length every epoch. Default: every row, in a permutation drawn from (seed, epoch).
         database_codes: optional (state arrays: {name: numpy array}) -> (count, bits) float array: the learned
             codes (in the hash output's range) of the training images then the validation images, which stand for
@@ -168,8 +229,7 @@ class DeepMethod:
     targets: Optional[Callable] = None
     batch_loss: Optional[Callable] = None
     loss_terms: tuple = ()
-    hyperparameters: Mapping = dataclasses.field(default_factory=dict)
-    constraints: Mapping = dataclasses.field(default_factory=dict)
+    hyperparameters: Hyperparameters = NO_HYPERPARAMETERS
     monitor: tuple = (f"val_y_predict_{CLASSIFIER_ACCURACY}", "max")
     recipe: Recipe = ORIGINAL
     code: CodeRule = SIGMOID_CODES
@@ -191,11 +251,9 @@ class DeepMethod:
                             "and names its terms in loss_terms")
 
     def resolve(self, overrides=None):
-        """The method's hyperparameters with `overrides` applied; unknown names and values of the wrong type or
-        out of range are an error."""
-        resolved = resolve_hyperparameters(self.name, self.hyperparameters, overrides)
-        check_constraints(self.name, resolved, self.constraints)
-        return resolved
+        """The method's `Hyperparameters` with `overrides` ({name: value or its text}, or a resolved object)
+        applied; unknown names and values of the wrong type or out of range are an error."""
+        return resolve_hyperparameters(self.name, self.hyperparameters, overrides)
 
     def epochs_for_passes(self, passes, count, seed=0, hyperparameters=None):
         """The epochs that visit as many training images as `passes` full passes over `count` images: `passes` for
@@ -204,7 +262,7 @@ class DeepMethod:
         (and the same steps) rather than the same number of epochs."""
         if self.sampler is None:
             return passes
-        visits = len(self.sampler(0, count, seed, **self.resolve(hyperparameters)))
+        visits = len(self.sampler(0, count, seed, self.resolve(hyperparameters)))
         return max(1, round(passes * count / visits))
 
     @property
@@ -218,26 +276,22 @@ class DeepMethod:
         return self.database_codes is not None
 
 
-CONSTRAINTS = {
-    "non-negative": lambda value: value >= 0,
-    "positive": lambda value: value > 0,
-    "positive integer": lambda value: value > 0 and float(value).is_integer(),
-}
-
-
-def check_constraints(method_name, hyperparameters, constraints):
-    """Raise SaehError for the first hyperparameter outside its constraint (see `DeepMethod.constraints`)."""
-    for name, constraint in constraints.items():
-        value = hyperparameters.get(name)
-        if value is not None and not CONSTRAINTS[constraint](value):
-            raise SaehError(f"hyperparameter {name} of method {method_name!r} must be a {constraint} number; "
+def check_constraints(method_name, hyperparameters):
+    """Raise SaehError for the first field of `hyperparameters` (`Hyperparameters`) outside its declared constraint
+    (a None value, "worked out later", is not checked)."""
+    for field in dataclasses.fields(hyperparameters):
+        constraint, value = field.metadata.get("check"), getattr(hyperparameters, field.name)
+        if constraint is not None and value is not None and not CONSTRAINTS[constraint](value):
+            raise SaehError(f"hyperparameter {field.name} of method {method_name!r} must be a {constraint} number; "
                             f"got {value!r}")
 
 
 def resolve_hyperparameters(method_name, defaults, overrides=None):
-    """`defaults` updated with the non-None `overrides`, each converted to the type of its default (`as_type_of`).
+    """`defaults` (a `Hyperparameters`, or a dict for the shallow methods) updated with the non-None `overrides`,
+    each converted to the type of its default (`as_type_of`); a `Hyperparameters` comes back as one, checked
+    against its constraints.
 
-    A name the method does not take, or a value that does not convert, raises SaehError.
+    A name the method does not take, or a value that does not convert or is out of range, raises SaehError.
     """
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     unknown = sorted(set(overrides) - set(defaults))
@@ -251,6 +305,9 @@ def resolve_hyperparameters(method_name, defaults, overrides=None):
         except ValueError as error:
             raise SaehError(f"hyperparameter {name} of method {method_name!r} must be {error}; "
                             f"got {value!r}") from None
+    if isinstance(defaults, Hyperparameters):
+        resolved = dataclasses.replace(defaults, **resolved)
+        check_constraints(method_name, resolved)
     return resolved
 
 
@@ -307,14 +364,17 @@ def classification_targets(images, batch):
     return {"hash_x": batch["label"], "y_predict": batch["label"], "y_decoded": images}
 
 
-def _build_saeh(spec, alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defaults.GAMMA):
+def _build_saeh(spec, hyperparameters):
     from saeh.models import build_saeh
 
-    return build_saeh(spec.input_shape, spec.num_classes, gamma=gamma, **spec.builder_arguments())
+    # SAEH-minus takes no gamma: it is SAEH with gamma = 0, which removes the decoder.
+    return build_saeh(spec.input_shape, spec.num_classes, gamma=hyperparameters.get("gamma", 0.0),
+                      **spec.builder_arguments())
 
 
-def _saeh_compile_arguments(spec, state, alpha=defaults.ALPHA, beta=defaults.BETA, gamma=defaults.GAMMA):
-    return saeh_compile_arguments(alpha=alpha, beta=beta, gamma=gamma, multi_label=spec.multi_label)
+def _saeh_compile_arguments(spec, state, hyperparameters):
+    return saeh_compile_arguments(alpha=hyperparameters.alpha, beta=hyperparameters.beta,
+                                  gamma=hyperparameters.get("gamma", 0.0), multi_label=spec.multi_label)
 
 
 SAEH = register(DeepMethod(
@@ -323,8 +383,7 @@ SAEH = register(DeepMethod(
     build=_build_saeh,
     compile_arguments=_saeh_compile_arguments,
     targets=classification_targets,
-    hyperparameters={"alpha": defaults.ALPHA, "beta": defaults.BETA, "gamma": defaults.GAMMA},
-    constraints={"alpha": "non-negative", "beta": "non-negative", "gamma": "non-negative"},
+    hyperparameters=SAEHHyperparameters(),
 ), listing_order=10)
 
 # SAEH-minus is the paper's ablation: SAEH with gamma = 0, which removes the decoder from the graph.
@@ -332,8 +391,5 @@ SAEH_MINUS = register(dataclasses.replace(
     SAEH,
     name="saeh-minus",
     summary="SAEH-minus: SAEH without the decoder (gamma = 0)",
-    build=functools.partial(_build_saeh, gamma=0.0),
-    compile_arguments=functools.partial(_saeh_compile_arguments, gamma=0.0),
-    hyperparameters={"alpha": defaults.ALPHA, "beta": defaults.BETA},
-    constraints={"alpha": "non-negative", "beta": "non-negative"},
+    hyperparameters=SAEHMinusHyperparameters(),
 ), listing_order=20)

@@ -333,12 +333,13 @@ def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EP
     method's losses (which may use its `state`); `mixed_precision` as `mixed_precision_policy` reads it (float16
     gets Keras's loss scaling). `steps_per_epoch`: for a recipe whose schedule runs per step; `recipe`: another
     `saeh.recipes.Recipe` than the encoder's (an ablation)."""
+    hyperparameters = method.resolve(hyperparameters)  # the method's defaults where `hyperparameters` names none
     policy = mixed_precision_policy(mixed_precision)
     previous_policy = keras.config.dtype_policy()
     if policy:
         keras.config.set_dtype_policy(policy)
     try:
-        model = method.build(spec, **hyperparameters)
+        model = method.build(spec, hyperparameters)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     if method.batch_loss is not None:
@@ -349,7 +350,7 @@ def build_compiled(method, hyperparameters, spec, state=None, epochs=defaults.EP
             variable.regularizer = None
     base = starting_rate(method, recipe, learning_rate)
     optimizer = optimizers.make_optimizer(recipe, base, steps_per_epoch, epochs)
-    arguments = {} if method.compile_arguments is None else method.compile_arguments(spec, state, **hyperparameters)
+    arguments = {} if method.compile_arguments is None else method.compile_arguments(spec, state, hyperparameters)
     if isinstance(arguments.get("loss"), dict) and "y_predict" in arguments["loss"]:
         arguments["loss"] = {**arguments["loss"], "y_predict": optimizers.smoothed_classifier_loss(
             arguments["loss"]["y_predict"], recipe.label_smoothing)}
@@ -482,7 +483,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
                         "machine")
     global_batch = batch_size * replicas
     visited = len(split.train) if method.sampler is None else len(
-        method.sampler(0, len(split.train), seed, **hyperparameters))
+        method.sampler(0, len(split.train), seed, hyperparameters))
     steps_per_epoch = pipeline.steps_per_epoch(visited, global_batch, drop_remainder=replicas > 1)
 
     def schedule(epoch):
@@ -493,7 +494,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
         raise SaehError(f"the global batch ({batch_size} per replica x {replicas} replicas) is larger than the "
                         f"training set ({len(split.train)}) or the validation set ({len(split.validation)})")
     with strategy.scope():
-        state = None if method.state is None else method.state(context, **hyperparameters)
+        state = None if method.state is None else method.state(context, hyperparameters)
         model = build_compiled(method, hyperparameters, spec, state, epochs, mixed_precision, jit_compile, base_rate,
                                run_eagerly, steps_per_epoch, recipe)
     if replicas > 1:
@@ -503,7 +504,7 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
             f"{synchronize_count} batch-norm layers use the global batch's statistics")
 
     settings = dict(settings or {})
-    settings.update(method=method.name, hyperparameters=hyperparameters, hash_bits=hash_bits, stack_num=stack_num,
+    settings.update(method=method.name, hyperparameters=dict(hyperparameters), hash_bits=hash_bits, stack_num=stack_num,
                     encoder=encoder, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
                     learning_rate=base_rate, final_weights=final_weights)
     if replicas > 1:  # only then: run folders of single-replica runs keep their settings, and resume
@@ -546,7 +547,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     replicas = strategy.num_replicas_in_sync
     # After the run folder is settled: a stage of `prepare` (SHC's classifier) trains inside it.
     if method.prepare is not None:
-        extras, validation_extras = method.prepare(context, **hyperparameters)
+        extras, validation_extras = method.prepare(context, hyperparameters)
         per_sample.update(extras)
         validation_per_sample.update(validation_extras)
     initial_epoch = 0
@@ -611,7 +612,7 @@ def _train_in_folder(method, split, model, state, context, folder, run_state, hy
     # Best weights of an epoch later than last.keras (a crash between the two writes) belong to an epoch that is
     # about to be redone.
     folder.remove_best_weights_except(checkpoint.best_epoch)
-    own = [] if method.callbacks is None else list(method.callbacks(context, model, state, **hyperparameters))
+    own = [] if method.callbacks is None else list(method.callbacks(context, model, state, hyperparameters))
     if recipe is not recipes.ORIGINAL:
         log(f"recipe {recipe.summary()}")
     callbacks = [
@@ -698,7 +699,7 @@ def worker_run_dir(strategy, chief_run_dir, settings, signal):
 
 
 def _call_sampler(sampler, count, seed, hyperparameters, epoch):
-    return sampler(epoch, count, seed, **hyperparameters)
+    return sampler(epoch, count, seed, hyperparameters)
 
 
 def finished_run(model, run_dir, log=print, state=None, chief=True):

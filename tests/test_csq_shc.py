@@ -61,7 +61,7 @@ def test_csq_loss_matches_its_formula(weight):
     targets = rng.integers(0, 2, size=(6, BITS)).astype(np.float32)
     expected = reference_csq_loss(targets, codes, weight)
     assert_allclose(float(csq.csq_loss(targets, codes, weight)), expected, rtol=1e-5)
-    loss = csq.csq_compile_arguments(None, None, quantization_weight=weight)["loss"]["hash_x"]
+    loss = csq.csq_compile_arguments(None, None, csq.CSQ.resolve({"quantization_weight": weight}))["loss"]["hash_x"]
     assert_allclose(float(loss(targets, codes)), expected, rtol=1e-5)
     restored = keras.losses.deserialize(keras.losses.serialize(loss))  # saved models keep the weight
     assert_allclose(float(restored(targets, codes)), expected, rtol=1e-5)
@@ -69,7 +69,7 @@ def test_csq_loss_matches_its_formula(weight):
 
 def test_csq_targets_are_each_images_class_centre():
     train_labels, validation_labels = np.array([2, 0, 3, 1, 2, 2, 0]), np.array([1, 3, 0])
-    train, validation = csq.prepare_csq(context_for(train_labels, validation_labels))
+    train, validation = csq.prepare_csq(context_for(train_labels, validation_labels), csq.CSQ.resolve())
     centres = csq_centres(CLASSES, BITS, seed=0)
     for extras, labels in ((train, train_labels), (validation, validation_labels)):
         targets = extras[csq.CENTRE]
@@ -83,7 +83,7 @@ def test_csq_multi_hot_targets_follow_the_multi_label_rule():
     """Sign of the sum of the image's label centres; bits where it is 0 come from the run's fill vector."""
     train_labels = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 1], [1, 1, 1, 1], [0, 0, 1, 1]], np.uint8)
     validation_labels = np.array([[0, 1, 0, 1], [0, 0, 1, 0]], np.uint8)
-    train, validation = csq.prepare_csq(context_for(train_labels, validation_labels, seed=5))
+    train, validation = csq.prepare_csq(context_for(train_labels, validation_labels, seed=5), csq.CSQ.resolve())
     centres, fill = csq_centres(CLASSES, BITS, seed=5), random_fill(BITS, seed=5)
     ties = 0
     for extras, labels in ((train, train_labels), (validation, validation_labels)):
@@ -98,7 +98,8 @@ def test_csq_multi_hot_targets_follow_the_multi_label_rule():
 
 def test_csq_centres_of_ten_classes_at_32_bits_are_half_the_bits_apart():
     labels = np.arange(30) % 10
-    train, _ = csq.prepare_csq(context_for(labels, labels[:10], bits=32, classes=10, log=lambda message: None))
+    train, _ = csq.prepare_csq(context_for(labels, labels[:10], bits=32, classes=10, log=lambda message: None),
+                               csq.CSQ.resolve())
     class_targets = np.array([train[csq.CENTRE][labels == c][0] for c in range(10)])
     distances = pairwise_distances(class_targets)
     assert distances[~np.eye(10, dtype=bool)].min() >= 16
@@ -112,7 +113,7 @@ def run_stages(split, run_dir, log, validation_labels=None):
     spec = ModelSpec(tuple(split.train.images.shape[1:]), CLASSES, hash_bits=BITS, stack_num=1)
     context = TrainingContext(spec=spec, train=split.train, validation=validation, seed=0, run_dir=str(run_dir),
                               epochs=2, batch_size=32, log=log, train_stage=training.train)
-    return shc.prepare_shc(context)
+    return shc.prepare_shc(context, shc.SHC.resolve())
 
 
 def test_shc_stage_is_created_then_reused_and_its_centres_are_each_images_target(separable_split, tmp_path):
@@ -195,4 +196,5 @@ def test_shc_refuses_multi_hot_labels_before_touching_the_run_folder(multi_hot_s
                        epochs=1, batch_size=32, verbose=0, log=lambda message: None)
     assert not os.path.exists(tmp_path / "run")
     with pytest.raises(SaehError, match="single-label"):
-        shc.prepare_shc(context_for(np.eye(CLASSES, dtype=np.uint8), np.eye(CLASSES, dtype=np.uint8)))
+        shc.prepare_shc(context_for(np.eye(CLASSES, dtype=np.uint8), np.eye(CLASSES, dtype=np.uint8)),
+                        shc.SHC.resolve())

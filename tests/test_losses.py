@@ -188,12 +188,12 @@ def test_every_classifier_method_compiles_the_same_accuracy():
 
     per_output = [name for name in registry.deep_names() if registry.get(name).batch_loss is None]
     classifiers = [name for name in per_output if "y_predict" in registry.get(name).compile_arguments(
-        ModelSpec((16, 16, 1), 4, hash_bits=12), None, **registry.get(name).resolve()).get("loss", {})]
+        ModelSpec((16, 16, 1), 4, hash_bits=12), None, registry.get(name).resolve()).get("loss", {})]
     assert {"saeh", "saeh-minus", "ssdh", "cnnh-plus", "dlbhc"} <= set(classifiers)
     for multi_label in (False, True):
         spec = ModelSpec((16, 16, 1), 4, hash_bits=12, multi_label=multi_label)
         for name in classifiers:
-            arguments = registry.get(name).compile_arguments(spec, None, **registry.get(name).resolve())
+            arguments = registry.get(name).compile_arguments(spec, None, registry.get(name).resolve())
             (accuracy,) = arguments["metrics"]["y_predict"]
             assert accuracy.name == losses.CLASSIFIER_ACCURACY
             assert type(accuracy) is type(losses.classifier_metrics(multi_label)[0])

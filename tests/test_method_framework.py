@@ -56,7 +56,8 @@ def test_each_method_declares_its_code_threshold():
     declared = {name: registry.get(name).code.threshold for name in registry.deep_names()}
     assert declared["saeh"] == 0.5 and declared["ssdh"] == 0.5 and declared["cnnh-plus"] == 0.5
     assert declared["dsh"] == 0.0 and declared["dpsh"] == 0.0 and declared["hashnet"] == 0.0
-    model = registry.get("hashnet").build(ModelSpec((16, 16, 1), 4, hash_bits=8, stack_num=1))
+    hashnet = registry.get("hashnet")
+    model = hashnet.build(ModelSpec((16, 16, 1), 4, hash_bits=8, stack_num=1), hashnet.resolve())
     assert hash_threshold(model, "hashnet") == 0.0  # a ScaledTanh layer: nothing to guess from
 
 
@@ -128,7 +129,7 @@ def test_adsh_learns_the_database_codes_of_the_training_and_validation_images(mu
     adsh = registry.get("adsh")
     count = len(multi_hot_split.train)
     omega = sampled_rows(1, count, 0, 50)
-    order = epoch_order(1, count, 0, num_samples=50, inner_epochs=3)
+    order = epoch_order(1, count, 0, adsh.resolve({"num_samples": 50, "inner_epochs": 3}))
     assert len(omega) == 50 and sorted(order) == sorted(np.repeat(omega, 3))  # Omega, three times
     trained = training.train(adsh, multi_hot_split, 4, str(tmp_path / "run"), epochs=2,
                              hyperparameters={"num_samples": 50}, **{**BRIEF_TRAINING, "batch_size": 25})
@@ -298,3 +299,39 @@ def test_dsah_hashes_images_alone_and_pulls_the_database_codes_to_the_label_code
     label_codes = label_encoder.predict(np.eye(4, dtype="float32")[labels], verbose=0)
     # The V step of epoch 1 ran with the weights the epoch ended with; the final model is that epoch's.
     np.testing.assert_array_equal(trained.state.numpy()["codes"], np.where(label_codes > 0, 1.0, -1.0))
+
+
+RECORDED_HYPERPARAMETERS = {  # as run.json has recorded them: a renamed or changed one would refuse to resume
+    "saeh": {"alpha": 0.1, "beta": 0.1, "gamma": 1.0}, "saeh-minus": {"alpha": 0.1, "beta": 0.1},
+    "ssdh": {"binary_weight": 1.0, "fire_rate_weight": 1.0}, "dsh": {"margin": None, "alpha": 0.01},
+    "cnnh-plus": {"stage1_iterations": None, "code_weight": 1.0}, "dpsh": {"eta": 10.0},
+    "hashnet": {"beta_gamma": 0.005, "beta_step": 200}, "dlbhc": {}, "classifier-codes": {"encoding": "lsh"},
+    "csq": {"quantization_weight": 0.05}, "shc": {"quantization_weight": 0.0001},
+    "adsh": {"num_samples": 2000, "gamma": 200.0, "inner_epochs": 3},
+    "dsah": {"num_samples": 2000, "gamma": 200.0, "inner_epochs": 3, "code_weight": 1.0, "prior_weight": 200.0},
+}
+
+
+def test_each_method_declares_its_hyperparameters_once_with_their_meaning():
+    import dataclasses
+    import json
+
+    from saeh.methods import CONSTRAINTS, Hyperparameters
+
+    for name in registry.deep_names():
+        method = registry.get(name)
+        declared = method.hyperparameters
+        assert isinstance(declared, Hyperparameters), name
+        resolved = method.resolve()
+        assert json.loads(json.dumps(dict(resolved))) == RECORDED_HYPERPARAMETERS[name], name
+        for field in dataclasses.fields(declared):
+            assert field.metadata["meaning"], (name, field.name)
+            check, default = field.metadata["check"], field.default
+            assert check is None or default is None or CONSTRAINTS[check](default), (name, field.name)
+    hashnet = registry.get("hashnet")
+    resolved = hashnet.resolve({"beta_step": "50"})
+    assert resolved.beta_step == 50 and resolved["beta_gamma"] == 0.005 and hashnet.resolve(resolved) == resolved
+    with pytest.raises(SaehError, match="hyperparameter beta_step of method 'hashnet' must be a positive integer"):
+        hashnet.resolve({"beta_step": 0})
+    with pytest.raises(SaehError, match="method 'hashnet' has no hyperparameter"):
+        hashnet.resolve({"eta": 1})

@@ -129,7 +129,7 @@ def test_every_other_deep_method_builds_and_encodes_on_the_resnet50_encoder(name
 
     split, method = tiny_split(), baselines.get(name)
     model = method.build(ModelSpec(split.train.images.shape[1:], CLASSES, hash_bits=BITS, encoder="resnet50"),
-                         **method.resolve())
+                         method.resolve())
     assert [layer.count_params() for layer in model.layers if layer.name == "resnet50"] == [RESNET50_PARAMETERS]
     codes = codes_for(model, split.query, method=method)
     assert codes.hash_bin.shape == (len(split.query), BITS) and codes.hash_bin.dtype == np.uint8
@@ -197,7 +197,7 @@ def test_hyperparameters_out_of_range_are_refused(name, overrides, message):
 
 
 def test_hyperparameters_in_range_pass():
-    assert baselines.get("dsh").resolve({"margin": "24"}) == {"margin": 24, "alpha": 0.01}
+    assert dict(baselines.get("dsh").resolve({"margin": "24"})) == {"margin": 24, "alpha": 0.01}
     assert baselines.get("cnnh-plus").resolve({"stage1_iterations": 3})["stage1_iterations"] == 3
     assert baselines.get("saeh").resolve({"gamma": 0})["gamma"] == 0.0
 

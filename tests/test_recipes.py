@@ -251,10 +251,11 @@ def test_whitened_cnn_refuses_images_too_small_for_its_pools():
 
 
 def test_classifier_codes_on_whitened_cnn_read_the_sources_head_without_bias_at_one_ninth():
-    from baselines.classifier_codes import build_classifier_codes
+    from baselines.classifier_codes import CLASSIFIER_CODES, build_classifier_codes
     from saeh.methods import ModelSpec
 
-    model = build_classifier_codes(ModelSpec((16, 16, 3), 5, hash_bits=8, encoder="whitened_cnn"))
+    model = build_classifier_codes(ModelSpec((16, 16, 3), 5, hash_bits=8, encoder="whitened_cnn"),
+                                   CLASSIFIER_CODES.resolve())
     head = model.get_layer("y_predict_logits")
     assert not head.use_bias and len(head.weights) == 1
     images = np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32)
@@ -264,7 +265,8 @@ def test_classifier_codes_on_whitened_cnn_read_the_sources_head_without_bias_at_
     expected /= expected.sum(1, keepdims=True)
     np.testing.assert_allclose(model(images)["y_predict"].numpy(), expected, rtol=1e-5, atol=1e-6)
     # Other encoders keep a plain Dense classifier with a bias.
-    plain = build_classifier_codes(ModelSpec((16, 16, 3), 5, hash_bits=8, encoder="dsh_cnn"))
+    plain = build_classifier_codes(ModelSpec((16, 16, 3), 5, hash_bits=8, encoder="dsh_cnn"),
+                                   CLASSIFIER_CODES.resolve())
     assert plain.get_layer("y_predict").use_bias
 
 
