@@ -21,17 +21,17 @@ from keras import ops
 
 from saeh.methods import SIGN_CODES, DeepMethod
 from saeh.models import build_code_network
+from saeh.pairs import similar_pairs
 from saeh.registry import register
 
 
 def agreement_loss(labels, codes):
-    labels = ops.cast(labels, "float32")
-    similar = 2.0 * ops.cast(ops.matmul(labels, ops.transpose(labels)) > 0, "float32") - 1.0
+    similar = 2.0 * similar_pairs(labels, labels) - 1.0
     inner = ops.matmul(codes, ops.transpose(codes)) / ops.cast(ops.shape(codes)[1], "float32")
     return ops.mean(ops.square(inner - similar))
 
 
-def build_example(spec):
+def build_example(spec, hyperparameters):
     return build_code_network(spec, "example_pairs", activation="tanh")
 
 
@@ -39,7 +39,7 @@ EXAMPLE = register(DeepMethod(
     name="example-pairs",
     summary="Example: tanh codes whose inner products follow the labels' agreement",
     build=build_example,
-    compile_arguments=lambda spec, state: {"loss": {"hash_x": agreement_loss}},
+    compile_arguments=lambda spec, state, hyperparameters: {"loss": {"hash_x": agreement_loss}},
     targets=lambda images, batch: {"hash_x": batch["label"]},
     monitor=("val_loss", "min"),
     code=SIGN_CODES,
