@@ -383,8 +383,10 @@ def test_the_report_says_when_a_method_counts_its_epochs_in_outer_iterations(tmp
     note = "count their epochs in outer iterations over a sample"
     assert note not in report.render_report(records.all_results(tmp_path))
     write_result(tmp_path, "table1-cifar10", "adsh", 0, 0.5, 0.4)
+    assert "ADSH counts its epochs in outer iterations over a sample: it trains" in report.render_report(
+        records.all_results(tmp_path))
     write_result(tmp_path, "table1-cifar10", "dsah", 0, 0.5, 0.4)
-    assert f"ADSH and DSAH {note}" in report.render_report(records.all_results(tmp_path))
+    assert f"ADSH and DSAH {note}: they train" in report.render_report(records.all_results(tmp_path))
 
 
 def test_the_report_without_results_says_so(tmp_path):

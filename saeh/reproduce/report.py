@@ -152,9 +152,10 @@ def render_preset_section(table, preset, records, labels):
     sampling = sorted({labels.get(record["method"], record["method"]) for record in records
                        if _samples_its_epochs(record["method"])})
     if sampling:
-        lines.append(f"{' and '.join(sampling)} count their epochs in outer iterations over a sample: they train for "
-                     "as many as give the preset's passes over the training set in image visits "
-                     "(`DeepMethod.epochs_for_passes`).")
+        one = len(sampling) == 1
+        lines.append(f"{' and '.join(sampling)} count{'s its' if one else ' their'} epochs in outer iterations over a "
+                     f"sample: {'it trains' if one else 'they train'} for as many as give the preset's passes over the "
+                     "training set in image visits (`DeepMethod.epochs_for_passes`).")
     lines.append("")
     wall = format_duration(sum(record["wall_seconds"] for record in trained))
     if any(record.get("resumed") for record in trained):
