@@ -562,3 +562,17 @@ def test_the_report_shows_the_validation_accuracy_where_the_results_hold_it(tmp_
     text = report.render_report(records.all_results(tmp_path))
     assert "| SAEH | cifar10 | 32 | 91.00 ± 1.41 | 87.00 | 80.00 ± 0.00 | 92.00 ± 1.41 | 0, 1 |" in text
     assert "| SAEH | cifar10 | 32 | 70.00 | 87.00 | 60.00 | 0 |" in text  # no accuracy recorded: no column
+
+
+def test_the_report_marks_rows_trained_before_their_method_s_recipe(tmp_path):
+    """A cell that recorded no recipe trained on SAEH's (`original`); where its method now trains with its authors'
+    recipe, the row is marked and the mark explained; a cell with today's recipe, or SAEH's own, is not."""
+    write_result(tmp_path, "table1-cifar10", "dpsh", 0, 0.48, 0.47, run={"encoder": "resnet_cifar"})
+    write_result(tmp_path, "table1-cifar10", "adsh", 0, 0.55, 0.0, run={"encoder": "resnet_cifar", "recipe": "adsh"})
+    write_result(tmp_path, "table1-cifar10", "saeh", 0, 0.70, 0.6, run={"encoder": "resnet_cifar"})
+    write_result(tmp_path, "table1-cifar10", "dsh", 0, 0.40, 0.3, run={"encoder": "resnet_cifar"})  # SAEH's at 0.01
+    text = report.render_report(records.all_results(tmp_path))
+    assert "| DPSH † | cifar10 | 32 | 48.00 |" in text
+    assert "| ADSH | cifar10 | 32 | 55.00 |" in text and "| SAEH | cifar10 | 32 | 70.00 |" in text
+    assert "| DSH | cifar10 | 32 | 40.00 |" in text
+    assert "† DPSH: trained with SAEH's recipe before the method's own" in text

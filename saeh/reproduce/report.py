@@ -105,6 +105,19 @@ def _samples_its_epochs(name):
     return getattr(method, "sampler", None) is not None
 
 
+def _trained_before_its_recipe(record):
+    """Whether `record` was trained with another recipe than the one its method trains with today (cells measured
+    before issue 27 registered each method's authors' recipe ran on SAEH's)."""
+    from saeh import recipes, registry
+
+    run = record.get("run") or {}
+    if "encoder" not in run or not run["encoder"] or record["method"] not in registry.names():
+        return False  # a shallow method, or a record too old to say
+    today = recipes.for_method(registry.get(record["method"]), run["encoder"])
+    # run.json names no recipe where it trains as the original's (`Recipe.trains_as_original`)
+    return run["recipe"] != today.name if run.get("recipe") else not today.trains_as_original
+
+
 def _procedure_suffix(procedure, procedures):
     """A row label's note of its procedure: always for the original, for ours only beside the original's rows."""
     return f" ({procedure} procedure)" if procedure == "original" or len(procedures) > 1 else ""
@@ -170,11 +183,16 @@ def render_preset_section(table, preset, records, labels):
         ["val. accuracy (%)"] if show_accuracy else []) + ["seeds"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     procedures = {key[4] for key in keys}
+    outdated = set()
     for key in keys:
         method, dataset, bits, gamma, procedure = key
         runs = [by_key[key][seed] for seed in sorted(by_key[key])]
         paper_map, paper_precision = paper(method, dataset, bits, gamma)
-        row = [labels.get(method, method) + _procedure_suffix(procedure, procedures), dataset,
+        mark = ""
+        if any(_trained_before_its_recipe(run) for run in runs):
+            outdated.add(labels.get(method, method))
+            mark = " †"
+        row = [labels.get(method, method) + _procedure_suffix(procedure, procedures) + mark, dataset,
                str(bits)] + ([f"{gamma:g}"] if show_gamma else [])
         row += [mean_and_spread([percent(run["scores"][metric]) for run in runs]), _cell(paper_map),
                 mean_and_spread([percent(run["scores"][PRECISION]) for run in runs])]
@@ -184,6 +202,9 @@ def render_preset_section(table, preset, records, labels):
             row += [mean_and_spread([percent(value) for value in accuracies]) if None not in accuracies else "–"]
         row += [", ".join(str(seed) for seed in sorted(by_key[key]))]
         lines.append("| " + " | ".join(row) + " |")
+    if outdated:
+        lines += ["", f"† {', '.join(sorted(outdated))}: trained with SAEH's recipe before the method's own (its "
+                  "authors', `saeh.recipes`) was registered; the row stands until the cell is re-run."]
     comparisons = []
     for key, base, name in _comparisons(keys, procedures, show_gamma, labels):
         maps = _paired(by_key[key], by_key[base], metric)
