@@ -155,10 +155,14 @@ def test_a_renamed_flag_in_a_page_fails_its_check(monkeypatch):
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_python_blocks_run(page):
+def test_python_blocks_run(page, tmp_path, monkeypatch):
+    """A page's ```python blocks run in order in one namespace (a tutorial builds on its earlier blocks), in an
+    empty working folder (what they write stays out of the repository)."""
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__main__"}
     for language, block in fenced_blocks(page):
         if language == "python":
-            exec(compile(block, page, "exec"), {})
+            exec(compile(block, page, "exec"), namespace)
 
 
 def test_cheap_commands_run(capsys):
