@@ -143,3 +143,25 @@ def test_training_script_searches_database_txt(tmp_path, capsys):
         np.testing.assert_array_equal(codes.label, labels[rows])
     scores = json.loads((run_dir / "scores.json").read_text())
     assert (scores["n_query"], scores["n_database"]) == (20, 120) and 0 < scores["map@50"] <= 1
+
+
+def test_an_asymmetric_method_learns_a_given_database_only_when_it_is_the_training_set(tmp_path):
+    """ADSH's database codes are the ones it learns, one per training image: a database.txt holding other images
+    is refused, naming the cause; one holding the training images in another order maps each to its row."""
+    from saeh.registry import get
+    from saeh.run_codes import learned_database_rows
+
+    adsh = get("adsh")
+    write_list_dataset(tmp_path / "larger")
+    split = make_split(load_dataset("list", data_dir=tmp_path / "larger"), seed=0, validation_size=5)
+    with pytest.raises(SaehError, match=r"20 of the 40 database images are neither.*own database set"):
+        learned_database_rows(adsh, split)
+
+    labels = write_list_dataset(tmp_path / "reordered", database=0)
+    lines = [f"images/{row}.png {' '.join(str(label) for label in labels[row])}" for row in reversed(range(TRAIN))]
+    (tmp_path / "reordered" / "database.txt").write_text("\n".join(lines) + "\n")
+    split = make_split(load_dataset("list", data_dir=tmp_path / "reordered"), seed=0, validation_size=5)
+    rows = learned_database_rows(adsh, split)
+    np.testing.assert_array_equal(np.sort(rows), np.arange(TRAIN))
+    learned_images = np.concatenate([np.asarray(split.train.images), np.asarray(split.validation.images)])
+    np.testing.assert_array_equal(np.asarray(split.database.images)[rows], learned_images)

@@ -84,14 +84,14 @@ def load_list_files(root, image_size=None, name=None, stream=False, memory_budge
     class_names = _class_names(root, every_list)
     if database is not None:
         _check_same_labels(database, (train, test))
-        if log is not None:
-            shared = len({os.path.normpath(path) for path in train.paths}
-                         & {os.path.normpath(path) for path in database.paths})
-            log(f"{database_list}: the database searched, {len(database.paths)} images as given "
-                f"({train_list}: {len(train.paths)} training images, {shared} of them in the database)")
-    return labelled_images(root, name, *((entries.paths, entries.labels) for entries in (train, test)), class_names,
+    data = labelled_images(root, name, *((entries.paths, entries.labels) for entries in (train, test)), class_names,
                            image_size, stream, memory_budget, log, cache_dir,
                            database=None if database is None else (database.paths, database.labels))
+    if database is not None and log is not None:
+        log(f"{database_list}: the database searched, {len(data.database)} images as given ({train_list}: "
+            f"{len(data.train)} training images, {np.count_nonzero(data.train_in_database >= 0)} of them in the "
+            "database)")
+    return data
 
 
 def _class_names(root, every_list):
