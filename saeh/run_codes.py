@@ -58,11 +58,13 @@ def learned_database_rows(method, split):
     covered[rows[rows >= 0]] = True
     missing = int(np.count_nonzero(~covered))
     if missing:
+        remedy = ("The dataset comes with its own database set (list files' database.txt): use a symmetric method"
+                  if split.database_given else "Use --protocol ssdh, whose database is the training set (training + "
+                  "validation images), or a symmetric method")
         raise SaehError(
             f"method {name!r} is asymmetric: its database codes are the codes it learns for its training and "
             f"validation images, but under protocol {protocol!r} {missing} of the {len(split.database)} database "
-            "images are neither, and their network codes would be mixed with the learned ones. Use --protocol ssdh, "
-            "whose database is the training set (training + validation images), or a symmetric method")
+            f"images are neither, and their network codes would be mixed with the learned ones. {remedy}")
     return rows
 
 

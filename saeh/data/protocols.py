@@ -26,6 +26,11 @@ Protocols (sizes on CIFAR-10's 50,000/10,000 and MNIST's 60,000/10,000 train/tes
 - ``dsh``: DSH's protocol. Query = database = the test set (each query finds itself at distance 0); model trained
   on the training set minus the validation images. CIFAR-10: 10,000 queries and database, 45,000 train, 5,000
   validation.
+
+A dataset that comes with a database set of its own (`LabelledData.database`: list files' ``database.txt``) fixes
+its queries (the test set) and its database: ``ssdh`` searches that database instead of the training set (the
+validation set is still carved from the training set with the seed, and `Split.describe` says where each set came
+from); ``dpsh`` and ``dsh``, which would replace that database with sets of their own, refuse such a dataset.
 """
 
 import dataclasses
@@ -74,10 +79,14 @@ class Split:
     # image) stand for these database rows (`saeh.run_codes.learned_database_rows`).
     train_in_database: object = None
     validation_in_database: object = None
+    # True when the database is the dataset's own database set (`LabelledData.database`), not one the protocol made.
+    database_given: bool = False
 
     def describe(self):
         """One line for logs: the protocol, the seed and each set's size and origin."""
         origins = _ORIGINS[self.protocol]
+        if self.database_given:
+            origins = {**origins, "database": _GIVEN_DATABASE_ORIGIN}
         validation = _LEAK_NOTE if self.validation_is_query else origins["validation"]
         parts = [
             f"train {len(self.train)} ({origins['train'] if not self.validation_is_query else origins['train_all']})",
@@ -115,6 +124,9 @@ _ORIGINS = {
 }
 
 
+_GIVEN_DATABASE_ORIGIN = "the dataset's own database set, as given"
+
+
 def protocol_names():
     """The protocol names `make_split` understands; the first is the default."""
     return PROTOCOL_NAMES
@@ -141,11 +153,19 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
     _check_validation_size(validation_size)
     if not isinstance(select_on_test, bool):
         raise SaehError(f"select_on_test must be True or False; got {select_on_test!r}")
+    if data.database is not None and protocol != "ssdh":
+        raise SaehError(
+            f"{data.name} comes with its own database set ({len(data.database)} images, e.g. list files' "
+            f"database.txt) and its own queries (the test set); protocol {protocol!r} would replace them with sets "
+            "of its own. Use protocol ssdh (--protocol ssdh), which searches the given database"
+        )
     rng = np.random.default_rng(seed)
     if protocol == "dpsh":
         return _dpsh_split(data, seed, rng, validation_size, select_on_test)
     query = data.test
     database = data.train if protocol == "ssdh" else data.test
+    if data.database is not None:
+        database = data.database
     if select_on_test:
         train, validation = data.train, query
         train_index = np.arange(len(data.train))
@@ -154,10 +174,12 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
         train, validation = data.train.subset(train_index), data.train.subset(validation_index)
     # ssdh: the database is the training set, so a training (or validation) image's database row is its row there;
     # dsh: the database is the test set, which holds no training image (and, with select_on_test, the validation set
-    # is the query set, which is not in the database under ssdh).
-    in_database = np.asarray(train_index, np.int64) if protocol == "ssdh" else np.full(len(train), -1, np.int64)
+    # is the query set, which is not in the database under ssdh). A given database: each training image's row in it
+    # is the data's (-1 where it is not there).
+    train_rows = np.arange(len(data.train), dtype=np.int64) if data.database is None else data.train_in_database
+    in_database = train_rows[train_index] if protocol == "ssdh" else np.full(len(train), -1, np.int64)
     if protocol == "ssdh" and not select_on_test:
-        validation_in_database = np.asarray(validation_index, np.int64)
+        validation_in_database = train_rows[validation_index]
     elif protocol == "dsh" and select_on_test:
         validation_in_database = np.arange(len(validation), dtype=np.int64)
     else:
@@ -173,6 +195,7 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
         dataset=data.name,
         train_in_database=in_database,
         validation_in_database=validation_in_database,
+        database_given=data.database is not None,
     )
 
 

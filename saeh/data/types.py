@@ -1,5 +1,6 @@
 """The dataset types every source returns: `ImageSet` (one split's images and row-aligned labels) and
-`LabelledData` (a train and a test `ImageSet`, class names and where they came from), each checked on construction.
+`LabelledData` (a train and a test `ImageSet`, a database `ImageSet` where the source gives one, class names and
+where they came from), each checked on construction.
 
 Images are (N, H, W, C) uint8 with C = 1 (grayscale) or 3 (RGB), in memory or left in their files
 (`saeh.data.files.ImageFiles`), pixel values untouched (scaling to [0, 1] is the input pipeline's job); labels are
@@ -82,9 +83,14 @@ class ImageSet:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LabelledData:
-    """A dataset as a loader returns it: train and test sets, class names, and where it came from.
+    """A dataset as a loader returns it: train and test sets, class names, where it came from, and the database
+    set where the source gives one of its own.
 
-    Checked on construction: both sets non-empty, same image shape, same kind of labels, at least two classes,
+    `database`: the images to search, as the source lists them (list files' ``database.txt``), or None when the
+    source has none (the protocols then search the training or test set). `train_in_database`: with `database`, each
+    training image's row in it (-1 where it is not there), int64 (len(train),).
+
+    Checked on construction: every set non-empty, same image shape, same kind of labels, at least two classes,
     every label in [0, num_classes).
     """
 
@@ -93,27 +99,34 @@ class LabelledData:
     test: ImageSet
     class_names: tuple
     source: str = ""
+    database: ImageSet = None
+    train_in_database: np.ndarray = None
 
     def __post_init__(self):
         object.__setattr__(self, "class_names", tuple(str(name) for name in self.class_names))
-        for split, image_set in (("train", self.train), ("test", self.test)):
+        sets = (("train", self.train), ("test", self.test))
+        if self.database is not None:
+            sets += (("database", self.database),)
+        for split, image_set in sets:
             if not isinstance(image_set, ImageSet):
                 raise SaehError(f"{split} must be an ImageSet; got {type(image_set).__name__}")
             if len(image_set) == 0:
                 raise SaehError(f"the {split} split has no images")
-        if self.train.image_shape != self.test.image_shape:
-            raise SaehError(
-                f"train images are {self.train.image_shape} but test images are {self.test.image_shape}; "
-                "both splits need the same (H, W, C)"
-            )
-        if self.train.multi_label != self.test.multi_label:
-            raise SaehError("train and test labels must be of the same kind (class ids or multi-hot rows)")
+        for split, image_set in sets[1:]:
+            if image_set.image_shape != self.train.image_shape:
+                raise SaehError(
+                    f"train images are {self.train.image_shape} but {split} images are {image_set.image_shape}; "
+                    "every split needs the same (H, W, C)"
+                )
+            if image_set.multi_label != self.train.multi_label:
+                raise SaehError(f"train and {split} labels must be of the same kind (class ids or multi-hot rows)")
+        self._check_train_in_database()
         num_classes = len(self.class_names)
         if num_classes < 2:
             raise SaehError(
                 f"a retrieval dataset needs at least 2 classes; got {num_classes} ({', '.join(self.class_names)})"
             )
-        for split, image_set in (("train", self.train), ("test", self.test)):
+        for split, image_set in sets:
             labels = image_set.labels
             if image_set.multi_label:
                 if labels.shape[1] != num_classes:
@@ -132,6 +145,21 @@ class LabelledData:
         if present < 2:
             raise SaehError("the training labels hold a single class; a retrieval dataset needs at least 2")
 
+    def _check_train_in_database(self):
+        rows = self.train_in_database
+        if self.database is None:
+            if rows is not None:
+                raise SaehError("train_in_database names rows of a database set, but the data has none")
+            return
+        rows = np.asarray(rows if rows is not None else np.full(len(self.train), -1))
+        if rows.shape != (len(self.train),) or not np.issubdtype(rows.dtype, np.integer):
+            raise SaehError(f"train_in_database must hold one integer row per training image ({len(self.train)}); "
+                            f"got {describe_array(rows)}")
+        if rows.size and (rows.min() < -1 or rows.max() >= len(self.database)):
+            raise SaehError(f"train_in_database rows must lie in -1..{len(self.database) - 1} (the database's rows, "
+                            f"-1 for none); got values from {rows.min()} to {rows.max()}")
+        object.__setattr__(self, "train_in_database", rows.astype(np.int64, copy=False))
+
     @property
     def num_classes(self):
         return len(self.class_names)
@@ -146,9 +174,10 @@ class LabelledData:
         return self.train.multi_label
 
 
-def labelled_data(name, train, test, class_names, source):
+def labelled_data(name, train, test, class_names, source, database=None, train_in_database=None):
     """`LabelledData`, with `source` (a file or folder) named in front of any error it raises."""
     try:
-        return LabelledData(name=name, train=train, test=test, class_names=tuple(class_names), source=source)
+        return LabelledData(name=name, train=train, test=test, class_names=tuple(class_names), source=source,
+                            database=database, train_in_database=train_in_database)
     except SaehError as error:
         raise SaehError(f"{source}: {error}") from error

@@ -4,6 +4,8 @@ or left in their files (`ImageFiles`, read through the decoded cache when one is
 
 import os
 
+import numpy as np
+
 from saeh.data.cache import cached_images
 from saeh.data.decoding import decode_images
 from saeh.data.files import decoded_bytes, format_bytes, scan_image_files
@@ -14,15 +16,47 @@ from saeh.errors import SaehError
 STREAM_CHOICES = ("auto", True, False)
 
 
-def labelled_images(root, name, train, test, class_names, image_size, stream, memory_budget, log, cache_dir):
-    """`LabelledData` named `name` (default: the folder's name) of the images under `root` listed in `train` and
-    `test` (each (paths, labels)); `stream` and the rest as for `load_dataset`."""
+def labelled_images(root, name, train, test, class_names, image_size, stream, memory_budget, log, cache_dir,
+                    database=None):
+    """`LabelledData` named `name` (default: the folder's name) of the images under `root` listed in `train`,
+    `test` and, where given, `database` (each (paths, labels)); `stream` and the rest as for `load_dataset`."""
+    name = name or os.path.basename(os.path.normpath(root))
+    if database is not None:
+        return _with_database(root, name, train, test, database, class_names, image_size, stream, memory_budget, log,
+                              cache_dir)
     # Decode (or scan) both splits in one go so the channel and size decisions are the same for both.
     images = _images_of(train[0] + test[0], image_size, root, stream, memory_budget, log, cache_dir)
     count = len(train[0])
     train = ImageSet(images[:count], train[1])
     test = ImageSet(images[count:], test[1])
-    return labelled_data(name or os.path.basename(os.path.normpath(root)), train, test, class_names, root)
+    return labelled_data(name, train, test, class_names, root)
+
+
+def _with_database(root, name, train, test, database, class_names, image_size, stream, memory_budget, log,
+                   cache_dir):
+    """`labelled_images` with a database set: each file is decoded once, in one go. The database comes first and
+    stays one slice of the decoded images (it is usually the largest set and holds the training images); the
+    training and test images it lacks follow, and those two sets are gathered from their rows."""
+    paths = list(database[0])
+    row_of = {}
+    for row, path in enumerate(paths):
+        row_of.setdefault(os.path.normpath(path), row)
+    rows_by_set = []
+    for set_paths in (train[0], test[0]):
+        rows = []
+        for path in set_paths:
+            key = os.path.normpath(path)
+            if key not in row_of:
+                row_of[key] = len(paths)
+                paths.append(path)
+            rows.append(row_of[key])
+        rows_by_set.append(np.asarray(rows, np.int64))
+    images = _images_of(paths, image_size, root, stream, memory_budget, log, cache_dir)
+    count = len(database[0])
+    train_rows, test_rows = rows_by_set
+    return labelled_data(name, ImageSet(images[train_rows], train[1]), ImageSet(images[test_rows], test[1]),
+                         class_names, root, database=ImageSet(images[:count], database[1]),
+                         train_in_database=np.where(train_rows < count, train_rows, -1))
 
 
 def _images_of(paths, image_size, source, stream, memory_budget, log, cache_dir=None):
