@@ -80,11 +80,11 @@ def streamed_outputs(model, split, out_dir):
 
 def with_image_ids(codes, image_set):
     """`codes` of `image_set` with the images' ids (row numbers in the set) and, for images left in their files, their
-    paths (images decoded into memory keep no path)."""
+    paths (images decoded into memory keep none: then the paths `codes` may already hold stay)."""
     from saeh.data import ImageFiles
 
     images = image_set.images
-    paths = images.paths if isinstance(images, ImageFiles) else None
+    paths = images.paths if isinstance(images, ImageFiles) else codes.paths
     return dataclasses.replace(codes, ids=np.arange(len(codes), dtype=np.int64), paths=paths)
 
 

@@ -63,7 +63,10 @@ def list_folder(folder):
 
 
 def listing_of(source):
-    """An `ImageListing` of a folder, one image file or a list of image files; None for anything else (an array)."""
+    """An `ImageListing` of a folder, one image file or a list (or string array) of image files; None for anything
+    else (an array of pixels)."""
+    if isinstance(source, np.ndarray) and source.dtype.kind == "U":
+        source = source.tolist()
     if isinstance(source, (str, os.PathLike)):
         if os.path.isdir(source):
             return list_folder(source)
