@@ -2,7 +2,7 @@
 `python -m saeh.cli.search --index` queries:
 
     python -m saeh.cli.index --model runs/RUN --images photos/ --out index.npz
-    python -m saeh.cli.index --model saeh_mnist_32bits --out mnist.npz    # the database codes dumped beside it
+    python -m saeh.cli.index --model runs/RUN --out database.npz    # the database codes dumped beside it
 
 The index holds each image's code, id (its row), file and label (a class folder's name; none for a flat folder),
 and the model's identity. Without --images it holds the database codes already dumped beside the model
