@@ -35,7 +35,8 @@ setup(
     extras_require={
         # The gamma notebook is executed with Jupyter's own machinery; the test suite runs it headless.
         "notebook": ["nbclient", "nbformat", "ipykernel"],
-        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"],
+        # pdoc renders the API reference (docs/API.md); tests/test_api_docs.py builds it.
+        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "pdoc"],
         "faiss": ["faiss-cpu"],
     },
     license="MIT",

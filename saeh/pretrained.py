@@ -22,9 +22,7 @@ import sys
 from saeh.atomic import atomic_path, write_json
 from saeh.errors import SaehError
 from saeh.run_folder import RunFolder
-
-PRETRAINED = "pretrained"
-RESULT = "result.json"
+from saeh.shipped import PRETRAINED, RESULT
 INDEX = "README.md"
 NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 

@@ -121,7 +121,8 @@ def test_search_rerank_orders_the_hamming_pool_by_deep_features(tmp_path, capsys
     assert search(["--model", trained.model_path, "--query-index", str(query_index), "--top-k", str(top_k),
                    "--rerank", str(pool), "--out", str(tmp_path / "grid.png")]) == 0
     out = capsys.readouterr().out
-    printed = re.findall(r"^ *\d+\. database image (\d+) at Hamming distance (\d+), feature distance (\S+)$", out,
+    printed = re.findall(r"^ *\d+\. database image (\d+)\b.*? at Hamming distance (\d+), feature distance (\S+)$",
+                         out,
                          flags=re.M)
     assert [int(index) for index, _, _ in printed] == expected.tolist()
     assert [int(distance) for _, distance, _ in printed] == distances[expected].tolist()
@@ -130,7 +131,8 @@ def test_search_rerank_orders_the_hamming_pool_by_deep_features(tmp_path, capsys
     assert not np.array_equal(expected, hamming_order[:top_k])  # the re-ranking changed the Hamming order
     assert search(["--model", trained.model_path, "--query-index", str(query_index), "--top-k", str(top_k),
                    "--out", str(tmp_path / "plain.png")]) == 0  # without --rerank: the Hamming ranking, as before
-    plain = re.findall(r"^ *\d+\. database image (\d+) at Hamming distance \d+$", capsys.readouterr().out, flags=re.M)
+    plain = re.findall(r"^ *\d+\. database image (\d+)\b.*? at Hamming distance \d+$", capsys.readouterr().out,
+                       flags=re.M)
     assert [int(index) for index in plain] == hamming_order[:top_k].tolist()
     with pytest.raises(SaehError, match=r"--rerank POOL must be at least --top-k \(10\).*got 9"):
         search(["--model", trained.model_path, "--query-index", "0", "--rerank", "9",

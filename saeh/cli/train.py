@@ -180,6 +180,14 @@ def check_original_flags(args, method):
 
 
 def main(argv=None, settings=None):
+    train_from_arguments(argv, settings)
+    return 0
+
+
+def train_from_arguments(argv=None, settings=None):
+    """What `hash_su_ae_train.py` does with the arguments `argv` (and the script's `settings` as the defaults of
+    its flags): train, dump the codes, score them. Returns {"run_dir", "scores", "codes": {set: dump path}};
+    "scores" and "codes" are None on a worker other than the chief, which writes neither."""
     settings = {**SETTINGS, **(settings or {})}
     parser = build_parser(settings)
     args = presets.parse_args(parser, argv)  # a --preset's settings, then the flags given
@@ -227,12 +235,13 @@ def main(argv=None, settings=None):
         codes = baselines.fit_shallow(method, split, folder.run_dir, hash_bits=args.hash_bits, seed=seed,
                                       hyperparameters=hyperparameters, settings=data_settings,
                                       overwrite=args.overwrite, feature_model=args.features)
+        codes = {name: dumps.with_image_ids(set_codes, getattr(split, name)) for name, set_codes in codes.items()}
         paths = dumps.write_codes(codes, folder.codes, overwrite=True)
     else:
         trained = train_deep(method, data, split, folder, args, hyperparameters, data_settings)
         if not trained.chief:  # one of several workers: the chief writes the codes and scores
             print(f"this worker's part of the training is done; the chief writes {folder.run_dir}")
-            return 0
+            return {"run_dir": folder.run_dir, "scores": None, "codes": None}
         codes, paths = dumps.dump_run_codes(trained.model, split, {**data_settings, "method": method.name},
                                             folder.dump_directory(data_settings["procedure"]), overwrite=True,
                                             state_arrays=None if trained.state is None else trained.state.numpy())
@@ -247,7 +256,7 @@ def main(argv=None, settings=None):
     print(" ".join(f"{name} = {value:.4f}" for name, value in scores.items()))
     print(f"evaluate in full with: python evaluate.py {folder.run_dir}  (or --query {paths['query']} --database "
           f"{paths['database']})")
-    return 0
+    return {"run_dir": folder.run_dir, "scores": scores, "codes": paths}
 
 
 def batch_size_for(method, args):
