@@ -19,6 +19,7 @@ import dataclasses
 
 import numpy as np
 
+from saeh import validation
 from saeh.errors import SaehError
 from saeh.retrieval.search import DEFAULT_CHUNK_PAIRS, HammingScanner, _pack_pair, pack_codes
 
@@ -40,17 +41,6 @@ def _depth(k, n_database, name="k"):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise SaehError(f"{name} must be a positive integer or 'all'; got {k!r}")
     return min(int(k), n_database)
-
-
-def _check_choice(value, choices, name):
-    if value not in choices:
-        raise SaehError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-
-
-def _check_radius(radius):
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
-        raise SaehError(f"radius must be a non-negative integer; got {radius!r}")
-    return int(radius)
 
 
 class _Relevance:
@@ -338,8 +328,8 @@ def map_at_k(
     `_tie_averaged_average_precision`); the gap between the two shows how much tie order moves the number.
     per_query=True returns the (Q,) array of APs instead of their mean.
     """
-    _check_choice(ties, ("index", "average"), "ties")
-    _check_choice(normalize, ("retrieved", "all"), "normalize")
+    validation.one_of(ties, "ties", ("index", "average"))
+    validation.one_of(normalize, "normalize", ("retrieved", "all"))
     problem = _Retrieval(query_codes, db_codes, query_labels, db_labels, chunk_pairs)
     depth = _depth(k, problem.n_database)
     scores = np.empty(problem.n_distinct)
@@ -461,7 +451,7 @@ def precision_within_radius(
     Per query: precision = relevant / retrieved within the ball (0 for an empty ball), recall = relevant within
     the ball / relevant in the database; both are averaged over all queries.
     """
-    radius = _check_radius(radius)
+    radius = validation.non_negative_int(radius, "radius")
     problem = _Retrieval(query_codes, db_codes, query_labels, db_labels, chunk_pairs)
     per_pair = [np.empty(problem.n_distinct), np.empty(problem.n_distinct), np.empty(problem.n_distinct, dtype=bool)]
     for rows, sizes, relevant_sizes in problem.histogram_chunks():
