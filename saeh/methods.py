@@ -285,7 +285,7 @@ def check_constraints(method_name, hyperparameters):
 
 
 def resolve_hyperparameters(method_name, defaults, overrides=None):
-    """`defaults` (a `Hyperparameters`, or a dict for the shallow methods) updated with the non-None `overrides`,
+    """`defaults` (a `Hyperparameters`, or a plain dict) updated with the non-None `overrides`,
     each converted to the type of its default (`as_type_of`); a `Hyperparameters` comes back as one, checked
     against its constraints.
 
