@@ -67,8 +67,8 @@ class _Relevance:
             )
         self.multi_label = query.ndim == 2
         if self.multi_label:
-            self.query = _pack_label_sets(query, "query labels")
-            self.database = _pack_label_sets(database, "database labels")
+            self.query = pack_label_sets(query, "query labels")
+            self.database = pack_label_sets(database, "database labels")
             self._label_sets = None
         else:
             for name, labels in (("query labels", query), ("database labels", database)):
@@ -89,7 +89,7 @@ class _Relevance:
         database = self.database[None] if ids is None else self.database[ids]
         if not self.multi_label:
             return query[:, None] == database
-        return _share_a_label(query[:, None, :], database)
+        return packed_share_a_label(query[:, None, :], database)
 
     def totals(self, rows):
         """Number of relevant items in the whole database, per query row."""
@@ -98,10 +98,13 @@ class _Relevance:
         if self._label_sets is None:
             self._label_sets = np.unique(self.database, axis=0, return_counts=True)
         sets, counts = self._label_sets
-        return _share_a_label(self.query[rows][:, None, :], sets[None]) @ counts
+        return packed_share_a_label(self.query[rows][:, None, :], sets[None]) @ counts
 
 
-def _pack_label_sets(labels, name):
+def pack_label_sets(labels, name="labels"):
+    """(N, C) multi-hot rows (0 and 1, C >= 1) as (N, ceil(C / 64)) uint64 words, one bit per class: the form in
+    which `packed_share_a_label` compares them."""
+    labels = np.asarray(labels)
     if labels.shape[1] == 0:
         raise SaehError(f"{name} are multi-hot with 0 classes (shape {labels.shape})")
     if not np.all((labels == 0) | (labels == 1)):
@@ -109,11 +112,16 @@ def _pack_label_sets(labels, name):
     return pack_codes(labels != 0, name)
 
 
-def _share_a_label(query_words, db_words):
-    """Bool array: whether the packed label sets intersect (broadcast over the leading axes)."""
+def packed_share_a_label(words_a, words_b):
+    """Bool array: whether label sets packed by `pack_label_sets` share a label (broadcast over the leading axes).
+
+    The package's one definition of "share a label" for multi-hot rows (`saeh.pairs.share_a_label` uses it): one
+    bitwise AND per 64 classes. Unlike a product of the rows it also compares each query with its own ranked items,
+    and in the scan it was about 30 times faster than a checked float64 product (3 queries x 190,000 images, 21
+    classes: 1.2 against 35 ms); on 2,000 x 2,000 to 2,000 x 20,000 pairs the two take about as long."""
     shared = None
-    for word in range(query_words.shape[-1]):
-        word_shared = (query_words[..., word] & db_words[..., word]) != 0
+    for word in range(words_a.shape[-1]):
+        word_shared = (words_a[..., word] & words_b[..., word]) != 0
         shared = word_shared if shared is None else shared | word_shared
     return shared
 
