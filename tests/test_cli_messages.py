@@ -199,6 +199,16 @@ def test_train_checks_and_records_a_shallow_method_s_hyperparameters(tmp_path, m
         assert json.load(handle)["hyperparameters"] == {"n_iter": 3}
 
 
+def test_epochs_none_is_refused_before_resnet50_s_warm_up_uses_them(tmp_path):
+    """epochs=None in a Python caller's settings passes the script's flag checks (None stands for "not given" there):
+    the library's check comes first, not a TypeError in the warm-up's min()."""
+    from saeh.cli import train
+
+    with pytest.raises(SaehError, match="epochs must be a positive integer; got None"):
+        train.main(["--which-data", "mnist-sample", "--encoder", "resnet50", "--save-dir", str(tmp_path)],
+                   settings={"epochs": None})
+
+
 def test_train_passes_a_converted_hyperparameter_to_training(tmp_path, monkeypatch, capsys):
     from saeh import training
 
