@@ -183,4 +183,4 @@ CSQ = register(DeepMethod(
     recipe=RECIPE,
     code=SIGN_CODES,
     prepare=prepare_csq,
-), listing_order=100)
+), listing_order=80)

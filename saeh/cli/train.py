@@ -287,6 +287,8 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         if epochs != args.epochs:
             print(f"preset {args.preset}: {args.epochs} passes over the {len(split.train)} training images are "
                   f"{epochs} epochs of {method.name}, whose epoch visits a sample of them")
+    # The library's check, before the warm-up below compares with it (a caller's settings may hold any epochs).
+    epochs = validation.positive_int(epochs, "epochs")
     warmup_epochs = args.warmup_epochs
     if warmup_epochs is None:
         from saeh.models.encoders import DEFAULT_WARMUP_EPOCHS

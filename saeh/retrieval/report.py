@@ -14,10 +14,9 @@ tie-averaged mAP.
 
 import numpy as np
 
-from saeh import defaults
+from saeh import defaults, validation
 from saeh.errors import SaehError
 from saeh.retrieval.metrics import (
-    _check_radius,
     _depth,
     _radius_curves,
     _radius_statistics,
@@ -71,7 +70,7 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
     capped at N) and "curves" (PR by radius, PR by rank, precision at k up to top_k).
     """
     check_pair(query, database)
-    radius = _check_radius(radius)
+    radius = validation.non_negative_int(radius, "radius")
     problem = _Retrieval(query.hash_bin, database.hash_bin, query.label, database.label, chunk_pairs)
     n_query, n_database = problem.n_query, problem.n_database
     depth = _depth(top_k, n_database, "top_k")
