@@ -242,7 +242,7 @@ class _FitPlan:
     final_weights: str
     warmup_epochs: float
     profile_steps: object
-    callbacks: tuple
+    callbacks: object  # extra Keras callbacks, after the loop's own
     verbose: object
 
 
