@@ -14,6 +14,7 @@ import pytest
 
 import baselines
 from saeh import training
+from saeh.training.compiled_model import build_compiled, targets_for
 from saeh.errors import SaehError
 from saeh.methods import ModelSpec
 
@@ -24,12 +25,12 @@ QUIET = {"stack_num": 1, "batch_size": 32, "verbose": 0, "log": lambda message: 
 def test_dlbhc_loss_is_the_classifiers_only(separable_split):
     method = baselines.get("dlbhc")
     spec = ModelSpec((16, 16, 1), CLASSES, hash_bits=BITS, stack_num=1)
-    model = training.build_compiled(method, method.resolve(), spec)
+    model = build_compiled(method, method.resolve(), spec)
     assert model.get_layer("hash_x").activation.__name__ == "sigmoid" and model.get_layer("hash_x").units == BITS
     assert model.get_layer("y_predict").input is model.get_layer("hash_x").output  # the classifier reads the codes
     images = separable_split.train.images[:32]
     labels = keras.utils.to_categorical(separable_split.train.labels[:32], CLASSES)
-    targets = training.targets_for(model, method)(images, {"label": labels})
+    targets = targets_for(model, method)(images, {"label": labels})
     logged = model.evaluate(images.astype(np.float32) / 255, targets, verbose=0, return_dict=True)
     predicted = model(images.astype(np.float32) / 255, training=False)["y_predict"]
     cross_entropy = float(keras.losses.categorical_crossentropy(labels, predicted).numpy().mean())

@@ -11,6 +11,7 @@ import pytest
 from saeh import registry, training
 from saeh.errors import SaehError
 from saeh.methods import SAEH, ModelSpec
+from saeh.training.checkpoints import METHOD_STATE_MEMBER
 
 from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 
@@ -90,7 +91,7 @@ def test_dpsh_writes_its_bank_and_a_resumed_run_continues_with_it(separable_spli
     with pytest.raises(Crash):
         training.train(dpsh, separable_split, 4, run_dir, epochs=3, callbacks=[CrashAfterEpoch(2)], **BRIEF_TRAINING)
     with zipfile.ZipFile(os.path.join(run_dir, "checkpoints", "last.keras")) as archive:
-        assert training.METHOD_STATE_MEMBER in archive.namelist()
+        assert METHOD_STATE_MEMBER in archive.namelist()
     resumed = training.train(dpsh, separable_split, 4, run_dir, epochs=3, **BRIEF_TRAINING)
     for a, b in zip(whole.history, resumed.history):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
