@@ -218,6 +218,8 @@ class DeepMethod:
         inputs: optional (images, batch) -> the model's inputs in training, for a model that takes more than the
             images (a label branch trained beside the image network); its image input must be named "image", and
             `hash_x` must depend on it alone, since codes are computed from images only.
+        class_code_targets: True for a method that trains each class towards a fixed code (hash centres): a bit on
+            which every class's code agrees is constant by design, and the constant-bit warning says so.
     """
 
     name: str
@@ -238,6 +240,7 @@ class DeepMethod:
     database_codes: Optional[Callable] = None
     multi_label: bool = True
     inputs: Optional[Callable] = None
+    class_code_targets: bool = False
     kind: str = "deep"
 
     def __post_init__(self):

@@ -394,18 +394,34 @@ def test_a_few_constant_bits_among_many_codes_are_not_called_a_collapse(separabl
     model.get_layer("hash_x").set_weights([weights, np.array([1.0, 0, 0, 0], np.float32)])
     messages, logs = [], {}
     validation = separable_split.validation
-    watch = CollapseWatch(validation.images, validation.labels, 0.5, messages.append)
+    watch = CollapseWatch(validation.images, validation.labels, 0.5, messages.append, class_code_targets=True)
     watch.set_model(model)
     watch.on_train_begin()
     watch.on_epoch_end(0, logs)
     assert logs[CONSTANT_BITS_LOG] == 0.25
     assert len(messages) == 1 and "1 of 4 bits (25%)" in messages[0] and "4 distinct codes" in messages[0]
-    assert "collapsed" not in messages[0] and "by design" in messages[0]
+    assert "collapsed" not in messages[0] and "by design where the classes' target codes agree" in messages[0]
+    # A method without class target codes (SAEH) has no design reason for it: the bit is lost.
+    plain = CollapseWatch(validation.images, validation.labels, 0.5, messages.append)
+    plain.set_model(model)
+    plain.on_train_begin()
+    messages.clear()
+    plain.on_epoch_end(0, {})
+    assert "the codes work as 3-bit codes" in messages[0] and "design" not in messages[0]
+    assert messages[0].endswith("(see docs/FAULTS.md, 'Constant bits')")
     # Bit 3 constant too: quadrants 0 and 3 now share a code, 3 codes for 4 classes: a collapse.
     model.get_layer("hash_x").set_weights([weights * np.array([1, 1, 1, 0], np.float32), np.array([1.0, 0, 0, 0])])
     messages.clear()
     watch.on_epoch_end(1, logs)
     assert "3 distinct codes for 4 label sets: the codes have collapsed" in messages[0]
+
+
+def test_only_hash_centre_methods_declare_class_target_codes():
+    """The constant-bit warning's "by design" reading is for the methods whose classes train towards fixed codes."""
+    from saeh import registry
+
+    declared = {name for name in registry.deep_names() if registry.get(name).class_code_targets}
+    assert declared == {"csq", "shc"}
 
 
 def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path):

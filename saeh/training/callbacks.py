@@ -68,9 +68,10 @@ class CollapseWatch(keras.callbacks.Callback):
     a collapsed model trains on (its loss may still fall) while its codes retrieve nothing. The share is logged as
     `val_constant_bits` (in the history). A warning, never an error: early epochs may recover."""
 
-    def __init__(self, images, labels, threshold, log):
+    def __init__(self, images, labels, threshold, log, class_code_targets=False):
         super().__init__()
         self.images, self.threshold, self.log = images, threshold, log
+        self.class_code_targets = class_code_targets
         labels = np.asarray(labels)
         self.label_sets = len(np.unique(labels, axis=0) if labels.ndim == 2 else np.unique(labels))
         self.encoder = None
@@ -92,12 +93,16 @@ class CollapseWatch(keras.callbacks.Callback):
             distinct = len(np.unique(np.packbits(bits, axis=1), axis=0))
             # Fewer codes than the images have label sets is a collapse; a few constant bits among enough codes need
             # not be: class hash centres (CSQ, SHC) can agree on a bit, and perfect codes then hold it constant.
+            # Other methods have no such targets, so there those bits are only lost.
             if distinct == 1:
                 verdict = "; every image has the same code: the codes have collapsed"
             elif distinct < self.label_sets:
                 verdict = f"; {distinct} distinct codes for {self.label_sets} label sets: the codes have collapsed"
+            elif self.class_code_targets:
+                verdict = (f"; {distinct} distinct codes: those bits carry no information, by design where the "
+                           "classes' target codes agree on them")
             else:
-                verdict = (f"; {distinct} distinct codes: those bits carry no information (by design when the "
-                           "method's class targets agree on them, as hash centres can)")
+                verdict = (f"; {distinct} distinct codes: those bits carry no information, so the codes work as "
+                           f"{bits.shape[1] - constant}-bit codes (early epochs may still recover them)")
             self.log(f"warning: epoch {epoch + 1}: {constant} of {bits.shape[1]} bits ({share:.0%}) are the same for "
-                     f"all {len(bits)} validation images{verdict} (see the README's 'When things go wrong')")
+                     f"all {len(bits)} validation images{verdict} (see docs/FAULTS.md, 'Constant bits')")

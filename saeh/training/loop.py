@@ -333,7 +333,8 @@ def _train_in_folder(plan):
         *([optimizers.LookaheadCallback(recipe.lookahead, steps, steps * epochs)] if recipe.lookahead else []),
         *own,  # before the checkpoint: what they log can be monitored, and the state they update is saved
         # Only a hashing model (a method's stage, SHC's classifier, has no codes to collapse).
-        *([CollapseWatch(split.validation.images, split.validation.labels, method.code.threshold, log)]
+        *([CollapseWatch(split.validation.images, split.validation.labels, method.code.threshold, log,
+                         class_code_targets=method.class_code_targets)]
           if HASH_LAYER in [layer.name for layer in model.layers] else []),
         checkpoint,
         keras.callbacks.TensorBoard(folder.logs, profile_batch=plan.profile_steps or 0),
