@@ -8,6 +8,7 @@ second TensorFlow start-up) unless a fresh process is the point.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -34,7 +35,7 @@ def write_image_folder(root):
 
 def train_arguments(data_dir, save_dir):
     return ["--which-data", "folder", "--data-dir", data_dir, "--save-dir", save_dir, "--stack-num", "1",
-            "--hash-bits", "8", "--batch-size", "16", "--epochs", "1", "--verbose", "2"]
+            "--hash-bits", "8", "--batch-size", "16", "--epochs", "1"]
 
 
 def run_subprocess(script, args, cwd):
@@ -88,6 +89,14 @@ def test_training_writes_a_complete_run(trained):
         assert term in history["epochs"][0], term
     assert "map@1000 = " in trained["out"] and "precision@r2 = " in trained["out"]
     assert "Traceback" not in trained["err"]
+
+
+def test_training_into_a_file_writes_one_line_per_epoch(trained):
+    """Off a terminal (output captured or redirected) the default is one line per epoch: no progress bar, none of
+    its backspaces."""
+    assert "\b" not in trained["out"] and "\r" not in trained["out"]
+    epoch_lines = [line for line in trained["out"].splitlines() if re.match(r"^\d+/\d+ - ", line)]
+    assert len(epoch_lines) == 1, trained["out"][-2000:]
     # One grayscale image among RGB ones: converted, and said once; the RGBA image is read as RGB, said once too.
     assert trained["err"].count(GRAYSCALE_WARNING) == 1, trained["err"]
     assert "gray.png" in trained["err"]

@@ -434,3 +434,17 @@ def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path)
                                                          "the codes have collapsed")
     shares = [row[CONSTANT_BITS_LOG] for row in trained.history]
     assert shares[0] < 1 and shares[1] == 1.0
+
+
+def test_fit_verbosity_is_a_bar_on_a_terminal_and_a_line_per_epoch_otherwise():
+    from saeh.training.loop import fit_verbosity
+
+    class Stream:
+        def __init__(self, terminal):
+            self.terminal = terminal
+
+        def isatty(self):
+            return self.terminal
+
+    assert fit_verbosity("auto", Stream(True)) == 1 and fit_verbosity("auto", Stream(False)) == 2
+    assert fit_verbosity(0, Stream(True)) == 0 and fit_verbosity(1, Stream(False)) == 1

@@ -11,6 +11,7 @@ import functools
 import math
 import os
 import shutil
+import sys
 
 import keras
 import numpy as np
@@ -122,7 +123,8 @@ def train(method, split, num_classes, run_dir, *, hash_bits=defaults.HASH_BITS, 
             follow the rules of `saeh.distributed` (batch_size per replica, global batch statistics, only the
             chief writes `run_dir`).
         callbacks: extra Keras callbacks, run after the built-in ones.
-        verbose: as Keras's `fit` takes it.
+        verbose: 0 (silent), 1 (a progress bar), 2 (one line per epoch), or "auto" (default): a bar on a
+            terminal, one line per epoch otherwise (`fit_verbosity`).
         log: where progress lines go (print by default).
         profile_steps: (first, last) steps (1-based) of the first epoch trained to record in a TensorBoard profile
             under `<run_dir>/logs`; None records none.
@@ -345,7 +347,7 @@ def _train_in_folder(plan):
     if initial_epoch < epochs:
         model.fit(train_batches, steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
                   validation_data=validation_data, validation_steps=validation_steps, callbacks=callbacks,
-                  verbose=plan.verbose)
+                  verbose=fit_verbosity(plan.verbose))
     # After fit (or the restore of a checkpoint at the last epoch) the model holds the last epoch's weights.
     final_epoch = len(checkpoint.history)
     if final_weights == "best":
@@ -365,6 +367,15 @@ def _train_in_folder(plan):
         f"epoch's weights, epoch {final_epoch}")
     return TrainedRun(model=model, history=checkpoint.history, best_epoch=checkpoint.best_epoch,
                       run_dir=folder.run_dir, final_epoch=final_epoch, state=state, chief=plan.chief)
+
+
+def fit_verbosity(verbose, stream=None):
+    """Keras's `verbose` for `fit`: "auto" is a progress bar on a terminal and one line per epoch otherwise
+    (Keras's own "auto" draws the bar, backspaces and all, into any file or pipe)."""
+    if verbose != "auto":
+        return verbose
+    stream = sys.stdout if stream is None else stream
+    return 1 if getattr(stream, "isatty", lambda: False)() else 2
 
 
 def _call_sampler(sampler, count, seed, hyperparameters, epoch):
