@@ -112,7 +112,7 @@ def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=
         return codes, paths
     path = os.path.join(out_dir, original_dump_name(split.dataset, hash_bits(model)))
     check_writable(path, overwrite)
-    test = codes_for(model, split.query, batch_size, method_of_run(settings))
+    test = codes_for(model, split.query, batch_size, method_of_run(settings), progress="auto")
     save_original_dump(path, test, original_label_layout(test.label, split.dataset), overwrite=overwrite)
     log(f"wrote the test set's codes ({len(test)} x {test.bits} bits) to {path}, as the original generate_hash.py")
     return {"query": test, "database": test}, {"query": path, "database": path}
