@@ -2,7 +2,8 @@
 
 Prints a table (map@k and map@all, each with ties broken by database index and tie-averaged; precision, recall
 and empty-ball fraction within the Hamming radius; precision@k and recall@k; named as in scores.json:
-`saeh.retrieval.report.metric_name`), and can write JSON and PNG figures.
+`saeh.retrieval.report.metric_name`; for multi-hot labels also DSRH's ndcg@100, acg@100 and weighted mAP), and can
+write JSON and PNG figures.
 """
 
 import argparse
@@ -22,6 +23,8 @@ a LABEL at different code lengths give the precision-vs-bits figure (one line pe
 Ranking is by Hamming distance with ties broken by database index; the 'ties averaged' rows give the expected
 mAP over random orders within ties. A query with nothing relevant retrieved scores 0 and counts; an empty
 Hamming ball has precision 0 (the 'non-empty' row averages only the non-empty balls).
+For multi-hot labels it adds DSRH's graded measures, relevance = the number of shared labels: ndcg@100, acg@100
+and wmap@k (weighted mAP at the depth of map@k; DSRH used 5000: --top-k 5000).
 """
 
 RESULTS_NAME = "retrieval.json"

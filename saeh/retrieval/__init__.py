@@ -1,13 +1,15 @@
 """Exact, fast Hamming retrieval evaluation and search.
 
 Metrics (`metrics`): `map_at_k`, `precision_recall_at_k`, `precision_within_radius`, `pr_curve_by_radius`,
-`pr_curve_by_rank`. Search (`search`): `pack_codes`, `hamming_distances`, `HammingIndex`. Figures (`plots`) and
+`pr_curve_by_rank`; for multi-label data DSRH's graded measures (`graded`): `ndcg_at_k`, `acg_at_k`,
+`weighted_map_at_k` (relevance level = the number of shared labels). Search (`search`): `pack_codes`, `hamming_distances`, `HammingIndex`. Figures (`plots`) and
 the whole-report helpers (`report`: `evaluate_codes`, `evaluate` for codes in any form, `format_table`, `score`, a
 training run's scores, and `metric_name`, the one spelling of the metrics).
 
 Ranking is by Hamming distance with ties broken by database index; relevance means sharing at least one label.
 """
 
+from saeh.retrieval.graded import acg_at_k, ndcg_at_k, weighted_map_at_k
 from saeh.retrieval.metrics import (
     RadiusPrecision,
     map_at_k,
@@ -28,12 +30,14 @@ from saeh.retrieval.search import HammingIndex, hamming_distances, pack_codes
 __all__ = [
     "HammingIndex",
     "RadiusPrecision",
+    "acg_at_k",
     "evaluate",
     "evaluate_codes",
     "format_table",
     "hamming_distances",
     "map_at_k",
     "metric_name",
+    "ndcg_at_k",
     "pack_codes",
     "plot_pr_curve_by_radius",
     "plot_precision_at_k",
@@ -44,4 +48,5 @@ __all__ = [
     "precision_recall_at_k",
     "precision_within_radius",
     "score",
+    "weighted_map_at_k",
 ]

@@ -66,6 +66,7 @@ class _Relevance:
                 "the same C"
             )
         self.multi_label = query.ndim == 2
+        self.max_level = query.shape[1] if self.multi_label else 1  # the most labels two items can share
         if self.multi_label:
             self.query = pack_label_sets(query, "query labels")
             self.database = pack_label_sets(database, "database labels")
@@ -100,6 +101,27 @@ class _Relevance:
         sets, counts = self._label_sets
         return packed_share_a_label(self.query[rows][:, None, :], sets[None]) @ counts
 
+    def shared_labels(self, rows, ids):
+        """Int (q, m): how many labels each query row shares with database items `ids` (q, m); 0 or 1 for class
+        ids. The relevance level of DSRH's graded measures."""
+        if not self.multi_label:
+            return (self.query[rows][:, None] == self.database[ids]).astype(np.uint8)
+        return packed_shared_label_counts(self.query[rows][:, None, :], self.database[ids], self.max_level)
+
+    def level_counts(self, rows):
+        """Int (q, max_level + 1): per query row, how many database items share exactly 0, 1, ... labels with it."""
+        if not self.multi_label:
+            relevant = self._class_sizes[self.query[rows]]
+            return np.column_stack([len(self.database) - relevant, relevant])
+        if self._label_sets is None:
+            self._label_sets = np.unique(self.database, axis=0, return_counts=True)
+        sets, counts = self._label_sets
+        levels = packed_shared_label_counts(self.query[rows][:, None, :], sets[None], self.max_level)
+        n_rows, width = len(levels), self.max_level + 1
+        keys = levels + (np.arange(n_rows) * width)[:, None]
+        return np.bincount(keys.ravel(), weights=np.broadcast_to(counts, levels.shape).ravel(),
+                           minlength=n_rows * width).astype(np.int64).reshape(n_rows, width)
+
 
 def pack_label_sets(labels, name="labels"):
     """(N, C) multi-hot rows (0 and 1, C >= 1) as (N, ceil(C / 64)) uint64 words, one bit per class: the form in
@@ -123,6 +145,16 @@ def packed_share_a_label(words_a, words_b):
     for word in range(words_a.shape[-1]):
         word_shared = (words_a[..., word] & words_b[..., word]) != 0
         shared = word_shared if shared is None else shared | word_shared
+    return shared
+
+
+def packed_shared_label_counts(words_a, words_b, max_level):
+    """Int array: how many labels the sets packed by `pack_label_sets` share (broadcast over the leading axes), one
+    popcount of the bitwise AND per 64 classes; `max_level` (the number of classes) sizes the integer type."""
+    shared = None
+    for word in range(words_a.shape[-1]):
+        word_shared = np.bitwise_count(words_a[..., word] & words_b[..., word])
+        shared = word_shared.astype(np.min_scalar_type(max_level)) if shared is None else shared + word_shared
     return shared
 
 

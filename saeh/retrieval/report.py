@@ -5,17 +5,20 @@ Metric names are the same everywhere (scores.json, the result files, `evaluate_c
 ``map@1000`` and ``map@all`` (mAP over the top 1000 / the whole ranked database), ``precision@r2``, ``recall@r2``
 and ``empty@r2`` (within Hamming radius 2), ``precision@10`` and ``recall@10`` (over the top 10); a name ending in
 `` ties averaged`` is the expectation over random orders within ties, and ``precision@r2 non-empty`` averages the
-non-empty balls only. `metric_name` spells them.
+non-empty balls only; for multi-hot labels also DSRH's graded measures ``ndcg@100``, ``acg@100`` and ``wmap@1000``
+(weighted mAP at the depth of mAP@k; see `saeh.retrieval.graded`). `metric_name` spells them.
 
 Two exact scans cover everything (see `saeh.retrieval.metrics`): a full-depth ranked scan gives mAP@k, mAP@all,
 P@k, R@k and the curves by rank; a distance-histogram scan gives the radius metrics, the PR curve by radius and the
-tie-averaged mAP.
+tie-averaged mAP; for multi-hot labels, a ranked scan as deep as the largest graded depth gives the graded
+measures.
 """
 
 import numpy as np
 
 from saeh import defaults, validation
 from saeh.errors import SaehError
+from saeh.retrieval.graded import DSRH_DEPTH, graded_scores
 from saeh.retrieval.metrics import (
     _depth,
     _radius_curves,
@@ -34,8 +37,9 @@ TIES_AVERAGED = " ties averaged"
 
 
 def metric_name(measure, k=None, radius=None):
-    """The name of a metric: `measure` ("map", "precision", "recall", "empty") over the top `k` (an int or "all"),
-    or within Hamming radius `radius`: map@1000, map@all, precision@10, precision@r2, empty@r2."""
+    """The name of a metric: `measure` ("map", "precision", "recall", "empty", "ndcg", "acg", "wmap") over the top
+    `k` (an int or "all"), or within Hamming radius `radius`: map@1000, map@all, precision@10, precision@r2,
+    empty@r2, ndcg@100, wmap@1000."""
     return f"{measure}@{k}" if radius is None else f"{measure}@r{radius}"
 
 
@@ -67,7 +71,8 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
     Returns a JSON-ready dict: "bits", "n_query", "n_database", "top_k" (min(top_k, N)), "radius", "metrics"
     (name -> number, named by `metric_name`: map@top_k and map@all, each with database-index ties and tie-averaged;
     precision, recall and empty-ball fraction within the radius; precision@k and recall@k for k in `precision_at`
-    capped at N) and "curves" (PR by radius, PR by rank, precision at k up to top_k).
+    capped at N; for multi-hot labels also ndcg@100 and acg@100 (DSRH's depth, capped at N) and wmap@top_k) and
+    "curves" (PR by radius, PR by rank, precision at k up to top_k).
     """
     check_pair(query, database)
     radius = validation.non_negative_int(radius, "radius")
@@ -121,6 +126,12 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
     }
     metrics.update({metric_name("precision", k): float(precision_at_checkpoint[column[k]]) for k in ks})
     metrics.update({metric_name("recall", k): float(recall_at_checkpoint[column[k]]) for k in ks})
+    if problem.relevance.multi_label:
+        graded_depth = _depth(DSRH_DEPTH, n_database)
+        graded = graded_scores(problem, ndcg_depth=graded_depth, acg_depth=graded_depth, wmap_depth=depth)
+        metrics[metric_name("ndcg", graded_depth)] = float(graded["ndcg"].mean())
+        metrics[metric_name("acg", graded_depth)] = float(graded["acg"].mean())
+        metrics[metric_name("wmap", depth)] = float(graded["wmap"].mean())
     return {
         "bits": problem.bits,
         "n_query": n_query,
