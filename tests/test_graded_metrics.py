@@ -64,12 +64,12 @@ def reference_weighted_ap(levels, depth):
 REFERENCES = {"ndcg": reference_ndcg, "acg": reference_acg, "wmap": reference_weighted_ap}
 
 
-def reference_scores(name, query, database, query_labels, db_labels, k):
+def reference_scores(name, query, database, query_labels, db_labels, k, rankings=None):
+    """Per query scores; `rankings` (each query's `ranked_levels`) may be passed to reuse them."""
     depth = len(database) if k == "all" else k
-    return np.array(
-        [float(REFERENCES[name](ranked_levels(query[i], query_labels[i], database, db_labels), depth))
-         for i in range(len(query))]
-    )
+    if rankings is None:
+        rankings = [ranked_levels(query[i], query_labels[i], database, db_labels) for i in range(len(query))]
+    return np.array([float(REFERENCES[name](levels, depth)) for levels in rankings])
 
 
 def make_case(kind, bits, multi_label, seed, n_query=20, n_database=150, n_classes=6):
@@ -108,9 +108,10 @@ CASES = [
 def test_graded_measures_match_reference(kind, bits, multi):
     query, database, query_labels, db_labels = make_case(kind, bits, multi, seed=bits)
     n_database = len(database)
+    rankings = [ranked_levels(query[i], query_labels[i], database, db_labels) for i in range(len(query))]
     for k in (1, 2, 17, 100, n_database - 1, n_database, n_database + 7, "all"):
         for name, measure in MEASURES.items():
-            expected = reference_scores(name, query, database, query_labels, db_labels, k)
+            expected = reference_scores(name, query, database, query_labels, db_labels, k, rankings)
             for chunk_pairs in (400, 1 << 19):  # several chunks with a ragged last one, and a single chunk
                 got = measure(query, database, query_labels, db_labels, k, per_query=True, chunk_pairs=chunk_pairs)
                 np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE, err_msg=f"{name} k={k}")
