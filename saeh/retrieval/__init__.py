@@ -2,9 +2,10 @@
 
 Metrics (`metrics`): `map_at_k`, `precision_recall_at_k`, `precision_within_radius`, `pr_curve_by_radius`,
 `pr_curve_by_rank`; for multi-label data DSRH's graded measures (`graded`): `ndcg_at_k`, `acg_at_k`,
-`weighted_map_at_k` (relevance level = the number of shared labels). Search (`search`): `pack_codes`, `hamming_distances`, `HammingIndex`. Figures (`plots`) and
-the whole-report helpers (`report`: `evaluate_codes`, `evaluate` for codes in any form, `format_table`, `score`, a
-training run's scores, and `metric_name`, the one spelling of the metrics).
+`weighted_map_at_k` (relevance level = the number of shared labels). Search (`search`): `pack_codes`,
+`hamming_distances`, `HammingIndex`. Figures (`plots`) and the whole-report helpers (`report`: `evaluate_codes`,
+`evaluate` for codes in any form, `format_table`, `score`, a training run's scores, and `metric_name`, the one
+spelling of the metrics).
 
 Ranking is by Hamming distance with ties broken by database index; relevance means sharing at least one label.
 """

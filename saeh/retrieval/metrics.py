@@ -96,10 +96,14 @@ class _Relevance:
         """Number of relevant items in the whole database, per query row."""
         if not self.multi_label:
             return self._class_sizes[self.query[rows]]
+        sets, counts = self._distinct_label_sets()
+        return packed_share_a_label(self.query[rows][:, None, :], sets[None]) @ counts
+
+    def _distinct_label_sets(self):
+        """The database's distinct packed label sets and how many items hold each (computed once)."""
         if self._label_sets is None:
             self._label_sets = np.unique(self.database, axis=0, return_counts=True)
-        sets, counts = self._label_sets
-        return packed_share_a_label(self.query[rows][:, None, :], sets[None]) @ counts
+        return self._label_sets
 
     def shared_labels(self, rows, ids):
         """Int (q, m): how many labels each query row shares with database items `ids` (q, m); 0 or 1 for class
@@ -113,9 +117,7 @@ class _Relevance:
         if not self.multi_label:
             relevant = self._class_sizes[self.query[rows]]
             return np.column_stack([len(self.database) - relevant, relevant])
-        if self._label_sets is None:
-            self._label_sets = np.unique(self.database, axis=0, return_counts=True)
-        sets, counts = self._label_sets
+        sets, counts = self._distinct_label_sets()
         levels = packed_shared_label_counts(self.query[rows][:, None, :], sets[None], self.max_level)
         n_rows, width = len(levels), self.max_level + 1
         keys = levels + (np.arange(n_rows) * width)[:, None]
