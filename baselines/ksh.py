@@ -42,15 +42,9 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from baselines.shallow import ShallowHasher, in_chunks, pairwise_similarity
+from baselines.shallow import ShallowHasher, in_chunks, pairwise_similarity, squared_distances
 from saeh.errors import SaehError
 from saeh.methods import Hyperparameters, hyperparameter
-
-
-def squared_distances(features, anchors):
-    """||x_i - z_j||^2 for rows of `features` (n, D) and `anchors` (m, D), clipped at 0 against round-off."""
-    squared = (features**2).sum(axis=1)[:, None] + (anchors**2).sum(axis=1)[None, :] - 2.0 * features @ anchors.T
-    return np.maximum(squared, 0.0)
 
 
 def _sign(values):

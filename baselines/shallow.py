@@ -5,7 +5,7 @@ A shallow hasher maps a feature matrix ``X`` (N, D) to real outputs ``project(X)
 its ``hash_bin``: ``saeh.codes.make_codes(hasher.project(X), labels, threshold=hasher.threshold)`` gives the same
 codes as ``encode``. An output of exactly 0 maps to 0.
 
-Subclasses (`baselines.itq.ITQ`, `baselines.ksh.KSH`) set ``name`` and ``defaults`` (their hyperparameters: an
+Subclasses (`baselines.itq.ITQ`, `baselines.ksh.KSH`, the toolbox methods `baselines.lsh` ... `baselines.sph`) set ``name`` and ``defaults`` (their hyperparameters: an
 instance of a `saeh.methods.Hyperparameters` subclass, whose fields declare each one's default, constraint and
 meaning), and implement ``_fit`` (given the resolved hyperparameters; it returns the fitted state as a dict of
 numpy arrays) and ``_project``. The fitted state and the configuration are all a saved model holds, so ``load`` rebuilds
@@ -103,6 +103,57 @@ def features_from_images(images):
             )
         return array.reshape(len(array), -1).astype(np.float32)
     raise SaehError(f"images must be integer or float arrays; got dtype {array.dtype}")
+
+
+def feature_mean(features):
+    """The mean row (D,) float64 of `features`, summed in chunks."""
+    mean = np.zeros(features.shape[1])
+    for start in range(0, len(features), CHUNK_ROWS):
+        mean += np.asarray(features[start : start + CHUNK_ROWS], dtype=np.float64).sum(axis=0)
+    return mean / len(features)
+
+
+def principal_directions(features, mean, n_components):
+    """Top `n_components` eigenvectors (D, n_components) of the covariance of `features`, sign-normalised
+    (largest-magnitude entry positive, so the result does not depend on the LAPACK build)."""
+    dim = features.shape[1]
+    scatter = np.zeros((dim, dim))
+    for start in range(0, len(features), CHUNK_ROWS):
+        centred = np.asarray(features[start : start + CHUNK_ROWS], dtype=np.float64) - mean
+        scatter += centred.T @ centred
+    scatter /= len(features)
+    _, vectors = np.linalg.eigh(scatter)  # ascending eigenvalues
+    top = vectors[:, ::-1][:, :n_components]
+    signs = np.sign(top[np.argmax(np.abs(top), axis=0), np.arange(n_components)])
+    signs[signs == 0] = 1.0
+    return top * signs
+
+
+def fit_principal_directions(method_name, features, n_components):
+    """(mean (D,), top `n_components` principal directions (D, n_components)) of the training `features`; refuses
+    more components than dimensions and fewer than 2 samples, naming `method_name`."""
+    n_samples, dim = features.shape
+    if n_components > dim:
+        raise SaehError(f"{method_name}: hash_bits={n_components} exceeds the feature dimension {dim}; PCA gives at "
+                        f"most {dim} bits")
+    if n_samples < 2:
+        raise SaehError(f"{method_name}: fit needs at least 2 samples; got {n_samples}")
+    mean = feature_mean(features)
+    return mean, principal_directions(features, mean, n_components)
+
+
+def random_rotation(size, rng):
+    """A random orthogonal matrix: QR of a Gaussian matrix, column signs fixed so it is Haar-distributed."""
+    q, r = np.linalg.qr(rng.standard_normal((size, size)))
+    signs = np.sign(np.diag(r))
+    signs[signs == 0] = 1.0
+    return q * signs
+
+
+def squared_distances(features, anchors):
+    """||x_i - z_j||^2 for rows of `features` (n, D) and `anchors` (m, D), clipped at 0 against round-off."""
+    squared = (features**2).sum(axis=1)[:, None] + (anchors**2).sum(axis=1)[None, :] - 2.0 * features @ anchors.T
+    return np.maximum(squared, 0.0)
 
 
 def in_chunks(features, function, chunk_rows=CHUNK_ROWS):
@@ -212,3 +263,12 @@ class ShallowHasher:
                         if key.startswith(STATE_PREFIX)}
         hasher.input_dim = int(input_dim)
         return hasher
+
+
+class CentredLinearHasher(ShallowHasher):
+    """A hasher whose fitted state holds ``mean`` (D,) and ``projection`` (D, bits): project(x) = (x - mean) W.
+    Subclasses implement ``_fit`` only."""
+
+    def _project(self, features):
+        mean, projection = self.state["mean"], self.state["projection"]
+        return in_chunks(features, lambda chunk: (chunk - mean) @ projection)

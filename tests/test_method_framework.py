@@ -19,7 +19,8 @@ from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 def test_the_registry_lists_every_method_in_its_declared_order_and_refuses_a_second_of_a_name():
     # Reports and the runner list the methods in this order: each method's file declares its place.
     assert registry.names() == ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh-plus", "dpsh", "hashnet", "csq", "shc",
-                                "adsh", "dsah", "dlbhc", "classifier-codes", "itq", "ksh")
+                                "adsh", "dsah", "dlbhc", "classifier-codes", "itq", "ksh", "lsh", "pcah", "pca-rr",
+                                "sh", "sklsh", "sph", "cbe-rand")
     assert registry.get("SAEH⁻") is registry.get("saeh-minus")
     assert registry.register(SAEH, listing_order=10) is SAEH  # the same object again, at its place: fine
     import dataclasses
