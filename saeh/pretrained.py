@@ -3,6 +3,10 @@
     python -m saeh.pretrained ship results/<TABLE>/<cell id>.json --name NAME [--overwrite]
     python -m saeh.pretrained list
 
+From an installed package (no clone), `locate(name)` finds a shipped model in $SAEH_PRETRAINED, else the installed
+copy that setup.py's data_files put under <prefix>/share/saeh/pretrained/; the scripts take a shipped model's name
+for --load-path and --model.
+
 A shipped folder is the cell's run folder cut to what using the model needs:
 
 - `model.keras`: the trained network without the optimiser's state (half the size; nobody resumes it);
@@ -29,10 +33,50 @@ INDEX = "README.md"
 NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
+PRETRAINED_VARIABLE = "SAEH_PRETRAINED"
+INSTALLED_ROOT = os.path.join("share", "saeh")  # under sys.prefix: where setup.py's data_files put pretrained/
+
+
 def default_root():
     from saeh.reproduce.layout import default_repository
 
     return default_repository()
+
+
+def search_roots():
+    """The folders holding a pretrained/ folder, in the order they are searched: $SAEH_PRETRAINED's parent (the
+    variable names a pretrained/ folder itself), the clone this package runs from, the installed package's data."""
+    roots = []
+    if os.environ.get(PRETRAINED_VARIABLE):
+        roots.append(os.path.dirname(os.path.abspath(os.environ[PRETRAINED_VARIABLE])))
+    try:
+        roots.append(default_root())
+    except SaehError:  # an installed package, not a clone
+        pass
+    roots.append(os.path.join(sys.prefix, INSTALLED_ROOT))
+    return roots
+
+
+def installed_root():
+    """The first of `search_roots` that has a pretrained/ folder, or a SaehError saying where to get one."""
+    for root in search_roots():
+        if os.path.isdir(os.path.join(root, PRETRAINED)):
+            return root
+    raise SaehError(f"no {PRETRAINED}/ folder of shipped models found (looked in "
+                    f"{', '.join(os.path.join(root, PRETRAINED) for root in search_roots())}); they come with a "
+                    f"clone of the repository: clone it and set {PRETRAINED_VARIABLE}=<clone>/{PRETRAINED}, or "
+                    "install from the clone (pip install .)")
+
+
+def locate(name):
+    """The folder of the shipped model `name` (e.g. saeh_cifar10_32bits), from a clone or an installed package."""
+    root = installed_root()
+    folder = os.path.join(root, PRETRAINED, name)
+    if not os.path.isfile(os.path.join(folder, "model.keras")):
+        names = [each for each, _ in shipped(root)]
+        raise SaehError(f"no shipped model {name!r} in {os.path.join(root, PRETRAINED)}; shipped: "
+                        f"{', '.join(names) or 'none'}")
+    return folder
 
 
 def check_name(name):
@@ -138,16 +182,19 @@ def build_parser():
     list_parser = commands.add_parser("list", help="list the shipped models")
     list_parser.add_argument("--write", action="store_true", help="also render pretrained/README.md")
     for sub in (ship_parser, list_parser):
-        sub.add_argument("--repo-root", default=None, help="the clone holding pretrained/ (default: this one)")
+        sub.add_argument("--repo-root", default=None,
+                         help="the clone holding pretrained/ (default: this one; for list, else $SAEH_PRETRAINED's "
+                         "or the installed package's)")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    root = os.path.abspath(args.repo_root or default_root())
     if args.command == "ship":
+        root = os.path.abspath(args.repo_root or default_root())
         ship(args.result, args.name, repo_root=root, overwrite=args.overwrite)
     else:
+        root = os.path.abspath(args.repo_root or installed_root())
         for name, record in shipped(root):
             print(f"{name}: {record['cell']} mAP@1000 {100 * record['scores']['map@1000']:.2f}")
         if args.write:

@@ -53,6 +53,25 @@ def original_dump_name(dataset, bits):
     return ORIGINAL_DUMP.format(which_data=dataset, bits=bits)
 
 
+def model_file(path):
+    """`path`, or the model.keras inside it when `path` is a folder (a run folder, or a shipped model's), or of the
+    shipped model of that name (`saeh.pretrained.locate`) when no such file exists: the scripts take any of them for
+    --load-path and --model. A folder without a model is a SaehError naming what it holds."""
+    if path is None:
+        return path
+    if not os.path.exists(path) and path and not any(mark in path for mark in (os.sep, "/", ".")):
+        from saeh import pretrained
+
+        path = pretrained.locate(path)
+    if not os.path.isdir(path):
+        return path
+    model = os.path.join(path, MODEL)
+    if os.path.isfile(model):
+        return model
+    raise SaehError(f"{path} is a folder without a {MODEL}: expected a run folder of a finished deep run (or its "
+                    f"{MODEL}); it holds {', '.join(sorted(os.listdir(path))[:8]) or 'nothing'}")
+
+
 class RunFolder:
     """Paths of one run folder, and the operations that treat its files as one run."""
 
@@ -66,6 +85,16 @@ class RunFolder:
         if os.path.basename(folder) == CHECKPOINTS:
             folder = os.path.dirname(folder)
         return cls(folder)
+
+    @classmethod
+    def of_dump(cls, dump_path):
+        """The run folder whose run.json describes code dump `dump_path` (in its codes/, or the folder itself for an
+        --original dump); None for a dump outside a run folder."""
+        folder = os.path.dirname(os.path.abspath(dump_path))
+        for candidate in ((os.path.dirname(folder),) if os.path.basename(folder) == CODES else ()) + (folder,):
+            if os.path.isfile(os.path.join(candidate, RUN)):
+                return cls(candidate)
+        return None
 
     def _path(self, *parts):
         return os.path.join(self.run_dir, *parts)

@@ -89,8 +89,9 @@ def main(argv=None):
         raise SaehError(f"--rerank POOL must be at least --top-k ({args.top_k}): the pool is what is re-ranked; "
                         f"got {args.rerank}")
     check_writable(args.out, args.overwrite)
-    from saeh.run_folder import RunFolder
+    from saeh.run_folder import RunFolder, model_file
 
+    args.model = model_file(args.model)
     model = load_hash_model(args.model, safe_mode=not args.unsafe_load)
     _, split = split_of_run(args.model, common.data_overrides(args), stream=args.stream,
                             memory_budget=args.memory_budget, cache_dir=args.cache_dir)
