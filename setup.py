@@ -23,7 +23,7 @@ setup(
         # Method packages: saeh.registry imports each module or package of this group (which registers its
         # methods): SAEH's own and the baselines; a third party adds its own package to the group in its setup.py.
         "saeh.methods": ["saeh = saeh.methods", "baselines = baselines"],
-        # `saeh train|generate|evaluate|search|reproduce|presets|methods|pretrained|cache`, beside the scripts.
+        # `saeh train|generate|evaluate|search|index|reproduce|presets|methods|pretrained|cache`, beside the scripts.
         "console_scripts": ["saeh = saeh.cli.commands:main"],
     },
     install_requires=[
@@ -46,7 +46,8 @@ setup(
     extras_require={
         # The gamma notebook is executed with Jupyter's own machinery; the test suite runs it headless.
         "notebook": ["nbclient", "nbformat", "ipykernel"],
-        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"],
+        # pdoc renders the API reference (docs/API.md); tests/test_api_docs.py builds it.
+        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "pdoc"],
         "faiss": ["faiss-cpu"],
     },
     license="MIT",

@@ -199,4 +199,4 @@ ADSH = register(DeepMethod(
     callbacks=adsh_callbacks,
     sampler=epoch_order,
     database_codes=lambda arrays: arrays["codes"],
-), listing_order=120)
+), listing_order=100)

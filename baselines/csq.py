@@ -183,4 +183,5 @@ CSQ = register(DeepMethod(
     recipe=RECIPE,
     code=SIGN_CODES,
     prepare=prepare_csq,
-), listing_order=100)
+    class_code_targets=True,
+), listing_order=80)

@@ -36,13 +36,11 @@ own eta is not checked here (10, chosen on a validation set, is what it is usual
 """
 
 import dataclasses
-import math
-import numbers
 
 import numpy as np
 from keras import ops
 
-from saeh import recipes
+from saeh import recipes, validation
 from saeh.errors import SaehError
 from saeh.method_state import MethodState
 from saeh.methods import LINEAR_CODES, DeepMethod, Hyperparameters, hyperparameter
@@ -68,17 +66,6 @@ def check_same_size(name_a, a, axis_a, name_b, b, axis_b, what):
     if size_a is not None and size_b is not None and size_a != size_b:
         raise SaehError(f"{name_a} and {name_b} must have the same number of {what}; got {name_a} of shape "
                         f"{tuple(a.shape)} and {name_b} of shape {tuple(b.shape)}")
-
-
-def check_number(name, value, minimum=None, strict=False):
-    """`value` as a float: a finite real number, >= `minimum` (> when `strict`) if given; SaehError if not."""
-    valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if valid and minimum is not None:
-        valid = value > minimum if strict else value >= minimum
-    if not valid:
-        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
-        raise SaehError(f"{name} must be a finite real number{bound}; got {value!r}")
-    return float(value)
 
 
 def stable_softplus(x):
@@ -118,7 +105,7 @@ def dpsh_loss(u, labels, bank_u, bank_labels, eta=ETA):
 
     `eta` is the official code's lambda (a finite number >= 0).
     """
-    eta = check_number("eta", eta, minimum=0.0)
+    eta = validation.non_negative_number(eta, "eta")
     likelihood = dpsh_likelihood_loss(u, labels, bank_u, bank_labels)
     bank_size = ops.cast(ops.shape(float_matrix("bank_u", bank_u))[0], "float32")
     return likelihood + eta / bank_size * dpsh_quantization_loss(u)

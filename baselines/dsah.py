@@ -116,4 +116,4 @@ DSAH = register(DeepMethod(
     sampler=epoch_order,
     database_codes=lambda arrays: arrays["codes"],
     inputs=lambda images, batch: {"image": images, "label": batch["label"]},
-), listing_order=130)
+), listing_order=110)

@@ -48,14 +48,12 @@ Not implemented: the Caffe option `continous_similarity`, which scales multi-lab
 
 import dataclasses
 import math
-import numbers
 
 import keras
 from keras import ops
 
-from baselines.dpsh import check_number, check_same_size, float_matrix, stable_softplus
-from saeh import defaults, recipes
-from saeh.errors import SaehError
+from baselines.dpsh import check_same_size, float_matrix, stable_softplus
+from saeh import defaults, recipes, validation
 from saeh.losses import BatchLoss
 from saeh.methods import SIGN_CODES, DeepMethod, Hyperparameters, hyperparameter
 from saeh.models import blocks, encoders
@@ -67,24 +65,17 @@ from saeh.registry import register
 BETA_GAMMA, BETA_POWER, BETA_STEP = 0.005, 0.5, 200  # the official continuation (module docstring)
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise SaehError(f"{name} must be a {kind} integer; got {value!r}")
-    return int(value)
-
-
 def hashnet_alpha(bits):
     """The adaptive sigmoid's scale alpha = 10 / bits."""
-    return 10.0 / _check_int("bits", bits, 1)
+    return 10.0 / validation.positive_int(bits, "bits")
 
 
 def hashnet_beta(iteration, gamma=BETA_GAMMA, power=BETA_POWER, step=BETA_STEP):
     """beta = (1 + gamma t)^power with t the last multiple of `step` <= `iteration` (a non-negative integer)."""
-    iteration = _check_int("iteration", iteration, 0)
-    step = _check_int("step", step, 1)
-    gamma = check_number("gamma", gamma, minimum=0.0)
-    power = check_number("power", power)
+    iteration = validation.non_negative_int(iteration, "iteration")
+    step = validation.positive_int(step, "step")
+    gamma = validation.non_negative_number(gamma, "gamma")
+    power = validation.finite_number(power, "power")
     return float(math.pow(1.0 + gamma * (iteration // step * step), power))
 
 
@@ -96,8 +87,8 @@ def hashnet_pair_loss(h_a, labels_a, h_b, labels_b, alpha, threshold=15.0, pairs
     log(1 + e^x) is replaced by x. `pairs`: optional A x B matrix, 1 for the pairs that count and 0 for the others
     (default: every pair). Returns (1 / |S|) sum w_ij l_ij = mean over similar + mean over dissimilar pairs.
     """
-    alpha = check_number("alpha", alpha, minimum=0.0, strict=True)
-    threshold = check_number("threshold", threshold)
+    alpha = validation.positive_number(alpha, "alpha")
+    threshold = validation.finite_number(threshold, "threshold")
     h_a = float_matrix("h_a", h_a)
     h_b = float_matrix("h_b", h_b)
     labels_a = float_matrix("labels_a", labels_a)

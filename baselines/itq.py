@@ -16,11 +16,13 @@ Eigenvector signs are fixed (largest-magnitude entry positive) so the result doe
 Hyperparameters: ``n_iter`` = 50 (the paper's setting).
 """
 
+import dataclasses
+
 import numpy as np
 
 from baselines.shallow import ShallowHasher, in_chunks
-from saeh import validation
 from saeh.errors import SaehError
+from saeh.methods import Hyperparameters, hyperparameter
 
 
 def _principal_directions(features, mean, n_components):
@@ -63,18 +65,21 @@ def iterative_quantization(projected, n_iter, rng):
     return rotation, losses
 
 
+@dataclasses.dataclass(frozen=True)
+class ITQHyperparameters(Hyperparameters):
+    """ITQ's settings (module docstring)."""
+
+    n_iter: int = hyperparameter(50, "positive integer", "updates of the rotation R (the paper's 50)")
+
+
 class ITQ(ShallowHasher):
     """PCA-ITQ hashing (unsupervised; labels passed to fit are ignored)."""
 
     name = "itq"
     supervised = False
-    defaults = {"n_iter": 50}
+    defaults = ITQHyperparameters()
 
-    def _check_hyperparameters(self, hyperparameters):
-        hyperparameters["n_iter"] = validation.positive_int(hyperparameters["n_iter"], "n_iter")
-        return hyperparameters
-
-    def _fit(self, features, labels):
+    def _fit(self, features, labels, hyperparameters):
         n_samples, dim = features.shape
         if self.hash_bits > dim:
             raise SaehError(
@@ -89,7 +94,7 @@ class ITQ(ShallowHasher):
         mean /= n_samples
         directions = _principal_directions(features, mean, self.hash_bits)
         projected = in_chunks(features, lambda chunk: (chunk - mean) @ directions)
-        rotation, losses = iterative_quantization(projected, self.hyperparameters["n_iter"], rng)
+        rotation, losses = iterative_quantization(projected, hyperparameters.n_iter, rng)
         self.quantization_loss_ = losses
         return {"mean": mean, "projection": directions @ rotation}
 

@@ -36,13 +36,15 @@ amplifies last-digit differences between BLAS thread counts (MNIST 32 bits: mAP@
 threads, 0.878 with 1), a spread comparable to changing the seed (0.865-0.878 over seeds 0-2).
 """
 
+import dataclasses
+
 import numpy as np
 import scipy.linalg
 import scipy.optimize
 
 from baselines.shallow import ShallowHasher, in_chunks, pairwise_similarity
-from saeh import validation
 from saeh.errors import SaehError
+from saeh.methods import Hyperparameters, hyperparameter
 
 
 def squared_distances(features, anchors):
@@ -107,23 +109,27 @@ def greedy_projections(kernel, similarity, hash_bits, n_opt_iter):
     return projections, {"refined_kept": refined_kept}
 
 
+@dataclasses.dataclass(frozen=True)
+class KSHHyperparameters(Hyperparameters):
+    """KSH's settings (module docstring; values from the paper and its released code)."""
+
+    n_anchors: int = hyperparameter(300, "positive integer", "kernel anchors m drawn from the training features")
+    n_labelled: int = hyperparameter(2000, "positive integer", "labelled training samples l the bits are fitted on")
+    n_opt_iter: int = hyperparameter(500, "positive integer", "most L-BFGS iterations of each bit's refinement")
+
+
 class KSH(ShallowHasher):
     """Kernel-based supervised hashing; fit needs labels ((N,) class ids or (N, C) multi-hot)."""
 
     name = "ksh"
     supervised = True
-    defaults = {"n_anchors": 300, "n_labelled": 2000, "n_opt_iter": 500}
+    defaults = KSHHyperparameters()
 
-    def _check_hyperparameters(self, hyperparameters):
-        for key in ("n_anchors", "n_labelled", "n_opt_iter"):
-            hyperparameters[key] = validation.positive_int(hyperparameters[key], key)
-        return hyperparameters
-
-    def _fit(self, features, labels):
+    def _fit(self, features, labels, hyperparameters):
         n_samples = len(features)
         # Both counts are upper bounds: a training set smaller than them is used whole.
-        n_anchors = min(self.hyperparameters["n_anchors"], n_samples)
-        n_labelled = min(self.hyperparameters["n_labelled"], n_samples)
+        n_anchors = min(hyperparameters.n_anchors, n_samples)
+        n_labelled = min(hyperparameters.n_labelled, n_samples)
         if n_labelled < 2:
             raise SaehError(f"ksh: fit needs at least 2 labelled samples; got {n_labelled}")
         rng = np.random.default_rng(self.seed)
@@ -140,7 +146,7 @@ class KSH(ShallowHasher):
         del kernel_all, distances
 
         similarity = pairwise_similarity(labels[labelled])
-        projections, info = greedy_projections(kernel, similarity, self.hash_bits, self.hyperparameters["n_opt_iter"])
+        projections, info = greedy_projections(kernel, similarity, self.hash_bits, hyperparameters.n_opt_iter)
         self.fit_info_ = dict(info, n_anchors=n_anchors, n_labelled=n_labelled, labelled_index=labelled)
         return {"anchors": anchors, "sigma": np.float64(sigma), "kernel_mean": kernel_mean, "projection": projections}
 

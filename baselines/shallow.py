@@ -5,9 +5,10 @@ A shallow hasher maps a feature matrix ``X`` (N, D) to real outputs ``project(X)
 its ``hash_bin``: ``saeh.codes.make_codes(hasher.project(X), labels, threshold=hasher.threshold)`` gives the same
 codes as ``encode``. An output of exactly 0 maps to 0.
 
-Subclasses (`baselines.itq.ITQ`, `baselines.ksh.KSH`) set ``name`` and ``defaults`` (their hyperparameters with
-default values), and implement ``_check_hyperparameters``, ``_fit`` (returning the fitted state as a dict of numpy
-arrays) and ``_project``. The fitted state and the configuration are all a saved model holds, so ``load`` rebuilds
+Subclasses (`baselines.itq.ITQ`, `baselines.ksh.KSH`) set ``name`` and ``defaults`` (their hyperparameters: an
+instance of a `saeh.methods.Hyperparameters` subclass, whose fields declare each one's default, constraint and
+meaning), and implement ``_fit`` (given the resolved hyperparameters; it returns the fitted state as a dict of
+numpy arrays) and ``_project``. The fitted state and the configuration are all a saved model holds, so ``load`` rebuilds
 a hasher that gives identical codes.
 
 Features: raw pixels scaled to [0, 1] (`features_from_images`) are the default choice for images; any (N, D) float
@@ -19,10 +20,11 @@ import os
 
 import numpy as np
 
+from saeh import validation
 from saeh.atomic import atomic_path
 from saeh.codes import binarize, read_npz
-from saeh import validation
 from saeh.errors import MissingDataError, SaehError
+from saeh.methods import NO_HYPERPARAMETERS, resolve_hyperparameters
 from saeh.pairs import share_a_label
 
 # Rows handled at once where a whole (N, D) matrix would otherwise be copied to float64.
@@ -116,32 +118,24 @@ class ShallowHasher:
     """Base class: a hasher with numpy-array state, fitted on features (and labels for supervised methods).
 
     ``hash_bits`` is the code length, ``seed`` drives every random choice (same seed, same data -> same codes),
-    other keyword arguments are the method's hyperparameters (see the subclass's ``defaults``).
+    other keyword arguments override the method's hyperparameters (see the subclass's ``defaults``), as numbers or
+    their text (``--set n_iter=20``); ``hyperparameters`` holds them resolved and checked.
     """
 
     name = "shallow"
     threshold = 0.0
     supervised = False
-    defaults = {}
+    defaults = NO_HYPERPARAMETERS
 
     def __init__(self, hash_bits=32, seed=0, **hyperparameters):
         self.hash_bits = validation.positive_int(hash_bits, "hash_bits")
         self.seed = validation.non_negative_int(seed, "seed")
-        unknown = sorted(set(hyperparameters) - set(self.defaults))
-        if unknown:
-            known = ", ".join(sorted(self.defaults)) or "none"
-            raise SaehError(f"{self.name}: unknown hyperparameter(s) {', '.join(unknown)}; known: {known}")
-        merged = dict(self.defaults)
-        merged.update(hyperparameters)
-        self.hyperparameters = self._check_hyperparameters(merged)
+        self.hyperparameters = resolve_hyperparameters(self.name, self.defaults, hyperparameters)
         self.state = None
         self.input_dim = None
 
     # ---- subclass hooks -------------------------------------------------------------------------------------
-    def _check_hyperparameters(self, hyperparameters):
-        return hyperparameters
-
-    def _fit(self, features, labels):
+    def _fit(self, features, labels, hyperparameters):
         raise NotImplementedError
 
     def _project(self, features):
@@ -159,7 +153,7 @@ class ShallowHasher:
             labels = check_labels(labels, len(features))
         elif self.supervised:
             raise SaehError(f"{self.name} is supervised: fit needs labels, (N,) class ids or (N, C) multi-hot")
-        self.state = self._fit(features, labels)
+        self.state = self._fit(features, labels, self.hyperparameters)
         self.input_dim = int(features.shape[1])
         return self
 

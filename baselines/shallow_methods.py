@@ -23,9 +23,11 @@ class ShallowMethod:
 
     @property
     def hyperparameters(self):
-        return dict(self.hasher.defaults)
+        """The hasher's declared hyperparameters with their defaults (a `saeh.methods.Hyperparameters`)."""
+        return self.hasher.defaults
 
     def resolve(self, overrides=None):
+        """As `DeepMethod.resolve`: the hyperparameters with `overrides` applied and checked."""
         return resolve_hyperparameters(self.name, self.hyperparameters, overrides)
 
 
@@ -57,13 +59,13 @@ def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, s
     folder = RunFolder(run_dir)
     model_path = folder.shallow_model
     check_writable(model_path, overwrite)
-    hyperparameters = method.resolve(hyperparameters)
-    # Made before the old run is cleared: it refuses a bad hash_bits or seed.
-    hasher = method.hasher(hash_bits=hash_bits, seed=seed, **hyperparameters)
+    # Made before the old run is cleared: it refuses a bad hash_bits, seed or hyperparameter.
+    hasher = method.hasher(hash_bits=hash_bits, seed=seed, **(hyperparameters or {}))
     folder.clear()  # an overwritten run leaves none of its files (codes, scores) beside the new one
     features = feature_function(feature_model)
     folder.record.write({**(settings or {}), "method": method.name, "hash_bits": hash_bits, "seed": seed,
-                         "hyperparameters": hyperparameters, "features": feature_model or "raw pixels in [0, 1]"})
+                         "hyperparameters": dict(hasher.hyperparameters),
+                         "features": feature_model or "raw pixels in [0, 1]"})
     hasher.fit(features(split.train.images), split.train.labels)
     hasher.save(model_path, overwrite=True)
     print(f"{method.name} fitted on {len(split.train)} training images; model written to {model_path}")

@@ -238,4 +238,4 @@ SHC = register(dataclasses.replace(
     prepare=prepare_shc,
     multi_label=False,
     recipe=RECIPE,
-), listing_order=110)
+), listing_order=90)

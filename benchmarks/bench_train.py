@@ -4,8 +4,9 @@ batch, and the real input pipeline against the same steps on one cached batch (t
 measured in one run. The real pipeline reads the images from memory, and with `--sources` also streamed from JPEG
 files (decoded every batch) and from their decoded copy on disk (`--cache-dir`).
 
-Each row builds and compiles the model as the training loop does (`saeh.training.build_compiled`: the encoder's
-recipe, `saeh.recipes.for_encoder`, and the method's losses; the augmentation of that recipe), traces it on a few warm-up steps, then times whole steps until
+Each row builds and compiles the model as the training loop does
+(`saeh.training.compiled_model.build_compiled`: the encoder's recipe, `saeh.recipes.for_encoder`, and the method's
+losses; the augmentation of that recipe), traces it on a few warm-up steps, then times whole steps until
 `--seconds` have passed. The table gives images/s, the ratio to the first row of the same model (float32, batch
 64, cached batch), and the pipeline's overhead as a share of the step time. The CPU model and whether it has
 bfloat16 units (AMX, AVX512-BF16) are printed first: mixed bfloat16 on a CPU without them is emulated and slow.
@@ -104,19 +105,20 @@ def measure(method_name, *, encoder, stack_num, side, channels, batch_size, prec
     import tensorflow as tf
 
     import baselines
-    from saeh import recipes, training
+    from saeh import recipes
     from saeh.data import pipeline
     from saeh.methods import ModelSpec
+    from saeh.training.compiled_model import build_compiled, targets_for
 
     method = baselines.get(method_name)
     hyperparameters = method.resolve()
     keras.utils.set_random_seed(0)
     spec = ModelSpec((side, side, channels), 10, hash_bits=32, stack_num=stack_num, encoder=encoder)
-    model = training.build_compiled(method, hyperparameters, spec, mixed_precision=precision != "float32" and precision,
-                                    jit_compile=AUTO_ON_OFF[jit_compile])
+    model = build_compiled(method, hyperparameters, spec, mixed_precision=precision != "float32" and precision,
+                           jit_compile=AUTO_ON_OFF[jit_compile])
     count = len(next(iter(sources.values())))
     per_sample = {"label": pipeline.label_matrix(np.arange(count) % 10, 10)}
-    targets = training.targets_for(model, method)
+    targets = targets_for(model, method)
     recipe = recipes.for_encoder(encoder)
     real = {name: pipeline.training_batches(images, per_sample, targets, batch_size, seed=0, epochs=10_000,
                                             augment=True, pad=recipe.augment_pad, padding=recipe.augment_padding)[0]

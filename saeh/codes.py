@@ -17,6 +17,10 @@ original did) or numpy ``.npz``, chosen by the file suffix. The types suit each 
 
 `load_codes` reads all of these, and dumps of earlier versions (uint8 ``hash_bin``, 1 x N row labels): any 0/1
 ``hash_bin`` (logical, uint8, int64, double) becomes uint8, a 1 x N row or N x 1 column of class ids becomes (N,).
+
+Two optional fields say which images the codes are of, where known (a dump without them reads as before): ``ids``,
+each code's row number in its image set (int64; an N x 1 column in ``.mat``), and ``paths``, each image's file
+(a string array in ``.npz``, an N x 1 cell array of strings in ``.mat``).
 """
 
 import dataclasses
@@ -29,16 +33,21 @@ from saeh.atomic import atomic_path
 from saeh.errors import MissingDataError, SaehError
 
 DUMP_FIELDS = ("hash_org", "hash_bin", "label")
+OPTIONAL_FIELDS = ("ids", "paths")
 DUMP_SUFFIXES = (".mat", ".npz")
 
 
 @dataclasses.dataclass(frozen=True)
 class Codes:
-    """One set of codes: real outputs, 0/1 codes and labels, row-aligned."""
+    """One set of codes: real outputs, 0/1 codes and labels, row-aligned; where known, each code's image as its row
+    number in its set (`ids`, int64) and its file (`paths`, str). `label` is None for images without labels (a
+    user's own photos): such codes can be searched, not evaluated or dumped."""
 
     hash_org: np.ndarray
     hash_bin: np.ndarray
-    label: np.ndarray
+    label: np.ndarray | None
+    ids: np.ndarray | None = None
+    paths: np.ndarray | None = None
 
     def __post_init__(self):
         if self.hash_bin.ndim != 2:
@@ -47,10 +56,18 @@ class Codes:
             raise SaehError(
                 f"hash_org {self.hash_org.shape} and hash_bin {self.hash_bin.shape} must have the same shape"
             )
-        if self.label.ndim not in (1, 2) or len(self.label) != len(self.hash_bin):
+        if self.label is not None and (self.label.ndim not in (1, 2) or len(self.label) != len(self.hash_bin)):
             raise SaehError(
                 f"label must be (N,) or (N, C) with N = {len(self.hash_bin)} rows; got shape {self.label.shape}"
             )
+        for name, kind in (("ids", np.int64), ("paths", str)):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value).astype(kind)
+                if value.shape != (len(self.hash_bin),):
+                    raise SaehError(f"{name} must be (N,) with N = {len(self.hash_bin)}, one per code; got shape "
+                                    f"{value.shape}")
+                object.__setattr__(self, name, value)
 
     @property
     def bits(self):
@@ -65,10 +82,11 @@ def binarize(hash_org, threshold=0.5):
     return (np.asarray(hash_org) > threshold).astype(np.uint8)
 
 
-def make_codes(hash_org, label, threshold=0.5):
-    """Build `Codes` from real outputs and labels, binarising at `threshold`."""
+def make_codes(hash_org, label, threshold=0.5, ids=None, paths=None):
+    """Build `Codes` from real outputs and labels (None: unknown), binarising at `threshold`."""
     hash_org = np.asarray(hash_org, dtype=np.float32)
-    return Codes(hash_org=hash_org, hash_bin=binarize(hash_org, threshold), label=_normalize_labels(label))
+    return Codes(hash_org=hash_org, hash_bin=binarize(hash_org, threshold),
+                 label=None if label is None else _normalize_labels(label), ids=ids, paths=paths)
 
 
 def _normalize_labels(label):
@@ -101,12 +119,19 @@ def save_codes(path, codes, overwrite=True):
     path = os.fspath(path)
     suffix = _checked_suffix(path)
     _check_zero_one(codes.hash_bin, path)
+    if codes.label is None:
+        raise SaehError(f"code dump {path}: the codes have no labels, which a dump holds; save images without "
+                        "labels as a search index (saeh.CodeIndex) instead")
     if suffix == ".mat":
         # MATLAB would read (N,) as a row; multi-hot 0/1 as logical, so that L*L' (shared labels) multiplies.
         label = codes.label[:, None] if codes.label.ndim == 1 else codes.label.astype(bool)
         arrays = {"hash_org": codes.hash_org, "hash_bin": codes.hash_bin.astype(bool), "label": label}
     else:
         arrays = {"hash_org": codes.hash_org, "hash_bin": codes.hash_bin.astype(np.uint8), "label": codes.label}
+    if codes.ids is not None:
+        arrays["ids"] = codes.ids[:, None] if suffix == ".mat" else codes.ids
+    if codes.paths is not None:
+        arrays["paths"] = np.array(list(codes.paths), dtype=object)[:, None] if suffix == ".mat" else codes.paths
     with atomic_path(path, overwrite=overwrite) as temporary:
         if suffix == ".mat":
             import scipy.io
@@ -194,7 +219,11 @@ def load_codes(path):
     label = np.asarray(raw["label"])
     if is_mat and label.ndim == 2 and label.shape[0] == 1 and label.shape[1] == len(hash_bin):
         label = label[0]  # MATLAB stores 1-D arrays as row vectors
+    ids, paths = raw.get("ids"), raw.get("paths")
+    if is_mat:  # a column, and a cell column of 1-element string arrays
+        ids = None if ids is None else np.asarray(ids).reshape(-1)
+        paths = None if paths is None else np.array([str(np.ravel(cell)[0]) for cell in np.ravel(paths)])
     try:
-        return Codes(hash_org=hash_org, hash_bin=hash_bin, label=_normalize_labels(label))
+        return Codes(hash_org=hash_org, hash_bin=hash_bin, label=_normalize_labels(label), ids=ids, paths=paths)
     except SaehError as error:
         raise SaehError(f"code dump {path}: {error}") from error

@@ -5,6 +5,8 @@ Everything else (scripts, builders, the notebook) reads these names instead of r
 
 import math
 
+from saeh import validation
+
 # Network (original hash_model.py).
 STACK_NUM = 18  # residual blocks per stage; 18 gives the paper's ResNet-110-like network
 HASH_BITS = 32
@@ -47,8 +49,7 @@ def step_starts(epochs, steps=LR_STEPS):
     increasing and, when the run has at least as many epochs as rates, the last start lies inside the run: the
     first epoch always trains at the initial rate, and from 4 epochs on every rate is used (4 epochs: one each).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
-        raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
+    epochs = validation.positive_int(epochs, "epochs")
     starts = [math.floor(start * epochs / EPOCHS + 0.5) for start, _ in steps]
     for index in range(1, len(starts)):
         starts[index] = max(starts[index], starts[index - 1] + 1)

@@ -78,13 +78,24 @@ def streamed_outputs(model, split, out_dir):
         outs.clear()  # drop the maps before their files are deleted
 
 
+def with_image_ids(codes, image_set):
+    """`codes` of `image_set` with the images' ids (row numbers in the set) and, for images left in their files, their
+    paths (images decoded into memory keep none: then the paths `codes` may already hold stay)."""
+    from saeh.data import ImageFiles
+
+    images = image_set.images
+    paths = images.paths if isinstance(images, ImageFiles) else codes.paths
+    return dataclasses.replace(codes, ids=np.arange(len(codes), dtype=np.int64), paths=paths)
+
+
 def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=None, log=print, state_arrays=None):
     """Encode and write the codes of a run, as its procedure (`settings["procedure"]`) dumps them, with its
     method's threshold (and, for an asymmetric method, its learned database codes: `run_code_sets`).
 
     Default procedure: the query and database sets, each as `.mat` and `.npz` in `out_dir`. Original procedure: the
     test (query) set only, in the original script's file name and types, in `out_dir`; it is then both the queries
-    and the database of the scores (protocol dsh). Returns ({"query": Codes, "database": Codes}, {set: path}).
+    and the database of the scores (protocol dsh). The default dumps carry ids and paths (`with_image_ids`).
+    Returns ({"query": Codes, "database": Codes}, {set: path}).
     """
     from saeh.codes import save_original_dump
     from saeh.inference import ENCODE_BATCH_SIZE, codes_for, hash_bits
@@ -93,6 +104,7 @@ def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=
     if settings.get("procedure") != "original":
         with streamed_outputs(model, split, out_dir) as outs:
             codes = run_code_sets(model, split, settings, state_arrays, batch_size, outs)
+            codes = {name: with_image_ids(set_codes, getattr(split, name)) for name, set_codes in codes.items()}
             paths = write_codes(codes, out_dir, overwrite=overwrite, log=log)
             # The real outputs of a streamed set are still mapped from the scratch file: copy them (N x bits, small).
             codes = {name: dataclasses.replace(set_codes, hash_org=np.array(set_codes.hash_org))
@@ -100,7 +112,7 @@ def dump_run_codes(model, split, settings, out_dir, overwrite=False, batch_size=
         return codes, paths
     path = os.path.join(out_dir, original_dump_name(split.dataset, hash_bits(model)))
     check_writable(path, overwrite)
-    test = codes_for(model, split.query, batch_size, method_of_run(settings))
+    test = codes_for(model, split.query, batch_size, method_of_run(settings), progress="auto")
     save_original_dump(path, test, original_label_layout(test.label, split.dataset), overwrite=overwrite)
     log(f"wrote the test set's codes ({len(test)} x {test.bits} bits) to {path}, as the original generate_hash.py")
     return {"query": test, "database": test}, {"query": path, "database": path}

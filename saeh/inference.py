@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import zipfile
 
 import keras
@@ -150,13 +151,15 @@ def hash_encoder(model):
     return keras.Model(image_input(model), model.get_layer(HASH_LAYER).output, name="hash_encoder")
 
 
-def encode(model, images, batch_size=ENCODE_BATCH_SIZE, out=None, chunk_size=ENCODE_CHUNK, encoder=None):
+def encode(model, images, batch_size=ENCODE_BATCH_SIZE, out=None, chunk_size=ENCODE_CHUNK, encoder=None,
+           progress=False):
     """Real-valued hash outputs (N, bits) float32 for uint8 images (N, H, W, C) in memory or in their files
     (`saeh.data.ImageFiles`), computing only the encoder.
 
     Images in files are encoded `chunk_size` at a time. `out`: an (N, bits) float32 array to write the outputs
     into (e.g. a memory-mapped file, for a set whose outputs should not sit in memory); it is returned.
     `encoder`: `hash_encoder(model)`, built once by a caller that encodes often (its prediction is traced once).
+    `progress`: True draws Keras's progress bar; "auto" draws it on a terminal only (never into a log file).
     """
     check_images_fit(model, images)
     encoder = hash_encoder(model) if encoder is None else encoder
@@ -167,9 +170,10 @@ def encode(model, images, batch_size=ENCODE_BATCH_SIZE, out=None, chunk_size=ENC
         return np.zeros(shape, np.float32) if out is None else out
     out = np.empty(shape, np.float32) if out is None else out
     step = chunk_size if isinstance(images, ImageFiles) else len(images)  # an array in memory is one chunk
+    verbose = int(sys.stdout.isatty() if progress == "auto" else bool(progress))
     for start in range(0, len(images), step):
         chunk = images[start:start + step]
-        out[start:start + len(chunk)] = encoder.predict(pipeline.image_batches(chunk, batch_size), verbose=0)
+        out[start:start + len(chunk)] = encoder.predict(pipeline.image_batches(chunk, batch_size), verbose=verbose)
     return out
 
 
@@ -180,8 +184,8 @@ def hash_layer_inputs(model, images, batch_size=ENCODE_BATCH_SIZE):
     return np.asarray(features.predict(pipeline.image_batches(images, batch_size), verbose=0), dtype=np.float32)
 
 
-def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None, out=None, encoder=None):
+def codes_for(model, image_set, batch_size=ENCODE_BATCH_SIZE, method=None, out=None, encoder=None, progress=False):
     """`saeh.codes.Codes` of an image set (images and labels), binarised at the threshold of `method` (see
-    `hash_threshold`); `out` and `encoder` as for `encode`."""
-    return make_codes(encode(model, image_set.images, batch_size, out=out, encoder=encoder), image_set.labels,
-                      hash_threshold(model, method))
+    `hash_threshold`); `out`, `encoder` and `progress` as for `encode`."""
+    return make_codes(encode(model, image_set.images, batch_size, out=out, encoder=encoder, progress=progress),
+                      image_set.labels, hash_threshold(model, method))

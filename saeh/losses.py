@@ -107,9 +107,9 @@ class AttachedLoss:
 @keras.saving.register_keras_serializable(package="saeh")
 class BatchLossModel(keras.Model):
     """A functional model whose loss is one function of all its outputs and the whole batch, attached by
-    `attach_loss` (`saeh.training.build_compiled` does, for a method with a `batch_loss`). It trains on batches
-    whose targets are the batch's per-sample tensors ({"label": ..., "index": ..., ...}). Saved and loaded as any
-    functional model; a loaded one has no loss until one is attached.
+    `attach_loss` (`saeh.training.compiled_model.build_compiled` does, for a method with a `batch_loss`). It trains
+    on batches whose targets are the batch's per-sample tensors ({"label": ..., "index": ..., ...}). Saved and
+    loaded as any functional model; a loaded one has no loss until one is attached.
 
     The loss is what Keras's compiled per-output losses would give for the same terms, to the last bit: each term's
     batch mean (`PerImageTerm`), taken as the term comes, times its weight, summed in order, plus the layers' own

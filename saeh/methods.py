@@ -25,8 +25,6 @@ Every method registers itself beside its definition (`saeh.registry.register`).
 """
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Callable, Optional
 
@@ -220,6 +218,8 @@ class DeepMethod:
         inputs: optional (images, batch) -> the model's inputs in training, for a model that takes more than the
             images (a label branch trained beside the image network); its image input must be named "image", and
             `hash_x` must depend on it alone, since codes are computed from images only.
+        class_code_targets: True for a method that trains each class towards a fixed code (hash centres): a bit on
+            which every class's code agrees is constant by design, and the constant-bit warning says so.
     """
 
     name: str
@@ -240,6 +240,7 @@ class DeepMethod:
     database_codes: Optional[Callable] = None
     multi_label: bool = True
     inputs: Optional[Callable] = None
+    class_code_targets: bool = False
     kind: str = "deep"
 
     def __post_init__(self):
@@ -287,7 +288,7 @@ def check_constraints(method_name, hyperparameters):
 
 
 def resolve_hyperparameters(method_name, defaults, overrides=None):
-    """`defaults` (a `Hyperparameters`, or a dict for the shallow methods) updated with the non-None `overrides`,
+    """`defaults` (a `Hyperparameters`, or a plain dict) updated with the non-None `overrides`,
     each converted to the type of its default (`as_type_of`); a `Hyperparameters` comes back as one, checked
     against its constraints.
 
@@ -300,11 +301,7 @@ def resolve_hyperparameters(method_name, defaults, overrides=None):
                         f"it takes {', '.join(sorted(defaults)) or 'none'}")
     resolved = dict(defaults)
     for name, value in overrides.items():
-        try:
-            resolved[name] = as_type_of(defaults[name], value)
-        except ValueError as error:
-            raise SaehError(f"hyperparameter {name} of method {method_name!r} must be {error}; "
-                            f"got {value!r}") from None
+        resolved[name] = as_type_of(defaults[name], value, f"hyperparameter {name} of method {method_name!r}")
     if isinstance(defaults, Hyperparameters):
         resolved = dataclasses.replace(defaults, **resolved)
         check_constraints(method_name, resolved)
@@ -314,45 +311,24 @@ def resolve_hyperparameters(method_name, defaults, overrides=None):
 BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
 
 
-def as_type_of(default, value):
+def as_type_of(default, value, name):
     """`value` (a number, or text as given on the command line) as the type of `default`: bool (true/false/1/0),
     int, float (finite; an int is fine) or str. A None default stands for a number worked out later (DSH's margin
-    is 2 * bits), so it takes an int or a float. Raises ValueError naming what was expected."""
+    is 2 * bits), so it takes an int or a float. Raises SaehError naming `name` and what was expected."""
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
         if str(value).strip().lower() in BOOLEAN_WORDS:
             return BOOLEAN_WORDS[str(value).strip().lower()]
-        raise ValueError("a boolean (true, false, 1 or 0)")
+        raise SaehError(f"{name} must be a boolean (true, false, 1 or 0); got {value!r}")
     if isinstance(default, str):
         return str(value)
     if isinstance(default, int):
-        number = _finite_number(value, "an integer")
-        if not float(number).is_integer():
-            raise ValueError("an integer")
-        return int(number)
+        return validation.number_from_text(value, name, integer=True)
     if isinstance(default, float):
-        return float(_finite_number(value, "a finite number"))
+        return float(validation.number_from_text(value, name))
     if default is None:
-        return _finite_number(value, "a finite number")
-    return value
-
-
-def _finite_number(value, expected):
-    """An int or a finite float from a number or its text; ValueError(expected) otherwise (bools included)."""
-    if isinstance(value, bool):
-        raise ValueError(expected)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                raise ValueError(expected) from None
-    if not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(expected)
+        return validation.number_from_text(value, name)
     return value
 
 

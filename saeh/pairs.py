@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from saeh.errors import SaehError
+from saeh.retrieval.metrics import pack_label_sets, packed_share_a_label
 
 
 def share_a_label(labels_a, labels_b, names=("labels_a", "labels_b")):
@@ -35,8 +36,8 @@ def share_a_label(labels_a, labels_b, names=("labels_a", "labels_b")):
     if first.shape[1] != second.shape[1]:
         raise SaehError(f"{names[0]} has {first.shape[1]} classes but {names[1]} has {second.shape[1]}; they must "
                         "match")
-    # Counts of shared labels are small integers, exact in float64.
-    return first.astype(np.float64) @ second.astype(np.float64).T > 0
+    # The evaluator's definition, so that training and scoring call the same images similar.
+    return packed_share_a_label(pack_label_sets(first, names[0])[:, None, :], pack_label_sets(second, names[1])[None])
 
 
 def off_diagonal(matrix):

@@ -1,11 +1,7 @@
 """Trained models shipped in the repository (`pretrained/<name>/`), and how one is cut from a finished cell.
 
     python -m saeh.pretrained ship results/<TABLE>/<cell id>.json --name NAME [--overwrite]
-    python -m saeh.pretrained list
-
-From an installed package (no clone), `locate(name)` finds a shipped model in $SAEH_PRETRAINED, else the installed
-copy that setup.py's data_files put under <prefix>/share/saeh/pretrained/; the scripts take a shipped model's name
-for --load-path and --model.
+    python -m saeh.pretrained list       (from a clone, or an installed package: see `saeh.shipped`)
 
 A shipped folder is the cell's run folder cut to what using the model needs:
 
@@ -26,15 +22,9 @@ import sys
 from saeh.atomic import atomic_path, write_json
 from saeh.errors import SaehError
 from saeh.run_folder import RunFolder
-
-PRETRAINED = "pretrained"
-RESULT = "result.json"
+from saeh.shipped import PRETRAINED, RESULT
 INDEX = "README.md"
 NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-PRETRAINED_VARIABLE = "SAEH_PRETRAINED"
-INSTALLED_ROOT = os.path.join("share", "saeh")  # under sys.prefix: where setup.py's data_files put pretrained/
 
 
 def default_root():
@@ -43,40 +33,15 @@ def default_root():
     return default_repository()
 
 
-def search_roots():
-    """The folders holding a pretrained/ folder, in the order they are searched: $SAEH_PRETRAINED's parent (the
-    variable names a pretrained/ folder itself), the clone this package runs from, the installed package's data."""
-    roots = []
-    if os.environ.get(PRETRAINED_VARIABLE):
-        roots.append(os.path.dirname(os.path.abspath(os.environ[PRETRAINED_VARIABLE])))
-    try:
-        roots.append(default_root())
-    except SaehError:  # an installed package, not a clone
-        pass
-    roots.append(os.path.join(sys.prefix, INSTALLED_ROOT))
-    return roots
+def listed_root():
+    """The first folder of `saeh.shipped.shipped_roots` with a pretrained/ folder: a clone, or an installed
+    package's data."""
+    from saeh.shipped import shipped_roots, where_to_find
 
-
-def installed_root():
-    """The first of `search_roots` that has a pretrained/ folder, or a SaehError saying where to get one."""
-    for root in search_roots():
+    for root in shipped_roots():
         if os.path.isdir(os.path.join(root, PRETRAINED)):
             return root
-    raise SaehError(f"no {PRETRAINED}/ folder of shipped models found (looked in "
-                    f"{', '.join(os.path.join(root, PRETRAINED) for root in search_roots())}); they come with a "
-                    f"clone of the repository: clone it and set {PRETRAINED_VARIABLE}=<clone>/{PRETRAINED}, or "
-                    "install from the clone (pip install .)")
-
-
-def locate(name):
-    """The folder of the shipped model `name` (e.g. saeh_cifar10_32bits), from a clone or an installed package."""
-    root = installed_root()
-    folder = os.path.join(root, PRETRAINED, name)
-    if not os.path.isfile(os.path.join(folder, "model.keras")):
-        names = [each for each, _ in shipped(root)]
-        raise SaehError(f"no shipped model {name!r} in {os.path.join(root, PRETRAINED)}; shipped: "
-                        f"{', '.join(names) or 'none'}")
-    return folder
+    raise SaehError(f"no shipped models: {where_to_find()}")
 
 
 def check_name(name):
@@ -182,19 +147,17 @@ def build_parser():
     list_parser = commands.add_parser("list", help="list the shipped models")
     list_parser.add_argument("--write", action="store_true", help="also render pretrained/README.md")
     for sub in (ship_parser, list_parser):
-        sub.add_argument("--repo-root", default=None,
-                         help="the clone holding pretrained/ (default: this one; for list, else $SAEH_PRETRAINED's "
-                         "or the installed package's)")
+        sub.add_argument("--repo-root", default=None, help="the clone holding pretrained/ (default: this one)")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "ship":
-        root = os.path.abspath(args.repo_root or default_root())
-        ship(args.result, args.name, repo_root=root, overwrite=args.overwrite)
+        ship(args.result, args.name, repo_root=os.path.abspath(args.repo_root or default_root()),
+             overwrite=args.overwrite)
     else:
-        root = os.path.abspath(args.repo_root or installed_root())
+        root = os.path.abspath(args.repo_root or listed_root())
         for name, record in shipped(root):
             print(f"{name}: {record['cell']} mAP@1000 {100 * record['scores']['map@1000']:.2f}")
         if args.write:

@@ -79,7 +79,7 @@ def run_database_codes(model, split, settings, state_arrays=None, batch_size=Non
     batch_size = batch_size or ENCODE_BATCH_SIZE
     method = method_of_run(settings)
     if method is None or not getattr(method, "asymmetric", False):
-        return codes_for(model, split.database, batch_size, method, out=out, encoder=encoder)
+        return codes_for(model, split.database, batch_size, method, out=out, encoder=encoder, progress="auto")
     if state_arrays is None:
         raise SaehError(f"method {method.name!r} learns its database codes, but its state was not found (the run "
                         "folder's method_state.npz)")
@@ -105,6 +105,6 @@ def run_code_sets(model, split, settings, state_arrays=None, batch_size=None, ou
     outs = outs or {}
     encoder = hash_encoder(model)  # one for both sets: each new one traces its prediction again
     return {"query": codes_for(model, split.query, batch_size, method_of_run(settings), out=outs.get("query"),
-                               encoder=encoder),
+                               encoder=encoder, progress="auto"),
             "database": run_database_codes(model, split, settings, state_arrays, batch_size, out=outs.get("database"),
                                            encoder=encoder)}

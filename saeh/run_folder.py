@@ -53,25 +53,6 @@ def original_dump_name(dataset, bits):
     return ORIGINAL_DUMP.format(which_data=dataset, bits=bits)
 
 
-def model_file(path):
-    """`path`, or the model.keras inside it when `path` is a folder (a run folder, or a shipped model's), or of the
-    shipped model of that name (`saeh.pretrained.locate`) when no such file exists: the scripts take any of them for
-    --load-path and --model. A folder without a model is a SaehError naming what it holds."""
-    if path is None:
-        return path
-    if not os.path.exists(path) and path and not any(mark in path for mark in (os.sep, "/", ".")):
-        from saeh import pretrained
-
-        path = pretrained.locate(path)
-    if not os.path.isdir(path):
-        return path
-    model = os.path.join(path, MODEL)
-    if os.path.isfile(model):
-        return model
-    raise SaehError(f"{path} is a folder without a {MODEL}: expected a run folder of a finished deep run (or its "
-                    f"{MODEL}); it holds {', '.join(sorted(os.listdir(path))[:8]) or 'nothing'}")
-
-
 class RunFolder:
     """Paths of one run folder, and the operations that treat its files as one run."""
 

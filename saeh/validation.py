@@ -59,3 +59,22 @@ def one_of(value, name, choices):
     if value not in choices:
         raise SaehError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
     return value
+
+
+def number_from_text(value, name, integer=False):
+    """`value`, a real number or its text as typed on a command line ("24", "1e-2"), as an int or a finite float;
+    with `integer`, as an int, refusing a fraction (2.5)."""
+    number = _parsed_number(value.strip()) if isinstance(value, str) else value
+    if not _is_finite(number) or (integer and not float(number).is_integer()):
+        raise SaehError(f"{name} must be {'an integer' if integer else 'a finite number'}; got {value!r}")
+    return int(number) if integer or _is_integer(number) else float(number)
+
+
+def _parsed_number(text):
+    """The int or float that `text` spells; None if it spells neither."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return None

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from saeh import distributed, registry, training  # noqa: E402
 from saeh.data import ImageSet, Split, load_dataset  # noqa: E402
+from saeh.training import loop  # noqa: E402
 
 GLOBAL_BATCH = 32
 
@@ -37,9 +38,9 @@ def tiny_split():
 
 
 def synchronized_build(build):
-    """`training.build_compiled` with batch norm computing its statistics as several replicas do (sums reduced
-    across replicas; on one replica the same formula over the one batch), so that the comparison is of the
-    distribution and not of two float formulas for a variance."""
+    """`saeh.training.compiled_model.build_compiled` with batch norm computing its statistics as several replicas do
+    (sums reduced across replicas; on one replica the same formula over the one batch), so that the comparison is of
+    the distribution and not of two float formulas for a variance."""
 
     def build_synchronized(*args, **kwargs):
         model = build(*args, **kwargs)
@@ -63,7 +64,7 @@ def largest_difference(first, second):
 
 def main(out_dir):
     split = tiny_split()
-    training.build_compiled = synchronized_build(training.build_compiled)
+    loop.build_compiled = synchronized_build(loop.build_compiled)  # where `train` looks it up
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     one, one_history = run(split, os.path.join(out_dir, "one"), tf.distribute.OneDeviceStrategy("/cpu:0"),
                            GLOBAL_BATCH)

@@ -177,6 +177,32 @@ def test_ksh_bad_arguments(kwargs, quoted):
         KSH(**kwargs)
 
 
+@pytest.mark.parametrize("name, defaults", [
+    ("itq", {"n_iter": 50}), ("ksh", {"n_anchors": 300, "n_labelled": 2000, "n_opt_iter": 500}),
+])
+def test_shallow_hyperparameters_are_declared_like_the_deep_methods(name, defaults):
+    """One declared object with each field's default, constraint and meaning; overrides given as text (--set) are
+    converted and checked, and the hasher holds them resolved."""
+    import dataclasses
+
+    from saeh import registry
+    from saeh.methods import Hyperparameters
+
+    method = registry.get(name)
+    assert isinstance(method.hyperparameters, Hyperparameters) and dict(method.hyperparameters) == defaults
+    for field in dataclasses.fields(method.hyperparameters):
+        assert field.metadata["check"] == "positive integer" and field.metadata["meaning"], field.name
+    first = next(iter(defaults))
+    resolved = method.resolve({first: "7"})
+    assert resolved[first] == 7 and type(resolved[first]) is int and method.resolve(resolved) == resolved
+    hasher = method.hasher(hash_bits=8, **resolved)
+    assert hasher.hyperparameters == resolved and hasher.get_config()[first] == 7
+    with pytest.raises(SaehError, match=f"hyperparameter {first} of method '{name}' must be a positive integer"):
+        method.resolve({first: "0"})
+    with pytest.raises(SaehError, match=f"hyperparameter {first} of method '{name}' must be an integer; got '7.5'"):
+        method.hasher(**{first: "7.5"})
+
+
 def test_bad_fit_and_project_inputs(data):
     train_x, train_y, _, _ = data
     with pytest.raises(SaehError, match="hash_bits=65 exceeds the feature dimension 64"):

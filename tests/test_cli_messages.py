@@ -184,6 +184,31 @@ def test_train_rejects_a_hyperparameter_that_is_not_a_number(tmp_path, monkeypat
     assert "alpha of method 'saeh' must be a finite number; got 'abc'" in line, line
 
 
+def test_train_checks_and_records_a_shallow_method_s_hyperparameters(tmp_path, monkeypatch, capsys):
+    import json
+
+    code, _, err = run_script(TRAIN, ["--which-data", "mnist-sample", "--method", "ksh", "--set", "n_anchors=0",
+                                      "--save-dir", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err, TRAIN)
+    assert "hyperparameter n_anchors of method 'ksh' must be a positive integer" in line, line
+    code, _, err = run_script(TRAIN, ["--which-data", "mnist-sample", "--method", "itq", "--hash-bits", "8",
+                                      "--set", "n_iter=3", "--save-dir", str(tmp_path)], monkeypatch, capsys)
+    assert code == 0, err
+    with open(tmp_path / "itq_mnist-sample_8bits" / "run.json") as handle:
+        assert json.load(handle)["hyperparameters"] == {"n_iter": 3}
+
+
+def test_epochs_none_is_refused_before_resnet50_s_warm_up_uses_them(tmp_path):
+    """epochs=None in a Python caller's settings passes the script's flag checks (None stands for "not given" there):
+    the library's check comes first, not a TypeError in the warm-up's min()."""
+    from saeh.cli import train
+
+    with pytest.raises(SaehError, match="epochs must be a positive integer; got None"):
+        train.main(["--which-data", "mnist-sample", "--encoder", "resnet50", "--save-dir", str(tmp_path)],
+                   settings={"epochs": None})
+
+
 def test_train_passes_a_converted_hyperparameter_to_training(tmp_path, monkeypatch, capsys):
     from saeh import training
 

@@ -5,6 +5,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -188,3 +189,22 @@ def test_octave_does_signed_arithmetic_and_products_on_a_default_dump(tmp_path):
     np.testing.assert_array_equal(parse_matrix(printed["signed"]), 2 * bits - 1)
     np.testing.assert_array_equal(parse_matrix(printed["gram"]), bits @ bits.T)
     assert parse_matrix(printed["label"]).tolist() == [[COUNT, 1]]
+
+
+def test_encoding_draws_progress_on_a_terminal_only(capsys, monkeypatch):
+    """Long encodes (a 60,000-image database) show a progress bar on a terminal; "auto" writes none into a file or
+    pipe, and the default (the per-epoch collapse check's encodes) none at all."""
+    import keras
+
+    from saeh import inference
+
+    inputs = keras.Input((4, 4, 1), name="image")
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid", name="hash_x")(
+        keras.layers.Flatten()(inputs)))
+    images = np.zeros((10, 4, 4, 1), np.uint8)
+    for progress, terminal, drawn in ((False, True, False), ("auto", False, False), ("auto", True, True),
+                                      (True, False, True)):
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal, raising=False)
+        inference.encode(model, images, batch_size=4, progress=progress)
+        output = capsys.readouterr().out
+        assert ("3/3" in output) == drawn, (progress, terminal, output)

@@ -195,6 +195,16 @@ def test_bad_arguments(kwargs, error, message):
         load_dataset(**kwargs)
 
 
+@pytest.mark.parametrize("which_data, message", [("folder", "image folder"), ("list", "list-file folder")])
+def test_a_file_sources_folder_is_checked_with_its_image_size(tmp_path, which_data, message):
+    not_a_folder = tmp_path / "data.txt"
+    not_a_folder.write_text("")
+    with pytest.raises(MissingDataError, match=f"{message} {not_a_folder} does not exist"):
+        load_dataset(which_data, data_dir=str(not_a_folder))
+    with pytest.raises(SaehError, match="image_size must be"):
+        load_dataset(which_data, data_dir=str(not_a_folder), image_size="big")
+
+
 # ------------------------------------------------------------------------------------------------ MNIST
 
 

@@ -117,7 +117,7 @@ def test_two_workers_train_one_model_killed_and_restarted(tmp_path, mnist_subset
     scores."""
     import keras
 
-    from saeh.training import completed_epochs
+    from saeh.training.checkpoints import completed_epochs
 
     data = mnist_subset(256, 64)
     save_dir, scratch = tmp_path / "runs", tmp_path / "workers"

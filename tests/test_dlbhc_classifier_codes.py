@@ -14,6 +14,7 @@ import pytest
 
 import baselines
 from saeh import training
+from saeh.training.compiled_model import build_compiled, targets_for
 from saeh.errors import SaehError
 from saeh.methods import ModelSpec
 
@@ -24,12 +25,12 @@ QUIET = {"stack_num": 1, "batch_size": 32, "verbose": 0, "log": lambda message: 
 def test_dlbhc_loss_is_the_classifiers_only(separable_split):
     method = baselines.get("dlbhc")
     spec = ModelSpec((16, 16, 1), CLASSES, hash_bits=BITS, stack_num=1)
-    model = training.build_compiled(method, method.resolve(), spec)
+    model = build_compiled(method, method.resolve(), spec)
     assert model.get_layer("hash_x").activation.__name__ == "sigmoid" and model.get_layer("hash_x").units == BITS
     assert model.get_layer("y_predict").input is model.get_layer("hash_x").output  # the classifier reads the codes
     images = separable_split.train.images[:32]
     labels = keras.utils.to_categorical(separable_split.train.labels[:32], CLASSES)
-    targets = training.targets_for(model, method)(images, {"label": labels})
+    targets = targets_for(model, method)(images, {"label": labels})
     logged = model.evaluate(images.astype(np.float32) / 255, targets, verbose=0, return_dict=True)
     predicted = model(images.astype(np.float32) / 255, training=False)["y_predict"]
     cross_entropy = float(keras.losses.categorical_crossentropy(labels, predicted).numpy().mean())
@@ -121,7 +122,8 @@ def test_search_rerank_orders_the_hamming_pool_by_deep_features(tmp_path, capsys
     assert search(["--model", trained.model_path, "--query-index", str(query_index), "--top-k", str(top_k),
                    "--rerank", str(pool), "--out", str(tmp_path / "grid.png")]) == 0
     out = capsys.readouterr().out
-    printed = re.findall(r"^ *\d+\. database image (\d+) at Hamming distance (\d+), feature distance (\S+)$", out,
+    printed = re.findall(r"^ *\d+\. database image (\d+)\b.*? at Hamming distance (\d+), feature distance (\S+)$",
+                         out,
                          flags=re.M)
     assert [int(index) for index, _, _ in printed] == expected.tolist()
     assert [int(distance) for _, distance, _ in printed] == distances[expected].tolist()
@@ -130,7 +132,8 @@ def test_search_rerank_orders_the_hamming_pool_by_deep_features(tmp_path, capsys
     assert not np.array_equal(expected, hamming_order[:top_k])  # the re-ranking changed the Hamming order
     assert search(["--model", trained.model_path, "--query-index", str(query_index), "--top-k", str(top_k),
                    "--out", str(tmp_path / "plain.png")]) == 0  # without --rerank: the Hamming ranking, as before
-    plain = re.findall(r"^ *\d+\. database image (\d+) at Hamming distance \d+$", capsys.readouterr().out, flags=re.M)
+    plain = re.findall(r"^ *\d+\. database image (\d+)\b.*? at Hamming distance \d+$", capsys.readouterr().out,
+                       flags=re.M)
     assert [int(index) for index in plain] == hamming_order[:top_k].tolist()
     with pytest.raises(SaehError, match=r"--rerank POOL must be at least --top-k \(10\).*got 9"):
         search(["--model", trained.model_path, "--query-index", "0", "--rerank", "9",

@@ -49,27 +49,28 @@ def test_query_and_database_give_table_json_and_figures(dumps, tmp_path, capsys)
         capsys,
     )
     assert code == 0, err
-    for name in ("mAP@100", "mAP@100 ties averaged", "mAP@all", "precision r<=2", "empty balls r<=2", "P@1", "P@100"):
+    for name in ("map@100", "map@100 ties averaged", "map@all", "precision@r2", "empty@r2", "precision@1",
+                 "precision@100"):
         assert name in out
-    assert "P@1000" not in out  # capped at N = 300
+    assert "precision@1000" not in out  # capped at N = 300
     document = json.loads((out_dir / "retrieval.json").read_text())
     assert document == json.loads(json_path.read_text())
     (record,) = document["runs"]
     assert record["query"] == dumps["query"] and record["query_in_database"] is False
     assert record["bits"] == 32 and record["n_query"] == 40 and record["n_database"] == 300
     assert sorted(record["metrics"]) == sorted(
-        ["mAP@100", "mAP@100 ties averaged", "mAP@all", "mAP@all ties averaged", "precision r<=2", "recall r<=2",
-         "empty balls r<=2", "precision r<=2 non-empty", "P@1", "P@10", "P@100", "P@300", "R@1", "R@10", "R@100",
-         "R@300"]
+        ["map@100", "map@100 ties averaged", "map@all", "map@all ties averaged", "precision@r2", "recall@r2",
+         "empty@r2", "precision@r2 non-empty", "precision@1", "precision@10", "precision@100", "precision@300",
+         "recall@1", "recall@10", "recall@100", "recall@300"]
     )
     # The numbers are the library's, computed on the dumps' 0/1 codes.
     from saeh.codes import load_codes
 
     query, database = load_codes(dumps["query"]), load_codes(dumps["database"])
     args = (query.hash_bin, database.hash_bin, query.label, database.label)
-    assert record["metrics"]["mAP@100"] == pytest.approx(map_at_k(*args, k=100), abs=1e-12)
-    assert record["metrics"]["mAP@all"] == pytest.approx(map_at_k(*args, k="all"), abs=1e-12)
-    assert record["metrics"]["precision r<=2"] == pytest.approx(precision_within_radius(*args).precision, abs=1e-12)
+    assert record["metrics"]["map@100"] == pytest.approx(map_at_k(*args, k=100), abs=1e-12)
+    assert record["metrics"]["map@all"] == pytest.approx(map_at_k(*args, k="all"), abs=1e-12)
+    assert record["metrics"]["precision@r2"] == pytest.approx(precision_within_radius(*args).precision, abs=1e-12)
     assert len(record["curves"]["pr_by_radius"]["precision"]) == 33
     for name in ("pr_by_radius.png", "precision_at_k.png"):
         assert (out_dir / name).read_bytes()[:8] == PNG_MAGIC
@@ -83,7 +84,7 @@ def test_one_dump_is_queries_and_database(dumps, capsys, tmp_path):
     assert "each query stays in the database" in out
     (record,) = json.loads((tmp_path / "r.json").read_text())["runs"]
     assert record["query_in_database"] is True and record["n_query"] == record["n_database"] == 300
-    assert "mAP@300" in record["metrics"] and record["metrics"]["empty balls r<=0"] == 0.0  # each finds itself
+    assert "map@300" in record["metrics"] and record["metrics"]["empty@r0"] == 0.0  # each finds itself
 
 
 def test_several_runs_draw_precision_against_bits(dumps, tmp_path, capsys):

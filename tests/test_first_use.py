@@ -90,34 +90,43 @@ def test_the_saeh_command_runs_every_script(capsys, monkeypatch):
     assert "--load-path" in capsys.readouterr().out
 
 
-def test_shipped_models_are_found_from_an_installed_package(tmp_path, monkeypatch):
-    assert pretrained.locate("saeh_mnist_32bits") == os.path.join(REPO, "pretrained", "saeh_mnist_32bits")
+def test_shipped_models_are_found_from_an_installed_package(tmp_path, monkeypatch, capsys):
+    from saeh import shipped
+    from saeh.api.hash_model import model_file
+
     # An installed package: no clone above it; setup.py's data_files put pretrained/ under <prefix>/share/saeh.
-    monkeypatch.setattr(pretrained, "default_root", lambda: (_ for _ in ()).throw(SaehError("not a clone")))
-    monkeypatch.setattr(sys, "prefix", str(tmp_path))
-    monkeypatch.delenv(pretrained.PRETRAINED_VARIABLE, raising=False)
-    with pytest.raises(SaehError, match="no pretrained/ folder of shipped models found .* clone it and set "
-                                        "SAEH_PRETRAINED"):
-        pretrained.locate("saeh_mnist_32bits")
-    installed = tmp_path / "share" / "saeh" / "pretrained"
+    monkeypatch.setattr(shipped, "__file__", str(tmp_path / "site-packages" / "saeh" / "shipped.py"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    monkeypatch.delenv(shipped.PRETRAINED_VARIABLE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SaehError, match=r"the shipped models are: none found .*\(pip install \.\) or set "
+                                        "SAEH_PRETRAINED=<clone>/pretrained"):
+        model_file("saeh_mnist_32bits")
+    with pytest.raises(SaehError, match="no shipped models: none found"):
+        pretrained.main(["list"])
+    installed = tmp_path / "prefix" / "share" / "saeh" / "pretrained"
     shutil.copytree(os.path.join(REPO, "pretrained", "saeh_mnist_32bits"), installed / "saeh_mnist_32bits")
-    assert pretrained.locate("saeh_mnist_32bits") == str(installed / "saeh_mnist_32bits")
-    with pytest.raises(SaehError, match="no shipped model 'saeh_cifar' .* shipped: saeh_mnist_32bits"):
-        pretrained.locate("saeh_cifar")
+    assert model_file("saeh_mnist_32bits") == str(installed / "saeh_mnist_32bits" / "model.keras")
+    capsys.readouterr()
+    assert pretrained.main(["list"]) == 0 and capsys.readouterr().out.startswith("saeh_mnist_32bits: ")
+    monkeypatch.setenv(shipped.PRETRAINED_VARIABLE, os.path.join(REPO, "pretrained"))
+    assert model_file("saeh_cifar10_32bits") == os.path.join(REPO, "pretrained", "saeh_cifar10_32bits", "model.keras")
+    with open(os.path.join(REPO, "setup.py")) as handle:
+        assert 'os.path.join("share", "saeh", os.path.normpath(folder))' in handle.read()
 
 
 def test_a_run_folder_or_a_shipped_name_is_a_load_path(tmp_path, monkeypatch, capsys):
-    from saeh.run_folder import model_file
+    from saeh.cli.common import model_argument
 
     folder = os.path.join(REPO, "pretrained", "saeh_mnist_32bits")
-    assert model_file("saeh_mnist_32bits") == model_file(folder) == os.path.join(folder, "model.keras")
+    assert model_argument("saeh_mnist_32bits") == model_argument(folder) == os.path.join(folder, "model.keras")
     code, out, err = run_script(GENERATE, ["--load-path", folder, "--which-data", "mnist-sample", "--out",
                                            str(tmp_path / "codes")], monkeypatch, capsys)
     assert code == 0, err
     assert (tmp_path / "codes" / "query.npz").exists() and (tmp_path / "codes" / "database.npz").exists()
     code, _, err = run_script(GENERATE, ["--load-path", str(tmp_path), "--which-data", "mnist-sample"],
                               monkeypatch, capsys)
-    assert code == 2 and f"{tmp_path} is a folder without a model.keras" in error_line(err, GENERATE)
+    assert code == 2 and f"run folder {tmp_path} holds no model.keras" in error_line(err, GENERATE)
 
 
 def test_a_text_file_named_npz_is_not_an_npz(tmp_path, monkeypatch, capsys):

@@ -31,9 +31,9 @@ SMALL = ["--stack-num", "1", "--hash-bits", "8", "--batch-size", "16", "--verbos
 # marker file) until the test kills the process: a kill in mid-epoch, at a known place, on a machine of any speed.
 PAUSING_TRAIN = """\
 import runpy, sys, time
-from saeh import training
+from saeh.training import callbacks
 
-original = training.NonFiniteGuard.on_train_batch_end
+original = callbacks.NonFiniteGuard.on_train_batch_end
 
 def pause_in_epoch_two(self, batch, logs=None):
     original(self, batch, logs)
@@ -41,7 +41,7 @@ def pause_in_epoch_two(self, batch, logs=None):
         open({marker!r}, "w").close()
         time.sleep(900)
 
-training.NonFiniteGuard.on_train_batch_end = pause_in_epoch_two
+callbacks.NonFiniteGuard.on_train_batch_end = pause_in_epoch_two
 sys.argv = [{script!r}] + sys.argv[1:]
 runpy.run_path({script!r}, run_name="__main__")
 """

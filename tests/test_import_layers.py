@@ -19,20 +19,25 @@ SCRIPTS = ("hash_su_ae_train.py", "generate_hash.py", "evaluate.py")
 # From the top down: a module may import modules of its own layer and of the layers below it. A module matches the
 # first pattern (fnmatch) that names it; a module that none names fails the check, so that a new file is placed.
 LAYERS = (
+    # The package's names (lazy) and training from Python, which runs the training script's code path.
+    ("python api", ("saeh", "saeh.api.train")),
     ("scripts", ("hash_su_ae_train", "generate_hash", "evaluate", "saeh.pretrained")),
     # The runner drives the training script's command line, one cell at a time.
     ("runner", ("saeh.reproduce", "saeh.reproduce.*", "saeh.reproduce_*", "saeh.results_figures")),
     ("command line", ("saeh.cli", "saeh.cli.*", "baselines.__main__")),
+    # A trained model and a saved index, as the Python API and the search commands use them.
+    ("models in use", ("saeh.api", "saeh.api.*")),
     ("training", ("saeh.training", "saeh.training.*", "saeh.training_*")),
     # A method's hooks get what they need from the loop (TrainingContext), never by importing it.
     ("methods", ("saeh.methods", "baselines", "baselines.*")),
-    ("library", ("saeh", "saeh.models", "saeh.models.*", "saeh.losses", "saeh.data", "saeh.data.*", "saeh.retrieval",
+    ("library", ("saeh.models", "saeh.models.*", "saeh.losses", "saeh.data", "saeh.data.*", "saeh.retrieval",
                  "saeh.retrieval.*", "saeh.inference", "saeh.codes", "saeh.presets", "saeh.recipes",
                  "saeh.optimizers", "saeh.distributed", "saeh.dumps", "saeh.run_codes", "saeh.run_data",
-                 "saeh.pairs")),
+                 "saeh.pairs", "saeh.user_images")),
     # The registry finds the method packages through their entry points: it imports none of them.
     ("utilities", ("saeh.defaults", "saeh.errors", "saeh.atomic", "saeh.registry", "saeh.published",
-                   "saeh.run_folder", "saeh.run_record", "saeh.method_state", "saeh.validation")),
+                   "saeh.run_folder", "saeh.run_record", "saeh.method_state", "saeh.validation",
+                   "saeh.shipped")),
 )
 
 

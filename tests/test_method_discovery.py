@@ -116,7 +116,7 @@ def test_a_new_method_is_one_new_file(tmp_path, monkeypatch, fresh_registry, sep
     assert query.hash_bin.shape == (len(separable_split.query), 8)
     np.testing.assert_array_equal(query.hash_bin, (query.hash_org > 0).astype(np.uint8))  # its declared rule
     scores = evaluate_codes(query, database, top_k=100)
-    assert scores["bits"] == 8 and 0.0 < scores["metrics"]["mAP@100"] <= 1.0
+    assert scores["bits"] == 8 and 0.0 < scores["metrics"]["map@100"] <= 1.0
 
 
 def test_python_m_baselines_lists_every_method_in_order(capsys):

@@ -11,14 +11,15 @@ import pytest
 from saeh import registry, training
 from saeh.errors import SaehError
 from saeh.methods import SAEH, ModelSpec
+from saeh.training.checkpoints import METHOD_STATE_MEMBER
 
 from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 
 
 def test_the_registry_lists_every_method_in_its_declared_order_and_refuses_a_second_of_a_name():
     # Reports and the runner list the methods in this order: each method's file declares its place.
-    assert registry.names() == ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh-plus", "dpsh", "hashnet", "dlbhc",
-                                "classifier-codes", "csq", "shc", "adsh", "dsah", "itq", "ksh")
+    assert registry.names() == ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh-plus", "dpsh", "hashnet", "csq", "shc",
+                                "adsh", "dsah", "dlbhc", "classifier-codes", "itq", "ksh")
     assert registry.get("SAEH⁻") is registry.get("saeh-minus")
     assert registry.register(SAEH, listing_order=10) is SAEH  # the same object again, at its place: fine
     import dataclasses
@@ -90,7 +91,7 @@ def test_dpsh_writes_its_bank_and_a_resumed_run_continues_with_it(separable_spli
     with pytest.raises(Crash):
         training.train(dpsh, separable_split, 4, run_dir, epochs=3, callbacks=[CrashAfterEpoch(2)], **BRIEF_TRAINING)
     with zipfile.ZipFile(os.path.join(run_dir, "checkpoints", "last.keras")) as archive:
-        assert training.METHOD_STATE_MEMBER in archive.namelist()
+        assert METHOD_STATE_MEMBER in archive.namelist()
     resumed = training.train(dpsh, separable_split, 4, run_dir, epochs=3, **BRIEF_TRAINING)
     for a, b in zip(whole.history, resumed.history):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)

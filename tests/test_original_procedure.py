@@ -18,6 +18,9 @@ from saeh.errors import SaehError
 from saeh.losses import balance_term
 from saeh.methods import SAEH, resolve_hyperparameters
 from saeh.run_folder import RunFolder
+from saeh.training import run_states
+from saeh.training.checkpoints import completed_epochs
+from saeh.training.compiled_model import build_compiled
 
 from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch, separable_images
 from script_helpers import error_line, run_script
@@ -110,7 +113,7 @@ def test_load_path_takes_a_weights_file(separable_split, tmp_path):
 
     spec = ModelSpec((16, 16, 1), 4, hash_bits=BRIEF_TRAINING["hash_bits"], stack_num=BRIEF_TRAINING["stack_num"])
     weights = str(tmp_path / "start.weights.h5")
-    model = training.build_compiled(SAEH, SAEH.resolve(), spec)
+    model = build_compiled(SAEH, SAEH.resolve(), spec)
     model.optimizer.build(model.trainable_variables)  # with an optimiser state, as training's file has
     model.optimizer.iterations.assign(5)
     fresh = model.get_weights()
@@ -163,7 +166,7 @@ def test_resume_under_mixed_precision_continues_at_the_next_epoch(separable_spli
     # The loss-scale optimiser does not count the steps it skipped: its step counter alone would redo an epoch.
     assert overflow.iterations // 6 < 2
     folder = RunFolder(run_dir)
-    assert training.completed_epochs(folder.last_checkpoint) == 2
+    assert completed_epochs(folder.last_checkpoint) == 2
     lines = []
     resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=3, **dict(settings, log=lines.append))
     assert any("at epoch 3 " in line for line in lines), lines
@@ -205,7 +208,7 @@ def test_starting_again_removes_every_file_of_the_old_run_and_nothing_else(tmp_p
             handle.write("{}")
     mine = tmp_path / "run" / "notes.txt"
     mine.write_text("the user's own file")
-    assert training.prepare_run_dir(folder.run_dir, {"a": 1}, resume=True, overwrite=True) == training.NEW
+    assert run_states.prepare_run_dir(folder.run_dir, {"a": 1}, resume=True, overwrite=True) == run_states.NEW
     assert sorted(os.listdir(folder.run_dir)) == ["notes.txt", "run.json"]
     assert folder.settings() == {"a": 1}
 

@@ -40,6 +40,8 @@ def test_share_a_label_of_class_ids_and_of_multi_hot_rows():
     rng = np.random.default_rng(0)
     many_a, many_b = rng.integers(0, 2, (30, 5)), rng.integers(0, 2, (20, 5))
     np.testing.assert_array_equal(pairs.share_a_label(many_a, many_b), reference_share(many_a, many_b))
+    wide_a, wide_b = (rng.random((30, 130)) < 0.03).astype(int), (rng.random((20, 130)) < 0.03).astype(int)
+    np.testing.assert_array_equal(pairs.share_a_label(wide_a, wide_b), reference_share(wide_a, wide_b))  # 3 words
     assert not pairs.share_a_label(MULTI_B, MULTI_B)[3, 3]  # an image without labels is similar to none, itself too
 
 

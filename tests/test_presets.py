@@ -86,16 +86,16 @@ def test_run_json_records_the_preset(tmp_path, monkeypatch, capsys):
 
 
 def test_a_run_is_not_resumed_under_another_preset(tmp_path):
-    from saeh import training
     from saeh.run_folder import RunFolder
+    from saeh.training import run_states
 
     run_dir = str(tmp_path / "run")
-    training.prepare_run_dir(run_dir, {"method": "saeh", "preset": "tiny"}, resume=True, overwrite=False)
+    run_states.prepare_run_dir(run_dir, {"method": "saeh", "preset": "tiny"}, resume=True, overwrite=False)
     folder = RunFolder(run_dir)
     os.makedirs(folder.checkpoints)
     open(folder.last_checkpoint, "wb").close()  # an unfinished run with a checkpoint
     with pytest.raises(SaehError, match="other settings.*preset: 'tiny' -> 'mnist-cpu'"):
-        training.prepare_run_dir(run_dir, {"method": "saeh", "preset": "mnist-cpu"}, resume=True, overwrite=False)
+        run_states.prepare_run_dir(run_dir, {"method": "saeh", "preset": "mnist-cpu"}, resume=True, overwrite=False)
 
 
 def test_the_listing_names_every_preset_and_its_deviations(capsys):

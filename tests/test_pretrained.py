@@ -154,7 +154,7 @@ def test_an_mnist_model_dumps_searches_and_scores_on_the_bundled_sample(name, re
     assert code == 0, err
     scores = json.loads((tmp_path / "scores.json").read_text())
     # The sample's digits are full MNIST's (its queries among the test images the model was scored on).
-    assert scores["runs"][0]["metrics"]["mAP@1000"] > 0.9
+    assert scores["runs"][0]["metrics"]["map@1000"] > 0.9
     assert search(["--model", model, "--which-data", "mnist-sample", "--query-index", "0", "--top-k", "5",
                    "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").read_bytes().startswith(b"\x89PNG")

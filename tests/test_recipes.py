@@ -503,21 +503,22 @@ def test_adsh_dpsh_and_hashnet_register_their_authors_recipes():
 
 
 def test_a_methods_recipe_builds_its_optimiser_and_drops_the_layers_own_decay():
-    from saeh import registry, training
+    from saeh import registry
     from saeh.methods import ModelSpec
+    from saeh.training.compiled_model import build_compiled
 
     spec = ModelSpec((16, 16, 3), 4, hash_bits=12, stack_num=1)
     dpsh = registry.get("dpsh")
-    model = training.build_compiled(registry.get("hashnet"), {}, spec, epochs=12, steps_per_epoch=10)
+    model = build_compiled(registry.get("hashnet"), {}, spec, epochs=12, steps_per_epoch=10)
     optimizer = model.optimizer
     assert isinstance(optimizer, optimizers.RecipeSGD) and optimizer.nesterov and optimizer.momentum == 0.9
     assert optimizer.coupled_weight_decay == 5e-4 and optimizer.layer_rates == [("hash_z/", 10.0)]
     assert float(optimizer.learning_rate) == pytest.approx(3e-4)
     assert all(variable.regularizer is None for variable in model.weights)  # decay is the optimiser's alone
-    original = training.build_compiled(registry.get("saeh"), {}, spec, epochs=12, steps_per_epoch=10)
+    original = build_compiled(registry.get("saeh"), {}, spec, epochs=12, steps_per_epoch=10)
     assert type(original.optimizer) is keras.optimizers.SGD  # SAEH: Keras's own SGD, its L2 in the layers
     assert any(getattr(variable, "regularizer", None) is not None for variable in original.weights)
-    csq = training.build_compiled(registry.get("csq"), {}, spec, epochs=12, steps_per_epoch=10).optimizer
+    csq = build_compiled(registry.get("csq"), {}, spec, epochs=12, steps_per_epoch=10).optimizer
     shc_recipe = registry.get("shc").recipe
     assert isinstance(csq, optimizers.RecipeAdam)
     assert isinstance(optimizers.make_optimizer(shc_recipe, 1e-4, 10, 12), optimizers.RecipeRMSprop)

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from saeh import training
 from saeh.errors import SaehError
 from saeh.run_folder import RunFolder
 from saeh.run_record import FORMAT_VERSION, VERSION_KEY, RunRecord, as_recorded
+from saeh.training import run_states
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = {"which_data": "mnist-sample", "method": "saeh", "hash_bits": 8, "image_size": (12, 12),
@@ -51,23 +51,23 @@ def test_an_old_record_without_the_version_is_version_1_and_resumes(tmp_path):
     write_raw(folder, as_recorded(SETTINGS))  # as every run folder before the field
     assert folder.settings() == as_recorded(SETTINGS)
     leave_a_checkpoint(folder)
-    assert training.prepare_run_dir(folder.run_dir, SETTINGS, resume=True, overwrite=False) == training.RESUME
+    assert run_states.prepare_run_dir(folder.run_dir, SETTINGS, resume=True, overwrite=False) == run_states.RESUME
     with open(folder.run_file) as handle:
         assert VERSION_KEY not in json.load(handle)  # resuming leaves the record as it was
     with pytest.raises(SaehError, match="other settings.*hash_bits: 8 -> 16"):
-        training.prepare_run_dir(folder.run_dir, {**SETTINGS, "hash_bits": 16}, resume=True, overwrite=False)
+        run_states.prepare_run_dir(folder.run_dir, {**SETTINGS, "hash_bits": 16}, resume=True, overwrite=False)
 
 
 def test_an_old_finished_run_is_reused_and_a_new_record_resumes(tmp_path):
     old = RunFolder(tmp_path / "old")
     write_raw(old, as_recorded(SETTINGS))
     open(old.model, "wb").close()
-    assert training.prepare_run_dir(old.run_dir, SETTINGS, resume=True, overwrite=False,
-                                    reuse_finished=True) == training.FINISHED
+    assert run_states.prepare_run_dir(old.run_dir, SETTINGS, resume=True, overwrite=False,
+                                      reuse_finished=True) == run_states.FINISHED
     new = RunFolder(tmp_path / "new")
-    assert training.prepare_run_dir(new.run_dir, SETTINGS, resume=True, overwrite=False) == training.NEW
+    assert run_states.prepare_run_dir(new.run_dir, SETTINGS, resume=True, overwrite=False) == run_states.NEW
     leave_a_checkpoint(new)
-    assert training.prepare_run_dir(new.run_dir, SETTINGS, resume=True, overwrite=False) == training.RESUME
+    assert run_states.prepare_run_dir(new.run_dir, SETTINGS, resume=True, overwrite=False) == run_states.RESUME
 
 
 @pytest.mark.parametrize("version, message", [
@@ -83,7 +83,7 @@ def test_an_unknown_version_is_refused_naming_the_file(tmp_path, version, messag
     assert folder.run_file in str(refused.value)
     leave_a_checkpoint(folder)
     with pytest.raises(SaehError, match=message):  # refused rather than resumed or cleared
-        training.prepare_run_dir(folder.run_dir, SETTINGS, resume=True, overwrite=False)
+        run_states.prepare_run_dir(folder.run_dir, SETTINGS, resume=True, overwrite=False)
     assert os.path.exists(folder.last_checkpoint)
 
 

@@ -312,9 +312,9 @@ def test_what_the_baselines_read_from_streamed_images_equals_the_in_memory_value
     from baselines.classifier_codes import training_projections
     from baselines.shallow_methods import fit_shallow
     from baselines.shc import build_classifier, classifier_logits
-    from saeh import training
     from saeh.cli.search import rerank
     from saeh.methods import ModelSpec
+    from saeh.training.compiled_model import build_compiled
 
     memory, streamed = (make_split(data, "ssdh", seed=0, validation_size=6) for data in both)
     for name in ("itq", "ksh"):
@@ -324,7 +324,7 @@ def test_what_the_baselines_read_from_streamed_images_equals_the_in_memory_value
             np.testing.assert_array_equal(codes[1][part].hash_org, codes[0][part].hash_org)
     spec = ModelSpec(memory.train.images.shape[1:], CLASSES, hash_bits=6, stack_num=1)
     method = baselines.get("classifier-codes")
-    model = training.build_compiled(method, method.resolve(), spec)
+    model = build_compiled(method, method.resolve(), spec)
     np.testing.assert_array_equal(training_projections(model, streamed.train.images),
                                   training_projections(model, memory.train.images))
     classifier = build_classifier(spec)

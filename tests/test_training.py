@@ -14,6 +14,9 @@ import pytest
 from saeh import defaults, training
 from saeh.errors import SaehError
 from saeh.methods import SAEH
+from saeh.training.callbacks import CONSTANT_BITS_LOG, CollapseWatch
+from saeh.training.checkpoints import completed_epochs
+from saeh.training.compiled_model import build_compiled, mixed_precision_policy
 
 from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 
@@ -76,7 +79,7 @@ def test_resume_continues_at_the_right_epoch_and_learning_rate(separable_split, 
     uninterrupted = training.train(SAEH, separable_split, 4, str(tmp_path / "whole"), epochs=epochs,
                                    callbacks=[CopyRunAfterEpoch(2, str(tmp_path / "whole"), run_dir)], **BRIEF_TRAINING)
     assert not os.path.exists(os.path.join(run_dir, "model.keras"))
-    assert training.completed_epochs(os.path.join(run_dir, "checkpoints", "last.keras")) == 2
+    assert completed_epochs(os.path.join(run_dir, "checkpoints", "last.keras")) == 2
     rates = RecordLearningRate()
     messages = []
     resumed = training.train(SAEH, separable_split, 4, run_dir, epochs=epochs, callbacks=[rates],
@@ -208,7 +211,7 @@ def saved_model(path, hash_bits=BRIEF_TRAINING["hash_bits"]):
     from saeh.methods import ModelSpec
 
     spec = ModelSpec((16, 16, 1), 4, hash_bits=hash_bits, stack_num=BRIEF_TRAINING["stack_num"])
-    model = training.build_compiled(SAEH, SAEH.resolve(), spec)
+    model = build_compiled(SAEH, SAEH.resolve(), spec)
     model.optimizer.build(model.trainable_variables)  # with an optimiser state, as a trained model's file has
     model.save(path)
     return str(path)
@@ -323,11 +326,11 @@ def test_bfloat16_codes_agree_with_float32_on_the_same_weights(separable_split):
     from saeh.methods import ModelSpec
 
     arguments = dict(hyperparameters=SAEH.resolve(), spec=ModelSpec((16, 16, 1), 4, hash_bits=32, stack_num=1))
-    full = training.build_compiled(SAEH, **arguments)
+    full = build_compiled(SAEH, **arguments)
     full.fit(separable_split.train.images.astype("float32") / 255,
              {"hash_x": np.zeros((240, 4)), "y_predict": np.eye(4)[separable_split.train.labels],
               "y_decoded": separable_split.train.images.astype("float32") / 255}, batch_size=40, epochs=2, verbose=0)
-    half = training.build_compiled(SAEH, mixed_precision="mixed_bfloat16", **arguments)
+    half = build_compiled(SAEH, mixed_precision="mixed_bfloat16", **arguments)
     half.set_weights(full.get_weights())
     from saeh.inference import encode
 
@@ -335,7 +338,7 @@ def test_bfloat16_codes_agree_with_float32_on_the_same_weights(separable_split):
     agreement = (full_codes == half_codes).mean()
     assert agreement >= 0.97, agreement
     with pytest.raises(SaehError, match="mixed_precision must be True, False or one of"):
-        training.mixed_precision_policy("float16")
+        mixed_precision_policy("float16")
 
 
 def test_profile_records_the_steps_asked_for(separable_split, tmp_path):
@@ -391,18 +394,34 @@ def test_a_few_constant_bits_among_many_codes_are_not_called_a_collapse(separabl
     model.get_layer("hash_x").set_weights([weights, np.array([1.0, 0, 0, 0], np.float32)])
     messages, logs = [], {}
     validation = separable_split.validation
-    watch = training.CollapseWatch(validation.images, validation.labels, 0.5, messages.append)
+    watch = CollapseWatch(validation.images, validation.labels, 0.5, messages.append, class_code_targets=True)
     watch.set_model(model)
     watch.on_train_begin()
     watch.on_epoch_end(0, logs)
-    assert logs[training.CONSTANT_BITS_LOG] == 0.25
+    assert logs[CONSTANT_BITS_LOG] == 0.25
     assert len(messages) == 1 and "1 of 4 bits (25%)" in messages[0] and "4 distinct codes" in messages[0]
-    assert "collapsed" not in messages[0] and "by design" in messages[0]
+    assert "collapsed" not in messages[0] and "by design where the classes' target codes agree" in messages[0]
+    # A method without class target codes (SAEH) has no design reason for it: the bit is lost.
+    plain = CollapseWatch(validation.images, validation.labels, 0.5, messages.append)
+    plain.set_model(model)
+    plain.on_train_begin()
+    messages.clear()
+    plain.on_epoch_end(0, {})
+    assert "the codes work as 3-bit codes" in messages[0] and "design" not in messages[0]
+    assert messages[0].endswith("(see docs/FAULTS.md, 'Constant bits')")
     # Bit 3 constant too: quadrants 0 and 3 now share a code, 3 codes for 4 classes: a collapse.
     model.get_layer("hash_x").set_weights([weights * np.array([1, 1, 1, 0], np.float32), np.array([1.0, 0, 0, 0])])
     messages.clear()
     watch.on_epoch_end(1, logs)
     assert "3 distinct codes for 4 label sets: the codes have collapsed" in messages[0]
+
+
+def test_only_hash_centre_methods_declare_class_target_codes():
+    """The constant-bit warning's "by design" reading is for the methods whose classes train towards fixed codes."""
+    from saeh import registry
+
+    declared = {name for name in registry.deep_names() if registry.get(name).class_code_targets}
+    assert declared == {"csq", "shc"}
 
 
 def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path):
@@ -413,5 +432,19 @@ def test_collapsed_codes_are_reported_after_the_epoch(separable_split, tmp_path)
     assert len(warnings) == 1 and warnings[0].startswith("warning: epoch 2: 8 of 8 bits (100%) are the same for all "
                                                          "40 validation images; every image has the same code: "
                                                          "the codes have collapsed")
-    shares = [row[training.CONSTANT_BITS_LOG] for row in trained.history]
+    shares = [row[CONSTANT_BITS_LOG] for row in trained.history]
     assert shares[0] < 1 and shares[1] == 1.0
+
+
+def test_fit_verbosity_is_a_bar_on_a_terminal_and_a_line_per_epoch_otherwise():
+    from saeh.training.loop import fit_verbosity
+
+    class Stream:
+        def __init__(self, terminal):
+            self.terminal = terminal
+
+        def isatty(self):
+            return self.terminal
+
+    assert fit_verbosity("auto", Stream(True)) == 1 and fit_verbosity("auto", Stream(False)) == 2
+    assert fit_verbosity(0, Stream(True)) == 0 and fit_verbosity(1, Stream(False)) == 1

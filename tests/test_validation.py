@@ -63,3 +63,27 @@ def test_a_flag_name_is_quoted_as_given():
     with pytest.raises(SaehError) as raised:
         validation.positive_int(0, "--top-k")
     assert str(raised.value) == "--top-k must be a positive integer; got 0"
+
+
+@pytest.mark.parametrize("value, integer, expected", [
+    ("24", False, 24), (" 1e-2 ", False, 0.01), (np.float32(0.5), False, 0.5), (3, False, 3),
+    ("24", True, 24), ("1e3", True, 1000), (24.0, True, 24), (np.int64(7), True, 7),
+])
+def test_number_from_text_reads_a_number_or_its_text(value, integer, expected):
+    result = validation.number_from_text(value, "x", integer=integer)
+    assert result == expected and type(result) is type(expected)
+
+
+@pytest.mark.parametrize("value, integer, message", [
+    ("abc", False, "alpha must be a finite number; got 'abc'"),
+    ("nan", False, "alpha must be a finite number; got 'nan'"),
+    (True, False, "alpha must be a finite number; got True"),
+    (None, False, "alpha must be a finite number; got None"),
+    (2.5, True, "alpha must be an integer; got 2.5"),
+    ("inf", True, "alpha must be an integer; got 'inf'"),
+    (False, True, "alpha must be an integer; got False"),
+])
+def test_number_from_text_names_what_it_expected(value, integer, message):
+    with pytest.raises(SaehError) as raised:
+        validation.number_from_text(value, "alpha", integer=integer)
+    assert str(raised.value) == message

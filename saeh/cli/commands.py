@@ -4,6 +4,7 @@
     saeh generate ...    = python generate_hash.py ...
     saeh evaluate ...    = python evaluate.py ...
     saeh search ...      = python -m saeh.cli.search ...
+    saeh index ...       = python -m saeh.cli.index ...
     saeh reproduce ...   = python -m saeh.reproduce ...
     saeh presets         = python -m saeh.presets
     saeh methods         = python -m baselines
@@ -24,7 +25,8 @@ SUBCOMMANDS = {
     "train": ("saeh.cli.train", "train a method, dump and score its codes (hash_su_ae_train.py)"),
     "generate": ("saeh.cli.generate", "dump a trained model's query and database codes (generate_hash.py)"),
     "evaluate": ("saeh.cli.evaluate", "score code dumps: mAP, precision in a Hamming radius, curves (evaluate.py)"),
-    "search": ("saeh.cli.search", "query a model's database with an image, draw the results"),
+    "search": ("saeh.cli.search", "query a model's database or a saved index with an image, draw the results"),
+    "index": ("saeh.cli.index", "index a folder of images (or the dumped database codes) into a saved index"),
     "reproduce": ("saeh.reproduce.cli", "run the result tables' cells and render RESULTS.md"),
     "presets": ("saeh.presets", "list the presets and how each departs from the paper"),
     "methods": ("baselines.__main__", "list the registered hashing methods and their hyperparameters"),

@@ -66,6 +66,18 @@ def add_data_arguments(parser, which_data=None, from_run=False):
                                             f"(default: ${CACHE_DIR_ENV} if set, else none: decode every batch)"))
 
 
+def model_argument(path):
+    """A --load-path or --model value as the file it names: a run folder or a shipped model's name becomes its
+    model.keras (`saeh.api.hash_model.model_file`); any other path is left to the loader's own checks."""
+    from saeh.shipped import shipped_folder
+
+    if path and (os.path.isdir(path) or shipped_folder(path)):
+        from saeh.api.hash_model import model_file
+
+        return model_file(path)
+    return path
+
+
 def data_overrides(args):
     """The data flags of `args` parsed with `add_data_arguments(from_run=True)`, as `saeh.run_data.split_of_run`'s
     overrides (None: not given, the run's value stays)."""

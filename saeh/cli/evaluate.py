@@ -1,7 +1,8 @@
 """`evaluate.py`: retrieval results for code dumps written by generate_hash (.mat or .npz).
 
-Prints a table (mAP@k and mAP@all, each with ties broken by database index and tie-averaged; precision, recall
-and empty-ball fraction within the Hamming radius; P@k and R@k), and can write JSON and PNG figures.
+Prints a table (map@k and map@all, each with ties broken by database index and tie-averaged; precision, recall
+and empty-ball fraction within the Hamming radius; precision@k and recall@k; named as in scores.json:
+`saeh.retrieval.report.metric_name`), and can write JSON and PNG figures.
 """
 
 import argparse
@@ -198,7 +199,7 @@ def main(argv=None):
 
 
 def _draw(outputs, results, records, args):
-    from saeh.retrieval import plots
+    from saeh.retrieval import plots, report
 
     plots.plot_pr_curve_by_radius(
         {name: result["curves"]["pr_by_radius"] for name, result in results.items()},
@@ -213,7 +214,7 @@ def _draw(outputs, results, records, args):
     if "precision_vs_bits" in outputs:
         points = {}
         for record in records:
-            precision = record["metrics"][f"precision r<={args.radius}"]
+            precision = record["metrics"][report.metric_name("precision", radius=args.radius)]
             points.setdefault(record["label"], []).append((record["bits"], precision))
         plots.plot_precision_vs_bits(points, outputs["precision_vs_bits"], radius=args.radius, overwrite=args.overwrite)
     for name in FIGURE_NAMES:

@@ -39,9 +39,9 @@ def main(argv=None, load_path=None):
     from saeh.inference import hash_bits, load_hash_model
     from saeh.run_codes import run_state_arrays
     from saeh.run_data import split_of_run
-    from saeh.run_folder import RunFolder, model_file
+    from saeh.run_folder import RunFolder
 
-    args.load_path = model_file(args.load_path)
+    args.load_path = common.model_argument(args.load_path)
     folder = RunFolder.of_model(args.load_path)
     recorded = folder.settings()
     out_dir = args.out or folder.dump_directory(recorded.get("procedure"))

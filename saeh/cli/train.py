@@ -15,7 +15,7 @@ from saeh.errors import SaehError
 from saeh.retrieval import score
 from saeh.run_codes import learned_database_rows
 from saeh.run_data import AUTO_ON_OFF, load_split
-from saeh.run_folder import RunFolder, model_file
+from saeh.run_folder import RunFolder
 
 # The original script's settings, under their original names. hash_su_ae_train.py repeats them at its top for users
 # to edit; these are the fallbacks when a caller passes none.
@@ -185,6 +185,14 @@ def check_original_flags(args, method):
 
 
 def main(argv=None, settings=None):
+    train_from_arguments(argv, settings)
+    return 0
+
+
+def train_from_arguments(argv=None, settings=None):
+    """What `hash_su_ae_train.py` does with the arguments `argv` (and the script's `settings` as the defaults of
+    its flags): train, dump the codes, score them. Returns {"run_dir", "scores", "codes": {set: dump path}};
+    "scores" and "codes" are None on a worker other than the chief, which writes neither."""
     settings = {**SETTINGS, **(settings or {})}
     parser = build_parser(settings)
     args = presets.parse_args(parser, argv)  # a --preset's settings, then the flags given
@@ -204,7 +212,7 @@ def main(argv=None, settings=None):
     if args.features and method.kind != "shallow":
         raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     check_original_flags(args, method)
-    args.load_path = model_file(args.load_path)  # a run folder stands for its model.keras
+    args.load_path = common.model_argument(args.load_path)  # a run folder or shipped name: its model.keras
     recipes.ablated(recipes.for_method(method, args.encoder), args.ablate)  # an unknown ingredient, before the data loads
     protocol = ORIGINAL_PROTOCOL if args.original else args.protocol or defaults.PROTOCOL
     select_on_test = bool(args.select_on_test or args.original)
@@ -238,12 +246,13 @@ def main(argv=None, settings=None):
         codes = baselines.fit_shallow(method, split, folder.run_dir, hash_bits=args.hash_bits, seed=seed,
                                       hyperparameters=hyperparameters, settings=data_settings,
                                       overwrite=args.overwrite, feature_model=args.features)
+        codes = {name: dumps.with_image_ids(set_codes, getattr(split, name)) for name, set_codes in codes.items()}
         paths = dumps.write_codes(codes, folder.codes, overwrite=True)
     else:
         trained = train_deep(method, data, split, folder, args, hyperparameters, data_settings)
         if not trained.chief:  # one of several workers: the chief writes the codes and scores
             print(f"this worker's part of the training is done; the chief writes {folder.run_dir}")
-            return 0
+            return {"run_dir": folder.run_dir, "scores": None, "codes": None}
         codes, paths = dumps.dump_run_codes(trained.model, split, {**data_settings, "method": method.name},
                                             folder.dump_directory(data_settings["procedure"]), overwrite=True,
                                             state_arrays=None if trained.state is None else trained.state.numpy())
@@ -258,7 +267,7 @@ def main(argv=None, settings=None):
     print(" ".join(f"{name} = {value:.4f}" for name, value in scores.items()))
     print(f"evaluate in full with: python evaluate.py {folder.run_dir}  (or --query {paths['query']} --database "
           f"{paths['database']})")
-    return 0
+    return {"run_dir": folder.run_dir, "scores": scores, "codes": paths}
 
 
 def check_load_path_fits(load_path, data, hash_bits):
@@ -307,6 +316,8 @@ def train_deep(method, data, split, folder, args, hyperparameters, data_settings
         if epochs != args.epochs:
             print(f"preset {args.preset}: {args.epochs} passes over the {len(split.train)} training images are "
                   f"{epochs} epochs of {method.name}, whose epoch visits a sample of them")
+    # The library's check, before the warm-up below compares with it (a caller's settings may hold any epochs).
+    epochs = validation.positive_int(epochs, "epochs")
     warmup_epochs = args.warmup_epochs
     if warmup_epochs is None:
         from saeh.models.encoders import DEFAULT_WARMUP_EPOCHS

@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from saeh import validation
 from saeh.data.decoding import (
     channels_of,
     check_image_size,
@@ -53,9 +54,7 @@ class ImageFiles:
         if self.channels not in (1, 3):
             raise SaehError(f"channels must be 1 or 3; got {self.channels!r}")
         for name in ("height", "width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise SaehError(f"{name} must be a positive integer; got {value!r}")
+            validation.positive_int(getattr(self, name), name)
         object.__setattr__(self, "paths", paths)
         if (self.cache_file is None) != (self.cache_rows is None):
             raise SaehError("cache_file and cache_rows go together: give both or neither")

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from saeh.data.files import ImageFiles
+from saeh import validation
 from saeh.errors import SaehError
 
 PAD = 4  # pixels of zero padding for the pad-and-crop augmentation (the usual CIFAR recipe)
@@ -76,8 +77,8 @@ def row_gatherer(images):
 
 
 def _check_batch_size(batch_size, count, what):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise SaehError(f"batch_size must be a positive integer; got {batch_size!r}")
+    """SaehError unless `batch_size` is a positive integer and the `what` set of `count` images is not empty."""
+    validation.positive_int(batch_size, "batch_size")
     if count == 0:
         raise SaehError(f"the {what} set is empty")
 

@@ -42,6 +42,7 @@ from saeh import defaults
 from saeh.data.files import concatenate_images
 from saeh.data.types import ImageSet, LabelledData
 from saeh.errors import SaehError
+from saeh.validation import non_negative_int
 
 PROTOCOL_NAMES = ("ssdh", "dpsh", "dsh")
 DEFAULT_PROTOCOL = defaults.PROTOCOL
@@ -147,9 +148,7 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
     protocol = protocol.strip().lower()
     if seed is None:
         raise SaehError("seed must be given: every split is seeded so that it can be reproduced; got None")
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise SaehError(f"seed must be a non-negative integer; got {seed!r}")
-    seed = int(seed)
+    seed = non_negative_int(seed, "seed")
     _check_validation_size(validation_size)
     if not isinstance(select_on_test, bool):
         raise SaehError(f"select_on_test must be True or False; got {select_on_test!r}")

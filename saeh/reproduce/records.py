@@ -8,7 +8,7 @@ import os
 from saeh import defaults
 from saeh.errors import SaehError
 from saeh.reproduce.layout import RESULTS
-from saeh.reproduce.tables import TABLES, VALIDATION_ACCURACY, effective_gamma, shell_line
+from saeh.reproduce.tables import TABLES, effective_gamma, shell_line
 from saeh.run_folder import RunFolder
 
 MAP = f"map@{defaults.TOP_K}"  # the score names hash_su_ae_train.py writes to scores.json
@@ -16,6 +16,7 @@ MAP_ALL = "map@all"
 PRECISION = f"precision@r{defaults.RADIUS}"
 CURVE_RANKS = 40  # points of the precision/recall-by-rank curve kept in a result file
 CURVE_DIGITS = 5
+VALIDATION_ACCURACY = "val_y_predict_accuracy"  # the classifier's accuracy on the validation split, as logged
 
 
 def read_json(path):

@@ -16,23 +16,17 @@ SAEH_METHODS = ("saeh", "saeh-minus")
 TABLE1_BITS = (12, 24, 32, 48)
 TABLE2_GAMMAS = (0, 0.01, 0.1, 1, 10)
 ABLATED = ("whitening", "identity-init", "norm-bias-rate", "lookahead", "label-smoothing", "translation")
-VALIDATION_ACCURACY = "val_y_predict_accuracy"  # the classifier's accuracy on the validation split, as logged
 
 
 def other_sources_methods():
     """Every registered method that the paper's Table 1 does not have (the methods of our other sources, run beside
     Table 1's at 32 bits under the same preset; the paper has no number for them, so the report leaves its column
-    empty), in the registry's order, those trained on a hashing loss first, then those whose codes come from a
-    classifier (they keep the epoch of the best validation accuracy: DLBHC, classifier codes). Read from the
-    registry when a table's cells are listed, so that a new method's module is all it takes to add its rows."""
+    empty), in the registry's order, where each method's `listing_order` places it: those trained on a hashing loss
+    first, then those whose codes come from a classifier (DLBHC, classifier codes). Read from the registry when a
+    table's cells are listed, so that a new method's module is all it takes to add its rows."""
     from saeh import registry
 
-    def codes_from_a_classifier(name):
-        monitor = getattr(registry.get(name), "monitor", None)  # a shallow method has no epochs to choose from
-        return bool(monitor) and monitor[0] == VALIDATION_ACCURACY
-
-    others = [name for name in registry.names() if name not in TABLE1_METHODS]
-    return tuple(sorted(others, key=codes_from_a_classifier))  # a stable sort: the registry's order within each
+    return tuple(name for name in registry.names() if name not in TABLE1_METHODS)
 
 
 @dataclasses.dataclass(frozen=True)

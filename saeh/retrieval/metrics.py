@@ -19,6 +19,7 @@ import dataclasses
 
 import numpy as np
 
+from saeh import validation
 from saeh.errors import SaehError
 from saeh.retrieval.search import DEFAULT_CHUNK_PAIRS, HammingScanner, _pack_pair, pack_codes
 
@@ -40,17 +41,6 @@ def _depth(k, n_database, name="k"):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise SaehError(f"{name} must be a positive integer or 'all'; got {k!r}")
     return min(int(k), n_database)
-
-
-def _check_choice(value, choices, name):
-    if value not in choices:
-        raise SaehError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-
-
-def _check_radius(radius):
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
-        raise SaehError(f"radius must be a non-negative integer; got {radius!r}")
-    return int(radius)
 
 
 class _Relevance:
@@ -77,8 +67,8 @@ class _Relevance:
             )
         self.multi_label = query.ndim == 2
         if self.multi_label:
-            self.query = _pack_label_sets(query, "query labels")
-            self.database = _pack_label_sets(database, "database labels")
+            self.query = pack_label_sets(query, "query labels")
+            self.database = pack_label_sets(database, "database labels")
             self._label_sets = None
         else:
             for name, labels in (("query labels", query), ("database labels", database)):
@@ -99,7 +89,7 @@ class _Relevance:
         database = self.database[None] if ids is None else self.database[ids]
         if not self.multi_label:
             return query[:, None] == database
-        return _share_a_label(query[:, None, :], database)
+        return packed_share_a_label(query[:, None, :], database)
 
     def totals(self, rows):
         """Number of relevant items in the whole database, per query row."""
@@ -108,10 +98,13 @@ class _Relevance:
         if self._label_sets is None:
             self._label_sets = np.unique(self.database, axis=0, return_counts=True)
         sets, counts = self._label_sets
-        return _share_a_label(self.query[rows][:, None, :], sets[None]) @ counts
+        return packed_share_a_label(self.query[rows][:, None, :], sets[None]) @ counts
 
 
-def _pack_label_sets(labels, name):
+def pack_label_sets(labels, name="labels"):
+    """(N, C) multi-hot rows (0 and 1, C >= 1) as (N, ceil(C / 64)) uint64 words, one bit per class: the form in
+    which `packed_share_a_label` compares them."""
+    labels = np.asarray(labels)
     if labels.shape[1] == 0:
         raise SaehError(f"{name} are multi-hot with 0 classes (shape {labels.shape})")
     if not np.all((labels == 0) | (labels == 1)):
@@ -119,11 +112,16 @@ def _pack_label_sets(labels, name):
     return pack_codes(labels != 0, name)
 
 
-def _share_a_label(query_words, db_words):
-    """Bool array: whether the packed label sets intersect (broadcast over the leading axes)."""
+def packed_share_a_label(words_a, words_b):
+    """Bool array: whether label sets packed by `pack_label_sets` share a label (broadcast over the leading axes).
+
+    The package's one definition of "share a label" for multi-hot rows (`saeh.pairs.share_a_label` uses it): one
+    bitwise AND per 64 classes. Unlike a product of the rows it also compares each query with its own ranked items,
+    and in the scan it was about 30 times faster than a checked float64 product (3 queries x 190,000 images, 21
+    classes: 1.2 against 35 ms); on 2,000 x 2,000 to 2,000 x 20,000 pairs the two take about as long."""
     shared = None
-    for word in range(query_words.shape[-1]):
-        word_shared = (query_words[..., word] & db_words[..., word]) != 0
+    for word in range(words_a.shape[-1]):
+        word_shared = (words_a[..., word] & words_b[..., word]) != 0
         shared = word_shared if shared is None else shared | word_shared
     return shared
 
@@ -338,8 +336,8 @@ def map_at_k(
     `_tie_averaged_average_precision`); the gap between the two shows how much tie order moves the number.
     per_query=True returns the (Q,) array of APs instead of their mean.
     """
-    _check_choice(ties, ("index", "average"), "ties")
-    _check_choice(normalize, ("retrieved", "all"), "normalize")
+    validation.one_of(ties, "ties", ("index", "average"))
+    validation.one_of(normalize, "normalize", ("retrieved", "all"))
     problem = _Retrieval(query_codes, db_codes, query_labels, db_labels, chunk_pairs)
     depth = _depth(k, problem.n_database)
     scores = np.empty(problem.n_distinct)
@@ -461,7 +459,7 @@ def precision_within_radius(
     Per query: precision = relevant / retrieved within the ball (0 for an empty ball), recall = relevant within
     the ball / relevant in the database; both are averaged over all queries.
     """
-    radius = _check_radius(radius)
+    radius = validation.non_negative_int(radius, "radius")
     problem = _Retrieval(query_codes, db_codes, query_labels, db_labels, chunk_pairs)
     per_pair = [np.empty(problem.n_distinct), np.empty(problem.n_distinct), np.empty(problem.n_distinct, dtype=bool)]
     for rows, sizes, relevant_sizes in problem.histogram_chunks():

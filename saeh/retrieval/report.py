@@ -1,5 +1,11 @@
 """Evaluate a query set against a database of `saeh.codes.Codes` into one dict of results, and print it as a table;
-`score`: the few scores a training run prints and records.
+`score`: the few scores a training run prints and records; `evaluate`: `evaluate_codes` for codes in any form.
+
+Metric names are the same everywhere (scores.json, the result files, `evaluate_codes`, evaluate.py's table and JSON):
+``map@1000`` and ``map@all`` (mAP over the top 1000 / the whole ranked database), ``precision@r2``, ``recall@r2``
+and ``empty@r2`` (within Hamming radius 2), ``precision@10`` and ``recall@10`` (over the top 10); a name ending in
+`` ties averaged`` is the expectation over random orders within ties, and ``precision@r2 non-empty`` averages the
+non-empty balls only. `metric_name` spells them.
 
 Two exact scans cover everything (see `saeh.retrieval.metrics`): a full-depth ranked scan gives mAP@k, mAP@all,
 P@k, R@k and the curves by rank; a distance-histogram scan gives the radius metrics, the PR curve by radius and the
@@ -8,10 +14,9 @@ tie-averaged mAP.
 
 import numpy as np
 
-from saeh import defaults
+from saeh import defaults, validation
 from saeh.errors import SaehError
 from saeh.retrieval.metrics import (
-    _check_radius,
     _depth,
     _radius_curves,
     _radius_statistics,
@@ -25,6 +30,13 @@ from saeh.retrieval.metrics import (
 from saeh.retrieval.search import DEFAULT_CHUNK_PAIRS
 
 PRECISION_AT = (1, 10, 100, 1000)
+TIES_AVERAGED = " ties averaged"
+
+
+def metric_name(measure, k=None, radius=None):
+    """The name of a metric: `measure` ("map", "precision", "recall", "empty") over the top `k` (an int or "all"),
+    or within Hamming radius `radius`: map@1000, map@all, precision@10, precision@r2, empty@r2."""
+    return f"{measure}@{k}" if radius is None else f"{measure}@r{radius}"
 
 
 def _label_kind(labels):
@@ -53,12 +65,12 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
     """All retrieval results for `query` codes searched in `database` codes (both `saeh.codes.Codes`, 0/1 hash_bin).
 
     Returns a JSON-ready dict: "bits", "n_query", "n_database", "top_k" (min(top_k, N)), "radius", "metrics"
-    (name -> number: mAP@top_k and mAP@all, each with database-index ties and tie-averaged; precision, recall
-    and empty-ball fraction within the radius; P@k and R@k for k in `precision_at` capped at N) and "curves"
-    (PR by radius, PR by rank, precision at k up to top_k).
+    (name -> number, named by `metric_name`: map@top_k and map@all, each with database-index ties and tie-averaged;
+    precision, recall and empty-ball fraction within the radius; precision@k and recall@k for k in `precision_at`
+    capped at N) and "curves" (PR by radius, PR by rank, precision at k up to top_k).
     """
     check_pair(query, database)
-    radius = _check_radius(radius)
+    radius = validation.non_negative_int(radius, "radius")
     problem = _Retrieval(query.hash_bin, database.hash_bin, query.label, database.label, chunk_pairs)
     n_query, n_database = problem.n_query, problem.n_database
     depth = _depth(top_k, n_database, "top_k")
@@ -98,17 +110,17 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
     curve_precision, curve_recall, curve_empty = curve_sums / n_query
 
     metrics = {
-        f"mAP@{depth}": float(ap_top.mean()),
-        f"mAP@{depth} ties averaged": float(averaged_top.mean()),
-        "mAP@all": float(ap_all.mean()),
-        "mAP@all ties averaged": float(averaged_all.mean()),
-        f"precision r<={radius}": within.precision,
-        f"recall r<={radius}": within.recall,
-        f"empty balls r<={radius}": within.empty_fraction,
-        f"precision r<={radius} non-empty": within.precision_nonempty,
+        metric_name("map", depth): float(ap_top.mean()),
+        metric_name("map", depth) + TIES_AVERAGED: float(averaged_top.mean()),
+        metric_name("map", "all"): float(ap_all.mean()),
+        metric_name("map", "all") + TIES_AVERAGED: float(averaged_all.mean()),
+        metric_name("precision", radius=radius): within.precision,
+        metric_name("recall", radius=radius): within.recall,
+        metric_name("empty", radius=radius): within.empty_fraction,
+        metric_name("precision", radius=radius) + " non-empty": within.precision_nonempty,
     }
-    metrics.update({f"P@{k}": float(precision_at_checkpoint[column[k]]) for k in ks})
-    metrics.update({f"R@{k}": float(recall_at_checkpoint[column[k]]) for k in ks})
+    metrics.update({metric_name("precision", k): float(precision_at_checkpoint[column[k]]) for k in ks})
+    metrics.update({metric_name("recall", k): float(recall_at_checkpoint[column[k]]) for k in ks})
     return {
         "bits": problem.bits,
         "n_query": n_query,
@@ -142,8 +154,36 @@ def score(query, database, top_k=defaults.TOP_K, radius=defaults.RADIUS):
     ranked database (`map@all`, the measure DPSH's and ADSH's papers report) of query codes against database codes."""
     pair = (query.hash_bin, database.hash_bin, query.label, database.label)
     within = precision_within_radius(*pair, radius=radius)
-    return {f"map@{top_k}": map_at_k(*pair, k=top_k), f"precision@r{radius}": within.precision,
-            f"empty@r{radius}": within.empty_fraction, "map@all": map_at_k(*pair, k=len(database))}
+    return {metric_name("map", top_k): map_at_k(*pair, k=top_k),
+            metric_name("precision", radius=radius): within.precision,
+            metric_name("empty", radius=radius): within.empty_fraction,
+            metric_name("map", "all"): map_at_k(*pair, k=len(database))}
+
+
+def as_codes(value, name):
+    """`value` as `saeh.codes.Codes` with labels: `Codes` itself, anything holding them as `.codes` (a
+    `saeh.CodeIndex`), or a pair (0/1 or ±1 codes (N, bits), labels)."""
+    from saeh.codes import Codes, make_codes
+    from saeh.retrieval.search import code_bits
+
+    codes = value.codes if isinstance(getattr(value, "codes", None), Codes) else value
+    if isinstance(codes, tuple) and len(codes) == 2:
+        bits = code_bits(codes[0], name).astype(np.uint8)
+        codes = make_codes(bits, codes[1], threshold=0.5)
+    if not isinstance(codes, Codes):
+        raise SaehError(f"{name} must be Codes, a CodeIndex or a pair (codes, labels); got {type(value).__name__}")
+    if codes.label is None:
+        raise SaehError(f"{name} has no labels; evaluation needs every image's labels (relevance = a shared label)")
+    return codes
+
+
+def evaluate(query, database, top_k=defaults.TOP_K, radius=defaults.RADIUS, precision_at=PRECISION_AT):
+    """Every retrieval result (`evaluate_codes`: metrics named by `metric_name`, and curves) of `query` searched in
+    `database`, each `Codes` (as `HashModel.encode` gives them or `saeh.codes.load_codes` reads them), a
+    `CodeIndex`, or a pair (0/1 or ±1 codes (N, bits), labels). Ranking is by Hamming distance, ties by database
+    index; relevant means sharing at least one label."""
+    return evaluate_codes(as_codes(query, "query"), as_codes(database, "database"), top_k=top_k, radius=radius,
+                          precision_at=precision_at)
 
 
 def format_table(results_by_label):

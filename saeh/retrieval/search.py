@@ -12,6 +12,7 @@ and the first ones by index at it, are the top k, and only they are sorted.
 
 import numpy as np
 
+from saeh import validation
 from saeh.errors import SaehError
 
 # Pairs (query x database item) scanned per chunk. About half a million keeps the work buffers (~6 MB)
@@ -82,8 +83,7 @@ class HammingScanner:
     """
 
     def __init__(self, db_words, bits, chunk_pairs=DEFAULT_CHUNK_PAIRS):
-        if not isinstance(chunk_pairs, (int, np.integer)) or chunk_pairs < 1:
-            raise SaehError(f"chunk_pairs must be a positive integer; got {chunk_pairs!r}")
+        validation.positive_int(chunk_pairs, "chunk_pairs")
         db_words = _narrow_words(np.asarray(db_words), bits)
         self.bits = int(bits)
         self.n_database = len(db_words)
@@ -203,12 +203,6 @@ def _pack_pair(query_codes, db_codes, query_name="query codes", db_name="databas
     return pack_codes(query_bits, query_name), pack_codes(db_bits, db_name), query_bits.shape[1]
 
 
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise SaehError(f"{name} must be a non-negative integer; got {value!r}")
-    return int(value)
-
-
 class HammingIndex:
     """Exact Hamming search over a database of 0/1 or ±1 codes.
 
@@ -251,7 +245,7 @@ class HammingIndex:
 
     def search(self, query_codes, k=10):
         """Top-k neighbours of each query: (ids int64 (Q, k'), distances int32 (Q, k')), k' = min(k, N)."""
-        k = _check_count(k, "k")
+        k = validation.non_negative_int(k, "k")
         if k == 0:
             raise SaehError("k must be at least 1; got 0")
         words = self._query_words(query_codes)
@@ -267,7 +261,7 @@ class HammingIndex:
 
     def radius_search(self, query_codes, radius):
         """Per query, (ids int64, distances int32) of every item at distance <= radius, in the stable order."""
-        radius = _check_count(radius, "radius")
+        radius = validation.non_negative_int(radius, "radius")
         words = self._query_words(query_codes)
         if self._faiss is not None:
             return [self._faiss_ball(words[row : row + 1], radius) for row in range(len(words))]

@@ -5,9 +5,8 @@ import warnings
 
 import numpy as np
 
-from saeh.data.decoding import check_image_size
 from saeh.data.sources import LOAD_ARGUMENTS, register_source
-from saeh.data.sources.image_files import labelled_images, visible_entries
+from saeh.data.sources.image_files import checked_root, labelled_images, visible_entries
 from saeh.errors import MissingDataError, SaehError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -29,10 +28,7 @@ def load_image_folder(root, image_size=None, name=None, stream=False, memory_bud
     `stream`, `memory_budget`, `log`, `cache_dir`: as for `load_dataset` (True: the images stay in their files,
     `ImageFiles`).
     """
-    root = os.fspath(root)
-    image_size = check_image_size(image_size)
-    if not os.path.isdir(root):
-        raise MissingDataError(f"image folder {root} does not exist")
+    root, image_size = checked_root(root, image_size, "image folder")
     class_names = None
     paths_by_split = {}
     labels_by_split = {}

@@ -1,5 +1,6 @@
-"""What the sources of image files (folder, list) share: their images made into `LabelledData`, decoded into memory
-or left in their files (`ImageFiles`, read through the decoded cache when one is given), and listing a folder.
+"""What the sources of image files (folder, list) share: their arguments checked, their images made into
+`LabelledData`, decoded into memory or left in their files (`ImageFiles`, read through the decoded cache when one is
+given), and listing a folder.
 """
 
 import os
@@ -7,13 +8,23 @@ import os
 import numpy as np
 
 from saeh.data.cache import cached_images
-from saeh.data.decoding import decode_images
+from saeh.data.decoding import check_image_size, decode_images
 from saeh.data.files import decoded_bytes, format_bytes, scan_image_files
 from saeh.data.files import memory_budget as budget_bytes  # the name `memory_budget` is the argument's
 from saeh.data.types import ImageSet, labelled_data
-from saeh.errors import SaehError
+from saeh.errors import MissingDataError, SaehError
 
 STREAM_CHOICES = ("auto", True, False)
+
+
+def checked_root(root, image_size, what):
+    """`root` as a path and `image_size` checked, for a source of image files; MissingDataError naming the source
+    (`what`: "image folder", "list-file folder") when `root` is not a folder."""
+    root = os.fspath(root)
+    image_size = check_image_size(image_size)
+    if not os.path.isdir(root):
+        raise MissingDataError(f"{what} {root} does not exist")
+    return root, image_size
 
 
 def labelled_images(root, name, train, test, class_names, image_size, stream, memory_budget, log, cache_dir,

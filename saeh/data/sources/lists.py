@@ -8,9 +8,8 @@ import os
 
 import numpy as np
 
-from saeh.data.decoding import check_image_size
 from saeh.data.sources import LOAD_ARGUMENTS, register_source
-from saeh.data.sources.image_files import labelled_images, visible_entries
+from saeh.data.sources.image_files import checked_root, labelled_images, visible_entries
 from saeh.errors import MissingDataError, SaehError
 
 TRAIN_LIST_NAME = "train.txt"
@@ -58,10 +57,7 @@ def load_list_files(root, image_size=None, name=None, stream=False, memory_budge
     `stream`, `memory_budget`, `log`, `cache_dir`: as for `load_dataset` (True: the images stay in their files,
     `ImageFiles`).
     """
-    root = os.fspath(root)
-    image_size = check_image_size(image_size)
-    if not os.path.isdir(root):
-        raise MissingDataError(f"list-file folder {root} does not exist")
+    root, image_size = checked_root(root, image_size, "list-file folder")
     train_list, database_list, test_list = (os.path.join(root, list_name) for list_name in
                                             (TRAIN_LIST_NAME, DATABASE_LIST_NAME, TEST_LIST_NAME))
     has_train, has_database = os.path.isfile(train_list), os.path.isfile(database_list)
