@@ -9,9 +9,11 @@ limit (`SAEH_PEER_WAIT_LIMIT` seconds) is a `SaehError` naming the missing peers
 with every peer up, and its own wait is short.
 """
 
+import contextlib
 import os
 import signal
 import socket
+import threading
 import time
 
 from saeh.errors import SaehError
@@ -81,7 +83,8 @@ def listen_on(own_address):
                         "(another process holds the port?)") from error
 
 
-def describe(missing):
+def describe_peers(missing):
+    """'worker 1 at host2:12345, ...' for [(name, address)]."""
     return ", ".join(f"{name} at {address}" for name, address in missing)
 
 
@@ -108,7 +111,7 @@ def wait_for_peers(cluster, task_type, task_index, limit_s=None, report_every_s=
     def stop(signal_number, frame):
         received.append(signal_number)
 
-    with listen_on(cluster[task_type][task_index]) as listener, handling(STOPPING_SIGNALS, stop):
+    with listen_on(cluster[task_type][task_index]) as listener, signals_handled(STOPPING_SIGNALS, stop):
         listener.setblocking(False)
         missing = peers
         while True:
@@ -118,7 +121,7 @@ def wait_for_peers(cluster, task_type, task_index, limit_s=None, report_every_s=
             if received:
                 name = signal.Signals(received[0]).name
                 raise PeerWaitStopped(f"{me} stopped by {name} after {waited:.0f} s waiting for "
-                                      f"{describe(missing) or 'its peers'}; nothing was trained or written",
+                                      f"{describe_peers(missing) or 'its peers'}; nothing was trained or written",
                                       received[0])
             if not missing:
                 if waited >= report_every_s:
@@ -126,10 +129,10 @@ def wait_for_peers(cluster, task_type, task_index, limit_s=None, report_every_s=
                 return
             if waited >= limit_s:
                 raise SaehError(f"{me} waited {waited:.0f} s (the limit: ${WAIT_LIMIT_VARIABLE} seconds, default "
-                                f"{DEFAULT_WAIT_LIMIT_S:.0f}) for {describe(missing)}, which never answered: start "
+                                f"{DEFAULT_WAIT_LIMIT_S:.0f}) for {describe_peers(missing)}, which never answered: start "
                                 "the same command there with its TF_CONFIG, or check the address")
             if time.monotonic() >= next_report:
-                log(f"{me}: waiting for {describe(missing)} ({waited:.0f} s so far, limit {limit_s:.0f} s; "
+                log(f"{me}: waiting for {describe_peers(missing)} ({waited:.0f} s so far, limit {limit_s:.0f} s; "
                     "SIGTERM or Ctrl-C stops)")
                 next_report += report_every_s
             time.sleep(poll_s)  # a signal's handler runs here, and the loop sees it at once
@@ -145,21 +148,15 @@ def accept_waiting(listener):
         connection.close()
 
 
-class handling:
-    """Within the block, `handler` handles `signals` (only in the main thread, the only one Python lets set them);
-    the previous handlers come back after it."""
-
-    def __init__(self, signals, handler):
-        self.signals, self.handler, self.previous = signals, handler, {}
-
-    def __enter__(self):
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {number: signal.signal(number, self.handler) for number in self.signals}
-        return self
-
-    def __exit__(self, *exc):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
-        return False
+@contextlib.contextmanager
+def signals_handled(signals, handler):
+    """Within the block, `handler` handles `signals`, in the main thread (the only one Python lets set them; elsewhere
+    they keep their handlers); the previous handlers come back after it."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {number: signal.signal(number, handler) for number in signals}
+    try:
+        yield
+    finally:
+        for number, old_handler in previous.items():
+            signal.signal(number, old_handler)
