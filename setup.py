@@ -1,5 +1,8 @@
 """Install saeh: the SAEH package, its baselines, and the three scripts of the original code."""
 
+import glob
+import os
+
 from setuptools import find_packages, setup
 
 setup(
@@ -12,9 +15,17 @@ setup(
     packages=find_packages(include=["saeh", "saeh.*", "baselines", "baselines.*"]),
     package_data={"saeh": ["published_results.json"], "saeh.data": ["mnist_sample.npz"]},
     py_modules=["hash_su_ae_train", "generate_hash", "evaluate"],
-    # Method packages: saeh.registry imports each module or package of this group (which registers its methods):
-    # SAEH's own and the baselines; a third party adds its own package to the group in its setup.py.
-    entry_points={"saeh.methods": ["saeh = saeh.methods", "baselines = baselines"]},
+    # The shipped models, found by saeh.pretrained.locate under <prefix>/share/saeh/pretrained/ when installed.
+    data_files=[(os.path.join("share", "saeh", os.path.normpath(folder)),
+                 sorted(glob.glob(os.path.join(folder, "*.*"))))
+                for folder in ["pretrained", *sorted(glob.glob(os.path.join("pretrained", "*", "")))]],
+    entry_points={
+        # Method packages: saeh.registry imports each module or package of this group (which registers its
+        # methods): SAEH's own and the baselines; a third party adds its own package to the group in its setup.py.
+        "saeh.methods": ["saeh = saeh.methods", "baselines = baselines"],
+        # `saeh train|generate|evaluate|search|index|reproduce|presets|methods|pretrained|cache`, beside the scripts.
+        "console_scripts": ["saeh = saeh.cli.commands:main"],
+    },
     install_requires=[
         # Pinned to the minor versions the suite runs on: the package calls private Keras API with no public
         # equivalent, whose behaviour may change in any release. Model._symbolic_build (building the losses' and

@@ -15,7 +15,7 @@ _TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{8}-.")
 def check_writable(path, overwrite):
     """Raise SaehError if `path` exists and `overwrite` is false."""
     if os.path.exists(path) and not overwrite:
-        raise SaehError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+        raise SaehError(f"{path} already exists; pass --overwrite to replace it")
 
 
 @contextlib.contextmanager

@@ -179,6 +179,8 @@ def save_original_dump(path, codes, label=None, overwrite=True):
 def read_npz(path, what):
     """All arrays of an `.npz` file, read with ``allow_pickle=False``: a file holding pickled objects (which could
     run code when loaded) is refused. `what` names the file in error messages ("code dump", "saved hasher")."""
+    if not zipfile.is_zipfile(path):  # np.load takes any other file for a pickle, and says so
+        raise SaehError(f"{what} {path} is not an .npz file: not a zip archive (an .npz is a zip of .npy arrays)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}

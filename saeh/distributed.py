@@ -32,6 +32,7 @@ import socket
 import keras
 import tensorflow as tf
 
+from saeh import peers
 from saeh.errors import SaehError
 
 WORKER_DIR_VARIABLE = "SAEH_WORKER_DIR"
@@ -55,6 +56,15 @@ def cluster_from_environment(environ=None):
         raise SaehError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": '
                         f'{{"type": "worker", "index": 0}}}} with the task one of the cluster\'s; got {text!r}')
     return cluster
+
+
+def own_task(environ=None):
+    """(task type, index) of this process in ``TF_CONFIG``'s cluster; None when unset."""
+    environ = os.environ if environ is None else environ
+    if not cluster_from_environment(environ):
+        return None
+    task = json.loads(environ["TF_CONFIG"])["task"]
+    return task["type"], int(task["index"])
 
 
 def localhost_tf_configs(count):
@@ -83,6 +93,8 @@ def strategy_for_machine():
 
     Create it before anything else runs on TensorFlow: collective operations are configured at program start."""
     if worker_count() > 1:
+        # TensorFlow's own wait for the peers is silent and deaf to SIGTERM and SIGINT: meet them first.
+        peers.wait_for_peers(cluster_from_environment(), *own_task())
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except RuntimeError as error:

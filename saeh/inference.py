@@ -1,5 +1,6 @@
 """From a trained model to codes: load it safely, encode images in large batches, binarise."""
 
+import json
 import os
 import sys
 import zipfile
@@ -27,7 +28,8 @@ def check_model_file(path, what="model file"):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MissingDataError(f"{what} {path} does not exist; expected a .keras file written by "
-                               "hash_su_ae_train.py")
+                               "hash_su_ae_train.py, its run folder, or a shipped model's name (`python -m "
+                               "saeh.pretrained list`)")
     if not path.endswith(".keras"):
         raise SaehError(f"{what} {path}: expected a .keras file")
     if not zipfile.is_zipfile(path):
@@ -40,6 +42,18 @@ def check_model_file(path, what="model file"):
     if broken is not None:
         raise SaehError(f"{what} {path} is not a readable .keras model: {broken} inside it is corrupt")
     return path
+
+
+def saved_shapes(path):
+    """(input image shape, hash bits) that the `.keras` file `path` records in its config.json, read without
+    loading it (either None where the file records none, e.g. a model of several inputs)."""
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    layers = config.get("config", {}).get("layers", [])
+    inputs = [layer["config"].get("batch_shape") for layer in layers if layer.get("class_name") == "InputLayer"]
+    units = [layer["config"].get("units") for layer in layers if layer.get("name") == HASH_LAYER]
+    return (tuple(inputs[0][1:]) if len(inputs) == 1 and inputs[0] else None,
+            units[0] if len(units) == 1 else None)
 
 
 def check_weights_file(path, what="weights file"):

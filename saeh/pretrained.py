@@ -1,7 +1,7 @@
 """Trained models shipped in the repository (`pretrained/<name>/`), and how one is cut from a finished cell.
 
     python -m saeh.pretrained ship results/<TABLE>/<cell id>.json --name NAME [--overwrite]
-    python -m saeh.pretrained list
+    python -m saeh.pretrained list       (from a clone, or an installed package: see `saeh.shipped`)
 
 A shipped folder is the cell's run folder cut to what using the model needs:
 
@@ -31,6 +31,17 @@ def default_root():
     from saeh.reproduce.layout import default_repository
 
     return default_repository()
+
+
+def listed_root():
+    """The first folder of `saeh.shipped.shipped_roots` with a pretrained/ folder: a clone, or an installed
+    package's data."""
+    from saeh.shipped import shipped_roots, where_to_find
+
+    for root in shipped_roots():
+        if os.path.isdir(os.path.join(root, PRETRAINED)):
+            return root
+    raise SaehError(f"no shipped models: {where_to_find()}")
 
 
 def check_name(name):
@@ -142,10 +153,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    root = os.path.abspath(args.repo_root or default_root())
     if args.command == "ship":
-        ship(args.result, args.name, repo_root=root, overwrite=args.overwrite)
+        ship(args.result, args.name, repo_root=os.path.abspath(args.repo_root or default_root()),
+             overwrite=args.overwrite)
     else:
+        root = os.path.abspath(args.repo_root or listed_root())
         for name, record in shipped(root):
             print(f"{name}: {record['cell']} mAP@1000 {100 * record['scores']['map@1000']:.2f}")
         if args.write:

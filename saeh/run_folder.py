@@ -67,6 +67,16 @@ class RunFolder:
             folder = os.path.dirname(folder)
         return cls(folder)
 
+    @classmethod
+    def of_dump(cls, dump_path):
+        """The run folder whose run.json describes code dump `dump_path` (in its codes/, or the folder itself for an
+        --original dump); None for a dump outside a run folder."""
+        folder = os.path.dirname(os.path.abspath(dump_path))
+        for candidate in ((os.path.dirname(folder),) if os.path.basename(folder) == CODES else ()) + (folder,):
+            if os.path.isfile(os.path.join(candidate, RUN)):
+                return cls(candidate)
+        return None
+
     def _path(self, *parts):
         return os.path.join(self.run_dir, *parts)
 

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -155,3 +156,62 @@ def test_two_workers_train_one_model_killed_and_restarted(tmp_path, mnist_subset
     worker_model = keras.models.load_model(worker / "model.keras", compile=False)
     for chief_weights, worker_weights in zip(chief_model.get_weights(), worker_model.get_weights()):
         np.testing.assert_array_equal(chief_weights, worker_weights)  # moving averages of batch norm included
+
+
+def lone_worker_config():
+    """TF_CONFIG of worker 0 of a two-worker cluster on localhost whose worker 1 never comes, and worker 1's address."""
+    config = distributed.localhost_tf_configs(2)[0]
+    return config, json.loads(config)["cluster"]["worker"][1]
+
+
+def test_a_wait_past_its_limit_names_the_missing_peer():
+    from saeh import peers
+
+    config, peer_address = lone_worker_config()
+    lines = []
+    started = time.monotonic()
+    with pytest.raises(SaehError, match=rf"worker 0 waited \d+ s .* for worker 1 at {peer_address}, which never"):
+        peers.wait_for_peers(distributed.cluster_from_environment({"TF_CONFIG": config}),
+                             *distributed.own_task({"TF_CONFIG": config}), limit_s=0.6, report_every_s=0.25,
+                             poll_s=0.1, log=lines.append)
+    assert time.monotonic() - started < 5
+    assert len(lines) >= 2 and all(f"waiting for worker 1 at {peer_address}" in line for line in lines), lines
+    with pytest.raises(SaehError, match="SAEH_PEER_WAIT_LIMIT must be a positive number of seconds; got 'soon'"):
+        peers.wait_limit({peers.WAIT_LIMIT_VARIABLE: "soon"})
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+def test_a_waiting_worker_says_so_and_stops_on_a_signal(tmp_path, signal_number):
+    """The training script as worker 0 of two, whose peer never comes: it says whom it waits for, and SIGTERM or
+    SIGINT (timeout, Slurm and Kubernetes send the first, Ctrl-C the second) ends it within seconds with one line,
+    leaving no run folder. TensorFlow's own wait catches SIGTERM and ignores both."""
+    config, peer_address = lone_worker_config()
+    environment = {**{name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"},
+                   "TF_CONFIG": config}  # the script's own quiet start: the error line is stderr's only line
+    command = [sys.executable, os.path.join(ROOT, "hash_su_ae_train.py"), "--which-data", "mnist-sample",
+               "--stack-num", "1", "--epochs", "1", "--save-dir", str(tmp_path / "runs"), "--verbose", "2"]
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path, start_new_session=True)
+    output = []
+    reader = threading.Thread(target=lambda: output.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None and not any("waiting" in o for o in output):
+            time.sleep(0.2)
+        assert any(f"worker 0: waiting for worker 1 at {peer_address} (0 s so far" in line for line in output), output
+        time.sleep(1)  # into the wait loop's sleep, where a signal arrives in the field
+        signalled = time.monotonic()
+        process.send_signal(signal_number)
+        process.wait(timeout=20)
+        err = process.stderr.read()
+        assert time.monotonic() - signalled < 5
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    name = signal.Signals(signal_number).name
+    assert process.returncode == 128 + signal_number, err
+    assert re.fullmatch(rf"hash_su_ae_train.py: error: worker 0 stopped by {name} after \d+ s waiting for worker 1 "
+                        rf"at {peer_address}; nothing was trained or written\n", err), err
+    assert not (tmp_path / "runs").exists()

@@ -131,7 +131,7 @@ def model_file(source):
     """The `.keras` file that `source` names: a run folder (its model.keras), a `.keras` file, or a shipped model's
     name (``NAME`` or ``pretrained/NAME``, `saeh.shipped`)."""
     from saeh.run_folder import RunFolder
-    from saeh.shipped import shipped_folder, shipped_names
+    from saeh.shipped import shipped_folder, shipped_names, where_to_find
 
     if not isinstance(source, (str, os.PathLike)):
         raise SaehError(f"a model is a run folder, a .keras file or a shipped model's name; got {source!r}")
@@ -151,7 +151,7 @@ def model_file(source):
         return RunFolder(found).model
     names = shipped_names()
     raise MissingDataError(f"model {path} is neither a run folder, a .keras file nor a shipped model; the shipped "
-                           f"models are: {', '.join(names) if names else 'none found (pretrained/ is missing)'}")
+                           f"models are: {', '.join(names) if names else where_to_find()}")
 
 
 def load_model(source, safe_mode=True):

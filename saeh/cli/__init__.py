@@ -15,7 +15,8 @@ TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 
 
 def run(main, argv=None, **kwargs):
-    """Call `main(argv, **kwargs)`; print a user's mistake (`SaehError`) as one line on stderr and return 2.
+    """Call `main(argv, **kwargs)`; print a user's mistake (`SaehError`) as one line on stderr and return 2 (or the
+    error's own `exit_status`: 143 for a worker stopped by SIGTERM).
 
     Bugs keep their traceback: only errors we raise on purpose are shortened. TensorFlow's start-up log is kept off
     stderr (see `quiet_tensorflow_start`).
@@ -26,7 +27,7 @@ def run(main, argv=None, **kwargs):
     except SaehError as error:
         program = os.path.basename(sys.argv[0]) or "saeh"
         print(f"{program}: error: {error}", file=sys.stderr)
-        return 2
+        return getattr(error, "exit_status", 2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

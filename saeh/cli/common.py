@@ -23,7 +23,8 @@ def add_data_arguments(parser, which_data=None, from_run=False):
     --memory-budget, --cache-dir.
 
     Each help states its default, and reads the same under any help formatter. With `from_run`, flags left out take
-    the values of the run.json beside the model (generate_hash.py), and the help says so.
+    the values of the run.json beside the model (generate_hash.py, search), and the help says so; the training-only
+    --select-on-test is left out.
     """
     recorded = "as in the model's run.json, else " if from_run else ""
     dataset_default = "as in the model's run.json" if from_run else which_data
@@ -44,10 +45,12 @@ def add_data_arguments(parser, which_data=None, from_run=False):
     parser.add_argument("--validation-size", type=float, default=None,
                         help=stated_default("fraction (or count, if > 1) of the training part held out for model "
                                             f"selection (default: {recorded}{defaults.VALIDATION_SIZE})"))
-    parser.add_argument("--select-on-test", action="store_true", default=None,
-                        help=stated_default("choose the best epoch on the query (test) set, which the original code "
-                                            "watched as validation (its whole procedure is --original) (default: "
-                                            f"{recorded}off, because it leaks the test set into model selection)"))
+    if not from_run:  # model selection is over once a model is trained: its run.json's value holds
+        parser.add_argument("--select-on-test", action="store_true", default=None,
+                            help=stated_default("choose the best epoch on the query (test) set, which the original "
+                                                "code watched as validation (its whole procedure is --original) "
+                                                "(default: off, because it leaks the test set into model "
+                                                "selection)"))
     # Not recorded in run.json: streamed and in-memory images are the same pixels, so a run may resume either way.
     parser.add_argument("--stream", choices=tuple(AUTO_ON_OFF), default="auto",
                         help="folder/list datasets: decode the images batch by batch from their files (on), into "
@@ -63,7 +66,19 @@ def add_data_arguments(parser, which_data=None, from_run=False):
                                             f"(default: ${CACHE_DIR_ENV} if set, else none: decode every batch)"))
 
 
+def model_argument(path):
+    """A --load-path or --model value as the file it names: a run folder or a shipped model's name becomes its
+    model.keras (`saeh.api.hash_model.model_file`); any other path is left to the loader's own checks."""
+    from saeh.shipped import shipped_folder
+
+    if path and (os.path.isdir(path) or shipped_folder(path)):
+        from saeh.api.hash_model import model_file
+
+        return model_file(path)
+    return path
+
+
 def data_overrides(args):
     """The data flags of `args` parsed with `add_data_arguments(from_run=True)`, as `saeh.run_data.split_of_run`'s
     overrides (None: not given, the run's value stays)."""
-    return {name: getattr(args, name) for name in DATA_SETTINGS}
+    return {name: getattr(args, name, None) for name in DATA_SETTINGS}  # None as well for a flag not offered

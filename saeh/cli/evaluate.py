@@ -126,6 +126,24 @@ def _output_paths(args, several_bit_lengths):
     return outputs
 
 
+def check_same_data(query_path, database_path):
+    """Refuse query codes and database codes of runs on different datasets: codes are plain arrays, and two label
+    spaces of the same size (CIFAR-10's and MNIST's ten classes) would score as if they were one. The dataset is
+    read from the run.json of each dump's run folder; a dump outside a run folder is not checked."""
+    from saeh.run_folder import RunFolder
+
+    datasets = {}
+    for path in (query_path, database_path):
+        folder = RunFolder.of_dump(path)
+        if folder is not None and folder.settings().get("which_data") is not None:
+            datasets[path] = (folder.settings()["which_data"], folder.run_file)
+    if len(datasets) == 2 and datasets[query_path][0] != datasets[database_path][0]:
+        (query_data, query_run), (database_data, database_run) = datasets[query_path], datasets[database_path]
+        raise SaehError(f"query dump {query_path} holds codes of {query_data} (its {query_run}) but database dump "
+                        f"{database_path} codes of {database_data} (its {database_run}): their labels name different "
+                        "classes, so the scores would mean nothing; give the two dumps of one run")
+
+
 def main(argv=None):
     from saeh.retrieval import report
 
@@ -147,6 +165,7 @@ def main(argv=None):
             f"query dump {query_path}" if query_path != database_path else f"dump {query_path}",
             f"database dump {database_path}",
         )
+        check_same_data(query_path, database_path)
     several_bit_lengths = len({loaded[query_path].bits for _, query_path, _ in runs}) > 1
     outputs = _output_paths(args, several_bit_lengths)
 

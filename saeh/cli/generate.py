@@ -17,8 +17,9 @@ def build_parser(load_path):
                                      description="Encode the query and database sets with a trained model.")
     where_set = "load_path at the top of generate_hash.py"
     parser.add_argument("--load-path", default=load_path,
-                        help=f"the trained model (.keras) (default: %(default)s, from {where_set})" if load_path
-                        else f"the trained model (.keras); needed unless {where_set} names one")
+                        help=f"the trained model (.keras, or its run folder) (default: %(default)s, from {where_set})"
+                        if load_path else f"the trained model (.keras, or its run folder); needed unless {where_set} "
+                        "names one")
     common.add_data_arguments(parser, from_run=True)
     parser.add_argument("--out", default=None,
                         help="output directory (default: the run folder's codes/, or the run folder itself for an "
@@ -40,6 +41,7 @@ def main(argv=None, load_path=None):
     from saeh.run_data import split_of_run
     from saeh.run_folder import RunFolder
 
+    args.load_path = common.model_argument(args.load_path)
     folder = RunFolder.of_model(args.load_path)
     recorded = folder.settings()
     out_dir = args.out or folder.dump_directory(recorded.get("procedure"))

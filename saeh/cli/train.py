@@ -8,7 +8,7 @@ import argparse
 import os
 import time
 
-from saeh import defaults, dumps, presets, recipes, validation
+from saeh import cpu_cost, defaults, dumps, presets, recipes, validation
 from saeh.atomic import write_json
 from saeh.cli import common
 from saeh.errors import SaehError
@@ -93,7 +93,8 @@ def build_parser(settings):
                         help=common.stated_default("no augmentation, where a --preset turns it on"))
     presets.add_preset_argument(parser)
     parser.add_argument("--load-path", default=settings["load_path"],
-                        help=common.stated_default("weights to start from (.keras or .weights.h5), as the original's "
+                        help=common.stated_default("weights to start from (.keras, its run folder, or .weights.h5), as the "
+                                                   "original's "
                                                    "load_path: weights only, then the whole schedule from epoch 0 "
                                                    "(default: load_path in hash_su_ae_train.py, "
                                                    f"{settings['load_path']})"))
@@ -126,6 +127,10 @@ def build_parser(settings):
                         help=common.stated_default("record a TensorBoard profile of these steps of the first epoch "
                                                    "trained, in the run's logs/ (default: none; --profile alone: "
                                                    "steps 3 to 5, after the first steps' tracing)"))
+    parser.add_argument(cpu_cost.AGREE_FLAG, action="store_true",
+                        help="train even where no GPU is visible and the run is estimated at more than "
+                        f"{cpu_cost.REFUSED_ABOVE_HOURS:.0f} hours (the paper's settings take days on a CPU; without "
+                        "this flag such a run is refused, naming its cost and a preset to use instead)")
     parser.add_argument("--top-k", type=int, default=defaults.TOP_K, help="k of the mAP printed at the end")
     parser.add_argument("--radius", type=int, default=defaults.RADIUS, help="Hamming radius of the precision printed")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
@@ -207,6 +212,7 @@ def train_from_arguments(argv=None, settings=None):
     if args.features and method.kind != "shallow":
         raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     check_original_flags(args, method)
+    args.load_path = common.model_argument(args.load_path)  # a run folder or shipped name: its model.keras
     recipes.ablated(recipes.for_method(method, args.encoder), args.ablate)  # an unknown ingredient, before the data loads
     protocol = ORIGINAL_PROTOCOL if args.original else args.protocol or defaults.PROTOCOL
     select_on_test = bool(args.select_on_test or args.original)
@@ -218,6 +224,11 @@ def train_from_arguments(argv=None, settings=None):
     if args.num_classes is not None and args.num_classes != data.num_classes:
         raise SaehError(f"--num-classes is {args.num_classes} but {args.which_data} has {data.num_classes} classes")
     print(split.describe())
+    if method.kind != "shallow":  # before the run folder: the paper's settings take days on a CPU
+        cpu_cost.check_cpu_training(encoder=args.encoder, stack_num=args.stack_num, epochs=args.epochs,
+                                    training_images=len(split.train), which_data=args.which_data,
+                                    agreed=args.yes_train_on_cpu)
+        check_load_path_fits(args.load_path, data, args.hash_bits)
     if getattr(method, "asymmetric", False):
         learned_database_rows(method, split)  # refused now rather than after training (its docstring)
     run_name = args.run_name or f"{method.name}_{data.name}_{args.hash_bits}bits" + ("_original" if args.original
@@ -257,6 +268,24 @@ def train_from_arguments(argv=None, settings=None):
     print(f"evaluate in full with: python evaluate.py {folder.run_dir}  (or --query {paths['query']} --database "
           f"{paths['database']})")
     return {"run_dir": folder.run_dir, "scores": scores, "codes": paths}
+
+
+def check_load_path_fits(load_path, data, hash_bits):
+    """Refuse a --load-path model of other images or another code length before the run folder is made: Keras
+    would print a warning per layer it cannot fill and then fail. Checked from the model file's config; a
+    .weights.h5 file records none, and is left to the training loop's own check."""
+    from saeh.inference import check_model_file, saved_shapes
+
+    if load_path is None or not load_path.endswith(".keras"):
+        return
+    saved_shape, saved_bits = saved_shapes(check_model_file(load_path, "load_path"))
+    if saved_shape is not None and tuple(saved_shape) != tuple(data.image_shape):
+        raise SaehError(f"--load-path {load_path} was trained on images of shape {tuple(saved_shape)}, but "
+                        f"{data.name} has images of shape {tuple(data.image_shape)}: start from a model trained on "
+                        "this data (or on images of its size)")
+    if saved_bits is not None and saved_bits != hash_bits:
+        raise SaehError(f"--load-path {load_path} has {saved_bits}-bit codes but --hash-bits is {hash_bits}: pass "
+                        f"--hash-bits {saved_bits}, or start from a model of {hash_bits} bits")
 
 
 def batch_size_for(method, args):

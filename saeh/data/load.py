@@ -6,6 +6,7 @@ else the image-folder source) or a Keras-layout ``.npz`` file.
 """
 
 import dataclasses
+import difflib
 import os
 
 from saeh.data import sources
@@ -78,9 +79,11 @@ def load_dataset(which_data, data_dir=None, image_size=None, stream="auto", memo
             ".npz file"
         )
     else:
+        close = difflib.get_close_matches(name, sources.names(), n=1, cutoff=0.6)
         raise SaehError(
-            f"unknown dataset {os.fspath(which_data)!r}; expected one of {', '.join(sources.names())}, "
-            "or the path of an image folder or a Keras-layout .npz file"
+            f"unknown dataset {os.fspath(which_data)!r}" + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; expected one of {', '.join(sources.names())}, or the path of an image folder or a Keras-layout "
+            ".npz file"
         )
     if image_size is not None and data.image_shape[:2] != image_size:
         data = dataclasses.replace(

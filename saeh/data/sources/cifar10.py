@@ -55,7 +55,11 @@ def load_cifar10(data_dir=None, image_size=None):
         if os.path.isfile(os.path.join(folder, _CIFAR_TRAIN_BATCHES[0])):
             return _load_cifar_batches(folder)
     (x_train, y_train), (x_test, y_test) = download_with_keras(
-        "cifar10", looked, how=f"download and extract {_CIFAR_URL} and pass the folder as data_dir"
+        "cifar10", looked, how=f"any one of these layouts works as data_dir (--data-dir): the pickle batches "
+        f"data_batch_1 .. data_batch_5 and test_batch, directly or under cifar-10-batches-py/ (what the tarball "
+        f"{_CIFAR_URL} extracts to: extract it there); or an image folder, train/<class>/*.jpg and "
+        f"test/<class>/*.jpg (.jpeg, .png too; directly or under cifar10/) with the ten class folders "
+        f"{', '.join(CIFAR10_CLASSES)}"
     )
     x_train, x_test = (_channels_last_cifar(x) for x in (x_train, x_test))
     return from_arrays(

@@ -47,6 +47,7 @@ def load_mnist(data_dir=None):
     if os.path.isfile(cached):
         return load_npz(cached, name="mnist", class_names=MNIST_CLASSES)
     (x_train, y_train), (x_test, y_test) = download_with_keras(
-        "mnist", looked, how=f"download {_MNIST_URL} into {os.path.dirname(cached)} or pass its folder as data_dir"
+        "mnist", looked, how=f"download {_MNIST_URL} (a Keras-layout .npz: x_train, y_train, x_test, y_test) and "
+        f"pass the file or its folder as data_dir (--data-dir), or put it in {os.path.dirname(cached)}"
     )
     return from_arrays("mnist", x_train, y_train, x_test, y_test, MNIST_CLASSES, source="keras.datasets.mnist")

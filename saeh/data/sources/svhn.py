@@ -32,8 +32,9 @@ def load_svhn(data_dir=None):
             x_test, y_test = _read_svhn_mat(os.path.join(folder, _SVHN_FILES[1]))
             return from_arrays("svhn", x_train, y_train, x_test, y_test, SVHN_CLASSES, source=folder)
     raise MissingDataError(
-        f"SVHN needs {' and '.join(_SVHN_FILES)}; looked in {', '.join(folders)}. "
-        f"Download them from {_SVHN_URL} and pass their folder as data_dir (--data-dir)"
+        f"SVHN needs {' and '.join(_SVHN_FILES)} (the cropped-digits format; no automatic download); looked in "
+        f"{', '.join(folders)}. Download them from {_SVHN_URL} and put them in data_dir (--data-dir), directly or "
+        "under svhn/, or in the Keras cache's svhn/"
     )
 
 
