@@ -178,4 +178,4 @@ CLASSIFIER_CODES = register(DeepMethod(
     code=LINEAR_CODES,
     callbacks=classifier_codes_callbacks,
     recipe=RECIPE,
-), listing_order=130)  # codes from a classifier: listed after the methods of a hashing loss
+), listing_order=310)  # codes from a classifier: listed after the methods of a hashing loss

@@ -26,9 +26,15 @@ from saeh.registry import register
 
 
 @dataclasses.dataclass(frozen=True)
-class CNNHHyperparameters(Hyperparameters):
+class Stage1Hyperparameters(Hyperparameters):
+    """Stage 1's setting, shared by CNNH+ and CNNH (`baselines.cnnh_plain`)."""
+
     stage1_iterations: Optional[int] = hyperparameter(
         None, "positive integer", "iterations of stage 1's factorisation; None: approximate_codes' own default")
+
+
+@dataclasses.dataclass(frozen=True)
+class CNNHHyperparameters(Stage1Hyperparameters):
     code_weight: float = hyperparameter(1.0, "non-negative", "weight of the code regression beside the classifier")
 
 

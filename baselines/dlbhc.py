@@ -68,4 +68,4 @@ DLBHC = register(DeepMethod(
     targets=classification_targets,
     recipe=RECIPE,
     code=SIGMOID_CODES,
-), listing_order=120)  # codes from a classifier: listed after the methods of a hashing loss
+), listing_order=300)  # codes from a classifier: listed after the methods of a hashing loss

@@ -81,7 +81,7 @@ def names():
 def get(name):
     """The method registered as `name` (case-insensitive, '_' read as '-', and the spellings in ALIASES).
 
-    Plain "cnnh" is not CNNH+ (CNNH has no classifier) and is not registered."""
+    Plain "cnnh" is CNNH (no classifier), not CNNH+ ("cnnh-plus", "cnnh+")."""
     _ensure_loaded()
     key = str(name).lower().replace("_", "-")
     key = ALIASES.get(key, key)

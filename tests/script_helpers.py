@@ -44,3 +44,25 @@ def training_call(args, monkeypatch, capsys, script="hash_su_ae_train.py"):
     monkeypatch.setattr(training, "train", stop_before_training)
     code, out, _ = run_script(script, args, monkeypatch, capsys)
     return code, out, seen.get("split"), seen.get("kwargs", {})
+
+
+def trained_map_and_chance(args, monkeypatch, capsys, run_dir):
+    """Train through the training script with `args` into `run_dir` (its --save-dir and --run-name are added);
+    returns (the run's mAP@1000 from scores.json, mAP@1000 of random codes of the same shape and labels)."""
+    import json
+
+    import numpy as np
+
+    from saeh.codes import load_codes
+    from saeh.retrieval import map_at_k
+
+    code, _, err = run_script("hash_su_ae_train.py", [*args, "--save-dir", os.path.dirname(run_dir), "--run-name",
+                                                      os.path.basename(run_dir)], monkeypatch, capsys)
+    assert code == 0, err
+    with open(os.path.join(run_dir, "scores.json")) as handle:
+        learned = json.load(handle)["map@1000"]
+    query, database = (load_codes(os.path.join(run_dir, "codes", f"{name}.npz")) for name in ("query", "database"))
+    rng = np.random.default_rng(0)
+    chance = map_at_k(rng.integers(0, 2, query.hash_bin.shape), rng.integers(0, 2, database.hash_bin.shape),
+                      query.label, database.label, k=1000)
+    return learned, chance

@@ -113,8 +113,9 @@ def test_table1_runs_every_registered_method_beyond_its_own(monkeypatch):
     assert others[-2:] == ("dlbhc", "classifier-codes")  # codes from a classifier after those of a hashing loss
     example = types.SimpleNamespace(name="example-hash", summary="Example: a test's method")
     registry.names()  # the method packages loaded before the example joins them
-    # (listing order, method): its own number places it, here between DSAH (110) and DLBHC (120)
-    monkeypatch.setitem(registry._METHODS, example.name, (115, example))
+    # (listing order, method): its own number places it, here after the last method of a hashing loss and before
+    # DLBHC (300)
+    monkeypatch.setitem(registry._METHODS, example.name, (290, example))
     found = tables.cells("table1-mnist", preset="mnist-cpu", methods=[example.name])
     assert [(cell.method, cell.bits) for cell in found] == [("example-hash", 32)]
     assert tables.other_sources_methods() == (*others[:-2], "example-hash", *others[-2:])
