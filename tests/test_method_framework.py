@@ -18,9 +18,9 @@ from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 
 def test_the_registry_lists_every_method_in_its_declared_order_and_refuses_a_second_of_a_name():
     # Reports and the runner list the methods in this order: each method's file declares its place.
-    assert registry.names() == ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh", "cnnh-plus", "dpsh", "hashnet", "csq",
-                                "shc", "adsh", "dsah", "sdh", "itq", "ksh", "lsh", "pcah", "pca-rr", "sh", "sklsh",
-                                "sph", "cbe-rand", "dlbhc", "classifier-codes")
+    assert registry.names() == ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh", "cnnh-plus", "dpsh", "hashnet", "dnnh",
+                                "csq", "shc", "adsh", "dsah", "sdh", "itq", "ksh", "lsh", "pcah", "pca-rr", "sh",
+                                "sklsh", "sph", "cbe-rand", "dlbhc", "classifier-codes")
     assert registry.get("SAEH⁻") is registry.get("saeh-minus")
     assert registry.register(SAEH, listing_order=10) is SAEH  # the same object again, at its place: fine
     import dataclasses
@@ -307,7 +307,7 @@ RECORDED_HYPERPARAMETERS = {  # as run.json has recorded them: a renamed or chan
     "saeh": {"alpha": 0.1, "beta": 0.1, "gamma": 1.0}, "saeh-minus": {"alpha": 0.1, "beta": 0.1},
     "ssdh": {"binary_weight": 1.0, "fire_rate_weight": 1.0}, "dsh": {"margin": None, "alpha": 0.01},
     "cnnh": {"stage1_iterations": None}, "cnnh-plus": {"stage1_iterations": None, "code_weight": 1.0},
-    "dpsh": {"eta": 10.0},
+    "dpsh": {"eta": 10.0}, "dnnh": {"margin": 2.0},
     "hashnet": {"beta_gamma": 0.005, "beta_step": 200}, "dlbhc": {}, "classifier-codes": {"encoding": "lsh"},
     "csq": {"quantization_weight": 0.05}, "shc": {"quantization_weight": 0.0001},
     "adsh": {"num_samples": 2000, "gamma": 200.0, "inner_epochs": 3},

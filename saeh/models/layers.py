@@ -22,3 +22,35 @@ class ScaledTanh(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "initial_beta": self.initial_beta}
+
+
+@keras.saving.register_keras_serializable(package="saeh")
+class DivideAndEncode(keras.layers.Layer):
+    """DNNH's divide-and-encode module: the features split into `bits` equal slices, slice j -> one linear unit ->
+    sigmoid, so that bit j sees slice j alone (the released Caffe net's Slice, InnerProduct(1) per slice, Sigmoid;
+    weights N(0, 0.1), bias 0). The feature width must be a multiple of `bits`."""
+
+    def __init__(self, bits, weight_decay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.bits, self.weight_decay = int(bits), float(weight_decay)
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        if width is None or width % self.bits:
+            raise ValueError(f"layer {self.name!r}: the feature width ({width}) must be a multiple of the "
+                             f"{self.bits} bits, one equal slice a bit")
+        regularizer = keras.regularizers.L2(self.weight_decay) if self.weight_decay else None
+        self.kernel = self.add_weight(shape=(self.bits, width // self.bits), name="kernel", regularizer=regularizer,
+                                      initializer=keras.initializers.RandomNormal(stddev=0.1))
+        self.bias = self.add_weight(shape=(self.bits,), name="bias", initializer="zeros")
+
+    def call(self, inputs):
+        slices = ops.reshape(inputs, (-1, self.bits, inputs.shape[-1] // self.bits))
+        return ops.sigmoid(ops.sum(slices * ops.cast(self.kernel, slices.dtype), axis=-1)
+                           + ops.cast(self.bias, slices.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.bits)
+
+    def get_config(self):
+        return {**super().get_config(), "bits": self.bits, "weight_decay": self.weight_decay}
