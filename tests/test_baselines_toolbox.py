@@ -1,5 +1,5 @@
-"""The HABIR toolbox's shallow methods (baselines.lsh, pcah, pca_rr, sh, sklsh, sph, cbe): each one's formula checked on
-fixed inputs against a plain numpy reference written here, their shared behaviour (codes, seeds, save/load), and each
+"""The HABIR toolbox's shallow methods (baselines.lsh, pcah, pca_rr, sh, sklsh, sph, cbe, sp): each one's formula
+checked on fixed inputs against a plain numpy reference written here, their shared behaviour (codes, seeds, save/load), and each
 trained through the training script on the bundled MNIST sample, beating random codes by a clear margin."""
 
 import json
@@ -12,6 +12,7 @@ from baselines.lsh import LSH
 from baselines.pca_rr import PCARR
 from baselines.pcah import PCAH
 from baselines.sh import SH, select_modes
+from baselines.sp import SP, sparsify
 from baselines.sklsh import SKLSH, neighbour_distance_scale
 from baselines.sph import SpH, balanced_radii, centre_forces, overlap_statistics
 from saeh.errors import SaehError
@@ -19,8 +20,9 @@ from saeh.errors import SaehError
 from script_helpers import run_script
 from test_baselines_shallow import blobs
 
-HASHERS = {"lsh": LSH, "pcah": PCAH, "pca-rr": PCARR, "sh": SH, "sklsh": SKLSH, "sph": SpH, "cbe-rand": CBERand}
-RANDOM = ("lsh", "pca-rr", "sklsh", "sph", "cbe-rand")  # the methods that draw from the seed (PCAH and SH draw nothing)
+HASHERS = {"lsh": LSH, "pcah": PCAH, "pca-rr": PCARR, "sh": SH, "sklsh": SKLSH, "sph": SpH, "cbe-rand": CBERand,
+           "sp": SP}
+RANDOM = ("lsh", "pca-rr", "sklsh", "sph", "cbe-rand", "sp")  # those that draw from the seed (PCAH and SH do not)
 
 
 @pytest.fixture(scope="module")
@@ -201,11 +203,60 @@ def test_cbe_rand_is_the_sign_of_a_random_circulant_projection_of_flipped_centre
     np.testing.assert_allclose(hasher.project(query_x), (z @ circulant.T)[:, state["kept"]], rtol=1e-5, atol=1e-5)
 
 
+def sp_reference(features, bits, seed, sparsity=0.9, n_iter=50, beta=1.0):
+    """SP.m's loop written out plainly: MATLAB's full svd and its two branches, cov() for the PCA."""
+    x = features - features.mean(axis=0)
+    dim = x.shape[1]
+    sparse = np.random.default_rng(seed).standard_normal((bits, dim))
+    codes = np.where(x @ sparse.T > 0, 1.0, -1.0)
+    if bits < dim:
+        values, vectors = np.linalg.eigh(np.cov(x, rowvar=False))
+        pcs = vectors[:, np.argsort(values)[::-1][:bits]]
+
+    def procrustes(inputs, targets):
+        u, _, vt = np.linalg.svd(inputs.T @ targets)  # full: u (d, d), v (b, b)
+        v = vt.T
+        if targets.shape[1] >= inputs.shape[1]:
+            v = v[:, : inputs.shape[1]]
+        else:
+            u = u[:, : targets.shape[1]]
+        return v @ u.T
+
+    for _ in range(n_iter + 1):
+        targets = (codes + beta * x @ sparse.T) / (1 + beta)
+        orthogonal = procrustes(x, targets) if bits >= dim else procrustes(x @ pcs, targets) @ pcs.T
+        keep = int(np.ceil(orthogonal.size * (1 - sparsity)))
+        threshold = sorted(np.abs(orthogonal).ravel(), reverse=True)[keep - 1]
+        sparse = orthogonal.copy()
+        sparse[np.abs(sparse) < threshold] = 0
+        codes = np.where(x @ orthogonal.T > 0, 1.0, -1.0)
+    return sparse
+
+
+def test_sp_sparsify_keeps_the_largest_entries_and_ties_at_the_threshold():
+    matrix = np.array([[0.5, -3.0, 1.0], [-1.0, 0.2, 2.0]])
+    # ceil(6 * 0.5) = 3 entries kept: |-3|, |2| and both entries of magnitude 1 (the 3rd largest, tied)
+    np.testing.assert_array_equal(sparsify(matrix, 0.5), [[0, -3, 1], [-1, 0, 2]])
+    np.testing.assert_array_equal(sparsify(matrix, 0.9), [[0, -3, 0], [0, 0, 0]])  # ceil(0.6) = 1
+
+
+@pytest.mark.parametrize("bits", [6, 40])  # through the PCA (bits < D) and directly (bits >= D)
+def test_sp_matches_the_toolbox_loop_written_out(bits, data):
+    train_x, _, query_x = data
+    hasher = SP(hash_bits=bits, seed=5, n_iter=10).fit(train_x)
+    expected = sp_reference(train_x.astype(np.float64), bits, 5, n_iter=10)
+    sparse = hasher.state["projection"].T
+    np.testing.assert_allclose(sparse, expected, atol=1e-8)
+    assert np.count_nonzero(sparse) == np.ceil(bits * 32 * 0.1 - 1e-9)
+    np.testing.assert_allclose(hasher.project(query_x), (query_x - train_x.mean(axis=0)) @ expected.T, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- through the script, on MNIST
 
 # mAP@1000 of 32-bit codes on mnist-sample (raw pixels, seed 0) seen when these were written, beside random codes
-# (0.106): LSH 0.381, PCAH 0.399, PCA-RR 0.483, SH 0.416, SKLSH 0.244, SpH 0.427, CBE-rand 0.345.
-FLOORS = {"lsh": 0.30, "pcah": 0.30, "pca-rr": 0.40, "sh": 0.33, "sklsh": 0.19, "sph": 0.35, "cbe-rand": 0.27}
+# (0.106): LSH 0.381, PCAH 0.399, PCA-RR 0.483, SH 0.416, SKLSH 0.244, SpH 0.427, CBE-rand 0.345,
+# SP 0.528.
+FLOORS = {"lsh": 0.30, "pcah": 0.30, "pca-rr": 0.40, "sh": 0.33, "sklsh": 0.19, "sph": 0.35, "cbe-rand": 0.27, "sp": 0.45}
 
 
 @pytest.mark.parametrize("name", HASHERS)
