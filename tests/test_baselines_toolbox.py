@@ -1,7 +1,7 @@
-"""The HABIR toolbox's shallow methods (baselines.lsh, pcah, pca_rr, sh, sklsh, sph, cbe, sp, sgh): each one's formula
-checked on fixed inputs against a plain numpy reference written here, their shared behaviour (codes, seeds,
-save/load), and each trained through the training script on the bundled MNIST sample, beating random codes by a
-clear margin."""
+"""The HABIR toolbox's shallow methods (baselines.lsh, pcah, pca_rr, sh, sklsh, sph, cbe, sp, sgh,
+dsh_density): each one's formula checked on fixed inputs against a plain numpy reference written here, their shared
+behaviour (codes, seeds, save/load), and each trained through the training script on the bundled MNIST sample,
+beating random codes by a clear margin."""
 
 import json
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from baselines.cbe import CBERand
+from baselines.dsh_density import DSHDensity, balance_score, candidate_pairs
 from baselines.lsh import LSH
 from baselines.pca_rr import PCARR
 from baselines.pcah import PCAH
@@ -23,8 +24,8 @@ from script_helpers import run_script
 from test_baselines_shallow import blobs
 
 HASHERS = {"lsh": LSH, "pcah": PCAH, "pca-rr": PCARR, "sh": SH, "sklsh": SKLSH, "sph": SpH, "cbe-rand": CBERand,
-           "sp": SP, "sgh": SGH}
-RANDOM = ("lsh", "pca-rr", "sklsh", "sph", "cbe-rand", "sp", "sgh")  # those drawing from the seed (not PCAH, SH)
+           "sp": SP, "sgh": SGH, "dsh-density": DSHDensity}
+RANDOM = ("lsh", "pca-rr", "sklsh", "sph", "cbe-rand", "sp", "sgh", "dsh-density")  # (not PCAH, SH)
 
 
 @pytest.fixture(scope="module")
@@ -317,13 +318,57 @@ def test_sgh_matches_the_toolbox_sequence_written_out(data):
     np.testing.assert_allclose(hasher.project(query_x), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_dsh_density_pairs_neighbouring_centres_and_scores_the_balance_of_their_bisector():
+    centres = np.array([[0.0], [1.0], [3.0], [7.0]])
+    weights = np.array([0.4, 0.1, 0.2, 0.3])
+    # nearest of 0: 1; of 1: 0; of 2: 1 (2 < 4); of 3: 2; as (higher, lower), closest first
+    assert candidate_pairs(centres, 1) == [(1, 0), (2, 1), (3, 2)]
+    assert balance_score(centres, weights, 1, 0) == pytest.approx(0.4 / 0.6)  # centres 1, 2, 3 beyond x = 0.5
+    assert balance_score(centres, weights, 2, 1) == pytest.approx(1.0)  # 3 and 7 beyond x = 2: half the weight
+    assert balance_score(centres, weights, 3, 2) == pytest.approx(0.3 / 0.7)
+
+
+def test_dsh_density_matches_the_toolbox_steps_written_out(data):
+    train_x, _, query_x = data
+    bits = 4
+    hasher = DSHDensity(hash_bits=bits, seed=1).fit(train_x)
+    k = 6  # round(1.5 * 4)
+    rng = np.random.default_rng(1)
+    centres = train_x[np.sort(rng.choice(len(train_x), k, replace=False))].astype(np.float64)
+    last = None
+    for _ in range(3):  # litekmeans: assign, move; stop when nothing changes (no cluster empties here)
+        labels = np.array([np.argmin([((x - c) ** 2).sum() for c in centres]) for x in train_x])
+        assert len(set(labels)) == k
+        centres = np.array([train_x[labels == j].mean(axis=0) for j in range(k)])
+        if last is not None and (labels == last).all():
+            break
+        last = labels
+    weights = np.array([(labels == j).mean() for j in range(k)])
+    distance = lambda i, j: ((centres[i] - centres[j]) ** 2).sum()  # noqa: E731
+    pairs = set()
+    for i in range(k):
+        others = sorted((distance(i, j), j) for j in range(k) if j != i)[:3]
+        pairs |= {(max(i, j), min(i, j)) for _, j in others}
+    scored = []
+    for first, second in pairs:
+        normal = centres[first] - centres[second]
+        mid = (centres[first] + centres[second]) / 2
+        share = sum(weights[j] for j in range(k) if centres[j] @ normal > mid @ normal)
+        scored.append((-min(share, 1 - share) / max(share, 1 - share), distance(first, second), normal, mid @ normal))
+    scored.sort(key=lambda entry: entry[:2])
+    np.testing.assert_allclose(hasher.state["normals"], [entry[2] for entry in scored[:bits]], atol=1e-10)
+    np.testing.assert_allclose(hasher.state["intercepts"], [entry[3] for entry in scored[:bits]], atol=1e-10)
+    expected = query_x @ np.array([entry[2] for entry in scored[:bits]]).T - [entry[3] for entry in scored[:bits]]
+    np.testing.assert_allclose(hasher.project(query_x), expected, rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- through the script, on MNIST
 
 # mAP@1000 of 32-bit codes on mnist-sample (raw pixels, seed 0) seen when these were written, beside random codes
 # (0.106): LSH 0.381, PCAH 0.399, PCA-RR 0.483, SH 0.416, SKLSH 0.244, SpH 0.427, CBE-rand 0.345,
-# SP 0.528, SGH 0.507.
+# SP 0.528, SGH 0.507, DSH-density 0.415.
 FLOORS = {"lsh": 0.30, "pcah": 0.30, "pca-rr": 0.40, "sh": 0.33, "sklsh": 0.19, "sph": 0.35, "cbe-rand": 0.27,
-          "sp": 0.45, "sgh": 0.43}
+          "sp": 0.45, "sgh": 0.43, "dsh-density": 0.34}
 
 
 @pytest.mark.parametrize("name", HASHERS)
