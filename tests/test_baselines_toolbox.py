@@ -1,6 +1,7 @@
-"""The HABIR toolbox's shallow methods (baselines.lsh, pcah, pca_rr, sh, sklsh, sph, cbe): each one's formula checked on
-fixed inputs against a plain numpy reference written here, their shared behaviour (codes, seeds, save/load), and each
-trained through the training script on the bundled MNIST sample, beating random codes by a clear margin."""
+"""The HABIR toolbox's shallow methods (baselines.lsh, pcah, pca_rr, sh, sklsh, sph, cbe, sp, sgh,
+dsh_density): each one's formula checked on fixed inputs against a plain numpy reference written here, their shared
+behaviour (codes, seeds, save/load), and each trained through the training script on the bundled MNIST sample,
+beating random codes by a clear margin."""
 
 import json
 
@@ -8,10 +9,13 @@ import numpy as np
 import pytest
 
 from baselines.cbe import CBERand
+from baselines.dsh_density import DSHDensity, balance_score, candidate_pairs
 from baselines.lsh import LSH
 from baselines.pca_rr import PCARR
 from baselines.pcah import PCAH
+from baselines.sgh import SGH, transformed_features
 from baselines.sh import SH, select_modes
+from baselines.sp import SP, sparsify
 from baselines.sklsh import SKLSH, neighbour_distance_scale
 from baselines.sph import SpH, balanced_radii, centre_forces, overlap_statistics
 from saeh.errors import SaehError
@@ -19,8 +23,9 @@ from saeh.errors import SaehError
 from script_helpers import run_script
 from test_baselines_shallow import blobs
 
-HASHERS = {"lsh": LSH, "pcah": PCAH, "pca-rr": PCARR, "sh": SH, "sklsh": SKLSH, "sph": SpH, "cbe-rand": CBERand}
-RANDOM = ("lsh", "pca-rr", "sklsh", "sph", "cbe-rand")  # the methods that draw from the seed (PCAH and SH draw nothing)
+HASHERS = {"lsh": LSH, "pcah": PCAH, "pca-rr": PCARR, "sh": SH, "sklsh": SKLSH, "sph": SpH, "cbe-rand": CBERand,
+           "sp": SP, "sgh": SGH, "dsh-density": DSHDensity}
+RANDOM = ("lsh", "pca-rr", "sklsh", "sph", "cbe-rand", "sp", "sgh", "dsh-density")  # (not PCAH, SH)
 
 
 @pytest.fixture(scope="module")
@@ -201,11 +206,169 @@ def test_cbe_rand_is_the_sign_of_a_random_circulant_projection_of_flipped_centre
     np.testing.assert_allclose(hasher.project(query_x), (z @ circulant.T)[:, state["kept"]], rtol=1e-5, atol=1e-5)
 
 
+def sp_reference(features, bits, seed, sparsity=0.9, n_iter=50, beta=1.0):
+    """SP.m's loop written out plainly: MATLAB's full svd and its two branches, cov() for the PCA."""
+    x = features - features.mean(axis=0)
+    dim = x.shape[1]
+    sparse = np.random.default_rng(seed).standard_normal((bits, dim))
+    codes = np.where(x @ sparse.T > 0, 1.0, -1.0)
+    if bits < dim:
+        values, vectors = np.linalg.eigh(np.cov(x, rowvar=False))
+        pcs = vectors[:, np.argsort(values)[::-1][:bits]]
+
+    def procrustes(inputs, targets):
+        u, _, vt = np.linalg.svd(inputs.T @ targets)  # full: u (d, d), v (b, b)
+        v = vt.T
+        if targets.shape[1] >= inputs.shape[1]:
+            v = v[:, : inputs.shape[1]]
+        else:
+            u = u[:, : targets.shape[1]]
+        return v @ u.T
+
+    for _ in range(n_iter + 1):
+        targets = (codes + beta * x @ sparse.T) / (1 + beta)
+        orthogonal = procrustes(x, targets) if bits >= dim else procrustes(x @ pcs, targets) @ pcs.T
+        keep = int(np.ceil(orthogonal.size * (1 - sparsity)))
+        threshold = sorted(np.abs(orthogonal).ravel(), reverse=True)[keep - 1]
+        sparse = orthogonal.copy()
+        sparse[np.abs(sparse) < threshold] = 0
+        codes = np.where(x @ orthogonal.T > 0, 1.0, -1.0)
+    return sparse
+
+
+def test_sp_sparsify_keeps_the_largest_entries_and_ties_at_the_threshold():
+    matrix = np.array([[0.5, -3.0, 1.0], [-1.0, 0.2, 2.0]])
+    # ceil(6 * 0.5) = 3 entries kept: |-3|, |2| and both entries of magnitude 1 (the 3rd largest, tied)
+    np.testing.assert_array_equal(sparsify(matrix, 0.5), [[0, -3, 1], [-1, 0, 2]])
+    np.testing.assert_array_equal(sparsify(matrix, 0.9), [[0, -3, 0], [0, 0, 0]])  # ceil(0.6) = 1
+
+
+@pytest.mark.parametrize("bits", [6, 40])  # through the PCA (bits < D) and directly (bits >= D)
+def test_sp_matches_the_toolbox_loop_written_out(bits, data):
+    train_x, _, query_x = data
+    hasher = SP(hash_bits=bits, seed=5, n_iter=10).fit(train_x)
+    expected = sp_reference(train_x.astype(np.float64), bits, 5, n_iter=10)
+    sparse = hasher.state["projection"].T
+    np.testing.assert_allclose(sparse, expected, atol=1e-8)
+    assert np.count_nonzero(sparse) == np.ceil(bits * 32 * 0.1 - 1e-9)
+    np.testing.assert_allclose(hasher.project(query_x), (query_x - train_x.mean(axis=0)) @ expected.T, atol=1e-5)
+
+
+def test_sgh_feature_transform_is_the_linearised_gaussian_similarity():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 3)) * 0.3, rng.normal(size=(5, 3)) * 0.3
+    (p_x, _), (_, q_y) = transformed_features(x, 2.0), transformed_features(y, 2.0)
+    e = np.e
+    for i in range(5):
+        fx, fy = np.exp(-x[i] @ x[i] / 2), np.exp(-y[i] @ y[i] / 2)
+        expected = 2 * (e - 1 / e) / 2 * fx * fy * (x[i] @ y[i]) + (e + 1 / e) * fx * fy - 1
+        assert p_x[i] @ q_y[i] == pytest.approx(expected)
+    # e^t is replaced by its chord through t = +-1, (e - 1/e)/2 t + (e + 1/e)/2 with t = 2 x.y / rho: exact there
+    unit = np.array([[0.6, 0.8, 0.0]])
+    for other in (unit, -unit):
+        p, _ = transformed_features(unit, 2.0)
+        _, q = transformed_features(other, 2.0)
+        assert (p @ q.T).item() == pytest.approx(2 * np.exp(-((unit - other) ** 2).sum() / 2) - 1)
+
+
+def test_sgh_matches_the_toolbox_sequence_written_out(data):
+    import scipy.linalg
+
+    from baselines.sklsh import neighbour_distance_scale
+
+    train_x, _, query_x = data
+    bits, n_bases = 5, 40
+    hasher = SGH(hash_bits=bits, seed=2, n_bases=n_bases).fit(train_x)
+    rng = np.random.default_rng(2)  # the draws in the hasher's order: scale sample, bases, refinement order
+    scale = neighbour_distance_scale(train_x, 50, 100, rng)
+    z = (train_x - train_x.mean(axis=0)) / scale
+    bases = z[rng.choice(len(z), n_bases, replace=False)]
+    order = rng.permutation(bits)
+    squared = ((z[:, None, :] - bases[None]) ** 2).sum(axis=2)
+    kernel = np.exp(-squared / (2 * squared.mean()))
+    kernel = kernel - kernel.mean(axis=0)
+    norms = np.exp(-(z**2).sum(axis=1) / 2)
+    common = np.hstack([np.sqrt(np.e - 1 / np.e) * z * norms[:, None], np.sqrt(np.e + 1 / np.e) * norms[:, None]])
+    p, q = np.hstack([common, np.ones((len(z), 1))]), np.hstack([common, -np.ones((len(z), 1))])
+    a = bits * (kernel.T @ p) @ (kernel.T @ q).T
+    metric = kernel.T @ kernel + 1e-6 * np.eye(n_bases)
+
+    def top(matrix):  # a general (non-symmetric) solver, vector to unit length, largest entry positive
+        values, vectors = scipy.linalg.eig(matrix, metric)
+        vector = vectors[:, np.argmax(values.real)].real
+        vector = vector / np.linalg.norm(vector)
+        return vector * np.sign(vector[np.argmax(np.abs(vector))])
+
+    w = np.zeros((n_bases, bits))
+    for t in range(bits):
+        w[:, t] = top(a)
+        v = kernel.T @ np.sign(kernel @ w[:, t])
+        a = a - np.outer(v, v)
+    for t in order:
+        v = kernel.T @ np.sign(kernel @ w[:, t])
+        a = a + np.outer(v, v)
+        w[:, t] = top(a)
+        v = kernel.T @ np.sign(kernel @ w[:, t])
+        a = a - np.outer(v, v)
+    learned = hasher.state["projection"]
+    np.testing.assert_allclose(learned / np.linalg.norm(learned, axis=0), w, atol=1e-6)
+    query_z = (query_x - train_x.mean(axis=0)) / scale
+    query_kernel = np.exp(-((query_z[:, None, :] - bases[None]) ** 2).sum(axis=2) / (2 * squared.mean()))
+    expected = (query_kernel - np.exp(-squared / (2 * squared.mean())).mean(axis=0)) @ learned
+    np.testing.assert_allclose(hasher.project(query_x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_dsh_density_pairs_neighbouring_centres_and_scores_the_balance_of_their_bisector():
+    centres = np.array([[0.0], [1.0], [3.0], [7.0]])
+    weights = np.array([0.4, 0.1, 0.2, 0.3])
+    # nearest of 0: 1; of 1: 0; of 2: 1 (2 < 4); of 3: 2; as (higher, lower), closest first
+    assert candidate_pairs(centres, 1) == [(1, 0), (2, 1), (3, 2)]
+    assert balance_score(centres, weights, 1, 0) == pytest.approx(0.4 / 0.6)  # centres 1, 2, 3 beyond x = 0.5
+    assert balance_score(centres, weights, 2, 1) == pytest.approx(1.0)  # 3 and 7 beyond x = 2: half the weight
+    assert balance_score(centres, weights, 3, 2) == pytest.approx(0.3 / 0.7)
+
+
+def test_dsh_density_matches_the_toolbox_steps_written_out(data):
+    train_x, _, query_x = data
+    bits = 4
+    hasher = DSHDensity(hash_bits=bits, seed=1).fit(train_x)
+    k = 6  # round(1.5 * 4)
+    rng = np.random.default_rng(1)
+    centres = train_x[np.sort(rng.choice(len(train_x), k, replace=False))].astype(np.float64)
+    last = None
+    for _ in range(3):  # litekmeans: assign, move; stop when nothing changes (no cluster empties here)
+        labels = np.array([np.argmin([((x - c) ** 2).sum() for c in centres]) for x in train_x])
+        assert len(set(labels)) == k
+        centres = np.array([train_x[labels == j].mean(axis=0) for j in range(k)])
+        if last is not None and (labels == last).all():
+            break
+        last = labels
+    weights = np.array([(labels == j).mean() for j in range(k)])
+    distance = lambda i, j: ((centres[i] - centres[j]) ** 2).sum()  # noqa: E731
+    pairs = set()
+    for i in range(k):
+        others = sorted((distance(i, j), j) for j in range(k) if j != i)[:3]
+        pairs |= {(max(i, j), min(i, j)) for _, j in others}
+    scored = []
+    for first, second in pairs:
+        normal = centres[first] - centres[second]
+        mid = (centres[first] + centres[second]) / 2
+        share = sum(weights[j] for j in range(k) if centres[j] @ normal > mid @ normal)
+        scored.append((-min(share, 1 - share) / max(share, 1 - share), distance(first, second), normal, mid @ normal))
+    scored.sort(key=lambda entry: entry[:2])
+    np.testing.assert_allclose(hasher.state["normals"], [entry[2] for entry in scored[:bits]], atol=1e-10)
+    np.testing.assert_allclose(hasher.state["intercepts"], [entry[3] for entry in scored[:bits]], atol=1e-10)
+    expected = query_x @ np.array([entry[2] for entry in scored[:bits]]).T - [entry[3] for entry in scored[:bits]]
+    np.testing.assert_allclose(hasher.project(query_x), expected, rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- through the script, on MNIST
 
 # mAP@1000 of 32-bit codes on mnist-sample (raw pixels, seed 0) seen when these were written, beside random codes
-# (0.106): LSH 0.381, PCAH 0.399, PCA-RR 0.483, SH 0.416, SKLSH 0.244, SpH 0.427, CBE-rand 0.345.
-FLOORS = {"lsh": 0.30, "pcah": 0.30, "pca-rr": 0.40, "sh": 0.33, "sklsh": 0.19, "sph": 0.35, "cbe-rand": 0.27}
+# (0.106): LSH 0.381, PCAH 0.399, PCA-RR 0.483, SH 0.416, SKLSH 0.244, SpH 0.427, CBE-rand 0.345,
+# SP 0.528, SGH 0.507, DSH-density 0.415.
+FLOORS = {"lsh": 0.30, "pcah": 0.30, "pca-rr": 0.40, "sh": 0.33, "sklsh": 0.19, "sph": 0.35, "cbe-rand": 0.27,
+          "sp": 0.45, "sgh": 0.43, "dsh-density": 0.34}
 
 
 @pytest.mark.parametrize("name", HASHERS)
