@@ -47,7 +47,7 @@ def quiet_tensorflow_start():
         yield
         return
     os.environ[TF_LOG_LEVEL] = "2"
-    hook = HeldBackImport("tensorflow", then=lambda tensorflow: tensorflow.config.list_physical_devices())
+    hook = HeldBackImport("tensorflow", then=_first_notices)
     sys.meta_path.insert(0, hook)
     try:
         yield
@@ -55,6 +55,14 @@ def quiet_tensorflow_start():
         if hook in sys.meta_path:
             sys.meta_path.remove(hook)
         os.environ.pop(TF_LOG_LEVEL, None)  # read once by a started TensorFlow; later processes start clean
+
+
+def _first_notices(tensorflow):
+    """Provoke, while stderr is held back, the notices TensorFlow prints once per process at their first occasion:
+    the device probe (a failed CUDA call, on a machine without a GPU), and oneDNN's error-level "supports DT_INT32
+    only on platforms with AVX-512" at the first int32 transpose, which would otherwise land mid-training."""
+    tensorflow.config.list_physical_devices()
+    tensorflow.transpose(tensorflow.zeros((1, 1), tensorflow.int32))
 
 
 class HeldBackImport(importlib.abc.MetaPathFinder):
