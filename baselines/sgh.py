@@ -34,7 +34,7 @@ import dataclasses
 import numpy as np
 import scipy.linalg
 
-from baselines.shallow import ShallowHasher, feature_mean, in_chunks, squared_distances
+from baselines.shallow import ShallowHasher, check_sample_count, feature_mean, in_chunks, squared_distances
 from baselines.shallow_methods import ShallowMethod
 from baselines.sklsh import SKLSH, neighbour_distance_scale
 from saeh.errors import SaehError
@@ -103,8 +103,7 @@ class SGH(ShallowHasher):
 
     def _fit(self, features, labels, hyperparameters):
         n_samples = len(features)
-        if n_samples < 2:
-            raise SaehError(f"sgh: fit needs at least 2 samples; got {n_samples}")
+        check_sample_count("sgh", n_samples)
         rng = np.random.default_rng(self.seed)
         scaling = SKLSH.defaults  # the toolbox's shared scaling, as SKLSH declares it
         scale = neighbour_distance_scale(features, scaling.n_neighbours, scaling.n_scale_samples, rng)

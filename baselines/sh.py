@@ -26,9 +26,8 @@ joint mean (utils/construct_data.m l.82-83); we take W and mu from the training 
 
 import numpy as np
 
-from baselines.shallow import ShallowHasher, feature_mean, in_chunks, principal_directions
+from baselines.shallow import ShallowHasher, check_sample_count, feature_mean, in_chunks, principal_directions
 from baselines.shallow_methods import ShallowMethod
-from saeh.errors import SaehError
 from saeh.registry import register
 
 MATLAB_EPS = np.finfo(np.float64).eps  # 2^-52, MATLAB's `eps`
@@ -66,8 +65,7 @@ class SH(ShallowHasher):
 
     def _fit(self, features, labels, hyperparameters):
         n_samples, dim = features.shape
-        if n_samples < 2:
-            raise SaehError(f"sh: fit needs at least 2 samples; got {n_samples}")
+        check_sample_count("sh", n_samples)
         mean = feature_mean(features)
         directions = principal_directions(features, mean, min(self.hash_bits, dim))
         projected = in_chunks(features, lambda chunk: (chunk - mean) @ directions)

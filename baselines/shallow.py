@@ -129,6 +129,12 @@ def principal_directions(features, mean, n_components):
     return top * signs
 
 
+def check_sample_count(method_name, n_samples):
+    """Refuse a fit on fewer than 2 samples, naming `method_name`."""
+    if n_samples < 2:
+        raise SaehError(f"{method_name}: fit needs at least 2 samples; got {n_samples}")
+
+
 def fit_principal_directions(method_name, features, n_components):
     """(mean (D,), top `n_components` principal directions (D, n_components)) of the training `features`; refuses
     more components than dimensions and fewer than 2 samples, naming `method_name`."""
@@ -136,8 +142,7 @@ def fit_principal_directions(method_name, features, n_components):
     if n_components > dim:
         raise SaehError(f"{method_name}: hash_bits={n_components} exceeds the feature dimension {dim}; PCA gives at "
                         f"most {dim} bits")
-    if n_samples < 2:
-        raise SaehError(f"{method_name}: fit needs at least 2 samples; got {n_samples}")
+    check_sample_count(method_name, n_samples)
     mean = feature_mean(features)
     return mean, principal_directions(features, mean, n_components)
 

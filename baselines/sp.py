@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from baselines.shallow import CHUNK_ROWS, CentredLinearHasher, feature_mean, in_chunks, principal_directions
+from baselines.shallow import CHUNK_ROWS, CentredLinearHasher, check_sample_count, feature_mean, in_chunks, principal_directions
 from baselines.shallow_methods import ShallowMethod
 from saeh.errors import SaehError
 from saeh.methods import Hyperparameters, hyperparameter
@@ -76,8 +76,7 @@ class SP(CentredLinearHasher):
 
     def _fit(self, features, labels, hyperparameters):
         n_samples, dim = features.shape
-        if n_samples < 2:
-            raise SaehError(f"sp: fit needs at least 2 samples; got {n_samples}")
+        check_sample_count("sp", n_samples)
         if hyperparameters.sparsity >= 1:
             raise SaehError(f"sp: sparsity must be below 1 (the fraction of zeros); got {hyperparameters.sparsity}")
         rng = np.random.default_rng(self.seed)

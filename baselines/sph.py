@@ -28,9 +28,8 @@ import dataclasses
 
 import numpy as np
 
-from baselines.shallow import ShallowHasher, in_chunks, squared_distances
+from baselines.shallow import ShallowHasher, check_sample_count, in_chunks, squared_distances
 from baselines.shallow_methods import ShallowMethod
-from saeh.errors import SaehError
 from saeh.methods import Hyperparameters, hyperparameter
 from saeh.registry import register
 
@@ -88,8 +87,7 @@ class SpH(ShallowHasher):
 
     def _fit(self, features, labels, hyperparameters):
         n_samples = len(features)
-        if n_samples < 2:
-            raise SaehError(f"sph: fit needs at least 2 samples; got {n_samples}")
+        check_sample_count("sph", n_samples)
         rng = np.random.default_rng(self.seed)
         drawn = min(hyperparameters.n_mean_points, n_samples)
         centres = np.stack([np.asarray(features[rng.choice(n_samples, drawn, replace=False)], np.float64).mean(axis=0)
