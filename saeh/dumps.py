@@ -79,12 +79,9 @@ def streamed_outputs(model, split, out_dir):
 
 
 def with_image_ids(codes, image_set):
-    """`codes` of `image_set` with the images' ids (row numbers in the set) and, for images left in their files, their
-    paths (images decoded into memory keep none: then the paths `codes` may already hold stay)."""
-    from saeh.data import ImageFiles
-
-    images = image_set.images
-    paths = images.paths if isinstance(images, ImageFiles) else codes.paths
+    """`codes` of `image_set` with the images' ids (row numbers in the set) and, for images that came from files,
+    their paths (for images that did not, the paths `codes` may already hold stay)."""
+    paths = codes.paths if image_set.paths is None else image_set.paths
     return dataclasses.replace(codes, ids=np.arange(len(codes), dtype=np.int64), paths=paths)
 
 

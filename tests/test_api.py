@@ -59,8 +59,11 @@ def test_a_model_trained_from_python_works_with_the_scripts(trained, monkeypatch
     with open(os.path.join(result.run_dir, "run.json")) as handle:
         assert json.load(handle)["which_data"] == "folder"
     code, out, err = run_script("generate_hash.py", ["--load-path", os.path.join(result.run_dir, "model.keras"),
-                                                     "--overwrite", "--stream", "on"], monkeypatch, capsys)
+                                                     "--overwrite", "--stream", "off"], monkeypatch, capsys)
     assert code == 0, err
+    # Images decoded into memory keep their files' paths too: the dump names them.
+    dumped = load_codes(os.path.join(result.run_dir, "codes", "database.npz"))
+    assert len(dumped.paths) == len(dumped) and all(os.path.isfile(path) for path in dumped.paths)
     code, out, err = run_script("evaluate.py", [result.run_dir], monkeypatch, capsys)
     assert code == 0, err and "map@1000" in out
     model = result.load_model()
@@ -75,6 +78,34 @@ def test_code_dumps_carry_ids_and_paths(trained):
     mat = load_codes(os.path.join(trained["result"].run_dir, "codes", "database.mat"))
     np.testing.assert_array_equal(mat.ids, database.ids)
     assert list(mat.paths) == list(database.paths)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["in-files", "in-memory"])
+@pytest.mark.parametrize("protocol", ["ssdh", "dpsh"])
+def test_every_set_of_a_split_knows_its_images_files_in_memory_or_not(trained, stream, protocol):
+    """The paths follow the rows through the protocol's subsets (and DPSH's pooled train + test), so that a dump's
+    paths name the images its codes came from, whether the images were decoded into memory or not."""
+    from saeh.data import load_dataset, make_split
+    from saeh.data.decoding import decode_image
+    from saeh.dumps import with_image_ids
+
+    data = load_dataset("folder", data_dir=trained["data_dir"], stream=stream)
+    split = make_split(data, protocol=protocol, seed=0, validation_size=4)
+    for name in ("train", "validation", "query", "database"):
+        image_set = getattr(split, name)
+        assert image_set.paths is not None and len(image_set.paths) == len(image_set), name
+        for row in (0, len(image_set) - 1):
+            decoded = decode_image(image_set.paths[row])[0]
+            np.testing.assert_array_equal(np.asarray(image_set.images[row]).reshape(decoded.shape), decoded)
+    dumped = with_image_ids(make_codes(np.zeros((len(split.query), 8)), split.query.labels), split.query)
+    assert list(dumped.paths) == list(split.query.paths)
+
+
+def test_image_set_paths_must_be_one_per_image():
+    from saeh.data import ImageSet
+
+    with pytest.raises(SaehError, match=r"paths must be \(N,\) file names with N = 2; got shape \(3,\)"):
+        ImageSet(np.zeros((2, 4, 4, 3), np.uint8), np.arange(2), paths=["a", "b", "c"])
 
 
 def test_an_old_dump_without_ids_still_reads(tmp_path):
@@ -194,7 +225,8 @@ def test_search_uses_the_database_codes_dumped_beside_the_model(trained, tmp_pat
 
 
 def test_metrics_have_one_name_everywhere():
-    """evaluate_codes (evaluate.py's table and JSON) names the metrics as scores.json does."""
+    """evaluate_codes (evaluate.py's table and JSON) names the metrics as scores.json does, each name one word
+    (measure@depth: no spaces, so it is one field in a shell, a table or a pandas column)."""
     from saeh.retrieval.report import evaluate_codes, score
 
     rng = np.random.default_rng(0)
@@ -204,6 +236,8 @@ def test_metrics_have_one_name_everywhere():
     metrics = evaluate_codes(query, database, top_k=10)["metrics"]
     for name, value in scores.items():
         assert metrics[name] == pytest.approx(value, abs=1e-12), name
+    for name in metrics:
+        assert name.count("@") == 1 and not any(character.isspace() for character in name), name
 
 
 def test_train_refuses_an_unknown_setting_by_name():

@@ -208,3 +208,20 @@ def test_encoding_draws_progress_on_a_terminal_only(capsys, monkeypatch):
         inference.encode(model, images, batch_size=4, progress=progress)
         output = capsys.readouterr().out
         assert ("3/3" in output) == drawn, (progress, terminal, output)
+
+
+def test_decoding_a_dataset_counts_its_images_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    """Decoding a folder into memory, and into the decoded cache, shows a counter of images on a terminal; into a
+    file or pipe ("auto" off a terminal) nothing, so a log keeps one line per epoch."""
+    from image_folders import write_class_folders
+
+    from saeh.data import load_dataset
+
+    folder = write_class_folders(tmp_path / "data", 2, 3, 2, 8, seed=0)  # 6 train + 4 test images
+    for terminal, drawn in ((False, False), (True, True)):
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal, raising=False)
+        load_dataset("folder", folder, stream=False)
+        load_dataset("folder", folder, stream=True, cache_dir=str(tmp_path / f"cache{terminal}"))
+        output = capsys.readouterr().out
+        assert output.count("10/10 (100%)") == (2 if drawn else 0), (terminal, output)
+        assert ("\r" in output) == drawn

@@ -49,7 +49,7 @@ def test_query_and_database_give_table_json_and_figures(dumps, tmp_path, capsys)
         capsys,
     )
     assert code == 0, err
-    for name in ("map@100", "map@100 ties averaged", "map@all", "precision@r2", "empty@r2", "precision@1",
+    for name in ("map@100", "map_ties_averaged@100", "map@all", "precision@r2", "empty@r2", "precision@1",
                  "precision@100"):
         assert name in out
     assert "precision@1000" not in out  # capped at N = 300
@@ -59,8 +59,8 @@ def test_query_and_database_give_table_json_and_figures(dumps, tmp_path, capsys)
     assert record["query"] == dumps["query"] and record["query_in_database"] is False
     assert record["bits"] == 32 and record["n_query"] == 40 and record["n_database"] == 300
     assert sorted(record["metrics"]) == sorted(
-        ["map@100", "map@100 ties averaged", "map@all", "map@all ties averaged", "precision@r2", "recall@r2",
-         "empty@r2", "precision@r2 non-empty", "precision@1", "precision@10", "precision@100", "precision@300",
+        ["map@100", "map_ties_averaged@100", "map@all", "map_ties_averaged@all", "precision@r2", "recall@r2",
+         "empty@r2", "precision_nonempty@r2", "precision@1", "precision@10", "precision@100", "precision@300",
          "recall@1", "recall@10", "recall@100", "recall@300"]
     )
     # The numbers are the library's, computed on the dumps' 0/1 codes.

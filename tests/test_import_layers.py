@@ -37,7 +37,7 @@ LAYERS = (
     # The registry finds the method packages through their entry points: it imports none of them.
     ("utilities", ("saeh.defaults", "saeh.errors", "saeh.atomic", "saeh.registry", "saeh.published",
                    "saeh.run_folder", "saeh.run_record", "saeh.method_state", "saeh.validation",
-                   "saeh.shipped", "saeh.cpu_cost", "saeh.peers")),
+                   "saeh.shipped", "saeh.cpu_cost", "saeh.peers", "saeh.progress")),
 )
 
 

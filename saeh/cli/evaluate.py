@@ -20,9 +20,9 @@ as in DSH's protocol, or a run folder of hash_su_ae_train.py (RUN_DIR) for the d
 --run LABEL=QUERY,DATABASE (or LABEL=DUMP) adds a labelled run; several runs that share
 a LABEL at different code lengths give the precision-vs-bits figure (one line per LABEL).
 
-Ranking is by Hamming distance with ties broken by database index; the 'ties averaged' rows give the expected
-mAP over random orders within ties. A query with nothing relevant retrieved scores 0 and counts; an empty
-Hamming ball has precision 0 (the 'non-empty' row averages only the non-empty balls).
+Ranking is by Hamming distance with ties broken by database index; the map_ties_averaged@k rows give the
+expected mAP over random orders within ties. A query with nothing relevant retrieved scores 0 and counts; an empty
+Hamming ball has precision 0 (precision_nonempty@r2 averages only the non-empty balls).
 For multi-hot labels it adds DSRH's graded measures, relevance = the number of shared labels: ndcg@100, acg@100
 and wmap@k (weighted mAP at the depth of map@k; DSRH used 5000: --top-k 5000).
 """

@@ -20,6 +20,7 @@ import numpy as np
 from saeh.data.decoding import usable_cpus
 from saeh.data.files import format_bytes
 from saeh.errors import SaehError
+from saeh.progress import ProgressLine
 
 CACHE_DIR_ENV = "SAEH_CACHE_DIR"
 CACHE_SUFFIX = ".u8"
@@ -58,8 +59,9 @@ def cached_images(files, cache_dir, log=None):
     return dataclasses.replace(files, cache_file=path, cache_rows=np.arange(len(files)))
 
 
-def write_cache(files, path):
-    """Decode every image of `files` into the raw uint8 file `path` (N x H x W x C, C order), in parallel chunks."""
+def write_cache(files, path, progress="auto"):
+    """Decode every image of `files` into the raw uint8 file `path` (N x H x W x C, C order), in parallel chunks;
+    `progress` as for `saeh.data.decoding.decode_images`."""
     from saeh.atomic import atomic_path
 
     starts = range(0, len(files), _CHUNK)
@@ -69,7 +71,10 @@ def write_cache(files, path):
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as executor:
             chunks = executor.map(lambda start: files.decode(np.arange(start, min(start + _CHUNK, len(files)))),
                                   starts)
+            line = ProgressLine(len(files), f"decoding the images into the cache {path}", enabled=progress)
             for start, chunk in zip(starts, chunks):
                 stored[start:start + len(chunk)] = chunk
+                line.update(start + len(chunk))
+            line.close()
         stored.flush()
         del stored  # closes the map before the rename

@@ -5,12 +5,14 @@ the channels of a set of images, and resizing (`resize_images`).
 """
 
 import concurrent.futures
+import contextlib
 import os
 import warnings
 
 import numpy as np
 
 from saeh.errors import SaehError
+from saeh.progress import ProgressLine
 
 _GRAY_MODES = ("1", "L", "LA", "La", "I")  # modes `_to_eight_bit` turns into "L" (and "I;16*")
 
@@ -90,24 +92,31 @@ def _to_eight_bit(picture, path):
     return picture.convert("RGB")  # RGBA (alpha dropped), P, PA, CMYK, YCbCr, ...
 
 
-def decode_images(paths, image_size=None, source=None):
+def decode_images(paths, image_size=None, source=None, progress="auto"):
     """Decode image files into one (N, H, W, C) uint8 array, in the order given.
 
     C = 1 when every image is grayscale, else 3 (grayscale ones are converted to RGB with one warning naming how
     many). `image_size` (H, W) resizes (bilinear) every image of another size; without it all images must share
     one size. Any unreadable file raises SaehError naming it. Large images are decoded in a thread pool.
+    `progress`: a counter of the images decoded (`saeh.progress.ProgressLine`): "auto" on a terminal only.
     """
     image_size = check_image_size(image_size)
     if not paths:
         raise SaehError(f"no images to decode under {source}")
     chunks = [paths[start : start + _DECODE_CHUNK] for start in range(0, len(paths), _DECODE_CHUNK)]
     workers = _decode_workers(paths)
-    if workers > 1:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as executor:
+    line = ProgressLine(len(paths), f"decoding the images under {source}", enabled=progress)
+    decoded_with_alpha = []
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            executor = stack.enter_context(concurrent.futures.ThreadPoolExecutor(max_workers=workers))
             results = executor.map(lambda chunk: _decode_chunk(chunk, image_size), chunks)
-            decoded_with_alpha = [item for chunk in results for item in chunk]
-    else:
-        decoded_with_alpha = [item for chunk in chunks for item in _decode_chunk(chunk, image_size)]
+        else:
+            results = (_decode_chunk(chunk, image_size) for chunk in chunks)
+        stack.callback(line.close)
+        for chunk in results:
+            decoded_with_alpha.extend(chunk)
+            line.update(len(decoded_with_alpha))
     decoded = [array for array, _ in decoded_with_alpha]
     warn_alpha_dropped([index for index, (_, had_alpha) in enumerate(decoded_with_alpha) if had_alpha], paths,
                        source)

@@ -88,7 +88,7 @@ def load_dataset(which_data, data_dir=None, image_size=None, stream="auto", memo
     if image_size is not None and data.image_shape[:2] != image_size:
         data = dataclasses.replace(
             data,
-            train=ImageSet(resize_images(data.train.images, image_size), data.train.labels),
-            test=ImageSet(resize_images(data.test.images, image_size), data.test.labels),
+            train=ImageSet(resize_images(data.train.images, image_size), data.train.labels, data.train.paths),
+            test=ImageSet(resize_images(data.test.images, image_size), data.test.labels, data.test.paths),
         )
     return data

@@ -199,9 +199,11 @@ def make_split(data, protocol=DEFAULT_PROTOCOL, seed=defaults.SEED, validation_s
 
 
 def _dpsh_split(data, seed, rng, validation_size, select_on_test):
+    both_have_paths = data.train.paths is not None and data.test.paths is not None
     pool = ImageSet(
         concatenate_images(data.train.images, data.test.images),
         np.concatenate([data.train.labels, data.test.labels]),
+        paths=np.concatenate([data.train.paths, data.test.paths]) if both_have_paths else None,
     )
     note = ""
     if data.multi_label:

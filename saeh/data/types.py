@@ -22,10 +22,14 @@ class ImageSet:
 
     Labels are (N,) int64 class ids or (N, num_classes) uint8 multi-hot rows (0/1). Integer label arrays of other
     dtypes are converted; anything else is refused.
+
+    `paths`: the file each image came from, (N,) str, where the images came from files (None otherwise); images left
+    in their files carry theirs, so it need not be given for them.
     """
 
     images: np.ndarray
     labels: np.ndarray
+    paths: np.ndarray = None
 
     def __post_init__(self):
         images = self.images
@@ -50,6 +54,12 @@ class ImageSet:
                 raise SaehError("multi-hot labels (N, num_classes) must hold only 0 and 1")
             labels = labels.astype(np.uint8, copy=False)
         object.__setattr__(self, "labels", labels)
+        paths = images.paths if self.paths is None and isinstance(images, ImageFiles) else self.paths
+        if paths is not None:
+            paths = np.asarray(paths, dtype=str)
+            if paths.shape != (len(images),):
+                raise SaehError(f"paths must be (N,) file names with N = {len(images)}; got shape {paths.shape}")
+        object.__setattr__(self, "paths", paths)
 
     def __len__(self):
         return len(self.images)
@@ -78,7 +88,8 @@ class ImageSet:
             raise SaehError(
                 f"indices must lie in [0, {len(self)}); got values from {indices.min()} to {indices.max()}"
             )
-        return ImageSet(images=self.images[indices], labels=self.labels[indices])
+        paths = None if self.paths is None else self.paths[indices]
+        return ImageSet(images=self.images[indices], labels=self.labels[indices], paths=paths)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

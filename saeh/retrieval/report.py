@@ -3,9 +3,9 @@
 
 Metric names are the same everywhere (scores.json, the result files, `evaluate_codes`, evaluate.py's table and JSON):
 ``map@1000`` and ``map@all`` (mAP over the top 1000 / the whole ranked database), ``precision@r2``, ``recall@r2``
-and ``empty@r2`` (within Hamming radius 2), ``precision@10`` and ``recall@10`` (over the top 10); a name ending in
-`` ties averaged`` is the expectation over random orders within ties, and ``precision@r2 non-empty`` averages the
-non-empty balls only; for multi-hot labels also DSRH's graded measures ``ndcg@100``, ``acg@100`` and ``wmap@1000``
+and ``empty@r2`` (within Hamming radius 2), ``precision@10`` and ``recall@10`` (over the top 10); ``map_ties_averaged@1000``
+and ``map_ties_averaged@all`` are the expectation over random orders within ties, and ``precision_nonempty@r2``
+averages the non-empty balls only (no name holds a space, so each is one word in a shell or a table); for multi-hot labels also DSRH's graded measures ``ndcg@100``, ``acg@100`` and ``wmap@1000``
 (weighted mAP at the depth of mAP@k; see `saeh.retrieval.graded`). `metric_name` spells them.
 
 Two exact scans cover everything (see `saeh.retrieval.metrics`): a full-depth ranked scan gives mAP@k, mAP@all,
@@ -33,13 +33,12 @@ from saeh.retrieval.metrics import (
 from saeh.retrieval.search import DEFAULT_CHUNK_PAIRS
 
 PRECISION_AT = (1, 10, 100, 1000)
-TIES_AVERAGED = " ties averaged"
 
 
 def metric_name(measure, k=None, radius=None):
-    """The name of a metric: `measure` ("map", "precision", "recall", "empty", "ndcg", "acg", "wmap") over the top
-    `k` (an int or "all"), or within Hamming radius `radius`: map@1000, map@all, precision@10, precision@r2,
-    empty@r2, ndcg@100, wmap@1000."""
+    """The name of a metric: `measure` ("map", "precision", "recall", "empty", "ndcg", "acg", "wmap", and the variants
+    "map_ties_averaged", "precision_nonempty") over the top `k` (an int or "all"), or within Hamming radius
+    `radius`: map@1000, map@all, precision@10, precision@r2, empty@r2, ndcg@100, wmap@1000, precision_nonempty@r2."""
     return f"{measure}@{k}" if radius is None else f"{measure}@r{radius}"
 
 
@@ -116,13 +115,13 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
 
     metrics = {
         metric_name("map", depth): float(ap_top.mean()),
-        metric_name("map", depth) + TIES_AVERAGED: float(averaged_top.mean()),
+        metric_name("map_ties_averaged", depth): float(averaged_top.mean()),
         metric_name("map", "all"): float(ap_all.mean()),
-        metric_name("map", "all") + TIES_AVERAGED: float(averaged_all.mean()),
+        metric_name("map_ties_averaged", "all"): float(averaged_all.mean()),
         metric_name("precision", radius=radius): within.precision,
         metric_name("recall", radius=radius): within.recall,
         metric_name("empty", radius=radius): within.empty_fraction,
-        metric_name("precision", radius=radius) + " non-empty": within.precision_nonempty,
+        metric_name("precision_nonempty", radius=radius): within.precision_nonempty,
     }
     metrics.update({metric_name("precision", k): float(precision_at_checkpoint[column[k]]) for k in ks})
     metrics.update({metric_name("recall", k): float(recall_at_checkpoint[column[k]]) for k in ks})
@@ -138,7 +137,7 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
         "n_database": n_database,
         "top_k": depth,
         "radius": radius,
-        "ties": "broken by database index (stable order); 'ties averaged' = expectation over random tie orders",
+        "ties": "broken by database index (stable order); map_ties_averaged = expectation over random tie orders",
         "metrics": metrics,
         "curves": {
             "pr_by_radius": {

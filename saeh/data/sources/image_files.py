@@ -38,8 +38,8 @@ def labelled_images(root, name, train, test, class_names, image_size, stream, me
     # Decode (or scan) both splits in one go so the channel and size decisions are the same for both.
     images = _images_of(train[0] + test[0], image_size, root, stream, memory_budget, log, cache_dir)
     count = len(train[0])
-    train = ImageSet(images[:count], train[1])
-    test = ImageSet(images[count:], test[1])
+    train = ImageSet(images[:count], train[1], paths=train[0])
+    test = ImageSet(images[count:], test[1], paths=test[0])
     return labelled_data(name, train, test, class_names, root)
 
 
@@ -65,8 +65,10 @@ def _with_database(root, name, train, test, database, class_names, image_size, s
     images = _images_of(paths, image_size, root, stream, memory_budget, log, cache_dir)
     count = len(database[0])
     train_rows, test_rows = rows_by_set
-    return labelled_data(name, ImageSet(images[train_rows], train[1]), ImageSet(images[test_rows], test[1]),
-                         class_names, root, database=ImageSet(images[:count], database[1]),
+    paths = np.asarray(paths, dtype=str)  # a file listed twice is named as it was first (the database's spelling)
+    return labelled_data(name, ImageSet(images[train_rows], train[1], paths[train_rows]),
+                         ImageSet(images[test_rows], test[1], paths[test_rows]), class_names, root,
+                         database=ImageSet(images[:count], database[1], paths[:count]),
                          train_in_database=np.where(train_rows < count, train_rows, -1))
 
 
