@@ -241,6 +241,7 @@ class DeepMethod:
     multi_label: bool = True
     inputs: Optional[Callable] = None
     class_code_targets: bool = False
+    data_kind: str = "images"
     kind: str = "deep"
 
     def __post_init__(self):
