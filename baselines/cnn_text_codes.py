@@ -96,8 +96,9 @@ def knn_graph(features, k=NEIGHBOURS, labels=None):
 def laplacian_eigenmap(graph, dimensions, seed=0):
     """(N, dimensions) Y: the generalised eigenvectors of (D - W) y = lambda D y of the smallest eigenvalues after
     the trivial one, Y^T D Y = I (module docstring, step 3); and their eigenvalues. Solved as the largest
-    eigenvectors v of D^-1/2 W D^-1/2 (y = D^-1/2 v): densely up to DENSE_LIMIT texts, else by Lanczos (eigsh)
-    from a seeded start."""
+    eigenvectors v of D^-1/2 W D^-1/2 - u u^T (y = D^-1/2 v), where u = D^1/2 1 / |D^1/2 1| is the trivial one,
+    deflated so that it is left out even when the graph falls apart into pieces (several eigenvalues 0 of L):
+    densely up to DENSE_LIMIT texts, else by Lanczos (eigsh) from a seeded start."""
     count = graph.shape[0]
     if dimensions + 1 >= count:
         raise SaehError(f"stage 1 needs more texts than bits + 1; got {count} texts for {dimensions} bits")
@@ -106,12 +107,15 @@ def laplacian_eigenmap(graph, dimensions, seed=0):
         raise SaehError("stage 1's graph has a text without neighbours (a class of one text under use_labels)")
     scale = scipy.sparse.diags(1.0 / np.sqrt(degree))
     normalised = scale @ graph @ scale
+    trivial = np.sqrt(degree) / np.linalg.norm(np.sqrt(degree))
     if count <= DENSE_LIMIT:
-        values, vectors = np.linalg.eigh(normalised.toarray())
+        values, vectors = np.linalg.eigh(normalised.toarray() - np.outer(trivial, trivial))
     else:
+        deflated = scipy.sparse.linalg.LinearOperator(
+            (count, count), matvec=lambda v: normalised @ v - trivial * (trivial @ v), dtype=np.float64)
         start = np.random.default_rng(seed).standard_normal(count)
-        values, vectors = scipy.sparse.linalg.eigsh(normalised, k=dimensions + 1, which="LA", v0=start)
-    order = np.argsort(-values)[1:dimensions + 1]  # the largest (lambda = 0 of L) is the trivial one
+        values, vectors = scipy.sparse.linalg.eigsh(deflated, k=dimensions, which="LA", v0=start)
+    order = np.argsort(-values)[:dimensions]
     return vectors[:, order] / np.sqrt(degree)[:, None], 1.0 - values[order]
 
 
