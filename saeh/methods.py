@@ -241,6 +241,7 @@ class DeepMethod:
     multi_label: bool = True
     inputs: Optional[Callable] = None
     class_code_targets: bool = False
+    data_kind: str = "images"
     kind: str = "deep"
 
     def __post_init__(self):
@@ -250,6 +251,8 @@ class DeepMethod:
         if self.batch_loss is not None and (self.targets is not None or not self.loss_terms):
             raise SaehError(f"method {self.name!r} has a batch_loss: it takes no targets (its targets are the batch) "
                             "and names its terms in loss_terms")
+        if self.data_kind not in ("images", "text"):
+            raise SaehError(f"method {self.name!r}: data_kind must be 'images' or 'text'; got {self.data_kind!r}")
 
     def resolve(self, overrides=None):
         """The method's `Hyperparameters` with `overrides` ({name: value or its text}, or a resolved object)

@@ -150,7 +150,7 @@ def test_labelled_data_checks():
 
 
 def test_names_and_case_insensitive_lookup():
-    assert dataset_names() == ("mnist-sample", "mnist", "cifar10", "svhn", "folder", "list")
+    assert dataset_names() == ("mnist-sample", "mnist", "cifar10", "svhn", "folder", "list", "text")
     data = load_dataset("  MNIST-Sample ")
     assert data.name == "mnist-sample"
 
@@ -167,7 +167,7 @@ def test_a_source_is_one_registered_loader(monkeypatch):
         split = ImageSet(images, np.array([0, 1, 0, 1]))
         return LabelledData("toy", split, split, ("a", "b"))
 
-    assert dataset_names() == ("mnist-sample", "mnist", "cifar10", "toy", "svhn", "folder", "list")
+    assert dataset_names() == ("mnist-sample", "mnist", "cifar10", "toy", "svhn", "folder", "list", "text")
     data = load_dataset(" Toy", image_size=3)  # stored as arrays: resized after loading
     assert calls == [None] and data.image_shape == (3, 3, 1)
     with pytest.raises(SaehError, match=r"'toy' is stored as arrays.*\(folder, list\)"):

@@ -19,7 +19,7 @@ from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 def test_the_registry_lists_every_method_in_its_declared_order_and_refuses_a_second_of_a_name():
     # Reports and the runner list the methods in this order: each method's file declares its place.
     assert registry.names() == ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh", "cnnh-plus", "dpsh", "hashnet", "dnnh",
-                                "csq", "shc", "adsh", "dsah", "sdh", "itq", "ksh", "lsh", "pcah", "pca-rr", "sh",
+                                "csq", "shc", "adsh", "dsah", "sdh", "cnn-text", "itq", "ksh", "lsh", "pcah", "pca-rr", "sh",
                                 "sklsh", "sph", "cbe-rand", "sp", "sgh", "dsh-density", "dlbhc", "classifier-codes")
     assert registry.get("SAEH⁻") is registry.get("saeh-minus")
     assert registry.register(SAEH, listing_order=10) is SAEH  # the same object again, at its place: fine
@@ -312,6 +312,8 @@ RECORDED_HYPERPARAMETERS = {  # as run.json has recorded them: a renamed or chan
     "csq": {"quantization_weight": 0.05}, "shc": {"quantization_weight": 0.0001},
     "adsh": {"num_samples": 2000, "gamma": 200.0, "inner_epochs": 3},
     "dsah": {"num_samples": 2000, "gamma": 200.0, "inner_epochs": 3, "code_weight": 1.0, "prior_weight": 200.0},
+    "cnn-text": {"vocabulary_rows": 65536, "embedding_dim": 64, "position_dim": 8, "filters": 128, "window": 3,
+                 "explicit_dim": 64, "neighbours": 25, "use_labels": False},
 }
 
 

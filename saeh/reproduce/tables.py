@@ -26,7 +26,8 @@ def other_sources_methods():
     table's cells are listed, so that a new method's module is all it takes to add its rows."""
     from saeh import registry
 
-    return tuple(name for name in registry.names() if name not in TABLE1_METHODS)
+    return tuple(name for name in registry.names() if name not in TABLE1_METHODS
+                 and getattr(registry.get(name), "data_kind", "images") == "images")  # the tables hash images
 
 
 @dataclasses.dataclass(frozen=True)
