@@ -8,8 +8,8 @@ What we follow (facts and sources: METHODS.md section 12; the official code is r
 - Network as released: fc7 of 512 units, then fc8 of `bits` units with no non-linearity between them (ours on SAEH's
   encoder: `drsch_fc7`, `hash_z`), then the modified sigmoid s(z) = 2 / (1 + exp(-a z)) - 1 = tanh(a z / 2) (`hash_x`,
   a `ScaledTanh` of beta = a / 2), then one learnable weight per bit, initialised to 1 (`drsch_bit_weights`, the
-  released `elewise_product`): r = w * s(z), the model's output `drsch_bit_weights`. The squared distance of two such outputs,
-  sum_k w_k^2 (s_ik - s_jk)^2, is the paper's weighted Hamming affinity written as a distance.
+  released `elewise_product`): r = w * s(z), the model's output `drsch_bit_weights`. The squared distance of two
+  such outputs, sum_k w_k^2 (s_ik - s_jk)^2, is the paper's weighted Hamming affinity written as a distance.
 - Triplet loss as coded (`EuclideanTripletLossLayer`): for anchor r1, positive r2 (sharing a label) and negative r3
   (sharing none), gradients only where ||r1 - r2||^2 - ||r1 - r3||^2 >= -C, i.e. the hinge
   max(0, C + ||r1 - r2||^2 - ||r1 - r3||^2), averaged over the triplets. C starts at 5.
