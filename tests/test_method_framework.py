@@ -19,6 +19,7 @@ from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 def test_the_registry_lists_every_method_in_its_declared_order_and_refuses_a_second_of_a_name():
     # Reports and the runner list the methods in this order: each method's file declares its place.
     assert registry.names() == ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh", "cnnh-plus", "dpsh", "hashnet", "dnnh",
+                                "drsch", "dsrh",
                                 "csq", "shc", "adsh", "dsah", "sdh", "cnn-text", "itq", "ksh", "lsh", "pcah", "pca-rr", "sh",
                                 "sklsh", "sph", "cbe-rand", "sp", "sgh", "dsh-density", "dlbhc", "classifier-codes")
     assert registry.get("SAEH⁻") is registry.get("saeh-minus")
@@ -308,6 +309,7 @@ RECORDED_HYPERPARAMETERS = {  # as run.json has recorded them: a renamed or chan
     "ssdh": {"binary_weight": 1.0, "fire_rate_weight": 1.0}, "dsh": {"margin": None, "alpha": 0.01},
     "cnnh": {"stage1_iterations": None}, "cnnh-plus": {"stage1_iterations": None, "code_weight": 1.0},
     "dpsh": {"eta": 10.0}, "dnnh": {"margin": 2.0},
+    "drsch": {"margin": 5.0, "laplacian_weight": 0.001, "raises": 80}, "dsrh": {"margin": 5.0, "balance_weight": 1.0},
     "hashnet": {"beta_gamma": 0.005, "beta_step": 200}, "dlbhc": {}, "classifier-codes": {"encoding": "lsh"},
     "csq": {"quantization_weight": 0.05}, "shc": {"quantization_weight": 0.0001},
     "adsh": {"num_samples": 2000, "gamma": 200.0, "inner_epochs": 3},
