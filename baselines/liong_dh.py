@@ -27,8 +27,8 @@ the N_D different-class pairs; only their traces enter J, and those are summed p
   as J; the step then does not grow with the training set) and R = ``n_iter`` = 100, epsilon = ``tol`` = 1e-6.
 - Start (ours; the paper's is unverified): W^1 the top principal directions of the training features (as rows),
   the later W^m random with orthonormal rows (or columns, where a layer widens) from the run's seed, so J3 starts
-  at 0; c^m = 0. (On the bundled MNIST sample a random W^1 gave mAP@1000 0.21, this start 0.23, test set against training set.) A first layer
-  wider than the features starts random too.
+  at 0; c^m = 0. On the bundled MNIST sample (test set against training set) a random W^1 gave mAP@1000 0.21, this
+  start 0.23. A first layer wider than the features starts random too.
 - Features: the paper uses GIST descriptors (512-d on CIFAR-10). This package does not compute GIST; the method
   is fitted on the features every shallow method here uses (raw pixels in [0, 1], or a deep model's features with
   ``--features``), centred by the training mean (ours).
