@@ -1,7 +1,7 @@
 """CBE-rand, circulant binary embedding with a random circulant (Yu, Kumar, Gong & Chang, ICML 2014), as the HABIR
 toolbox (willard-yuan/hashing-baseline-for-image-retrieval, commit 8228378) runs it: Method-CBE/circulant/
 circulant_rand.m and CBE_prediction.m, with demo.m l.161-176. Unsupervised; nothing is learned but the centring.
-(CBE-opt, which learns r, is not implemented.)
+(CBE-opt, which learns r, is `baselines.cbe_opt`.)
 
 Drawn from the run's seed, in the toolbox's order: the `bits` output positions kept (a random subset of the D,
 demo.m l.167, 172), r ~ N(0, 1)^D (circulant_rand.m l.7) and the sign flips D_jj = +-1 (l.8-10, the sign of a

@@ -19,9 +19,9 @@ from helpers import BRIEF_TRAINING, Crash, CrashAfterEpoch
 def test_the_registry_lists_every_method_in_its_declared_order_and_refuses_a_second_of_a_name():
     # Reports and the runner list the methods in this order: each method's file declares its place.
     assert registry.names() == ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh", "cnnh-plus", "dpsh", "hashnet", "dnnh",
-                                "drsch", "dsrh",
-                                "csq", "shc", "adsh", "dsah", "sdh", "cnn-text", "itq", "ksh", "lsh", "pcah", "pca-rr", "sh",
-                                "sklsh", "sph", "cbe-rand", "sp", "sgh", "dsh-density", "dlbhc", "classifier-codes")
+                                "drsch", "dsrh", "csq", "shc", "adsh", "dsah", "sdh", "dh", "sdh-liong", "cnn-text",
+                                "itq", "ksh", "lsh", "pcah", "pca-rr", "sh", "sklsh", "sph", "cbe-rand", "cbe-opt", "sp",
+                                "sgh", "selve", "dsh-density", "dlbhc", "classifier-codes")
     assert registry.get("SAEH⁻") is registry.get("saeh-minus")
     assert registry.register(SAEH, listing_order=10) is SAEH  # the same object again, at its place: fine
     import dataclasses
