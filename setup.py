@@ -47,11 +47,11 @@ setup(
     extras_require={
         # The gamma notebook is executed with Jupyter's own machinery; the test suite runs it headless.
         "notebook": ["nbclient", "nbformat", "ipykernel"],
-        # The retrieval page (`saeh serve`); the tests drive it with httpx (TestClient) and Chromium (Selenium).
+        # The retrieval page (`saeh serve`); the tests drive it with httpx2 (TestClient) and Chromium (Selenium).
         "serve": ["starlette", "uvicorn"],
         # pdoc renders the API reference (docs/API.md); tests/test_api_docs.py builds it.
-        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "pdoc", "starlette", "uvicorn", "httpx",
-                 "selenium"],
+        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "pdoc", "starlette", "uvicorn",
+                 "httpx2", "selenium"],
         "faiss": ["faiss-cpu"],
     },
     license="MIT",
