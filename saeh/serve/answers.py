@@ -1,6 +1,6 @@
 """One query answered by every served source, as the JSON the page draws: a `Query` (an image of the first source's
-query set, or an uploaded image) goes to each source, which encodes it with its own model (the first source's
-query-set rows use their known codes), searches its database by Hamming distance and returns its top k with their
+query set, or an uploaded image) goes to each source, which encodes it with its own model (once: query-set images' codes
+are cached, and an index's own rows have theirs), searches its database by Hamming distance and returns its top k with their
 distances, labels, relevance and thumbnails' addresses; with a radius, the Hamming ball's size and precision too."""
 
 import base64
@@ -109,15 +109,9 @@ def answer(sources, query, top_k=10, radius=None):
         shown = {"row": None, "image": "data:image/png;base64,"
                                        + base64.b64encode(png_bytes(query.pixels[0])).decode("ascii")}
     shown["label"] = label_words(label, first.class_names)
-    pixels = query.pixels
     answers = []
     for position, source in enumerate(sources):
-        if position == 0 and query.row is not None:
-            code = source.query_code(query.row)
-        else:
-            if pixels is None:
-                pixels = first.query_pixels(query.row)
-            code = source.encode(pixels)
+        code = source.code_of_query(query.row, first) if query.row is not None else source.encode(query.pixels)
         comparable = label is not None and source.class_names == first.class_names
         answers.append(source_answer(position, source, code, label, comparable, top_k, radius))
     return {"query": shown, "top_k": top_k, "radius": radius, "answers": answers}

@@ -15,6 +15,7 @@ from saeh.errors import SaehError
 
 THUMBNAIL_SIDE = 128  # longest side of a thumbnail; smaller images are served at their own size
 THUMBNAIL_CACHE = 65536  # thumbnails kept per set: all of a CIFAR-10 or MNIST database's
+QUERY_CODE_CACHE = 65536  # codes of query-set images kept per source (a few bytes each)
 
 
 def png_bytes(image):
@@ -67,6 +68,7 @@ class Source:
         self._encoding = threading.Lock()  # one prediction at a time: Keras traces its predict function once
         self.database_png = functools.lru_cache(maxsize=THUMBNAIL_CACHE)(self._database_png)
         self.query_png = functools.lru_cache(maxsize=THUMBNAIL_CACHE)(self._query_png)
+        self.code_of_query = functools.lru_cache(maxsize=QUERY_CODE_CACHE)(self._code_of_query)
 
     @property
     def class_names(self):
@@ -128,6 +130,13 @@ class Source:
         if self.query_codes is not None:
             return self.query_codes[row:row + 1]
         return self.encode(self.query_pixels(row))
+
+    def _code_of_query(self, row, query_source):
+        """The code (1, bits) by this source's model of image `row` of `query_source`'s query set (cached: a query
+        asked again, say with another radius, is not encoded again)."""
+        if query_source is self:
+            return self.query_code(row)
+        return self.encode(query_source.query_pixels(row))
 
     def query_label(self, row):
         return None if self.query_labels is None else self.query_labels[self.check_query_row(row)]
