@@ -210,3 +210,16 @@ def test_a_missing_or_corrupt_run_folder_is_refused_with_one_line(served_runs, t
     assert main(["serve", str(run)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("saeh serve: error: ") and message in err
+
+
+def test_concurrent_queries_answer_as_one_at_a_time(client):
+    """Requests run in a thread pool: each source's search and encoding take one query at a time (a HammingIndex
+    reuses its scratch buffers), so concurrent queries get the answers sequential ones get."""
+    import concurrent.futures
+
+    params = [{"row": row % 40, "k": 5 + row % 3, **({"radius": 2} if row % 2 else {})} for row in range(24)]
+    expected = [client.get("/api/query", params=one).json() for one in params]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda one: client.get("/api/query", params=one), params))
+    assert [response.status_code for response in got] == [200] * len(params)
+    assert [response.json() for response in got] == expected

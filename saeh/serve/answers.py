@@ -1,7 +1,8 @@
 """One query answered by every served source, as the JSON the page draws: a `Query` (an image of the first source's
-query set, or an uploaded image) goes to each source, which encodes it with its own model (once: query-set images' codes
-are cached, and an index's own rows have theirs), searches its database by Hamming distance and returns its top k with their
-distances, labels, relevance and thumbnails' addresses; with a radius, the Hamming ball's size and precision too."""
+query set, or an uploaded image) goes to each source, which encodes it with its own model (once: query-set images'
+codes are cached, and an index's own rows have theirs), searches its database by Hamming distance and returns its top
+k with their distances, labels, relevance and thumbnails' addresses; with a radius, the Hamming ball's size and
+precision too."""
 
 import base64
 import dataclasses
@@ -67,13 +68,13 @@ def _fraction(flags):
 def source_answer(position, source, code, query_label, labels_comparable, top_k, radius):
     """One source's results for the query's `code` (1, bits): the top `top_k` (within `radius` when given, and the
     Hamming ball's size and precision), precision@k over the unfiltered top k, and the code's bits."""
-    (nearest,) = source.index.query(code, top_k=top_k)
+    nearest = source.search(code, top_k=top_k)
     precision_at_k = _fraction(_relevant_flags(source, nearest.rows, query_label, labels_comparable))
     answer = {"source": position, "name": source.name, "code": "".join(str(int(bit)) for bit in code[0]),
               "precision_at_k": precision_at_k, "radius": radius, "ball_size": None, "ball_precision": None}
     shown = nearest
     if radius is not None:
-        (ball,) = source.index.query(code, top_k=None, radius=radius)
+        ball = source.search(code, radius=radius)
         answer["ball_size"] = len(ball)
         # the paper's precision within radius 2 counts an empty ball as precision 0
         ball_flags = _relevant_flags(source, ball.rows, query_label, labels_comparable)

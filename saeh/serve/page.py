@@ -65,7 +65,10 @@ async function run(query) {
   const params = settings();
   let response;
   if (query.file) {
-    if (query.file.size > maxUpload) { $("error").textContent = "the file is larger than the limit of " + maxUpload + " bytes"; return; }
+    if (query.file.size > maxUpload) {
+      $("error").textContent = "the file is larger than the limit of " + maxUpload + " bytes";
+      return;
+    }
     response = await fetch("/api/upload?" + params, {method: "POST", body: query.file});
   } else {
     for (const [name, value] of Object.entries(query)) params.set(name, value);
@@ -84,10 +87,12 @@ function draw(body) {
   body.answers.forEach(answer => {
     const column = $("column-" + answer.source);
     const bits = column.querySelector(".bits");
-    bits.replaceChildren(...[...answer.code].map(bit => el("span", {class: "bit" + (bit === "1" ? " one" : ""), title: bit})));
+    bits.replaceChildren(...[...answer.code].map(
+      bit => el("span", {class: "bit" + (bit === "1" ? " one" : ""), title: bit})));
     let stats = "precision@" + body.top_k + ": " + percent(answer.precision_at_k);
     if (answer.radius !== null)
-      stats += " | Hamming ball of radius " + answer.radius + ": " + answer.ball_size + " images, precision " + percent(answer.ball_precision);
+      stats += " | Hamming ball of radius " + answer.radius + ": " + answer.ball_size + " images, precision "
+               + percent(answer.ball_precision);
     column.querySelector(".stats").textContent = stats;
     const grid = column.querySelector(".grid");
     grid.replaceChildren(...answer.results.map(result => {
@@ -104,7 +109,8 @@ function header(source, position) {
   const column = el("div", {class: "column", id: "column-" + position});
   column.append(el("h2", {}, source.name + " (" + source.bits + " bits)"));
   const scores = Object.entries(source.scores).filter(([name, value]) => typeof value === "number")
-    .map(([name, value]) => name + " " + (Math.abs(value) <= 1 && !Number.isInteger(value) ? (100 * value).toFixed(2) : value));
+    .map(([name, value]) => name + " "
+         + (Math.abs(value) <= 1 && !Number.isInteger(value) ? (100 * value).toFixed(2) : value));
   column.append(el("div", {class: "scores"}, scores.length ? scores.join(" | ") : "no scores.json"));
   const details = el("details");
   details.append(el("summary", {}, "settings"), el("pre", {}, JSON.stringify(source.settings, null, 1)));
