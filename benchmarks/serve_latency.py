@@ -37,8 +37,6 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench_train import cpu_description  # noqa: E402
-
 CLASSES = 10
 BUDGET_SECONDS = 1.0  # 'holds': p95 under this
 ASKED_AGAIN = 10  # query rows asked before the measurement, then asked again
@@ -144,6 +142,8 @@ def main():
     args = parser.parse_args()
     if args.quick:
         args.database, args.queries, args.requests, args.concurrency = 5_000, 100, 10, [1, 4]
+
+    from bench_train import cpu_description  # beside this script
 
     from saeh.serve.app import create_app
 

@@ -108,10 +108,13 @@ function draw(body) {
 function header(source, position) {
   const column = el("div", {class: "column", id: "column-" + position});
   column.append(el("h2", {}, source.name + " (" + source.bits + " bits)"));
+  const first = ["map@1000", "precision@r2"];  // the paper's two measures lead
   const scores = Object.entries(source.scores).filter(([name, value]) => typeof value === "number")
+    .sort(([a], [b]) => (first.includes(b) - first.includes(a)) || first.indexOf(a) - first.indexOf(b))
     .map(([name, value]) => name + " "
          + (Math.abs(value) <= 1 && !Number.isInteger(value) ? (100 * value).toFixed(2) : value));
-  column.append(el("div", {class: "scores"}, scores.length ? scores.join(" | ") : "no scores.json"));
+  column.append(el("div", {class: "scores"},
+                    scores.length ? "the run's scores: " + scores.join(" | ") : "no scores.json beside the model"));
   const details = el("details");
   details.append(el("summary", {}, "settings"), el("pre", {}, JSON.stringify(source.settings, null, 1)));
   column.append(details, el("div", {}, "database: " + source.database_size + " images | query code:"),
