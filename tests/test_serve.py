@@ -212,12 +212,23 @@ def test_a_missing_or_corrupt_run_folder_is_refused_with_one_line(served_runs, t
     assert len(err.strip().splitlines()) == 1 and err.startswith("saeh serve: error: ") and message in err
 
 
-def test_concurrent_queries_answer_as_one_at_a_time(client):
-    """Requests run in a thread pool: each source's search and encoding take one query at a time (a HammingIndex
-    reuses its scratch buffers), so concurrent queries get the answers sequential ones get."""
+def test_concurrent_queries_answer_as_one_at_a_time(tmp_path):
+    """Requests run in a thread pool: each source searches one query at a time (a HammingIndex reuses its scratch
+    buffers), so concurrent queries get the answers sequential ones get. An index of 50,000 random codes, queried by
+    its own rows: the search alone, long enough for threads to overlap."""
     import concurrent.futures
 
-    params = [{"row": row % 40, "k": 5 + row % 3, **({"radius": 2} if row % 2 else {})} for row in range(24)]
+    from saeh.api.code_index import CodeIndex
+    from saeh.codes import Codes
+    from saeh.serve.app import create_app
+    from saeh.serve.sources import load_index_source
+
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, (50_000, 32), dtype=np.uint8)
+    path = CodeIndex(Codes(hash_org=bits.astype(np.float32), hash_bin=bits, label=rng.integers(0, 10, len(bits))),
+                     class_names=[str(digit) for digit in range(10)]).save(str(tmp_path / "random.npz"))
+    client = TestClient(create_app([load_index_source(path)]))
+    params = [{"row": row, "k": 5 + row % 3, **({"radius": 6} if row % 2 else {})} for row in range(48)]
     expected = [client.get("/api/query", params=one).json() for one in params]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda one: client.get("/api/query", params=one), params))

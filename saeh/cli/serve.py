@@ -3,7 +3,7 @@ with the database of the data each was trained for, or saved indexes (`python -m
 what they retrieve in a web browser (`saeh.serve`):
 
     saeh serve pretrained/saeh_cifar10_32bits pretrained/saeh-minus_cifar10_32bits --data-dir ~/data/cifar10
-    python -m saeh.cli.serve runs/RUN --port 8000
+    python -m saeh.cli.serve runs/RUN --port 8000      (or python -m saeh.serve runs/RUN)
 
 Open the address it prints (http://127.0.0.1:8000 by default). The first source's query set is the page's: a query
 is an image of it (by index, by class, at random) or an uploaded image file, and every source answers it with its own

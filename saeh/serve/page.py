@@ -74,7 +74,7 @@ async function run(query) {
     for (const [name, value] of Object.entries(query)) params.set(name, value);
     response = await fetch("/api/query?" + params);
   }
-  const body = await response.json();
+  const body = await response.json().catch(() => ({error: "the server answered " + response.status}));
   if (!response.ok) { $("error").textContent = body.error; return; }
   if (body.query.row !== null) { $("row").value = body.query.row; last = {row: body.query.row}; }
   draw(body);
