@@ -23,7 +23,8 @@ setup(
         # Method packages: saeh.registry imports each module or package of this group (which registers its
         # methods): SAEH's own and the baselines; a third party adds its own package to the group in its setup.py.
         "saeh.methods": ["saeh = saeh.methods", "baselines = baselines"],
-        # `saeh train|generate|evaluate|search|index|reproduce|presets|methods|pretrained|cache`, beside the scripts.
+        # `saeh train|generate|evaluate|search|index|serve|reproduce|presets|methods|pretrained|cache`, beside the
+        # scripts.
         "console_scripts": ["saeh = saeh.cli.commands:main"],
     },
     install_requires=[
@@ -46,8 +47,11 @@ setup(
     extras_require={
         # The gamma notebook is executed with Jupyter's own machinery; the test suite runs it headless.
         "notebook": ["nbclient", "nbformat", "ipykernel"],
+        # The retrieval page (`saeh serve`); the tests drive it with httpx2 (TestClient) and Chromium (Selenium).
+        "serve": ["starlette", "uvicorn"],
         # pdoc renders the API reference (docs/API.md); tests/test_api_docs.py builds it.
-        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "pdoc"],
+        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "pdoc", "starlette", "uvicorn",
+                 "httpx2", "selenium"],
         "faiss": ["faiss-cpu"],
     },
     license="MIT",

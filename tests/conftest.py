@@ -39,6 +39,18 @@ def mnist_subset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def served_runs(tmp_path_factory, mnist_subset):
+    """Two tiny runs on the bundled sample's first 320 training and 40 test images, SAEH and SAEH- (8 bits, one
+    epoch), trained once for the retrieval page's tests: {"saeh": run folder, "saeh-minus": run folder}."""
+    import saeh
+
+    data, root = mnist_subset(320, 40), tmp_path_factory.mktemp("served-runs")
+    return {method: saeh.train(which_data=data, method=method, stack_num=1, epochs=1, batch_size=64, hash_bits=8,
+                               save_dir=str(root), run_name=method, verbose=0).run_dir
+            for method in ("saeh", "saeh-minus")}
+
+
+@pytest.fixture(scope="session")
 def separable_split():
     from helpers import separable_images
     from saeh.data import ImageSet, Split

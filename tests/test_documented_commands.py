@@ -89,7 +89,7 @@ def check_python(argv, monkeypatch):
         return
     modules = {"generate_hash.py": "saeh.cli.generate", "evaluate.py": "saeh.cli.evaluate",
                "saeh.reproduce": "saeh.reproduce.cli", "saeh.cli.search": "saeh.cli.search",
-               "saeh.cli.index": "saeh.cli.index",
+               "saeh.cli.index": "saeh.cli.index", "saeh.cli.serve": "saeh.cli.serve",
                "saeh.cli.cache": "saeh.cli.cache", "saeh.pretrained": "saeh.pretrained"}
     name, rest = (argv[1], argv[2:]) if argv[0] == "-m" else (argv[0], argv[1:])
     if name in modules:

@@ -24,7 +24,7 @@ LAYERS = (
     ("scripts", ("hash_su_ae_train", "generate_hash", "evaluate", "saeh.pretrained")),
     # The runner drives the training script's command line, one cell at a time.
     ("runner", ("saeh.reproduce", "saeh.reproduce.*", "saeh.reproduce_*", "saeh.results_figures")),
-    ("command line", ("saeh.cli", "saeh.cli.*", "baselines.__main__")),
+    ("command line", ("saeh.cli", "saeh.cli.*", "baselines.__main__", "saeh.serve", "saeh.serve.*")),
     # A trained model and a saved index, as the Python API and the search commands use them.
     ("models in use", ("saeh.api", "saeh.api.*")),
     ("training", ("saeh.training", "saeh.training.*", "saeh.training_*")),

@@ -105,6 +105,31 @@ def draw(query_image, result_images, distances, relevant, args):
                         args.out, overwrite=args.overwrite)
 
 
+def database_codes(model, split, dump=None, log=print):
+    """The codes of the database set `split.database` of a `HashModel`, with the images' ids (and files): read from
+    `dump` (a file of generate_hash.py) when given, else the codes/database.npz dumped beside the model when it
+    covers the database, else encoded now as the model's method makes them (`saeh.run_codes`)."""
+    from saeh.codes import load_codes
+    from saeh.dumps import with_image_ids
+    from saeh.run_codes import run_database_codes, run_state_arrays
+    from saeh.run_folder import RunFolder
+
+    if dump:
+        database = load_codes(dump)
+        if len(database) != len(split.database):
+            raise SaehError(f"{dump} holds {len(database)} codes but the database set has "
+                            f"{len(split.database)} images; dump it with generate_hash.py for this model")
+    else:
+        database = model.dumped_database_codes()
+        if database is not None and len(database) == len(split.database):
+            log(f"database codes: {RunFolder.of_model(model.path).code_path('database')} (dumped beside the model)")
+        else:
+            folder = RunFolder.of_model(model.path)
+            database = run_database_codes(model.keras_model, split, model.settings,
+                                          run_state_arrays(folder, model.settings))
+    return with_image_ids(database, split.database)
+
+
 def check_arguments(args):
     if args.top_k <= 0:
         raise SaehError(f"--top-k must be a positive integer; got {args.top_k}")
@@ -169,31 +194,13 @@ def main(argv=None):
         return search_index(args)
     from saeh.api.code_index import CodeIndex
     from saeh.api.hash_model import load_model
-    from saeh.codes import load_codes
     from saeh.inference import encode
-    from saeh.run_codes import run_database_codes, run_state_arrays
     from saeh.run_data import split_of_run
-    from saeh.run_folder import RunFolder
 
     model = load_model(args.model, safe_mode=not args.unsafe_load)
     data, split = split_of_run(model.path, common.data_overrides(args), stream=args.stream,
                                memory_budget=args.memory_budget, cache_dir=args.cache_dir)
-    if args.database:
-        database = load_codes(args.database)
-        if len(database) != len(split.database):
-            raise SaehError(f"{args.database} holds {len(database)} codes but the database set has "
-                            f"{len(split.database)} images; dump it with generate_hash.py for this model")
-    else:
-        database = model.dumped_database_codes()
-        if database is not None and len(database) == len(split.database):
-            print(f"database codes: {RunFolder.of_model(model.path).code_path('database')} (dumped beside the model)")
-        else:
-            folder = RunFolder.of_model(model.path)
-            database = run_database_codes(model.keras_model, split, model.settings,
-                                          run_state_arrays(folder, model.settings))
-    from saeh.dumps import with_image_ids
-
-    database = with_image_ids(database, split.database)
+    database = database_codes(model, split, args.database)
     if args.query_index is not None:
         if not 0 <= args.query_index < len(split.query):
             raise SaehError(f"--query-index must lie in [0, {len(split.query) - 1}]; got {args.query_index}")
