@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Callable, Optional
 
 from saeh import defaults, validation
+from saeh.data.sources import DATA_KINDS
 from saeh.errors import SaehError
 from saeh.losses import CLASSIFIER_ACCURACY, saeh_compile_arguments
 from saeh.recipes import ORIGINAL, Recipe
@@ -220,6 +221,8 @@ class DeepMethod:
             `hash_x` must depend on it alone, since codes are computed from images only.
         class_code_targets: True for a method that trains each class towards a fixed code (hash centres): a bit on
             which every class's code agrees is constant by design, and the constant-bit warning says so.
+        data_kind: what the method hashes, "images" or "text" (`saeh.data.sources.DATA_KINDS`); the training script
+            refuses a dataset of another kind.
     """
 
     name: str
@@ -251,8 +254,9 @@ class DeepMethod:
         if self.batch_loss is not None and (self.targets is not None or not self.loss_terms):
             raise SaehError(f"method {self.name!r} has a batch_loss: it takes no targets (its targets are the batch) "
                             "and names its terms in loss_terms")
-        if self.data_kind not in ("images", "text"):
-            raise SaehError(f"method {self.name!r}: data_kind must be 'images' or 'text'; got {self.data_kind!r}")
+        if self.data_kind not in DATA_KINDS:
+            raise SaehError(f"method {self.name!r}: data_kind must be one of {', '.join(DATA_KINDS)}; got "
+                            f"{self.data_kind!r}")
 
     def resolve(self, overrides=None):
         """The method's `Hyperparameters` with `overrides` ({name: value or its text}, or a resolved object)

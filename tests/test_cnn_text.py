@@ -267,3 +267,20 @@ def test_cnn_text_learns_through_the_training_script(corpus_file, tmp_path, monk
     chance = map_at_k(rng.integers(0, 2, query.hash_bin.shape), rng.integers(0, 2, database.hash_bin.shape),
                       query.label, database.label, k=1000)
     assert score > chance + 0.3, f"mAP@1000 {score:.3f} vs random codes {chance:.3f}"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--method", "saeh", "--which-data", "text"], "method 'saeh' hashes images, but --which-data text holds text"),
+    (["--method", "itq", "--which-data", "text"], "method 'itq' hashes images, but --which-data text holds text"),
+    (["--method", "cnn-text", "--which-data", "mnist-sample"],
+     "method 'cnn-text' hashes text, but --which-data mnist-sample holds images"),
+    (["--method", "cnn-text", "--which-data", "text", "--augment"], "--augment flips and shifts images"),
+    (["--method", "cnn-text", "--which-data", "text", "--image-size", "8", "8"],
+     r"image_size \(--image-size\) resizes images; the 'text' source holds text"),
+])
+def test_the_training_script_refuses_data_of_another_kind_than_the_methods(arguments, message, corpus_file, tmp_path,
+                                                                            monkeypatch, capsys):
+    code, out, err = run_script("hash_su_ae_train.py", [*arguments, "--data-dir", corpus_file,
+                                                        "--save-dir", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2 and re.search(message, err), err
+    assert not os.listdir(tmp_path)  # refused before a run folder was made

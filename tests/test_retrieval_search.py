@@ -99,6 +99,34 @@ def test_top_k_by_counting_matches_a_full_sort(n_query, chunk_pairs):
             np.testing.assert_array_equal(distances, expected_distances[rows])
 
 
+def test_one_index_serves_concurrent_searches(monkeypatch):
+    """Threads searching one index at once (the retrieval page's requests) get the answers they get one at a time:
+    the scanner's work buffers are per thread. Every thread waits at a barrier inside the scan, so that their scans
+    overlap for certain, with their chunks interleaved."""
+    import concurrent.futures
+    import threading
+
+    rng = np.random.default_rng(0)
+    database = rng.integers(0, 2, (3000, 32), dtype=np.uint8)
+    queries = [rng.integers(0, 2, (40, 32), dtype=np.uint8) for _ in range(4)]
+    index = HammingIndex(database, chunk_pairs=3000 * 8)  # 8 queries a chunk: 5 chunks a search
+    expected = [index.search(query, k=50) for query in queries]
+    barrier = threading.Barrier(len(queries))
+    popcount = HammingScanner._popcount_into
+
+    def meet_then_count(scanner, query_words, out):
+        result = popcount(scanner, query_words, out)
+        barrier.wait(timeout=10)  # every thread has filled its buffer; now each reads its own back
+        return result
+
+    monkeypatch.setattr(HammingScanner, "_popcount_into", meet_then_count)
+    with concurrent.futures.ThreadPoolExecutor(len(queries)) as pool:
+        got = list(pool.map(lambda query: index.search(query, k=50), queries))
+    for (ids, distances), (expected_ids, expected_distances) in zip(got, expected):
+        np.testing.assert_array_equal(ids, expected_ids)
+        np.testing.assert_array_equal(distances, expected_distances)
+
+
 @pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed (optional: pip install faiss-cpu)")
 @pytest.mark.parametrize("bits", [7, 12, 33, 65])
 def test_faiss_backend_gives_identical_results(bits):

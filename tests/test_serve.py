@@ -212,9 +212,9 @@ def test_a_missing_or_corrupt_run_folder_is_refused_with_one_line(served_runs, t
     assert len(err.strip().splitlines()) == 1 and err.startswith("saeh serve: error: ") and message in err
 
 
-def test_concurrent_queries_answer_as_one_at_a_time(tmp_path):
-    """Requests run in a thread pool: each source searches one query at a time (a HammingIndex reuses its scratch
-    buffers), so concurrent queries get the answers sequential ones get. An index of 50,000 random codes, queried by
+def test_concurrent_queries_get_the_answers_sequential_ones_get(tmp_path):
+    """Requests run in a thread pool and search one index at once (its scanner's work buffers are per thread), so
+    concurrent queries get the answers sequential ones get. An index of 50,000 random codes, queried by
     its own rows: the search alone, long enough for threads to overlap."""
     import concurrent.futures
 

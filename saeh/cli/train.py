@@ -170,6 +170,19 @@ def method_hyperparameters(method, args, settings):
 ORIGINAL_PROTOCOL = "dsh"  # what the original's test-set dump can be scored under: the test set against itself
 
 
+def check_data_kind(args, method):
+    """Refuse a method on data of another kind (a text method on images, or the reverse), and the image-only flags
+    on text, before the data loads."""
+    from saeh.data.sources import data_kind_of
+
+    method_kind, data_kind = getattr(method, "data_kind", "images"), data_kind_of(args.which_data)
+    if method_kind != data_kind:
+        raise SaehError(f"method {method.name!r} hashes {method_kind}, but --which-data {args.which_data} holds "
+                        f"{data_kind}")
+    if data_kind == "text" and args.augment:
+        raise SaehError("--augment flips and shifts images; --which-data text holds texts (pass --no-augment)")
+
+
 def check_original_flags(args, method):
     """--original fixes the data procedure; flags that would change it are refused rather than ignored."""
     if not args.original:
@@ -212,6 +225,7 @@ def train_from_arguments(argv=None, settings=None):
     if args.features and method.kind != "shallow":
         raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
     check_original_flags(args, method)
+    check_data_kind(args, method)
     args.load_path = common.model_argument(args.load_path)  # a run folder or shipped name: its model.keras
     recipes.ablated(recipes.for_method(method, args.encoder), args.ablate)  # an unknown ingredient, before the data loads
     protocol = ORIGINAL_PROTOCOL if args.original else args.protocol or defaults.PROTOCOL

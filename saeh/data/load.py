@@ -54,6 +54,8 @@ def load_dataset(which_data, data_dir=None, image_size=None, stream="auto", memo
         data_dir = os.fspath(data_dir)
         if not os.path.exists(data_dir):
             raise MissingDataError(f"data_dir {data_dir} does not exist")
+    if source is not None and source.data_kind != "images" and image_size is not None:
+        raise SaehError(f"image_size (--image-size) resizes images; the {name!r} source holds {source.data_kind}")
     if source is not None and source.needs_data_dir and data_dir is None:
         raise SaehError(f"which_data={name!r} needs data_dir (--data-dir): the folder holding the data")
     arguments = {"data_dir": data_dir, "image_size": image_size, "stream": stream, "memory_budget": memory_budget,

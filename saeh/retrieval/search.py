@@ -10,6 +10,8 @@ of each query's distances (bits + 1 values) gives the distance at which the top 
 and the first ones by index at it, are the top k, and only they are sorted.
 """
 
+import threading
+
 import numpy as np
 
 from saeh import validation
@@ -79,7 +81,8 @@ class HammingScanner:
     """Chunked exact scans of queries against one database of packed codes (internal workhorse).
 
     It reuses its work buffers from chunk to chunk, so arrays it returns that alias them (`distances`) are valid
-    only until the next call.
+    only until the next call in the same thread. Each thread has buffers of its own, so that one index serves
+    concurrent searches (the retrieval page's).
     """
 
     def __init__(self, db_words, bits, chunk_pairs=DEFAULT_CHUNK_PAIRS):
@@ -91,7 +94,7 @@ class HammingScanner:
         self.db_columns = [np.ascontiguousarray(db_words[:, word]) for word in range(db_words.shape[1])]
         self.rows_per_chunk = max(1, int(chunk_pairs) // self.n_database)
         self.distance_dtype = np.uint8 if self.bits <= 255 else np.uint16
-        self._buffers = {}
+        self._thread = threading.local()  # its `buffers`: {name: array}, one dict per thread
 
     def narrow(self, query_words):
         """Queries' packed words in the scan's word type."""
@@ -103,9 +106,10 @@ class HammingScanner:
             yield slice(start, min(start + self.rows_per_chunk, n_query))
 
     def _buffer(self, name, rows, dtype):
-        buffer = self._buffers.get(name)
+        buffers = self._thread.__dict__.setdefault("buffers", {})
+        buffer = buffers.get(name)
         if buffer is None or buffer.dtype != dtype:
-            buffer = self._buffers[name] = np.empty((self.rows_per_chunk, self.n_database), dtype=dtype)
+            buffer = buffers[name] = np.empty((self.rows_per_chunk, self.n_database), dtype=dtype)
         return buffer[:rows]
 
     def _popcount_into(self, query_words, out):

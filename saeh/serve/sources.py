@@ -66,7 +66,6 @@ class Source:
         self.query_codes = query_codes  # an index's own rows are its queries: their codes are known
         self._model = model
         self._encoding = threading.Lock()  # one prediction at a time: Keras traces its predict function once
-        self._searching = threading.Lock()  # a HammingIndex reuses its scratch buffers: one search at a time
         self.database_png = functools.lru_cache(maxsize=THUMBNAIL_CACHE)(self._database_png)
         self.query_png = functools.lru_cache(maxsize=THUMBNAIL_CACHE)(self._query_png)
         self.code_of_query = functools.lru_cache(maxsize=QUERY_CODE_CACHE)(self._code_of_query)
@@ -108,9 +107,9 @@ class Source:
             return model.encode(pixels).hash_bin
 
     def search(self, code, top_k=None, radius=None):
-        """The `Neighbours` of one code (1, bits) in the database (`CodeIndex.query`), one search at a time."""
-        with self._searching:
-            (found,) = self.index.query(code, top_k=top_k, radius=radius)
+        """The `Neighbours` of one code (1, bits) in the database (`CodeIndex.query`; concurrent searches are safe: the
+        scanner's work buffers are per thread)."""
+        (found,) = self.index.query(code, top_k=top_k, radius=radius)
         return found
 
     def check_query_row(self, row):

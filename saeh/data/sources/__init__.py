@@ -27,7 +27,8 @@ class Source:
 
     `takes`: the arguments of `load_dataset` the loader accepts (from `LOAD_ARGUMENTS`); data_dir is passed as the
     first positional argument, the others by keyword. `needs_data_dir`: the source has no default location.
-    `rank`: where `names` lists it, lowest first.
+    `rank`: where `names` lists it, lowest first. `data_kind`: what its arrays hold, "images" or "text" (token ids
+    packed in the image layout, `saeh.data.text`), matched against a method's own `data_kind`.
     """
 
     name: str
@@ -35,6 +36,7 @@ class Source:
     takes: tuple
     rank: int
     needs_data_dir: bool = False
+    data_kind: str = "images"
 
     @property
     def streams(self):
@@ -50,16 +52,22 @@ class Source:
         return self.load(**keywords)
 
 
-def register_source(name, *, rank, takes=(), needs_data_dir=False):
+DATA_KINDS = ("images", "text")
+
+
+def register_source(name, *, rank, takes=(), needs_data_dir=False, data_kind="images"):
     """Decorate a loader to register it as the source `name` (see `Source` for the other arguments); the loader is
     returned unchanged. A second loader claiming a registered name is an error."""
+    if data_kind not in DATA_KINDS:
+        raise SaehError(f"source {name!r}: data_kind must be one of {', '.join(DATA_KINDS)}; got {data_kind!r}")
     unknown = [argument for argument in takes if argument not in LOAD_ARGUMENTS]
     if unknown:
         raise SaehError(f"source {name!r} takes unknown argument(s) {', '.join(unknown)}; expected some of "
                         f"{', '.join(LOAD_ARGUMENTS)}")
 
     def register(load):
-        source = Source(name=name, load=load, takes=tuple(takes), rank=rank, needs_data_dir=needs_data_dir)
+        source = Source(name=name, load=load, takes=tuple(takes), rank=rank, needs_data_dir=needs_data_dir,
+                        data_kind=data_kind)
         existing = _SOURCES.get(name)
         if existing is not None and existing.load is not load:
             raise SaehError(f"two loaders are registered as the dataset source {name!r}: "
@@ -91,3 +99,10 @@ def find(name):
     """The source registered as `name` (already lower case), or None."""
     _load()
     return _SOURCES.get(name)
+
+
+def data_kind_of(which_data):
+    """What the dataset `which_data` (a source's name, or a path: an image folder or an .npz) holds: "images" or
+    "text"."""
+    source = find(str(which_data).strip().lower())
+    return "images" if source is None else source.data_kind

@@ -89,7 +89,7 @@ def read_corpus(data_dir):
     return [pair for pair, held in zip(pairs, test) if not held], [pair for pair, held in zip(pairs, test) if held]
 
 
-@register_source("text", rank=70, takes=("data_dir",), needs_data_dir=True)
+@register_source("text", rank=70, takes=("data_dir",), needs_data_dir=True, data_kind="text")
 def load_text(data_dir, max_length=text.MAX_LENGTH):
     """`LabelledData` of the labelled texts at `data_dir` (see the module docstring), each packed by
     `saeh.data.text` at the longest training text's length (at most `max_length` tokens) under the vocabulary of
