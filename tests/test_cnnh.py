@@ -23,11 +23,11 @@ def test_cnnh_is_cnnh_plus_without_the_classifier():
 
 @pytest.mark.slow
 def test_cnnh_trains_through_the_script_on_the_bundled_sample_and_beats_random_codes(monkeypatch, capsys, tmp_path):
-    """Measured (32 bits, seed 0, one residual block a stage, 3 epochs): mAP@1000 0.929 (mAP@all 0.921), random
+    """Measured (32 bits, seed 0, one residual block a stage, 1 epoch): mAP@1000 0.861 (3 epochs: 0.929), random
     codes 0.105."""
     from script_helpers import trained_map_and_chance
 
     learned, chance = trained_map_and_chance(["--method", "cnnh", "--which-data", "mnist-sample", "--stack-num", "1",
-                                              "--epochs", "3", "--verbose", "0"], monkeypatch, capsys,
+                                              "--epochs", "1", "--verbose", "0"], monkeypatch, capsys,
                                              str(tmp_path / "cnnh"))
-    assert learned > 0.85 and learned > chance + 0.6, (learned, chance)
+    assert learned > 0.75 and learned > chance + 0.6, (learned, chance)

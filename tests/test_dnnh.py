@@ -88,11 +88,11 @@ def test_the_triplets_seed_lives_in_the_method_state_and_advances_at_each_draw()
 
 @pytest.mark.slow
 def test_dnnh_trains_through_the_script_on_the_bundled_sample_and_beats_random_codes(monkeypatch, capsys, tmp_path):
-    """Measured (32 bits, seed 0, one residual block a stage, 3 epochs, the released recipe's rate 1e-3):
-    mAP@1000 0.366 (mAP@all 0.302), random codes 0.105."""
+    """Measured (32 bits, seed 0, one residual block a stage, the released recipe's rate 1e-3): mAP@1000 0.297 after
+    2 epochs (0.266 after 1, 0.366 after 3), random codes 0.105."""
     from script_helpers import trained_map_and_chance
 
     learned, chance = trained_map_and_chance(["--method", "dnnh", "--which-data", "mnist-sample", "--stack-num", "1",
-                                              "--epochs", "3", "--verbose", "0"], monkeypatch, capsys,
+                                              "--epochs", "2", "--verbose", "0"], monkeypatch, capsys,
                                              str(tmp_path / "dnnh"))
-    assert learned > 0.3 and learned > chance + 0.2, (learned, chance)
+    assert learned > 0.25 and learned > chance + 0.15, (learned, chance)

@@ -113,14 +113,15 @@ def test_the_network_weights_each_tanh_bit_and_registers_the_released_recipe():
 
 @pytest.mark.slow
 def test_drsch_trains_through_the_script_and_scores_at_several_lengths_from_one_model(monkeypatch, capsys, tmp_path):
-    """Measured (32 bits, seed 0, one residual block a stage, 3 epochs, the released rate): mAP@1000 0.524, and
-    0.341 / 0.341 / 0.399 with the 8 / 16 / 24 bits of largest weight; random codes 0.105."""
+    """Measured (32 bits, seed 0, one residual block a stage, the released rate): after 1 epoch mAP@1000 0.359, and
+    0.253 / 0.317 with the 8 / 16 bits of largest weight (after 3 epochs 0.524, and 0.341 / 0.341 / 0.399 at 8 / 16 /
+    24 bits); random codes 0.105."""
     from script_helpers import trained_map_and_chance
 
     run_dir = str(tmp_path / "drsch")
     learned, chance = trained_map_and_chance(["--method", "drsch", "--which-data", "mnist-sample", "--stack-num", "1",
-                                              "--epochs", "3", "--verbose", "0"], monkeypatch, capsys, run_dir)
-    assert learned > chance + 0.2, (learned, chance)
+                                              "--epochs", "1", "--verbose", "0"], monkeypatch, capsys, run_dir)
+    assert learned > chance + 0.15, (learned, chance)
     by_length = drsch.run_scores_at_lengths(run_dir, (8, 16, 32))
     assert by_length[32] == pytest.approx(learned)
     assert all(score > chance + 0.1 for score in by_length.values()), by_length

@@ -121,11 +121,11 @@ def test_dsrh_trains_on_a_multi_label_list_dataset_and_reports_the_graded_measur
 
 @pytest.mark.slow
 def test_dsrh_trains_through_the_script_on_the_bundled_sample_and_beats_random_codes(monkeypatch, capsys, tmp_path):
-    """Measured (32 bits, seed 0, one residual block a stage, 3 epochs, the released rates): mAP@1000 0.353, random
-    codes 0.105."""
+    """Measured (32 bits, seed 0, one residual block a stage, the released rates): mAP@1000 0.328 after 1 epoch
+    (0.353 after 3), random codes 0.105."""
     from script_helpers import trained_map_and_chance
 
     learned, chance = trained_map_and_chance(["--method", "dsrh", "--which-data", "mnist-sample", "--stack-num", "1",
-                                              "--epochs", "3", "--verbose", "0"], monkeypatch, capsys,
+                                              "--epochs", "1", "--verbose", "0"], monkeypatch, capsys,
                                              str(tmp_path / "dsrh"))
-    assert learned > chance + 0.2, (learned, chance)
+    assert learned > chance + 0.15, (learned, chance)
