@@ -18,6 +18,12 @@ def stated_default(help_text):
     return help_text + "%(default).0s"
 
 
+def add_unsafe_load_argument(parser):
+    """--unsafe-load: the flag of every command that loads a model file."""
+    parser.add_argument("--unsafe-load", action="store_true",
+                        help="turn Keras safe mode off (allows Lambda layers: only for model files you trust)")
+
+
 def add_data_arguments(parser, which_data=None, from_run=False):
     """--which-data, --data-dir, --image-size, --protocol, --seed, --validation-size, --select-on-test, --stream,
     --memory-budget, --cache-dir.

@@ -26,8 +26,7 @@ def build_parser(load_path):
                         "--original run)")
     parser.add_argument("--batch-size", type=int, default=1024, help="images per encoding batch (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing dumps")
-    parser.add_argument("--unsafe-load", action="store_true",
-                        help="turn Keras safe mode off (allows Lambda layers: only for model files you trust)")
+    common.add_unsafe_load_argument(parser)
     return parser
 
 

@@ -11,6 +11,7 @@ and the model's identity. Without --images it holds the database codes already d
 
 import argparse
 
+from saeh.cli import common
 from saeh.errors import SaehError
 
 
@@ -24,7 +25,7 @@ def build_parser():
                              "(default: the database codes dumped beside the model)")
     parser.add_argument("--out", required=True, help="the index file to write (.npz)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index file")
-    parser.add_argument("--unsafe-load", action="store_true", help="turn Keras safe mode off (trusted files only)")
+    common.add_unsafe_load_argument(parser)
     return parser
 
 

@@ -60,7 +60,7 @@ def build_parser():
                              "the results are the same (default: %(default)s)")
     parser.add_argument("--out", default=None, help="the PNG grid to write (default: print the results only)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
-    parser.add_argument("--unsafe-load", action="store_true", help="turn Keras safe mode off (trusted files only)")
+    common.add_unsafe_load_argument(parser)
     return parser
 
 

@@ -34,7 +34,7 @@ def build_parser():
                         help="the largest image file an upload may be, like 8M or 512K (default: %(default)s)")
     parser.add_argument("--backend", choices=("numpy", "faiss", "auto"), default="numpy",
                         help="Hamming search: numpy, faiss (pip install faiss-cpu) or auto (default: %(default)s)")
-    parser.add_argument("--unsafe-load", action="store_true", help="turn Keras safe mode off (trusted files only)")
+    common.add_unsafe_load_argument(parser)
     return parser
 
 
