@@ -162,9 +162,21 @@ def test_a_run_resumed_under_a_one_device_strategy_drops_weights_newer_than_its_
     assert resumed.model.distribute_strategy.__class__.__name__ == "OneDeviceStrategy"
 
 
-def test_a_finished_run_is_reused_only_when_asked(separable_split, tmp_path):
-    run_dir = str(tmp_path / "run")
-    first = training.train(SAEH, separable_split, 4, run_dir, epochs=1, **BRIEF_TRAINING)
+@pytest.fixture(scope="module")
+def finished_run(separable_split, tmp_path_factory):
+    """A finished one-epoch SAEH run, trained once for the tests that act on a finished run folder; each acts on its
+    own copy (`copy_of`)."""
+    return training.train(SAEH, separable_split, 4, str(tmp_path_factory.mktemp("finished") / "run"), epochs=1,
+                          **BRIEF_TRAINING)
+
+
+def copy_of(trained, tmp_path):
+    """A copy of the run folder of `trained` under `tmp_path`; its path as a str."""
+    return shutil.copytree(trained.run_dir, str(tmp_path / "run"))
+
+
+def test_a_finished_run_is_reused_only_when_asked(separable_split, finished_run, tmp_path):
+    run_dir, first = copy_of(finished_run, tmp_path), finished_run
     messages = []
     again = training.train(SAEH, separable_split, 4, run_dir, epochs=1, reuse_finished=True,
                            **{**BRIEF_TRAINING, "log": messages.append})
@@ -183,9 +195,8 @@ class CrashAtTrainingStart(keras.callbacks.Callback):
         raise Crash
 
 
-def test_finished_run_is_not_overwritten(separable_split, tmp_path):
-    run_dir = str(tmp_path / "run")
-    training.train(SAEH, separable_split, 4, run_dir, epochs=1, **BRIEF_TRAINING)
+def test_finished_run_is_not_overwritten(separable_split, finished_run, tmp_path):
+    run_dir = copy_of(finished_run, tmp_path)
     with pytest.raises(SaehError, match="--overwrite"):
         training.train(SAEH, separable_split, 4, run_dir, epochs=1, **BRIEF_TRAINING)
     assert os.path.exists(os.path.join(run_dir, "model.keras"))
