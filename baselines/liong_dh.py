@@ -261,4 +261,4 @@ DH_METHOD = register(ShallowMethod(
     "weight terms (unsupervised)", DH), listing_order=114)
 SDH_LIONG_METHOD = register(ShallowMethod(
     "sdh-liong", "SDH of Liong et al. (not Shen's `sdh`): DH plus between- minus within-class spread of the outputs "
-    "(supervised)", SDHLiong), listing_order=116)
+    "(supervised)", SDHLiong, multi_label=False), listing_order=116)

@@ -132,12 +132,13 @@ class SELVE(ShallowHasher):
     def _fit(self, features, labels, hyperparameters):
         n_samples, dim = features.shape
         check_sample_count(self.name, n_samples)
-        if hyperparameters.n_anchors > n_samples or hyperparameters.n_nearest > hyperparameters.n_anchors:
-            raise SaehError(f"selve: needs n_nearest <= n_anchors <= the {n_samples} training samples; got "
-                            f"n_nearest={hyperparameters.n_nearest}, n_anchors={hyperparameters.n_anchors}")
+        n_anchors = min(hyperparameters.n_anchors, n_samples)  # a smaller training set: every sample an anchor
+        if hyperparameters.n_nearest > n_anchors:
+            raise SaehError(f"selve: needs n_nearest <= the {n_anchors} anchors; got "
+                            f"n_nearest={hyperparameters.n_nearest}")
         rng = np.random.default_rng(self.seed)
         mean = feature_mean(features)
-        clusters, centres = lite_kmeans(features, hyperparameters.n_anchors, hyperparameters.kmeans_iter, rng)
+        clusters, centres = lite_kmeans(features, n_anchors, hyperparameters.kmeans_iter, rng)
         centres = centres - mean
         projection = least_variance_directions(features, mean, clusters, centres, hyperparameters.residual_weight,
                                                min(hyperparameters.reduced_dim, dim))
@@ -146,7 +147,7 @@ class SELVE(ShallowHasher):
         embedding, sigma = anchor_weights(projected, anchors, hyperparameters.n_nearest)
         column_sums = embedding.sum(axis=0)
         column_scale = np.where(column_sums > 0, 1.0 / np.sqrt(np.where(column_sums > 0, column_sums, 1.0)), 0.0)
-        dictionary = rng.random((hyperparameters.n_anchors, self.hash_bits)) - 0.5
+        dictionary = rng.random((n_anchors, self.hash_bits)) - 0.5
         dictionary -= dictionary.mean(axis=0)
         dictionary /= np.sqrt((dictionary * dictionary).sum(axis=0))
         transform, offset, mean_code, _ = least_variance_encoding(embedding * column_scale, dictionary,

@@ -7,6 +7,7 @@ from baselines.itq import ITQ
 from baselines.ksh import KSH
 from saeh.atomic import check_writable
 from saeh.codes import make_codes
+from saeh.errors import SaehError
 from saeh.methods import resolve_hyperparameters
 from saeh.registry import register
 from saeh.run_folder import RunFolder
@@ -14,12 +15,15 @@ from saeh.run_folder import RunFolder
 
 @dataclasses.dataclass(frozen=True)
 class ShallowMethod:
-    """A shallow (numpy) method: `hasher` is a `baselines.shallow.ShallowHasher` subclass."""
+    """A shallow (numpy) method: `hasher` is a `baselines.shallow.ShallowHasher` subclass. `multi_label`: False for
+    a method defined for single-label data only (`fit_shallow` then refuses multi-hot labels, as training does for
+    a deep method)."""
 
     name: str
     summary: str
     hasher: type
     kind: str = "shallow"
+    multi_label: bool = True
 
     @property
     def hyperparameters(self):
@@ -59,6 +63,9 @@ def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, s
     folder = RunFolder(run_dir)
     model_path = folder.shallow_model
     check_writable(model_path, overwrite)
+    if split.train.labels.ndim == 2 and not method.multi_label:
+        raise SaehError(f"method {method.name!r} is defined for single-label data only; these labels are multi-hot "
+                        f"({split.train.labels.shape[1]} classes)")
     # Made before the old run is cleared: it refuses a bad hash_bits, seed or hyperparameter.
     hasher = method.hasher(hash_bits=hash_bits, seed=seed, **(hyperparameters or {}))
     folder.clear()  # an overwritten run leaves none of its files (codes, scores) beside the new one

@@ -148,8 +148,10 @@ def test_selve_codes_do_not_depend_on_the_batch(data):
     train_x, _, query_x, _ = data
     hasher = SELVE(hash_bits=8, n_anchors=40).fit(train_x)
     np.testing.assert_array_equal(hasher.project(query_x[:7]), hasher.project(query_x)[:7])
-    with pytest.raises(SaehError, match="selve: needs n_nearest <= n_anchors <= the 400 training samples"):
-        SELVE(n_anchors=500).fit(train_x)
+    # More anchors than training samples: every sample is one (as SDH's anchors); more neighbours than anchors: refused.
+    assert SELVE(hash_bits=8, n_anchors=500, kmeans_iter=1).fit(train_x).project(query_x).shape == (len(query_x), 8)
+    with pytest.raises(SaehError, match="selve: needs n_nearest <= the 400 anchors; got n_nearest=401"):
+        SELVE(n_anchors=500, n_nearest=401).fit(train_x)
 
 
 def test_hyperparameters_are_the_toolboxs():
