@@ -1,6 +1,7 @@
-"""Shared fixtures: small separable image data (single- and multi-label), a small MNIST file, a tiny Keras-layout
-.npz, and where the real datasets are (for tests that use them); and the order of the tests (slow ones first). What
-the tests share besides fixtures is in tests/helpers.py."""
+"""Shared fixtures: small separable image data and cluttered data that an untrained network does not retrieve (each
+single- and multi-label), a small MNIST file, a tiny Keras-layout .npz, and where the real datasets are (for tests
+that use them); and the order of the tests (slow ones first). What the tests share besides fixtures is in
+tests/helpers.py."""
 
 import os
 
@@ -50,30 +51,59 @@ def served_runs(tmp_path_factory, mnist_subset):
             for method in ("saeh", "saeh-minus")}
 
 
+def harness_split(images, dataset):
+    """`images(count, seed=...)` as a split: 240 training images (the database: the validation images are not in
+    it), 40 validation and 40 query images."""
+    from saeh.data import ImageSet, Split
+
+    train, validation, query = (ImageSet(*images(count, seed=seed)) for count, seed in ((240, 1), (40, 2), (40, 3)))
+    return Split(protocol="ssdh", seed=0, train=train, validation=validation, query=query, database=train,
+                 dataset=dataset, train_in_database=np.arange(len(train)),
+                 validation_in_database=np.full(len(validation), -1))
+
+
+def harness_multi_hot_split(images, dataset):
+    """`images(count, seed=...)` (multi-hot labels) made as a loaded dataset is: LabelledData, then the ssdh protocol
+    (240 training, 40 validation, 40 query images; the database is all 280 training images)."""
+    from saeh.data import ImageSet, LabelledData, make_split
+
+    data = LabelledData(name=dataset, train=ImageSet(*images(280, seed=1)), test=ImageSet(*images(40, seed=3)),
+                        class_names=("0", "1", "2", "3"))
+    return make_split(data, protocol="ssdh", seed=0, validation_size=40)
+
+
 @pytest.fixture(scope="session")
 def separable_split():
     from helpers import separable_images
-    from saeh.data import ImageSet, Split
 
-    train = ImageSet(*separable_images(240, seed=1))
-    validation = ImageSet(*separable_images(40, seed=2))
-    query = ImageSet(*separable_images(40, seed=3))
-    # The database is the training images alone: the validation images are not in it.
-    return Split(protocol="ssdh", seed=0, train=train, validation=validation, query=query, database=train,
-                 dataset="separable", train_in_database=np.arange(len(train)),
-                 validation_in_database=np.full(len(validation), -1))
+    return harness_split(separable_images, "separable")
 
 
 @pytest.fixture(scope="session")
 def multi_hot_split():
-    """The multi-label counterpart of `separable_split`, made as a loaded dataset is: LabelledData, then the ssdh
-    protocol (240 training, 40 validation, 40 query images; the database is all 280 training images)."""
+    """The multi-label counterpart of `separable_split`."""
     from helpers import separable_multi_hot_images
-    from saeh.data import ImageSet, LabelledData, make_split
 
-    data = LabelledData(name="separable-multi-hot", train=ImageSet(*separable_multi_hot_images(280, seed=1)),
-                        test=ImageSet(*separable_multi_hot_images(40, seed=3)), class_names=("0", "1", "2", "3"))
-    return make_split(data, protocol="ssdh", seed=0, validation_size=40)
+    return harness_multi_hot_split(separable_multi_hot_images, "separable-multi-hot")
+
+
+@pytest.fixture(scope="session")
+def cluttered_split():
+    """`separable_split` on `helpers.cluttered_pattern_images`: an untrained network does not retrieve these, so a
+    deep method that does has learned."""
+    from helpers import cluttered_pattern_images
+
+    return harness_split(cluttered_pattern_images, "cluttered")
+
+
+@pytest.fixture(scope="session")
+def cluttered_multi_hot_split():
+    """`multi_hot_split` on `helpers.cluttered_pattern_images(multi_hot=True)`."""
+    import functools
+
+    from helpers import cluttered_pattern_images
+
+    return harness_multi_hot_split(functools.partial(cluttered_pattern_images, multi_hot=True), "cluttered-multi-hot")
 
 
 @pytest.fixture(scope="session")
