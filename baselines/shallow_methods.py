@@ -7,8 +7,7 @@ from baselines.itq import ITQ
 from baselines.ksh import KSH
 from saeh.atomic import check_writable
 from saeh.codes import make_codes
-from saeh.errors import SaehError
-from saeh.methods import resolve_hyperparameters
+from saeh.methods import check_label_kind, resolve_hyperparameters
 from saeh.registry import register
 from saeh.run_folder import RunFolder
 
@@ -63,9 +62,7 @@ def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, s
     folder = RunFolder(run_dir)
     model_path = folder.shallow_model
     check_writable(model_path, overwrite)
-    if split.train.labels.ndim == 2 and not method.multi_label:
-        raise SaehError(f"method {method.name!r} is defined for single-label data only; these labels are multi-hot "
-                        f"({split.train.labels.shape[1]} classes)")
+    check_label_kind(method, split.train.labels)
     # Made before the old run is cleared: it refuses a bad hash_bits, seed or hyperparameter.
     hasher = method.hasher(hash_bits=hash_bits, seed=seed, **(hyperparameters or {}))
     folder.clear()  # an overwritten run leaves none of its files (codes, scores) beside the new one

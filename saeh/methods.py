@@ -284,6 +284,14 @@ class DeepMethod:
         return self.database_codes is not None
 
 
+def check_label_kind(method, labels):
+    """Raise SaehError when `labels` are multi-hot ((N, classes)) and `method` (deep or shallow) is defined for
+    single-label data only (`method.multi_label` False)."""
+    if labels.ndim == 2 and not method.multi_label:
+        raise SaehError(f"method {method.name!r} is defined for single-label data only; these labels are multi-hot "
+                        f"({labels.shape[1]} classes)")
+
+
 def check_constraints(method_name, hyperparameters):
     """Raise SaehError for the first field of `hyperparameters` (`Hyperparameters`) outside its declared constraint
     (a None value, "worked out later", is not checked)."""

@@ -61,24 +61,22 @@ def test_the_objective_and_its_gradients_are_those_of_the_formula(tiny, supervis
     value, weight_gradients, bias_gradients, _ = objective_and_gradients(x, mean, weights, biases,
                                                                          hasher.hyperparameters, labels, codes=codes)
     assert value == pytest.approx(reference_objective(x, mean, weights, biases, codes, labels), rel=1e-10)
-    step = 1e-6
     for layer in range(3):
-        for index in np.ndindex(weights[layer].shape):
-            moved = [w.copy() for w in weights]
-            moved[layer][index] += step
-            back = [w.copy() for w in weights]
-            back[layer][index] -= step
-            numeric = (reference_objective(x, mean, moved, biases, codes, labels)
-                       - reference_objective(x, mean, back, biases, codes, labels)) / (2 * step)
+        for index, numeric in central_differences(
+                lambda moved: reference_objective(x, mean, moved, biases, codes, labels), weights, layer):
             assert weight_gradients[layer][index] == pytest.approx(numeric, rel=1e-5, abs=1e-6), (layer, index)
-        for index in range(len(biases[layer])):
-            moved = [c.copy() for c in biases]
-            moved[layer][index] += step
-            back = [c.copy() for c in biases]
-            back[layer][index] -= step
-            numeric = (reference_objective(x, mean, weights, moved, codes, labels)
-                       - reference_objective(x, mean, weights, back, codes, labels)) / (2 * step)
+        for index, numeric in central_differences(
+                lambda moved: reference_objective(x, mean, weights, moved, codes, labels), biases, layer):
             assert bias_gradients[layer][index] == pytest.approx(numeric, rel=1e-5, abs=1e-6), (layer, index)
+
+
+def central_differences(objective, arrays, layer, step=1e-6):
+    """(index, d objective / d arrays[layer][index]) by central differences, for every entry of arrays[layer]."""
+    for index in np.ndindex(arrays[layer].shape):
+        moved, back = [a.copy() for a in arrays], [a.copy() for a in arrays]
+        moved[layer][index] += step
+        back[layer][index] -= step
+        yield index, (objective(moved) - objective(back)) / (2 * step)
 
 
 @pytest.fixture(scope="module")

@@ -14,75 +14,43 @@ Skipped, saying why, where Selenium, Chromium or chromedriver is missing. To run
 import importlib.util
 import os
 import shutil
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
 
+from saeh.serve.local import LOADED_IMAGES, LocalServer, headless_chromium, missing_browser
+
 ARTEFACTS_ENV = "SAEH_TEST_ARTEFACTS"
 TOP_K = 8
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
 def missing_requirement():
     """Why the browser test cannot run here, or None."""
-    for module in ("selenium", "starlette", "uvicorn"):
+    for module in ("starlette", "uvicorn"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed: pip install -e \".[test]\""
-    if not any(shutil.which(name) for name in BROWSERS):
-        return "no Chromium found: apt-get install chromium chromium-driver"
-    if not shutil.which("chromedriver"):
-        return "no chromedriver found: apt-get install chromium-driver"
-    return None
+    return missing_browser()
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_requirement() is not None,
                                                    reason=str(missing_requirement()))]
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page_address(served_runs):
     """The page of SAEH and SAEH- side by side, served by uvicorn in a thread while the module's tests run."""
-    import uvicorn
-
     from saeh.cli.serve import build_app, build_parser
 
     app = build_app(build_parser().parse_args([served_runs["saeh"], served_runs["saeh-minus"], "--top-k",
                                                str(TOP_K)]), log=lambda message: None)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start the page within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = LocalServer(app)
+    yield server.address
+    server.stop()
 
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = next(shutil.which(name) for name in BROWSERS if shutil.which(name))
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=shutil.which("chromedriver")))
-    driver.set_page_load_timeout(30)
+    driver = headless_chromium(1400, 1000)
     yield driver
     driver.quit()
 
@@ -112,10 +80,6 @@ def wait_for(browser, condition, what, timeout=30):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, timeout).until(lambda driver: condition(driver), message=f"waiting for {what}")
-
-
-LOADED_IMAGES = """return [...document.querySelectorAll(arguments[0])]
-                   .map(image => image.complete && image.naturalWidth > 0);"""
 
 
 def results_loaded(browser, column, count=None):

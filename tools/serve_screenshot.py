@@ -15,58 +15,15 @@ how long the page took to answer. Needs the `test` extra (Selenium) and Chromium
 
 import argparse
 import os
-import shutil
-import socket
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-LOADED_IMAGES = """return [...document.querySelectorAll(arguments[0])]
-                   .map(image => image.complete && image.naturalWidth > 0);"""
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve_in_thread(serve_argv):
-    """(address, server) of the page of `serve_argv`, served by uvicorn in a daemon thread."""
-    import uvicorn
-
-    from saeh.cli.serve import build_app, build_parser
-
-    app = build_app(build_parser().parse_args(serve_argv))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit("uvicorn stopped before the page was served")
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}/", server
-
-
-def chromium(width, height):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    browser = next((shutil.which(name) for name in BROWSERS if shutil.which(name)), None)
-    if browser is None or shutil.which("chromedriver") is None:
-        raise SystemExit("needs Chromium and chromedriver: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--window-size={width},{height}"):
-        options.add_argument(argument)
-    return webdriver.Chrome(options=options, service=Service(executable_path=shutil.which("chromedriver")))
 
 
 def all_results_loaded(driver, columns):
+    from saeh.serve.local import LOADED_IMAGES
+
     for column in range(columns):
         loaded = driver.execute_script(LOADED_IMAGES, f"#column-{column} .grid img")
         if not loaded or not all(loaded):
@@ -91,12 +48,19 @@ def main(argv=None):
     from selenium.webdriver.support.ui import WebDriverWait
 
     from saeh.cli import quiet_tensorflow_start
+    from saeh.cli.serve import build_app, build_parser
+    from saeh.errors import SaehError
+    from saeh.serve.local import LocalServer, headless_chromium
 
     started = time.time()
-    with quiet_tensorflow_start():
-        address, server = serve_in_thread(serve_argv)
-    print(f"page served at {address} after {time.time() - started:.1f} s (models and database codes loaded)")
-    driver = chromium(*args.size)
+    try:
+        with quiet_tensorflow_start():
+            server = LocalServer(build_app(build_parser().parse_args(serve_argv)))
+        address = server.address
+        print(f"page served at {address} after {time.time() - started:.1f} s (models and database codes loaded)")
+        driver = headless_chromium(*args.size, page_load_timeout=60)
+    except SaehError as error:
+        raise SystemExit(str(error))
     try:
         driver.get(address)
         columns = len(driver.find_elements(By.CSS_SELECTOR, "[id^=column-]"))
@@ -115,7 +79,7 @@ def main(argv=None):
         print(f"wrote {args.out}")
     finally:
         driver.quit()
-        server.should_exit = True
+        server.stop()
 
 
 if __name__ == "__main__":

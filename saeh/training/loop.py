@@ -23,6 +23,7 @@ from saeh.data import pipeline
 from saeh.errors import SaehError
 from saeh.inference import HASH_LAYER, check_weights_file
 from saeh.method_state import load_arrays, save_arrays
+from saeh.methods import check_label_kind
 from saeh.run_folder import RunFolder
 from saeh.training.callbacks import CollapseWatch, LinearWarmUp, NonFiniteGuard
 from saeh.training.checkpoints import (RunCheckpoint, load_initial_weights, read_history, restore,
@@ -72,9 +73,7 @@ def _checked_arguments(method, split, *, epochs, batch_size, final_weights, prof
         raise SaehError(f"warmup_epochs is for the original's step schedule; method {method.name!r} on encoder "
                         f"{encoder!r} trains with recipe {recipe.name!r}, whose schedule is {recipe.schedule!r}: "
                         "pass 0")
-    if split.train.labels.ndim == 2 and not method.multi_label:
-        raise SaehError(f"method {method.name!r} is defined for single-label data only; these labels are multi-hot "
-                        f"({split.train.labels.shape[1]} classes)")
+    check_label_kind(method, split.train.labels)
     return epochs, batch_size, hyperparameters, recipe, base_rate
 
 
