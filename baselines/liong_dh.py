@@ -31,7 +31,9 @@ the N_D different-class pairs; only their traces enter J, and those are summed p
   start 0.23. A first layer wider than the features starts random too.
 - Features: the paper uses GIST descriptors (512-d on CIFAR-10). This package does not compute GIST; the method
   is fitted on the features every shallow method here uses (raw pixels in [0, 1], or a deep model's features with
-  ``--features``), centred by the training mean (ours).
+  ``--features``), centred by the training mean (ours). On CIFAR-10's raw pixels DH's minimum is a collapse: every
+  bit a copy or complement of one (brightness, the first principal direction), at any of the weights tried, since
+  nothing in J decorrelates the outputs (RESULTS.md, "DH's collapse"; `tools/dh_collapse.py` measures it).
 - Labels (SDH): class ids, or multi-hot rows with one label each. Rows of several labels are refused: the paper's
   pairs are "same class" or not, and sharing any label has no per-class sum (it would cost N^2 a step).
 

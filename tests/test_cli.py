@@ -146,6 +146,8 @@ def test_evaluate_scores_the_dumps_as_the_training_did(trained, tmp_path, monkey
     # 72 + 2 database images < 1000: mAP@1000 ranks the whole database.
     assert record["metrics"]["map@all"] == pytest.approx(scores["map@1000"], abs=1e-9)
     assert record["metrics"]["precision@r2"] == pytest.approx(scores["precision@r2"], abs=1e-9)
+    for name in ("map_ties_averaged@all", "map_ties_averaged@1000"):  # the same here: the whole database
+        assert record["metrics"]["map_ties_averaged@all"] == pytest.approx(scores[name], abs=1e-9)
     # Existing results are kept unless --overwrite is given.
     before = snapshot(str(tmp_path))
     code, out, err = run_script(EVALUATE, ["--query", query, "--database", database, "--json", summary],

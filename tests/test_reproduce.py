@@ -15,6 +15,7 @@ import pytest
 from saeh import registry
 from saeh.codes import make_codes, save_codes, save_original_dump
 from saeh.errors import SaehError
+from saeh.retrieval import map_at_k
 from saeh.reproduce import cli, layout, records, report, runner, tables
 from saeh.run_folder import RunFolder, original_dump_name
 
@@ -235,6 +236,15 @@ def test_curves_are_added_to_older_result_files_and_copied_cells(tmp_path):
     assert "curves" not in by_name["dsh_cifar10_32bits_seed0_cifar10-cpu.json"]
     copied = by_name["saeh_cifar10_32bits_gamma0_seed0_cifar10-cpu.json"]
     assert copied["curves"] == by_name["saeh-minus_cifar10_32bits_seed0_cifar10-cpu.json"]["curves"]
+    # The tie-averaged mAP (the fake runs' scores.json lacks it, as runs before session 17 did): from the codes.
+    trained = by_name["saeh-minus_cifar10_32bits_seed0_cifar10-cpu.json"]["scores"]
+    query, database = fake_codes(10, 10), fake_codes(50, 50)
+    pair = (query.hash_bin, database.hash_bin, query.label, database.label)
+    assert trained["map_ties_averaged@1000"] == pytest.approx(map_at_k(*pair, k=50, ties="average"), abs=1e-12)
+    assert trained["map_ties_averaged@all"] == pytest.approx(map_at_k(*pair, k=50, ties="average"), abs=1e-12)
+    assert trained["map_ties_averaged@1000"] != pytest.approx(trained["map@1000"], abs=1e-6)  # 8 bits: many ties
+    assert copied["scores"]["map_ties_averaged@1000"] == trained["map_ties_averaged@1000"]
+    assert "map_ties_averaged@1000" not in by_name["dsh_cifar10_32bits_seed0_cifar10-cpu.json"]["scores"]
     assert runner.add_curves(repo_root=tmp_path, log=quiet) == []
 
 
@@ -361,6 +371,27 @@ def test_the_report_gives_means_spreads_and_paired_differences(tmp_path):
             "`ablation-cifar10`.") in text
     saeh_row = text.index("| SAEH | cifar10")
     assert saeh_row < text.index("| SAEH-minus | cifar10") < text.index("| DSH | cifar10")  # the table's own order
+
+
+def test_the_report_shows_the_tie_averaged_map_where_results_record_it(tmp_path):
+    """A column beside mAP and in the paired differences, over the seeds that record it (older results do not)."""
+    for seed, saeh, minus in ((0, (0.90, 0.89), (0.88, 0.90)), (1, (0.91, None), (0.90, None))):
+        for method, (index_order, averaged) in (("saeh", saeh), ("saeh-minus", minus)):
+            write_result(tmp_path, "table1-cifar10", method, seed, index_order, 0.8)
+            if averaged is not None:
+                path = tables.Cell("table1-cifar10", method, "cifar10", 32, None, "default", seed,
+                                   "cifar10-cpu").result_path(tmp_path)
+                record = json.loads(open(path).read())
+                record["scores"]["map_ties_averaged@1000"] = averaged
+                open(path, "w").write(json.dumps(record))
+    text = report.render_report(records.all_results(tmp_path))
+    assert "| method | data | bits | mAP@1000 (%) | mAP@1000 tie-averaged (%) | paper |" in text
+    assert "| SAEH | cifar10 | 32 | 90.50 ± 0.71 | 89.00 (1 of 2) | 87.00 |" in text
+    assert "| SAEH-minus | cifar10 | 32 | 89.00 ± 1.41 | 90.00 (1 of 2) | 84.56 |" in text
+    assert ("| SAEH − SAEH-minus | cifar10 | 32 | +1.50 ± 0.71 (min +1.00, max +2.00) | -1.00 (1 pair) | "
+            "+0.00 ± 0.00") in text
+    write_result(tmp_path / "older", "table1-cifar10", "saeh", 0, 0.9, 0.8)
+    assert "tie-averaged" not in report.render_report(records.all_results(tmp_path / "older"))
 
 
 def test_the_report_sets_the_original_procedure_beside_ours_under_the_same_protocol(tmp_path):

@@ -494,3 +494,27 @@ def test_hypergeometric_probabilities_match_exact_fractions():
             exact = Fraction(ways, math.comb(population, draws))
             assert abs(p - float(exact)) <= 1e-12 * float(exact), (population, successes, draws, x)
         assert abs(ps.sum() - 1) < 1e-14
+
+
+def test_a_runs_scores_record_the_tie_averaged_map_which_no_storage_order_moves():
+    """`score` (what scores.json and the result files keep): mAP with ties by database index moves when the same
+    database is stored class-sorted or shuffled; the tie-averaged mAP it records beside it does not."""
+    from saeh.codes import make_codes
+    from saeh.retrieval import score
+
+    rng = np.random.default_rng(4)
+    db_labels = np.repeat(np.arange(4), 50)  # class-sorted, as class folders load
+    centres = rng.integers(0, 2, (4, 6))
+    database_bits = centres[db_labels] ^ (rng.random((200, 6)) < 0.2)  # 6 bits: heavy ties
+    query_labels = np.arange(40) % 4
+    query_bits = centres[query_labels] ^ (rng.random((40, 6)) < 0.2)
+    query = make_codes(query_bits.astype(np.float32), query_labels, threshold=0.5)
+    order = rng.permutation(200)
+    stored = {"class-sorted": make_codes(database_bits.astype(np.float32), db_labels, threshold=0.5),
+              "shuffled": make_codes(database_bits[order].astype(np.float32), db_labels[order], threshold=0.5)}
+    scores = {name: score(query, database, top_k=50) for name, database in stored.items()}
+    assert abs(scores["class-sorted"]["map@50"] - scores["shuffled"]["map@50"]) > 0.005
+    for name in ("map_ties_averaged@50", "map_ties_averaged@all"):
+        assert scores["class-sorted"][name] == pytest.approx(scores["shuffled"][name], abs=TOLERANCE)
+    assert scores["class-sorted"]["map_ties_averaged@50"] == pytest.approx(
+        map_at_k(query_bits, database_bits, query_labels, db_labels, 50, ties="average"), abs=TOLERANCE)

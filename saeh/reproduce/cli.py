@@ -32,7 +32,8 @@ def build_parser():
     report = commands.add_parser("report", help="render results/ into RESULTS.md")
     report.add_argument("--out", default=None, help="the Markdown file to update (default: RESULTS.md); - prints")
     report.add_argument("--repo-root", default=None, help="where results/ is (default: this clone)")
-    curves = commands.add_parser("curves", help="add the precision-recall curves to result files that lack them")
+    curves = commands.add_parser("curves", help="add the precision-recall curves, selected epoch and tie-averaged mAP "
+                                                "to result files that lack them")
     curves.add_argument("--commit", action="store_true", help="git add and commit the changed result files")
     curves.add_argument("--repo-root", default=None, help="where results/ and runs/ are (default: this clone)")
     commands.add_parser("presets", help="list the presets and their deviations from the paper")

@@ -13,6 +13,9 @@ from saeh.run_folder import RunFolder
 
 MAP = f"map@{defaults.TOP_K}"  # the score names hash_su_ae_train.py writes to scores.json
 MAP_ALL = "map@all"
+# The same, averaged over random orders within Hamming ties (recorded since session 17; older results gain them from
+# their run folder's codes through `python -m saeh.reproduce curves`).
+MAP_TIES_AVERAGED = {MAP: f"map_ties_averaged@{defaults.TOP_K}", MAP_ALL: "map_ties_averaged@all"}
 PRECISION = f"precision@r{defaults.RADIUS}"
 CURVE_RANKS = 40  # points of the precision/recall-by-rank curve kept in a result file
 CURVE_DIGITS = 5
@@ -55,6 +58,18 @@ def run_curves(folder):
                              **{name: _rounded(by_radius[name]) for name in ("precision", "recall", "empty_fraction")}},
             "pr_by_rank": {"rank": [int(r) for r in by_rank["rank"]],
                            **{name: _rounded(by_rank[name]) for name in ("precision", "recall")}}}
+
+
+def run_tie_averaged_scores(folder):
+    """{name: value} of `MAP_TIES_AVERAGED`'s scores, from a finished run's codes."""
+    from saeh.codes import load_codes
+    from saeh.retrieval import map_at_k
+
+    query_path, database_path = folder.code_dumps()
+    query, database = load_codes(query_path), load_codes(database_path)
+    pair = (query.hash_bin, database.hash_bin, query.label, database.label)
+    return {MAP_TIES_AVERAGED[MAP]: map_at_k(*pair, k=defaults.TOP_K, ties="average"),
+            MAP_TIES_AVERAGED[MAP_ALL]: map_at_k(*pair, k=len(database), ties="average")}
 
 
 def selected_epoch(folder):

@@ -9,7 +9,7 @@ from saeh import presets
 from saeh.atomic import atomic_path
 from saeh.errors import SaehError
 from saeh.reproduce.layout import IMAGES, default_repository
-from saeh.reproduce.records import MAP, MAP_ALL, PRECISION, all_results
+from saeh.reproduce.records import MAP, MAP_ALL, MAP_TIES_AVERAGED, PRECISION, all_results
 from saeh.reproduce.tables import ABLATED, TABLES, cells, effective_gamma
 
 BEGIN, END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"  # the report's place in RESULTS.md
@@ -86,9 +86,20 @@ def _cell(value):
 
 
 def _paired(by_seed_a, by_seed_b, metric):
-    """Differences a − b (points) over the seeds both have."""
-    seeds = sorted(set(by_seed_a) & set(by_seed_b))
+    """Differences a − b (points) over the seeds both have and both record `metric` for."""
+    seeds = sorted(seed for seed in set(by_seed_a) & set(by_seed_b)
+                   if metric in by_seed_a[seed]["scores"] and metric in by_seed_b[seed]["scores"])
     return [percent(by_seed_a[seed]["scores"][metric]) - percent(by_seed_b[seed]["scores"][metric]) for seed in seeds]
+
+
+def _tie_averaged_text(runs, metric, spread):
+    """`spread` of the tie-averaged `metric` over the runs that record it (older results may not), saying how many
+    of the runs those are when not all; '–' when none does."""
+    values = [percent(run["scores"][MAP_TIES_AVERAGED[metric]]) for run in runs
+              if MAP_TIES_AVERAGED[metric] in run["scores"]]
+    if not values:
+        return "–"
+    return spread(values) + ("" if len(values) == len(runs) else f" ({len(values)} of {len(runs)})")
 
 
 def _difference_text(values):
@@ -178,8 +189,12 @@ def render_preset_section(table, preset, records, labels):
                  f"wall time {wall}; CPU: {', '.join(cpus)}; commit(s): {', '.join(commits)}.")
     lines.append("")
     show_accuracy = any(_validation_accuracy(record) is not None for record in records)
+    # With ties broken by database index a stored order (class-sorted folders) moves the score: the tie-averaged
+    # one does not depend on it.
+    show_ties = any(MAP_TIES_AVERAGED[metric] in record["scores"] for record in records)
     header = ["method", "data", "bits"] + (["γ"] if show_gamma else []) + [
-        f"{metric_label} (%)", "paper", "precision r≤2 (%)"] + (["paper"] if show_gamma else []) + (
+        f"{metric_label} (%)"] + ([f"{metric_label} tie-averaged (%)"] if show_ties else []) + [
+        "paper", "precision r≤2 (%)"] + (["paper"] if show_gamma else []) + (
         ["val. accuracy (%)"] if show_accuracy else []) + ["seeds"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     procedures = {key[4] for key in keys}
@@ -194,8 +209,9 @@ def render_preset_section(table, preset, records, labels):
             mark = " †"
         row = [labels.get(method, method) + _procedure_suffix(procedure, procedures) + mark, dataset,
                str(bits)] + ([f"{gamma:g}"] if show_gamma else [])
-        row += [mean_and_spread([percent(run["scores"][metric]) for run in runs]), _cell(paper_map),
-                mean_and_spread([percent(run["scores"][PRECISION]) for run in runs])]
+        row += [mean_and_spread([percent(run["scores"][metric]) for run in runs])]
+        row += [_tie_averaged_text(runs, metric, mean_and_spread)] if show_ties else []
+        row += [_cell(paper_map), mean_and_spread([percent(run["scores"][PRECISION]) for run in runs])]
         row += [_cell(paper_precision)] if show_gamma else []
         if show_accuracy:
             accuracies = [_validation_accuracy(run) for run in runs]
@@ -209,11 +225,14 @@ def render_preset_section(table, preset, records, labels):
     for key, base, name in _comparisons(keys, procedures, show_gamma, labels):
         maps = _paired(by_key[key], by_key[base], metric)
         if maps:
-            comparisons.append([name, key[1], str(key[2]), _difference_text(maps),
-                                _difference_text(_paired(by_key[key], by_key[base], PRECISION)), str(len(maps))])
+            ties = _paired(by_key[key], by_key[base], MAP_TIES_AVERAGED[metric])
+            comparisons.append([name, key[1], str(key[2]), _difference_text(maps)]
+                               + ([_difference_text(ties) + ("" if len(ties) == len(maps) else f" ({len(ties)} pair{'' if len(ties) == 1 else 's'})")
+                                   if ties else "–"] if show_ties else [])
+                               + [_difference_text(_paired(by_key[key], by_key[base], PRECISION)), str(len(maps))])
     if comparisons:
-        header = ["paired difference (same seed)", "data", "bits", f"{metric_label} (points)",
-                  "precision r≤2 (points)", "pairs"]
+        header = ["paired difference (same seed)", "data", "bits", f"{metric_label} (points)"] + (
+            [f"{metric_label} tie-averaged (points)"] if show_ties else []) + ["precision r≤2 (points)", "pairs"]
         lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in comparisons]
     return lines

@@ -12,8 +12,8 @@ from saeh.atomic import write_json
 from saeh.errors import SaehError
 from saeh.reproduce.layout import RESULTS, default_repository
 from saeh.reproduce.provenance import git_state, machine, run_git
-from saeh.reproduce.records import (MAP, all_results, read_json, result_record, reused_record, run_curves,
-                                    selected_epoch)
+from saeh.reproduce.records import (MAP, MAP_TIES_AVERAGED, all_results, read_json, result_record, reused_record,
+                                    run_curves, run_tie_averaged_scores, selected_epoch)
 from saeh.reproduce.report import format_duration
 from saeh.reproduce.tables import TABLES, cells, command, shell_line
 from saeh.run_folder import RunFolder
@@ -195,8 +195,8 @@ def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=
 
 
 def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
-    """Add the precision-recall curves and the selected epoch (`selected_epoch`: its validation accuracy) to the
-    result files that lack them: from the run folder, or, for a copied cell, from the result it was copied from.
+    """Add the precision-recall curves, the selected epoch (`selected_epoch`: its validation accuracy) and the
+    tie-averaged mAP (`records.MAP_TIES_AVERAGED`) to the result files that lack them: from the run folder, or, for a copied cell, from the result it was copied from.
     Returns the files changed (committed together with `commit`)."""
     root = os.path.abspath(repo_root or default_repository())
     if commit:
@@ -232,6 +232,20 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
                 added.append("curves")
             else:
                 lacking.append(record["cell"])
+        if MAP_TIES_AVERAGED[MAP] not in record["scores"]:
+            if source:
+                scores = read_json(os.path.join(root, source))["scores"]
+                ties = {name: scores[name] for name in MAP_TIES_AVERAGED.values() if name in scores}
+            else:
+                folder = RunFolder(os.path.join(root, record["run_dir"]))
+                try:
+                    ties = run_tie_averaged_scores(folder) if folder.is_scored() else {}
+                except SaehError as error:
+                    log(f"{record['cell']}: {error}")
+                    ties = {}
+            if ties:
+                record["scores"].update(ties)
+                added.append("tie-averaged mAP")
         if added:  # one write per file, whatever it gained
             write_json(path, record, overwrite=True)
             changed.append(path)
@@ -239,6 +253,6 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
     if lacking:
         log(f"no codes to draw the curves of {len(lacking)} cell(s) from (their run folders are gone): "
             f"{', '.join(lacking)}")
-    if commit and commit_files(root, changed, f"results: curves or selected epochs of {len(changed)} cell(s)"):
+    if commit and commit_files(root, changed, f"results: curves, selected epochs or tie-averaged mAP of {len(changed)} cell(s)"):
         log("committed")
     return changed
