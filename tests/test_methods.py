@@ -21,7 +21,8 @@ from helpers import tiny_split
 
 BITS = 12
 CLASSES = 4
-MARGIN = 0.25  # a shallow method's mAP@100 over random codes (about 0.29 single-label, 0.59 multi-hot, where sharing is likelier)
+# A shallow method's mAP@100 over random codes (about 0.29 single-label, 0.59 multi-hot, where sharing is likelier).
+MARGIN = 0.25
 # PCAH's bits past the four quadrant components are noise directions (multi-hot: mAP@100 0.826 vs 0.594 by chance).
 MARGINS = {"pcah": 0.2}
 # sdh-liong's supervised term is weak at its α = 1 (ours; the paper's value was not found): mAP@100 0.519 against

@@ -40,8 +40,10 @@ def describe(query, database, query_labels, database_labels):
     signed = 2.0 * database - 1.0
     singular = np.linalg.svd(signed - signed.mean(0), compute_uv=False)
     pair = (query, database, query_labels, database_labels)
-    return (f"mAP@1000 {100 * map_at_k(*pair, k=1000):.2f} tie-averaged {100 * map_at_k(*pair, k=1000, ties='average'):.2f}"
-            f" | distinct {len(np.unique(database, axis=0))} | effective rank {singular.sum() ** 2 / (singular ** 2).sum():.1f}")
+    by_index, averaged = map_at_k(*pair, k=1000), map_at_k(*pair, k=1000, ties="average")
+    rank = singular.sum() ** 2 / (singular ** 2).sum()
+    return (f"mAP@1000 {100 * by_index:.2f} tie-averaged {100 * averaged:.2f} | distinct "
+            f"{len(np.unique(database, axis=0))} | effective rank {rank:.1f}")
 
 
 def main(argv=None):

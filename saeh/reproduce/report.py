@@ -226,9 +226,9 @@ def render_preset_section(table, preset, records, labels):
         maps = _paired(by_key[key], by_key[base], metric)
         if maps:
             ties = _paired(by_key[key], by_key[base], MAP_TIES_AVERAGED[metric])
+            fewer = "" if len(ties) == len(maps) else f" ({len(ties)} pair{'' if len(ties) == 1 else 's'})"
             comparisons.append([name, key[1], str(key[2]), _difference_text(maps)]
-                               + ([_difference_text(ties) + ("" if len(ties) == len(maps) else f" ({len(ties)} pair{'' if len(ties) == 1 else 's'})")
-                                   if ties else "–"] if show_ties else [])
+                               + ([_difference_text(ties) + fewer if ties else "–"] if show_ties else [])
                                + [_difference_text(_paired(by_key[key], by_key[base], PRECISION)), str(len(maps))])
     if comparisons:
         header = ["paired difference (same seed)", "data", "bits", f"{metric_label} (points)"] + (

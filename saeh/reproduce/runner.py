@@ -196,7 +196,8 @@ def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=
 
 def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
     """Add the precision-recall curves, the selected epoch (`selected_epoch`: its validation accuracy) and the
-    tie-averaged mAP (`records.MAP_TIES_AVERAGED`) to the result files that lack them: from the run folder, or, for a copied cell, from the result it was copied from.
+    tie-averaged mAP (`records.MAP_TIES_AVERAGED`) to the result files that lack them: from the run folder, or, for
+    a copied cell, from the result it was copied from.
     Returns the files changed (committed together with `commit`)."""
     root = os.path.abspath(repo_root or default_repository())
     if commit:
@@ -253,6 +254,7 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
     if lacking:
         log(f"no codes to draw the curves of {len(lacking)} cell(s) from (their run folders are gone): "
             f"{', '.join(lacking)}")
-    if commit and commit_files(root, changed, f"results: curves, selected epochs or tie-averaged mAP of {len(changed)} cell(s)"):
+    message = f"results: curves, selected epochs or tie-averaged mAP of {len(changed)} cell(s)"
+    if commit and commit_files(root, changed, message):
         log("committed")
     return changed
