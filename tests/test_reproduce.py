@@ -12,6 +12,7 @@ import types
 import numpy as np
 import pytest
 
+import saeh.codes
 from saeh import registry
 from saeh.codes import make_codes, save_codes, save_original_dump
 from saeh.errors import SaehError
@@ -214,7 +215,7 @@ def test_the_curves_of_a_result_are_its_runs_codes(tmp_path):
                                                                                              abs=1e-5)
 
 
-def test_curves_are_added_to_older_result_files_and_copied_cells(tmp_path):
+def test_curves_are_added_to_older_result_files_and_copied_cells(tmp_path, monkeypatch):
     run_fake(tmp_path, "table1-cifar10", methods=["saeh-minus", "saeh", "dsh"])
     run_fake(tmp_path, "table2-gamma")  # gamma 0 and 1 are copies; the other three train
     paths = sorted((tmp_path / "results").rglob("*.json"))
@@ -227,9 +228,13 @@ def test_curves_are_added_to_older_result_files_and_copied_cells(tmp_path):
     for child in sorted(gone.rglob("*"), reverse=True):
         child.unlink() if child.is_file() else child.rmdir()
     gone.rmdir()
-    messages = []
+    messages, loaded = [], []
+    load_codes = saeh.codes.load_codes
+    monkeypatch.setattr(saeh.codes, "load_codes", lambda path: loaded.append(path) or load_codes(path))
     changed = runner.add_curves(repo_root=tmp_path, log=messages.append)
     assert len(changed) == 7
+    # Each trained cell's two dumps are read once, for its curves and its tie-averaged mAP together.
+    assert len(loaded) == len(set(loaded)) == 2 * 5
     assert any("dsh_cifar10_32bits_seed0_cifar10-cpu" in message and "run folders are gone" in message
                for message in messages)
     by_name = {path.name: json.loads(path.read_text()) for path in paths}

@@ -8,15 +8,17 @@ import os
 from saeh import defaults
 from saeh.errors import SaehError
 from saeh.reproduce.layout import RESULTS
+from saeh.retrieval.report import metric_name
 from saeh.reproduce.tables import TABLES, effective_gamma, shell_line
 from saeh.run_folder import RunFolder
 
-MAP = f"map@{defaults.TOP_K}"  # the score names hash_su_ae_train.py writes to scores.json
-MAP_ALL = "map@all"
+MAP = metric_name("map", defaults.TOP_K)  # the score names hash_su_ae_train.py writes to scores.json
+MAP_ALL = metric_name("map", "all")
 # The same, averaged over random orders within Hamming ties (recorded since session 17; older results gain them from
 # their run folder's codes through `python -m saeh.reproduce curves`).
-MAP_TIES_AVERAGED = {MAP: f"map_ties_averaged@{defaults.TOP_K}", MAP_ALL: "map_ties_averaged@all"}
-PRECISION = f"precision@r{defaults.RADIUS}"
+MAP_TIES_AVERAGED = {MAP: metric_name("map_ties_averaged", defaults.TOP_K),
+                     MAP_ALL: metric_name("map_ties_averaged", "all")}
+PRECISION = metric_name("precision", radius=defaults.RADIUS)
 CURVE_RANKS = 40  # points of the precision/recall-by-rank curve kept in a result file
 CURVE_DIGITS = 5
 VALIDATION_ACCURACY = "val_y_predict_accuracy"  # the classifier's accuracy on the validation split, as logged
@@ -43,33 +45,43 @@ def _rounded(values):
     return [round(float(value), CURVE_DIGITS) for value in values]
 
 
-def run_curves(folder):
-    """The precision-recall curves of a finished run's codes: by Hamming radius (0..bits) and by rank (about
-    CURVE_RANKS log-spaced ranks), as JSON lists."""
-    from saeh.codes import load_codes
-    from saeh.retrieval import pr_curve_by_radius, pr_curve_by_rank
+class RunCodes:
+    """A finished run's query and database codes, read from its dumps once, on first use, however many of its
+    results are drawn from them."""
 
-    query_path, database_path = folder.code_dumps()
-    query, database = load_codes(query_path), load_codes(database_path)
-    pair = (query.hash_bin, database.hash_bin, query.label, database.label)
-    by_radius = pr_curve_by_radius(*pair)
-    by_rank = pr_curve_by_rank(*pair, points=CURVE_RANKS)
-    return {"pr_by_radius": {"radius": [int(r) for r in by_radius["radius"]],
-                             **{name: _rounded(by_radius[name]) for name in ("precision", "recall", "empty_fraction")}},
-            "pr_by_rank": {"rank": [int(r) for r in by_rank["rank"]],
-                           **{name: _rounded(by_rank[name]) for name in ("precision", "recall")}}}
+    def __init__(self, folder):
+        self.folder = folder
+        self._pair = None
 
+    def pair(self):
+        if self._pair is None:
+            from saeh.codes import load_codes
 
-def run_tie_averaged_scores(folder):
-    """{name: value} of `MAP_TIES_AVERAGED`'s scores, from a finished run's codes."""
-    from saeh.codes import load_codes
-    from saeh.retrieval import map_at_k
+            self._pair = tuple(load_codes(path) for path in self.folder.code_dumps())
+        return self._pair
 
-    query_path, database_path = folder.code_dumps()
-    query, database = load_codes(query_path), load_codes(database_path)
-    pair = (query.hash_bin, database.hash_bin, query.label, database.label)
-    return {MAP_TIES_AVERAGED[MAP]: map_at_k(*pair, k=defaults.TOP_K, ties="average"),
-            MAP_TIES_AVERAGED[MAP_ALL]: map_at_k(*pair, k=len(database), ties="average")}
+    def curves(self):
+        """The precision-recall curves: by Hamming radius (0..bits) and by rank (about CURVE_RANKS log-spaced
+        ranks), as JSON lists."""
+        from saeh.retrieval import pr_curve_by_radius, pr_curve_by_rank
+
+        query, database = self.pair()
+        pair = (query.hash_bin, database.hash_bin, query.label, database.label)
+        by_radius = pr_curve_by_radius(*pair)
+        by_rank = pr_curve_by_rank(*pair, points=CURVE_RANKS)
+        return {"pr_by_radius": {"radius": [int(r) for r in by_radius["radius"]],
+                                 **{name: _rounded(by_radius[name])
+                                    for name in ("precision", "recall", "empty_fraction")}},
+                "pr_by_rank": {"rank": [int(r) for r in by_rank["rank"]],
+                               **{name: _rounded(by_rank[name]) for name in ("precision", "recall")}}}
+
+    def tie_averaged_scores(self):
+        """{name: value} of `MAP_TIES_AVERAGED`'s scores, as the run's own scoring (`saeh.retrieval.score`)
+        computes them."""
+        from saeh.retrieval import score
+
+        scores = score(*self.pair())
+        return {name: scores[name] for name in MAP_TIES_AVERAGED.values()}
 
 
 def selected_epoch(folder):
@@ -98,7 +110,7 @@ def result_record(cell, *, root, argv, wall_seconds, resumed, git, machine_info,
             # A resumed cell's wall and CPU times count its last attempt only.
             "resumed": resumed, "git": git, "machine": machine_info, "command": shell_line(argv),
             "python_executable": argv[0], "run_dir": os.path.relpath(folder.run_dir, root), "run": run_settings,
-            "curves": run_curves(folder), "selected_epoch": selected_epoch(folder),
+            "curves": RunCodes(folder).curves(), "selected_epoch": selected_epoch(folder),
             **({} if cell.ablation is None else {"ablation": list(cell.ablation)})}
 
 

@@ -13,7 +13,7 @@ from saeh.errors import SaehError
 from saeh.reproduce.layout import RESULTS, default_repository
 from saeh.reproduce.provenance import git_state, machine, run_git
 from saeh.reproduce.records import (MAP, MAP_TIES_AVERAGED, all_results, read_json, result_record, reused_record,
-                                    run_curves, run_tie_averaged_scores, selected_epoch)
+                                    RunCodes, selected_epoch)
 from saeh.reproduce.report import format_duration
 from saeh.reproduce.tables import TABLES, cells, command, shell_line
 from saeh.run_folder import RunFolder
@@ -211,10 +211,11 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
     for path in sorted(paths, key=lambda p: bool(records[p].get("reused_from"))):
         record = records[path]
         source = record.get("reused_from")
+        codes = None if source else RunCodes(RunFolder(os.path.join(root, record["run_dir"])))
         added = []
         if not record.get("selected_epoch"):
             epoch = (read_json(os.path.join(root, source)).get("selected_epoch") if source else
-                     selected_epoch(RunFolder(os.path.join(root, record["run_dir"]))))
+                     selected_epoch(codes.folder))
             if epoch:
                 record["selected_epoch"] = epoch
                 added.append("selected epoch")
@@ -222,9 +223,8 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
             if source:
                 curves = read_json(os.path.join(root, source)).get("curves")
             else:
-                folder = RunFolder(os.path.join(root, record["run_dir"]))
                 try:
-                    curves = run_curves(folder) if folder.is_scored() else None
+                    curves = codes.curves() if codes.folder.is_scored() else None
                 except SaehError as error:
                     log(f"{record['cell']}: {error}")
                     curves = None
@@ -238,9 +238,8 @@ def add_curves(*, repo_root=None, commit=False, tables=None, log=print):
                 scores = read_json(os.path.join(root, source))["scores"]
                 ties = {name: scores[name] for name in MAP_TIES_AVERAGED.values() if name in scores}
             else:
-                folder = RunFolder(os.path.join(root, record["run_dir"]))
                 try:
-                    ties = run_tie_averaged_scores(folder) if folder.is_scored() else {}
+                    ties = codes.tie_averaged_scores() if codes.folder.is_scored() else {}
                 except SaehError as error:
                     log(f"{record['cell']}: {error}")
                     ties = {}

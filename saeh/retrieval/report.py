@@ -27,8 +27,6 @@ from saeh.retrieval.metrics import (
     _Retrieval,
     _summarize_radius,
     _tie_averaged_average_precision,
-    map_at_k,
-    precision_within_radius,
 )
 from saeh.retrieval.search import DEFAULT_CHUNK_PAIRS
 
@@ -164,15 +162,16 @@ def score(query, database, top_k=defaults.TOP_K, radius=defaults.RADIUS):
     ranked database (`map@all`, the measure DPSH's and ADSH's papers report) of query codes against database codes;
     each mAP also tie-averaged (`map_ties_averaged@...`: the expectation over random orders within Hamming ties,
     which does not depend on how the database is stored; with ties by index a class-sorted database moves a 32-bit
-    CIFAR-10 score by up to a point)."""
-    pair = (query.hash_bin, database.hash_bin, query.label, database.label)
-    within = precision_within_radius(*pair, radius=radius)
-    return {metric_name("map", top_k): map_at_k(*pair, k=top_k),
-            metric_name("precision", radius=radius): within.precision,
-            metric_name("empty", radius=radius): within.empty_fraction,
-            metric_name("map", "all"): map_at_k(*pair, k=len(database)),
-            metric_name("map_ties_averaged", top_k): map_at_k(*pair, k=top_k, ties="average"),
-            metric_name("map_ties_averaged", "all"): map_at_k(*pair, k=len(database), ties="average")}
+    CIFAR-10 score by up to a point). Taken from `evaluate_codes`'s two scans; named at `top_k` even where the
+    database is shorter (the depth is then the whole database)."""
+    results = evaluate_codes(query, database, top_k=top_k, radius=radius, precision_at=())
+    metrics, depth = results["metrics"], results["top_k"]
+    return {metric_name("map", top_k): metrics[metric_name("map", depth)],
+            metric_name("precision", radius=radius): metrics[metric_name("precision", radius=radius)],
+            metric_name("empty", radius=radius): metrics[metric_name("empty", radius=radius)],
+            metric_name("map", "all"): metrics[metric_name("map", "all")],
+            metric_name("map_ties_averaged", top_k): metrics[metric_name("map_ties_averaged", depth)],
+            metric_name("map_ties_averaged", "all"): metrics[metric_name("map_ties_averaged", "all")]}
 
 
 def as_codes(value, name):
