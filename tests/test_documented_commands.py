@@ -155,7 +155,13 @@ def test_a_renamed_flag_in_a_page_fails_its_check(monkeypatch):
         check_pip(["pip", "install", "-e", ".[nosuch]"])
 
 
-@pytest.mark.parametrize("page", PAGES)
+# docs/API.md's tutorial trains, searches and serves (about 22 CPU-seconds): slow, as tests/test_api.py covers the
+# same API in the fast lane.
+PAGES_TO_RUN = [pytest.param(page, marks=pytest.mark.slow) if page == os.path.join("docs", "API.md") else page
+                for page in PAGES]
+
+
+@pytest.mark.parametrize("page", PAGES_TO_RUN)
 def test_python_blocks_run(page, tmp_path, monkeypatch):
     """A page's ```python blocks run in order in one namespace (a tutorial builds on its earlier blocks), in an
     empty working folder (what they write stays out of the repository)."""

@@ -156,13 +156,15 @@ def test_a_deep_method_fitted_twice_from_one_seed_gives_the_same_codes_and_state
     """The determinism on the CPU that a run's seed promises, through the whole loop (shuffling, dropout, the
     method's sampling and state): two fits of one epoch (two steps) give the same code outputs and the same method
     state (a memory bank, learned database codes); the saved model reloads to them. The fast lane's check of every
-    method (the harness above, which checks that each learns, is slow)."""
+    method (the harness above, which checks that each learns, is slow). The steps run eagerly: what a seed fixes is
+    the loop's and the method's, traced or not, and tracing cost more than half of each fit; the traced steps'
+    determinism is checked end to end through the training script (tests/test_cli.py, same seed, same codes)."""
     from saeh import training
     from saeh.inference import codes_for, load_hash_model
 
     split, method = tiny_split(train=32), baselines.get(name)
     first, second = (training.train(method, split, CLASSES, str(tmp_path / run), hash_bits=BITS, stack_num=1,
-                                    epochs=1, batch_size=16, verbose=0, log=lambda message: None)
+                                    epochs=1, batch_size=16, verbose=0, log=lambda message: None, run_eagerly=True)
                      for run in ("first", "second"))
     codes = codes_for(first.model, split.query, method=method)
     np.testing.assert_array_equal(codes_for(second.model, split.query, method=method).hash_org, codes.hash_org)
