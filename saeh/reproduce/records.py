@@ -8,8 +8,8 @@ import os
 from saeh import defaults
 from saeh.errors import SaehError
 from saeh.reproduce.layout import RESULTS
-from saeh.retrieval.report import metric_name
 from saeh.reproduce.tables import TABLES, effective_gamma, shell_line
+from saeh.retrieval.report import metric_name
 from saeh.run_folder import RunFolder
 
 MAP = metric_name("map", defaults.TOP_K)  # the score names hash_su_ae_train.py writes to scores.json
