@@ -514,6 +514,16 @@ def test_bits_select_the_cells_of_those_code_lengths():
         tables.cells("table1-cifar10", preset="cifar10-cpu", bits=[12])
 
 
+def test_gammas_select_the_cells_of_those_recovery_weights():
+    found = tables.cells("table2-gamma", preset="cifar10-fast", seeds=[1, 2], gammas=[10, 0.01])
+    assert [(cell.gamma, cell.seed) for cell in found] == [(0.01, 1), (0.01, 2), (10.0, 1), (10.0, 2)]
+    assert len(tables.cells("table2-gamma", preset="cifar10-fast", seeds=[1])) == 5
+    with pytest.raises(SaehError, match="table table2-gamma has no gamma"):
+        tables.cells("table2-gamma", preset="cifar10-fast", gammas=[0.5])
+    with pytest.raises(SaehError, match="table table1-cifar10 has no gamma.*none"):
+        tables.cells("table1-cifar10", preset="cifar10-fast", gammas=[1])
+
+
 def test_no_train_writes_only_the_cells_that_need_no_training(tmp_path):
     run_fake(tmp_path, "table1-cifar10", methods=["saeh-minus"])
     fake, written = run_fake(tmp_path, "table2-gamma", train=False)

@@ -175,9 +175,9 @@ def check_seeds(seeds):
     return seeds
 
 
-def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, tables=None):
+def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, gammas=None, tables=None):
     """The cells of a table under `preset`, in the table's order (groups, methods, bits, gammas, seeds); with
-    `methods` (or `bits`), only those methods' (code lengths') cells."""
+    `methods` (`bits`, `gammas`), only those methods' (code lengths', recovery weights') cells."""
     table = get_table(table_name, tables)
     presets.get(preset)
     seeds = check_seeds(seeds)
@@ -191,11 +191,17 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None
     if unknown:
         raise SaehError(f"table {table_name} has no code length(s) {', '.join(map(str, unknown))}; it has "
                         f"{', '.join(map(str, sorted(in_table)))}")
+    in_table = {float(gamma) for group in table.groups for gamma in group.gammas if gamma is not None}
+    unknown = sorted(set(map(float, gammas or ())) - in_table)
+    if unknown:
+        raise SaehError(f"table {table_name} has no gamma(s) {', '.join(map(str, unknown))}; it has "
+                        + (", ".join(map(str, sorted(in_table))) or "none (its methods' own weights)"))
     found = []
     for group in table.groups:
         for method in (m for m in group.method_names() if not methods or m in methods):
             for length in (b for b in group.bits if not bits or b in bits):
-                for gamma, ablation in ((g, a) for g in group.gammas for a in group.ablations):
+                for gamma, ablation in ((g, a) for g in group.gammas for a in group.ablations
+                                        if not gammas or (g is not None and float(g) in map(float, gammas))):
                     for seed in seeds if group.seeds == "all" else seeds[:1]:
                         found.append(Cell(table.name, method, group.dataset, length, gamma, group.procedure, seed,
                                           preset, None if ablation else group.reuse.get(gamma), group.protocol,
