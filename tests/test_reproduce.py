@@ -573,10 +573,14 @@ def test_the_ablation_table_trains_each_ingredient_removed_and_copies_the_full_r
     assert minus[4].id == "saeh-minus_cifar10_32bits_without-lookahead_seed3_cifar10-fast"
     argv = tables.command(minus[4], repo_root=tmp_path)
     assert flag(argv, "--ablate") == "lookahead" and "--ablate" not in tables.command(minus[0], repo_root=tmp_path)
-    # Every ablation names an ingredient the training script knows.
+    # The loss's terms are removed by SAEH's own weights, not by --ablate.
+    terms = tables.command(minus[-1], repo_root=tmp_path)
+    assert minus[-1].id == "saeh-minus_cifar10_32bits_without-hash-terms_seed3_cifar10-fast"
+    assert (flag(terms, "--alpha"), flag(terms, "--beta")) == ("0", "0") and "--ablate" not in terms
+    # Every recipe ablation names an ingredient the training script knows.
     from saeh import recipes
 
-    assert set(tables.ABLATED) == set(recipes.ABLATIONS)
+    assert set(tables.RECIPE_ABLATED) == set(recipes.ABLATIONS)
 
 
 def test_the_ablation_report_sets_each_run_against_the_full_recipe(tmp_path):

@@ -1,4 +1,4 @@
-"""The paper's tables as cells: which methods, datasets, code lengths, gammas, seeds and recipe ablations each
+"""The paper's tables as cells: which methods, datasets, code lengths, gammas, seeds and ablations each
 table runs, under which preset and protocol, which cells are copies of another table's identical run; each cell's id,
 files and the training command it runs."""
 
@@ -15,7 +15,14 @@ TABLE1_METHODS = ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh-plus", "itq", "ksh"
 SAEH_METHODS = ("saeh", "saeh-minus")
 TABLE1_BITS = (12, 24, 32, 48)
 TABLE2_GAMMAS = (0, 0.01, 0.1, 1, 10)
-ABLATED = ("whitening", "identity-init", "norm-bias-rate", "lookahead", "label-smoothing", "translation")
+# The ablation table's ingredients: the encoder's recipe's (saeh.recipes.ABLATIONS, the script's --ablate), then
+# SAEH's own loss terms (`LOSS_ABLATIONS`).
+RECIPE_ABLATED = ("whitening", "identity-init", "norm-bias-rate", "lookahead", "label-smoothing", "translation")
+# {name: (what trains in its place, the training script's flags)}: whether the binarising and balance terms cost
+# accuracy at the recipe's rate and batch (if they do, a ramp-in would be the next thing to try).
+LOSS_ABLATIONS = {"hash-terms": ("SAEH's binarising and balance terms off (α = β = 0): the sigmoid hash layer "
+                                 "trained through the classifier alone", ("--alpha", "0", "--beta", "0"))}
+ABLATED = RECIPE_ABLATED + tuple(LOSS_ABLATIONS)
 
 
 def other_sources_methods():
@@ -104,11 +111,12 @@ TABLES = {table.name: table for table in (
           "only, for their training and validation images, so they run under protocol ssdh)",
           (Group(("dpsh",), "cifar10", TABLE1_BITS, seeds="first", protocol="dpsh"),
            Group(("ssdh", "classifier-codes"), "cifar10", (32,), seeds="first", protocol="dpsh")), paper="dpsh"),
-    # The fast encoder's recipe with each ingredient removed in turn (one seed): which of them matter for hashing.
+    # The fast encoder's recipe with each ingredient removed in turn (one seed): which of them matter for hashing;
+    # then SAEH's hash terms (LOSS_ABLATIONS).
     # The full recipe's SAEH and SAEH⁻ are table1-cifar10's cells; classifier codes (a classifier on the encoder's
     # features, no hash layer) say what the data allows the network without the 32-bit hash layer.
-    Table("ablation-cifar10", "The encoder's recipe with each ingredient removed in turn: SAEH⁻ and SAEH on CIFAR-10 "
-          "at 32 bits, protocol ssdh, the first seed; classifier codes (a softmax classifier on the encoder's "
+    Table("ablation-cifar10", "The encoder's recipe, then SAEH's binarising and balance terms, each removed in turn: "
+          "SAEH⁻ and SAEH on CIFAR-10 at 32 bits, protocol ssdh, the first seed; classifier codes (a softmax classifier on the encoder's "
           "features, no hash layer) with the full recipe",
           (Group(("saeh-minus",), "cifar10", (32,), seeds="first", ablations=((), *((name,) for name in ABLATED)),
                  reuse={None: ("table1-cifar10", "saeh-minus")}),
@@ -209,6 +217,13 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None
     return found
 
 
+def ablation_meaning(ingredient):
+    """What trains in the place of an ablated `ingredient` (of the recipe or of SAEH's loss), in words."""
+    from saeh import recipes
+
+    return LOSS_ABLATIONS[ingredient][0] if ingredient in LOSS_ABLATIONS else recipes.ABLATIONS[ingredient][0]
+
+
 def effective_gamma(cell):
     """SAEH's recovery weight in the cell (None for methods without one)."""
     if cell.method not in SAEH_METHODS:
@@ -232,7 +247,7 @@ def command(cell, *, repo_root, data_dir=None, script=None):
     if data_dir:
         argv += ["--data-dir", os.path.abspath(data_dir)]
     for ingredient in cell.ablation or ():
-        argv += ["--ablate", ingredient]
+        argv += list(LOSS_ABLATIONS[ingredient][1]) if ingredient in LOSS_ABLATIONS else ["--ablate", ingredient]
     argv += ["--save-dir", os.path.join(RUNS, cell.table), "--run-name", cell.id, "--verbose", "2"]
     return argv
 
