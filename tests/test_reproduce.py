@@ -524,6 +524,16 @@ def test_gammas_select_the_cells_of_those_recovery_weights():
         tables.cells("table1-cifar10", preset="cifar10-fast", gammas=[1])
 
 
+def test_ablations_select_the_cells_without_those_ingredients():
+    found = tables.cells("ablation-cifar10", preset="cifar10-fast", ablations=["hash-terms", "full-recipe"])
+    assert [(cell.method, cell.ablation) for cell in found] == [("saeh-minus", ()), ("saeh-minus", ("hash-terms",)),
+                                                               ("saeh", ()), ("classifier-codes", ())]
+    with pytest.raises(SaehError, match="table ablation-cifar10 has no ablation.*whitening"):
+        tables.cells("ablation-cifar10", preset="cifar10-fast", ablations=["dropout"])
+    with pytest.raises(SaehError, match="table table1-cifar10 has no ablation.*none"):
+        tables.cells("table1-cifar10", preset="cifar10-fast", ablations=["lookahead"])
+
+
 def test_no_train_writes_only_the_cells_that_need_no_training(tmp_path):
     run_fake(tmp_path, "table1-cifar10", methods=["saeh-minus"])
     fake, written = run_fake(tmp_path, "table2-gamma", train=False)

@@ -23,6 +23,7 @@ RECIPE_ABLATED = ("whitening", "identity-init", "norm-bias-rate", "lookahead", "
 LOSS_ABLATIONS = {"hash-terms": ("SAEH's binarising and balance terms off (α = β = 0): the sigmoid hash layer "
                                  "trained through the classifier alone", ("--alpha", "0", "--beta", "0"))}
 ABLATED = RECIPE_ABLATED + tuple(LOSS_ABLATIONS)
+FULL_RECIPE = "full-recipe"  # the name of the ablation table's cells that remove nothing
 
 
 def other_sources_methods():
@@ -149,7 +150,7 @@ class Cell:
         original = "_original" if self.procedure == "original" else ""
         protocol = "" if self.protocol == defaults.PROTOCOL or original else f"_{self.protocol}"
         ablation = ("" if self.ablation is None else "".join(f"_without-{name}" for name in self.ablation)
-                    or "_full-recipe")
+                    or f"_{FULL_RECIPE}")
         return (f"{self.method}_{self.dataset}_{self.bits}bits{gamma}{original}{protocol}{ablation}_seed{self.seed}_"
                 f"{self.preset}")
 
@@ -183,9 +184,11 @@ def check_seeds(seeds):
     return seeds
 
 
-def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, gammas=None, tables=None):
+def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, gammas=None, ablations=None,
+          tables=None):
     """The cells of a table under `preset`, in the table's order (groups, methods, bits, gammas, seeds); with
-    `methods` (`bits`, `gammas`), only those methods' (code lengths', recovery weights') cells."""
+    `methods` (`bits`, `gammas`), only those methods' (code lengths', recovery weights') cells; with `ablations`
+    (ingredient names, "full-recipe" for none), only those of a table of ablations."""
     table = get_table(table_name, tables)
     presets.get(preset)
     seeds = check_seeds(seeds)
@@ -204,12 +207,19 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None
     if unknown:
         raise SaehError(f"table {table_name} has no gamma(s) {', '.join(map(str, unknown))}; it has "
                         + (", ".join(map(str, sorted(in_table))) or "none (its methods' own weights)"))
+    known = {"-".join(ablation) or FULL_RECIPE for group in table.groups for ablation in group.ablations
+             if table.paper == "ablation"}
+    unknown = sorted(set(ablations or ()) - known)
+    if unknown:
+        raise SaehError(f"table {table_name} has no ablation(s) {', '.join(unknown)}; it has "
+                        + (", ".join(sorted(known)) or "none"))
     found = []
     for group in table.groups:
         for method in (m for m in group.method_names() if not methods or m in methods):
             for length in (b for b in group.bits if not bits or b in bits):
                 for gamma, ablation in ((g, a) for g in group.gammas for a in group.ablations
-                                        if not gammas or (g is not None and float(g) in map(float, gammas))):
+                                        if (not gammas or (g is not None and float(g) in map(float, gammas)))
+                                        and (not ablations or ("-".join(a) or FULL_RECIPE) in ablations)):
                     for seed in seeds if group.seeds == "all" else seeds[:1]:
                         found.append(Cell(table.name, method, group.dataset, length, gamma, group.procedure, seed,
                                           preset, None if ablation else group.reuse.get(gamma), group.protocol,
