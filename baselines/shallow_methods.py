@@ -42,13 +42,20 @@ KSH_METHOD = register(ShallowMethod(
     listing_order=150)
 
 
+GIST = "gist"  # the --features value for GIST descriptors (baselines.gist)
+
+
 def feature_function(feature_model=None):
-    """images -> features: raw pixels in [0, 1] (the default, and what RESULTS.md uses), or, given the path of a
-    trained deep model, the features that model feeds its hash layer."""
+    """images -> features: raw pixels in [0, 1] (the default, and what RESULTS.md uses), GIST descriptors for
+    `GIST`, or, given the path of a trained deep model, the features that model feeds its hash layer."""
     if feature_model is None:
         from baselines.shallow import features_from_images
 
         return features_from_images
+    if feature_model == GIST:
+        from baselines.gist import gist_descriptors
+
+        return gist_descriptors
     from saeh.inference import hash_layer_inputs, load_hash_model
 
     model = load_hash_model(feature_model)
@@ -69,7 +76,8 @@ def fit_shallow(method, split, run_dir, hash_bits, seed, hyperparameters=None, s
     features = feature_function(feature_model)
     folder.record.write({**(settings or {}), "method": method.name, "hash_bits": hash_bits, "seed": seed,
                          "hyperparameters": dict(hasher.hyperparameters),
-                         "features": feature_model or "raw pixels in [0, 1]"})
+                         "features": {None: "raw pixels in [0, 1]", GIST: "GIST descriptors (baselines.gist)"}.get(
+                             feature_model, feature_model)})
     hasher.fit(features(split.train.images), split.train.labels)
     hasher.save(model_path, overwrite=True)
     print(f"{method.name} fitted on {len(split.train)} training images; model written to {model_path}")

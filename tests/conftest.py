@@ -15,19 +15,38 @@ import pytest  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Fixtures that train or build a network once for many tests (module or session scope). Under pytest-xdist each
+# worker that runs one of their tests builds its own copy, so their tests are grouped onto one worker.
+SHARED_TRAINING_FIXTURES = ("served_runs", "trained", "paper_network")
+
+
 def pytest_configure(config):
-    """Under pytest-xdist, hand out tests one or two at a time as workers free up, not in chunks. Its default first
+    """Under pytest-xdist, hand out tests one at a time as workers free up, not in chunks, and the tests of each
+    shared training fixture as one unit: `--dist loadgroup`, unless a --dist is given. The default (`load`) first
     gives each worker a quarter of its share in one consecutive block, so the first worker got every slow test
     (sorted first, below) and ran them alone for minutes after the other had finished: 16.4 minutes for a suite
-    whose tests sum to 12.6 per worker (2 workers, 2026-12-07)."""
-    if getattr(config.option, "maxschedchunk", "absent") is None:  # xdist present, the option not given
+    whose tests sum to 12.6 per worker (2 workers, 2026-12-07); and it built each shared fixture on both workers.
+    loadgroup hands out the groups first, then single tests one at a time in their order."""
+    given = any(arg == "-d" or arg.startswith("--dist") for arg in config.invocation_params.args)
+    if not given and getattr(config.option, "dist", None) == "load":  # the xdist controller, -n without --dist
+        config.option.dist = "loadgroup"
+    if not given and hasattr(config, "workerinput"):  # a worker: it parses the command line, not the choice above
+        config.option.loadgroup = True
+    if getattr(config.option, "maxschedchunk", "absent") is None:  # for an explicit --dist load
         config.option.maxschedchunk = 1
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Tests marked slow first (in their order, then the rest in theirs): with the hand-out above, the workers share
-    the long tests at the start instead of one of them running the last long test alone."""
+    the long tests at the start instead of one of them running the last long test alone. The tests of a shared
+    training fixture get its xdist group (the fixture's module's, for a module-scoped one)."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    for item in items:
+        for name in SHARED_TRAINING_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                owner = "session" if name == "served_runs" else item.module.__name__
+                item.add_marker(pytest.mark.xdist_group(f"{owner}.{name}"))
 
 
 SHARED_DATASETS = os.path.join(os.path.dirname(REPO), "shared", "datasets")

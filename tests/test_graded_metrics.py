@@ -314,6 +314,25 @@ def test_evaluate_reports_graded_measures_for_multi_hot_labels_only():
     assert not [name for name in result["metrics"] if name.split("@")[0] in MEASURES]
 
 
+def test_score_of_multi_hot_codes_runs_no_graded_scan(monkeypatch):
+    """`score` (a run's scores.json) reports no graded measure, so it must not pay their ranked scan: evaluate_codes'
+    graded=False skips it, and the other numbers are those of the full evaluation."""
+    from saeh.retrieval import report, score
+
+    query, database, query_labels, db_labels = make_case("clustered", 16, True, seed=22, n_database=200)
+    query, database = make_codes(query, query_labels, threshold=0.5), make_codes(database, db_labels, threshold=0.5)
+    full = evaluate_codes(query, database, top_k=50)["metrics"]
+
+    def no_graded_scan(*args, **kwargs):
+        raise AssertionError("score ran the graded measures' scan")
+
+    monkeypatch.setattr(report, "graded_scores", no_graded_scan)
+    scores = score(query, database, top_k=50)
+    assert scores["map@50"] == full["map@50"] and scores["map_ties_averaged@all"] == full["map_ties_averaged@all"]
+    assert not [name for name in evaluate_codes(query, database, top_k=50, graded=False)["metrics"]
+                if name.split("@")[0] in MEASURES]
+
+
 @pytest.mark.parametrize("k", [0, -3, 2.5, True, "al"])
 def test_bad_depths_raise_clear_errors(k):
     query, database, query_labels, db_labels = hand_case()

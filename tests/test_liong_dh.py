@@ -139,3 +139,4 @@ def test_trains_through_the_script_on_the_bundled_sample_and_beats_random_codes(
     learned, chance = trained_map_and_chance(["--method", name, "--which-data", "mnist-sample", "--set", "n_iter=30"],
                                              monkeypatch, capsys, str(tmp_path / name))
     assert learned > 0.18 and learned > chance + 0.07, (learned, chance)
+

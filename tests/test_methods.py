@@ -150,15 +150,22 @@ def test_method_trains_encodes_reloads_and_learns(name, labels, request, tmp_pat
 DEEP_METHODS = [name for name in IMAGE_METHODS if baselines.get(name).kind == "deep"]
 
 
+# Methods whose training draws nothing of its own (no sampling, no seeded targets or centres, no state): the shared
+# loop's seeding is all their determinism, checked fast through the others, so theirs run in the slow lane.
+SEEDED_BY_THE_LOOP_ALONE = ("ssdh", "dsh", "hashnet", "cnnh-plus", "dlbhc")
+
+
 # saeh: tests/test_cli.py checks its seed through the script.
-@pytest.mark.parametrize("name", [name for name in DEEP_METHODS if name != "saeh"])
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SEEDED_BY_THE_LOOP_ALONE
+                                  else name for name in DEEP_METHODS if name != "saeh"])
 def test_a_deep_method_fitted_twice_from_one_seed_gives_the_same_codes_and_state(name, tmp_path):
     """The determinism on the CPU that a run's seed promises, through the whole loop (shuffling, dropout, the
     method's sampling and state): two fits of one epoch (two steps) give the same code outputs and the same method
-    state (a memory bank, learned database codes); the saved model reloads to them. The fast lane's check of every
-    method (the harness above, which checks that each learns, is slow). The steps run eagerly: what a seed fixes is
-    the loop's and the method's, traced or not, and tracing cost more than half of each fit; the traced steps'
-    determinism is checked end to end through the training script (tests/test_cli.py, same seed, same codes)."""
+    state (a memory bank, learned database codes); the saved model reloads to them. In the fast lane for the methods
+    that draw something of their own (the harness above, which checks that each learns, is slow). The steps run
+    eagerly: what a seed fixes is the loop's and the method's, traced or not, and tracing cost more than half of each
+    fit; the traced steps' determinism is checked end to end through the training script (tests/test_cli.py, same
+    seed, same codes)."""
     from saeh import training
     from saeh.inference import codes_for, load_hash_model
 

@@ -45,7 +45,8 @@ def list_dataset(tmp_path_factory, multi_hot_split):
     return write_list_dataset(root, {"train.txt": multi_hot_split.database, "test.txt": multi_hot_split.query})
 
 
-@pytest.mark.parametrize("method", ["saeh", "ssdh"])
+# SSDH in the slow lane: the script's multi-hot path is the same for every method (SAEH's run checks it fast).
+@pytest.mark.parametrize("method", ["saeh", pytest.param("ssdh", marks=pytest.mark.slow)])
 def test_training_script_on_multi_hot_labels(method, list_dataset, multi_hot_split, tmp_path, capsys):
     save_dir = str(tmp_path / "runs")
     status = train.main(["--which-data", "list", "--data-dir", list_dataset, "--method", method, "--stack-num", "1",

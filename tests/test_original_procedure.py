@@ -52,7 +52,8 @@ def differ(first, second):
 # ---------------------------------------------------------------------------------------------------------------
 # Which epoch's weights: best (default) or last (the original)
 
-@pytest.mark.parametrize("final_weights", ["best", "last"])
+# "last" in the slow lane: the fast lane keeps the last epoch's weights through the original procedure's run below.
+@pytest.mark.parametrize("final_weights", ["best", pytest.param("last", marks=pytest.mark.slow)])
 def test_the_model_holds_the_best_or_the_last_epochs_weights(final_weights, separable_split, tmp_path):
     run_dir = str(tmp_path / final_weights)
     trained = training.train(FIRST_EPOCH_IS_BEST, separable_split, 4, run_dir, epochs=3,

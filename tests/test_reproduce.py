@@ -524,6 +524,16 @@ def test_gammas_select_the_cells_of_those_recovery_weights():
         tables.cells("table1-cifar10", preset="cifar10-fast", gammas=[1])
 
 
+def test_ablations_select_the_cells_without_those_ingredients():
+    found = tables.cells("ablation-cifar10", preset="cifar10-fast", ablations=["hash-terms", "full-recipe"])
+    assert [(cell.method, cell.ablation) for cell in found] == [("saeh-minus", ()), ("saeh-minus", ("hash-terms",)),
+                                                               ("saeh", ()), ("classifier-codes", ())]
+    with pytest.raises(SaehError, match="table ablation-cifar10 has no ablation.*whitening"):
+        tables.cells("ablation-cifar10", preset="cifar10-fast", ablations=["dropout"])
+    with pytest.raises(SaehError, match="table table1-cifar10 has no ablation.*none"):
+        tables.cells("table1-cifar10", preset="cifar10-fast", ablations=["lookahead"])
+
+
 def test_no_train_writes_only_the_cells_that_need_no_training(tmp_path):
     run_fake(tmp_path, "table1-cifar10", methods=["saeh-minus"])
     fake, written = run_fake(tmp_path, "table2-gamma", train=False)
@@ -573,10 +583,14 @@ def test_the_ablation_table_trains_each_ingredient_removed_and_copies_the_full_r
     assert minus[4].id == "saeh-minus_cifar10_32bits_without-lookahead_seed3_cifar10-fast"
     argv = tables.command(minus[4], repo_root=tmp_path)
     assert flag(argv, "--ablate") == "lookahead" and "--ablate" not in tables.command(minus[0], repo_root=tmp_path)
-    # Every ablation names an ingredient the training script knows.
+    # The loss's terms are removed by SAEH's own weights, not by --ablate.
+    terms = tables.command(minus[-1], repo_root=tmp_path)
+    assert minus[-1].id == "saeh-minus_cifar10_32bits_without-hash-terms_seed3_cifar10-fast"
+    assert (flag(terms, "--alpha"), flag(terms, "--beta")) == ("0", "0") and "--ablate" not in terms
+    # Every recipe ablation names an ingredient the training script knows.
     from saeh import recipes
 
-    assert set(tables.ABLATED) == set(recipes.ABLATIONS)
+    assert set(tables.RECIPE_ABLATED) == set(recipes.ABLATIONS)
 
 
 def test_the_ablation_report_sets_each_run_against_the_full_recipe(tmp_path):

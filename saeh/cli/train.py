@@ -80,9 +80,11 @@ def build_parser(settings):
                         metavar="NAME=VALUE",
                         help=common.stated_default("a hyperparameter of the method, repeatable (e.g. --set "
                                                    "margin=24 for dsh; `python -m baselines` lists them)"))
-    parser.add_argument("--features", default=None, metavar="MODEL.keras",
-                        help=common.stated_default("itq/ksh only: use the features a trained deep model feeds its "
-                                                   "hash layer (default: raw pixels)"))
+    parser.add_argument("--features", default=None, metavar="gist|MODEL.keras",
+                        help=common.stated_default("shallow methods only: 'gist' (512-d GIST descriptors, as "
+                                                   "LMgist computes them; DH's paper hashes these) or the features "
+                                                   "a trained deep model feeds its hash layer (default: raw "
+                                                   "pixels)"))
     parser.add_argument("--encoder", default=defaults.ENCODER, help="resnet_cifar, resnet50, dsh_cnn or whitened_cnn (trained with its own "
                         "recipe: `python -m saeh.presets` shows it under cifar10-fast)")
     parser.add_argument("--encoder-weights", default=None,
@@ -223,7 +225,8 @@ def train_from_arguments(argv=None, settings=None):
     validation.positive_int(args.top_k, "--top-k")
     validation.non_negative_int(args.radius, "--radius")
     if args.features and method.kind != "shallow":
-        raise SaehError(f"--features is for the shallow methods (itq, ksh); {method.name!r} learns its own")
+        raise SaehError(f"--features is for the shallow methods (`python -m baselines` lists them); {method.name!r} "
+                        "learns its own")
     check_original_flags(args, method)
     check_data_kind(args, method)
     args.load_path = common.model_argument(args.load_path)  # a run folder or shipped name: its model.keras

@@ -24,6 +24,9 @@ def build_parser():
                      help="run only the cells of these code lengths (default: every length of the table)")
     run.add_argument("--gammas", type=float, nargs="+", default=None,
                      help="run only the cells of these recovery weights (default: every gamma of the table)")
+    run.add_argument("--ablations", nargs="+", default=None, metavar="INGREDIENT",
+                     help="a table of ablations: run only the cells without these ingredients (full-recipe: the "
+                          "cells that remove nothing)")
     run.add_argument("--data-dir", default=None, help="passed to the training script (default: its own default)")
     run.add_argument("--commit", action="store_true", help="git add and commit each result file as it is written")
     run.add_argument("--dry-run", action="store_true", help="list the cells, their commands and status; run nothing")
@@ -46,7 +49,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "run":
         run_table(args.table, preset=args.preset, seeds=args.seeds, methods=args.methods, bits=args.bits,
-                  gammas=args.gammas, repo_root=args.repo_root, data_dir=args.data_dir, commit=args.commit, dry=args.dry_run,
+                  gammas=args.gammas, ablations=args.ablations, repo_root=args.repo_root, data_dir=args.data_dir, commit=args.commit, dry=args.dry_run,
                   train=not args.no_train)
     elif args.command == "report":
         write_report(repo_root=args.repo_root, out=args.out)

@@ -10,7 +10,7 @@ from saeh.atomic import atomic_path
 from saeh.errors import SaehError
 from saeh.reproduce.layout import IMAGES, default_repository
 from saeh.reproduce.records import MAP, MAP_ALL, MAP_TIES_AVERAGED, PRECISION, all_results
-from saeh.reproduce.tables import ABLATED, TABLES, cells, effective_gamma
+from saeh.reproduce.tables import ABLATED, TABLES, ablation_meaning, cells, effective_gamma
 
 BEGIN, END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"  # the report's place in RESULTS.md
 
@@ -241,8 +241,6 @@ def render_preset_section(table, preset, records, labels):
 def render_ablation_section(table, preset, records, labels):
     """A recipe ablation under `preset`: a row per method and ingredient removed, its validation accuracy and scores,
     and its mAP@1000 against the full recipe's run of the same method and seed."""
-    from saeh import recipes
-
     full = {(record["method"], record["seed"]): record for record in records if not record.get("ablation")}
     cpus = sorted({f"{record['machine'].get('cpu')} ({record['machine'].get('cpu_count')} cores)"
                    for record in records})
@@ -260,7 +258,7 @@ def render_ablation_section(table, preset, records, labels):
                       f"{percent(record['scores'][MAP]) - percent(base['scores'][MAP]):+.2f}")
         row = [labels.get(record["method"], record["method"]),
                ", ".join(ablation) or "nothing (the full recipe)",
-               "; ".join(recipes.ABLATIONS[name][0] for name in ablation if name in recipes.ABLATIONS) or "–",
+               "; ".join(ablation_meaning(name) for name in ablation) or "–",
                "–" if accuracy is None else f"{percent(accuracy):.2f}", f"{percent(record['scores'][MAP]):.2f}",
                f"{percent(record['scores'][PRECISION]):.2f}", difference, str(record["seed"]),
                "copied" if record.get("reused_from") else format_duration(record["wall_seconds"])]

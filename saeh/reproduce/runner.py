@@ -166,14 +166,15 @@ def dry_run(table_cells, *, root, data_dir, log):
         log(f"CPU time: about {format_duration(cpu_seconds)} for the {with_cpu} of them with a recorded CPU time")
 
 
-def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, gammas=None, repo_root=None,
-              data_dir=None, commit=False, dry=False, train=True, tables=None, run=run_command, log=print):
-    """Run the missing cells of a table (of `methods`, `bits` and `gammas` only, when given), one result file each
-    (committed on its own with `commit`). With `train` false, only the cells that need no training are written (copies of another
+def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, gammas=None, ablations=None,
+              repo_root=None, data_dir=None, commit=False, dry=False, train=True, tables=None, run=run_command,
+              log=print):
+    """Run the missing cells of a table (of `methods`, `bits`, `gammas` and `ablations` only, when given), one result
+    file each (committed on its own with `commit`). With `train` false, only the cells that need no training are written (copies of another
     table's run, scored run folders); the others are listed. Returns the result files written by this call."""
     root = os.path.abspath(repo_root or default_repository())
     table_cells = cells(table_name, preset=preset, seeds=seeds, methods=methods, bits=bits, gammas=gammas,
-                        tables=tables)
+                        ablations=ablations, tables=tables)
     log(f"{table_name} under preset {preset}: " + ("; ".join(presets.deviations(preset)) or "the paper's setting"))
     if dry:
         dry_run(table_cells, root=root, data_dir=data_dir, log=log)

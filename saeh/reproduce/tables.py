@@ -1,4 +1,4 @@
-"""The paper's tables as cells: which methods, datasets, code lengths, gammas, seeds and recipe ablations each
+"""The paper's tables as cells: which methods, datasets, code lengths, gammas, seeds and ablations each
 table runs, under which preset and protocol, which cells are copies of another table's identical run; each cell's id,
 files and the training command it runs."""
 
@@ -15,7 +15,15 @@ TABLE1_METHODS = ("saeh", "saeh-minus", "ssdh", "dsh", "cnnh-plus", "itq", "ksh"
 SAEH_METHODS = ("saeh", "saeh-minus")
 TABLE1_BITS = (12, 24, 32, 48)
 TABLE2_GAMMAS = (0, 0.01, 0.1, 1, 10)
-ABLATED = ("whitening", "identity-init", "norm-bias-rate", "lookahead", "label-smoothing", "translation")
+# The ablation table's ingredients: the encoder's recipe's (saeh.recipes.ABLATIONS, the script's --ablate), then
+# SAEH's own loss terms (`LOSS_ABLATIONS`).
+RECIPE_ABLATED = ("whitening", "identity-init", "norm-bias-rate", "lookahead", "label-smoothing", "translation")
+# {name: (what trains in its place, the training script's flags)}: whether the binarising and balance terms cost
+# accuracy at the recipe's rate and batch (if they do, a ramp-in would be the next thing to try).
+LOSS_ABLATIONS = {"hash-terms": ("SAEH's binarising and balance terms off (α = β = 0): the sigmoid hash layer "
+                                 "trained through the classifier alone", ("--alpha", "0", "--beta", "0"))}
+ABLATED = RECIPE_ABLATED + tuple(LOSS_ABLATIONS)
+FULL_RECIPE = "full-recipe"  # the name of the ablation table's cells that remove nothing
 
 
 def other_sources_methods():
@@ -104,11 +112,12 @@ TABLES = {table.name: table for table in (
           "only, for their training and validation images, so they run under protocol ssdh)",
           (Group(("dpsh",), "cifar10", TABLE1_BITS, seeds="first", protocol="dpsh"),
            Group(("ssdh", "classifier-codes"), "cifar10", (32,), seeds="first", protocol="dpsh")), paper="dpsh"),
-    # The fast encoder's recipe with each ingredient removed in turn (one seed): which of them matter for hashing.
+    # The fast encoder's recipe with each ingredient removed in turn (one seed): which of them matter for hashing;
+    # then SAEH's hash terms (LOSS_ABLATIONS).
     # The full recipe's SAEH and SAEH⁻ are table1-cifar10's cells; classifier codes (a classifier on the encoder's
     # features, no hash layer) say what the data allows the network without the 32-bit hash layer.
-    Table("ablation-cifar10", "The encoder's recipe with each ingredient removed in turn: SAEH⁻ and SAEH on CIFAR-10 "
-          "at 32 bits, protocol ssdh, the first seed; classifier codes (a softmax classifier on the encoder's "
+    Table("ablation-cifar10", "The encoder's recipe, then SAEH's binarising and balance terms, each removed in turn: "
+          "SAEH⁻ and SAEH on CIFAR-10 at 32 bits, protocol ssdh, the first seed; classifier codes (a softmax classifier on the encoder's "
           "features, no hash layer) with the full recipe",
           (Group(("saeh-minus",), "cifar10", (32,), seeds="first", ablations=((), *((name,) for name in ABLATED)),
                  reuse={None: ("table1-cifar10", "saeh-minus")}),
@@ -141,7 +150,7 @@ class Cell:
         original = "_original" if self.procedure == "original" else ""
         protocol = "" if self.protocol == defaults.PROTOCOL or original else f"_{self.protocol}"
         ablation = ("" if self.ablation is None else "".join(f"_without-{name}" for name in self.ablation)
-                    or "_full-recipe")
+                    or f"_{FULL_RECIPE}")
         return (f"{self.method}_{self.dataset}_{self.bits}bits{gamma}{original}{protocol}{ablation}_seed{self.seed}_"
                 f"{self.preset}")
 
@@ -175,9 +184,11 @@ def check_seeds(seeds):
     return seeds
 
 
-def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, gammas=None, tables=None):
+def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None, gammas=None, ablations=None,
+          tables=None):
     """The cells of a table under `preset`, in the table's order (groups, methods, bits, gammas, seeds); with
-    `methods` (`bits`, `gammas`), only those methods' (code lengths', recovery weights') cells."""
+    `methods` (`bits`, `gammas`), only those methods' (code lengths', recovery weights') cells; with `ablations`
+    (ingredient names, "full-recipe" for none), only those of a table of ablations."""
     table = get_table(table_name, tables)
     presets.get(preset)
     seeds = check_seeds(seeds)
@@ -196,17 +207,31 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None
     if unknown:
         raise SaehError(f"table {table_name} has no gamma(s) {', '.join(map(str, unknown))}; it has "
                         + (", ".join(map(str, sorted(in_table))) or "none (its methods' own weights)"))
+    known = {"-".join(ablation) or FULL_RECIPE for group in table.groups for ablation in group.ablations
+             if table.paper == "ablation"}
+    unknown = sorted(set(ablations or ()) - known)
+    if unknown:
+        raise SaehError(f"table {table_name} has no ablation(s) {', '.join(unknown)}; it has "
+                        + (", ".join(sorted(known)) or "none"))
     found = []
     for group in table.groups:
         for method in (m for m in group.method_names() if not methods or m in methods):
             for length in (b for b in group.bits if not bits or b in bits):
                 for gamma, ablation in ((g, a) for g in group.gammas for a in group.ablations
-                                        if not gammas or (g is not None and float(g) in map(float, gammas))):
+                                        if (not gammas or (g is not None and float(g) in map(float, gammas)))
+                                        and (not ablations or ("-".join(a) or FULL_RECIPE) in ablations)):
                     for seed in seeds if group.seeds == "all" else seeds[:1]:
                         found.append(Cell(table.name, method, group.dataset, length, gamma, group.procedure, seed,
                                           preset, None if ablation else group.reuse.get(gamma), group.protocol,
                                           tuple(ablation) if table.paper == "ablation" else None))
     return found
+
+
+def ablation_meaning(ingredient):
+    """What trains in the place of an ablated `ingredient` (of the recipe or of SAEH's loss), in words."""
+    from saeh import recipes
+
+    return LOSS_ABLATIONS[ingredient][0] if ingredient in LOSS_ABLATIONS else recipes.ABLATIONS[ingredient][0]
 
 
 def effective_gamma(cell):
@@ -232,7 +257,7 @@ def command(cell, *, repo_root, data_dir=None, script=None):
     if data_dir:
         argv += ["--data-dir", os.path.abspath(data_dir)]
     for ingredient in cell.ablation or ():
-        argv += ["--ablate", ingredient]
+        argv += list(LOSS_ABLATIONS[ingredient][1]) if ingredient in LOSS_ABLATIONS else ["--ablate", ingredient]
     argv += ["--save-dir", os.path.join(RUNS, cell.table), "--run-name", cell.id, "--verbose", "2"]
     return argv
 

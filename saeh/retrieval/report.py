@@ -62,14 +62,15 @@ def check_pair(query, database, query_name="query set", database_name="database"
         )
 
 
-def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION_AT, chunk_pairs=DEFAULT_CHUNK_PAIRS):
+def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION_AT, chunk_pairs=DEFAULT_CHUNK_PAIRS,
+                   graded=True):
     """All retrieval results for `query` codes searched in `database` codes (both `saeh.codes.Codes`, 0/1 hash_bin).
 
     Returns a JSON-ready dict: "bits", "n_query", "n_database", "top_k" (min(top_k, N)), "radius", "metrics"
     (name -> number, named by `metric_name`: map@top_k and map@all, each with database-index ties and tie-averaged;
     precision, recall and empty-ball fraction within the radius; precision@k and recall@k for k in `precision_at`
-    capped at N; for multi-hot labels also ndcg@100 and acg@100 (DSRH's depth, capped at N) and wmap@top_k) and
-    "curves" (PR by radius, PR by rank, precision at k up to top_k).
+    capped at N; for multi-hot labels and `graded`, also ndcg@100 and acg@100 (DSRH's depth, capped at N) and
+    wmap@top_k: a third scan) and "curves" (PR by radius, PR by rank, precision at k up to top_k).
     """
     check_pair(query, database)
     radius = validation.non_negative_int(radius, "radius")
@@ -123,7 +124,7 @@ def evaluate_codes(query, database, top_k=1000, radius=2, precision_at=PRECISION
     }
     metrics.update({metric_name("precision", k): float(precision_at_checkpoint[column[k]]) for k in ks})
     metrics.update({metric_name("recall", k): float(recall_at_checkpoint[column[k]]) for k in ks})
-    if problem.relevance.multi_label:
+    if graded and problem.relevance.multi_label:
         graded_depth = _depth(DSRH_DEPTH, n_database)
         graded = graded_scores(problem, ndcg_depth=graded_depth, acg_depth=graded_depth, wmap_depth=depth)
         metrics[metric_name("ndcg", graded_depth)] = float(graded["ndcg"].mean())
@@ -164,7 +165,7 @@ def score(query, database, top_k=defaults.TOP_K, radius=defaults.RADIUS):
     which does not depend on how the database is stored; with ties by index a class-sorted database moves a 32-bit
     CIFAR-10 score by up to a point). Taken from `evaluate_codes`'s two scans; named at `top_k` even where the
     database is shorter (the depth is then the whole database)."""
-    results = evaluate_codes(query, database, top_k=top_k, radius=radius, precision_at=())
+    results = evaluate_codes(query, database, top_k=top_k, radius=radius, precision_at=(), graded=False)
     metrics, depth = results["metrics"], results["top_k"]
     return {metric_name("map", top_k): metrics[metric_name("map", depth)],
             metric_name("precision", radius=radius): metrics[metric_name("precision", radius=radius)],
