@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from saeh import defaults, presets
+from saeh import defaults, presets, recipes
 from saeh.errors import SaehError
 from saeh.reproduce.layout import RESULTS, RUNS, SCRIPT, default_repository
 
@@ -229,8 +229,6 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None
 
 def ablation_meaning(ingredient):
     """What trains in the place of an ablated `ingredient` (of the recipe or of SAEH's loss), in words."""
-    from saeh import recipes
-
     return LOSS_ABLATIONS[ingredient][0] if ingredient in LOSS_ABLATIONS else recipes.ABLATIONS[ingredient][0]
 
 
