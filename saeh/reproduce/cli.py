@@ -49,8 +49,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "run":
         run_table(args.table, preset=args.preset, seeds=args.seeds, methods=args.methods, bits=args.bits,
-                  gammas=args.gammas, ablations=args.ablations, repo_root=args.repo_root, data_dir=args.data_dir, commit=args.commit, dry=args.dry_run,
-                  train=not args.no_train)
+                  gammas=args.gammas, ablations=args.ablations, repo_root=args.repo_root, data_dir=args.data_dir,
+                  commit=args.commit, dry=args.dry_run, train=not args.no_train)
     elif args.command == "report":
         write_report(repo_root=args.repo_root, out=args.out)
     elif args.command == "curves":

@@ -170,8 +170,8 @@ def run_table(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=
               repo_root=None, data_dir=None, commit=False, dry=False, train=True, tables=None, run=run_command,
               log=print):
     """Run the missing cells of a table (of `methods`, `bits`, `gammas` and `ablations` only, when given), one result
-    file each (committed on its own with `commit`). With `train` false, only the cells that need no training are written (copies of another
-    table's run, scored run folders); the others are listed. Returns the result files written by this call."""
+    file each (committed on its own with `commit`). With `train` false, only the cells that need no training are
+    written (copies of another table's run, scored run folders); the others are listed. Returns the result files written by this call."""
     root = os.path.abspath(repo_root or default_repository())
     table_cells = cells(table_name, preset=preset, seeds=seeds, methods=methods, bits=bits, gammas=gammas,
                         ablations=ablations, tables=tables)

@@ -117,8 +117,8 @@ TABLES = {table.name: table for table in (
     # The full recipe's SAEH and SAEH⁻ are table1-cifar10's cells; classifier codes (a classifier on the encoder's
     # features, no hash layer) say what the data allows the network without the 32-bit hash layer.
     Table("ablation-cifar10", "The encoder's recipe, then SAEH's binarising and balance terms, each removed in turn: "
-          "SAEH⁻ and SAEH on CIFAR-10 at 32 bits, protocol ssdh, the first seed; classifier codes (a softmax classifier on the encoder's "
-          "features, no hash layer) with the full recipe",
+          "SAEH⁻ and SAEH on CIFAR-10 at 32 bits, protocol ssdh, the first seed; classifier codes (a softmax "
+          "classifier on the encoder's features, no hash layer) with the full recipe",
           (Group(("saeh-minus",), "cifar10", (32,), seeds="first", ablations=((), *((name,) for name in ABLATED)),
                  reuse={None: ("table1-cifar10", "saeh-minus")}),
            Group(("saeh",), "cifar10", (32,), seeds="first", reuse={None: ("table1-cifar10", "saeh")}),
@@ -207,24 +207,30 @@ def cells(table_name, *, preset, seeds=(defaults.SEED,), methods=None, bits=None
     if unknown:
         raise SaehError(f"table {table_name} has no gamma(s) {', '.join(map(str, unknown))}; it has "
                         + (", ".join(map(str, sorted(in_table))) or "none (its methods' own weights)"))
-    known = {"-".join(ablation) or FULL_RECIPE for group in table.groups for ablation in group.ablations
+    known = {ablation_name(ablation) for group in table.groups for ablation in group.ablations
              if table.paper == "ablation"}
     unknown = sorted(set(ablations or ()) - known)
     if unknown:
         raise SaehError(f"table {table_name} has no ablation(s) {', '.join(unknown)}; it has "
                         + (", ".join(sorted(known)) or "none"))
+    wanted_gammas = set(map(float, gammas or ()))
     found = []
     for group in table.groups:
         for method in (m for m in group.method_names() if not methods or m in methods):
             for length in (b for b in group.bits if not bits or b in bits):
                 for gamma, ablation in ((g, a) for g in group.gammas for a in group.ablations
-                                        if (not gammas or (g is not None and float(g) in map(float, gammas)))
-                                        and (not ablations or ("-".join(a) or FULL_RECIPE) in ablations)):
+                                        if (not gammas or (g is not None and float(g) in wanted_gammas))
+                                        and (not ablations or ablation_name(a) in ablations)):
                     for seed in seeds if group.seeds == "all" else seeds[:1]:
                         found.append(Cell(table.name, method, group.dataset, length, gamma, group.procedure, seed,
                                           preset, None if ablation else group.reuse.get(gamma), group.protocol,
                                           tuple(ablation) if table.paper == "ablation" else None))
     return found
+
+
+def ablation_name(ablation):
+    """The name `--ablations` takes for a cell's `ablation` (ingredients removed): theirs, or FULL_RECIPE for none."""
+    return "-".join(ablation) or FULL_RECIPE
 
 
 def ablation_meaning(ingredient):
